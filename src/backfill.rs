@@ -1,0 +1,349 @@
+//! Backfills with Airflow 3 semantics: one run per schedule slot whose logical date falls in
+//! `--from..=--to` (local dates in the DAG's time zone); `--reprocess none|failed|completed`
+//! decides what happens to dates that already have a run; runs go `--max-active-runs` at a time,
+//! oldest first unless `--run-backwards`. The plan is computed first (that is all `--dry-run`
+//! does), then executed in-process, every per-date outcome recorded in the state DB.
+
+use std::fmt;
+use std::str::FromStr;
+use std::sync::Arc;
+
+use chrono::{DateTime, NaiveDate, Utc};
+use futures::StreamExt;
+use serde::Serialize;
+
+use crate::dag::{Dag, Slot, schedule};
+use crate::executor::{ExecError, Executor, Prepared, prepare_run};
+use crate::store::{BackfillDateRow, NewBackfill, RunState, RunType, Store, StoreError};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Reprocess {
+    /// Only dates without a run.
+    None,
+    /// Dates without a run and dates whose run failed.
+    Failed,
+    /// Every date whose run is finished (succeeded or failed).
+    Completed,
+}
+
+impl FromStr for Reprocess {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "none" => Ok(Reprocess::None),
+            "failed" => Ok(Reprocess::Failed),
+            "completed" => Ok(Reprocess::Completed),
+            other => Err(format!("--reprocess `{other}` is not one of none, failed, completed")),
+        }
+    }
+}
+
+impl fmt::Display for Reprocess {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Reprocess::None => "none",
+            Reprocess::Failed => "failed",
+            Reprocess::Completed => "completed",
+        })
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Request {
+    pub from: NaiveDate,
+    pub to: NaiveDate,
+    pub reprocess: Reprocess,
+    /// Defaults to the DAG's `max_active_runs`.
+    pub max_active_runs: Option<u32>,
+    pub run_backwards: bool,
+    pub conf: serde_json::Value,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum BackfillError {
+    /// The request itself is wrong (exit code 2).
+    #[error("{0}")]
+    Invalid(String),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Exec(#[from] ExecError),
+}
+
+/// What the backfill will do for one slot.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "action", rename_all = "snake_case")]
+pub enum Action {
+    /// No run yet: create one.
+    Create,
+    /// Re-run the existing run (its previous state given).
+    Rerun { run_pk: i64, previous: String },
+    /// Leave the date alone.
+    Skip { run_pk: i64, reason: String },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct PlannedDate {
+    pub ds: NaiveDate,
+    pub logical_date: DateTime<Utc>,
+    #[serde(flatten)]
+    pub action: Action,
+    #[serde(skip)]
+    pub slot: Slot,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Outcome {
+    Succeeded,
+    Failed,
+    Skipped,
+}
+
+impl Outcome {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Outcome::Succeeded => "succeeded",
+            Outcome::Failed => "failed",
+            Outcome::Skipped => "skipped",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct DateOutcome {
+    pub ds: NaiveDate,
+    pub logical_date: DateTime<Utc>,
+    pub run_pk: Option<i64>,
+    pub outcome: Outcome,
+    pub reason: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Report {
+    pub backfill_id: i64,
+    pub dag_id: String,
+    pub dates: Vec<DateOutcome>,
+}
+
+impl Report {
+    pub fn count(&self, outcome: Outcome) -> usize {
+        self.dates.iter().filter(|d| d.outcome == outcome).count()
+    }
+}
+
+/// Checks the request against the DAG and works out what happens to each slot.
+pub async fn plan(store: &Store, dag: &Dag, req: &Request) -> Result<Vec<PlannedDate>, BackfillError> {
+    if req.from > req.to {
+        return Err(BackfillError::Invalid(format!("--from {} is after --to {}", req.from, req.to)));
+    }
+    if let Some(start) = dag.start_date {
+        if req.from < start {
+            return Err(BackfillError::Invalid(format!(
+                "--from {} is before DAG `{}`'s start_date {start}",
+                req.from, dag.id
+            )));
+        }
+    }
+    if let Some(end) = dag.end_date {
+        if req.to > end {
+            return Err(BackfillError::Invalid(format!("--to {} is after DAG `{}`'s end_date {end}", req.to, dag.id)));
+        }
+    }
+    if req.max_active_runs == Some(0) {
+        return Err(BackfillError::Invalid("--max-active-runs must be at least 1".into()));
+    }
+    crate::executor::resolve_params(dag, &req.conf).map_err(BackfillError::Invalid)?;
+    let mut slots = schedule::slots_between(dag.schedule.as_ref(), dag.timezone, req.from, req.to);
+    if req.run_backwards {
+        slots.reverse();
+    }
+    let mut out = Vec::with_capacity(slots.len());
+    for slot in slots {
+        let action = match store.find_run(&dag.id, slot.logical_date).await? {
+            None => Action::Create,
+            Some(run) => match (req.reprocess, run.state) {
+                (_, RunState::Queued | RunState::Running) => {
+                    Action::Skip { run_pk: run.id, reason: format!("run {} is {} already", run.id, run.state) }
+                }
+                (Reprocess::None, state) => Action::Skip {
+                    run_pk: run.id,
+                    reason: format!("already has run {} ({state}); use --reprocess to run it again", run.id),
+                },
+                (Reprocess::Failed, RunState::Success) => Action::Skip {
+                    run_pk: run.id,
+                    reason: format!("run {} succeeded; --reprocess failed re-runs only failed runs", run.id),
+                },
+                (Reprocess::Failed | Reprocess::Completed, state) => {
+                    Action::Rerun { run_pk: run.id, previous: state.to_string() }
+                }
+            },
+        };
+        out.push(PlannedDate { ds: slot.ds, logical_date: slot.logical_date, action, slot });
+    }
+    Ok(out)
+}
+
+/// Runs a plan: records the backfill, runs its dates (at most `max_active_runs` at once) and
+/// calls `on_date` as each date finishes.
+pub async fn execute(
+    exec: &Executor,
+    dag: &Dag,
+    req: &Request,
+    planned: Vec<PlannedDate>,
+    on_date: &(dyn Fn(&DateOutcome) + Sync),
+) -> Result<Report, BackfillError> {
+    let store = exec.store().clone();
+    let max_active = req.max_active_runs.unwrap_or(dag.max_active_runs).max(1);
+    let backfill = store
+        .create_backfill(&NewBackfill {
+            dag_id: &dag.id,
+            from_date: req.from,
+            to_date: req.to,
+            reprocess: &req.reprocess.to_string(),
+            max_active_runs: max_active,
+            run_backwards: req.run_backwards,
+        })
+        .await?;
+    let mut dates = Vec::with_capacity(planned.len());
+    let mut to_run = Vec::new();
+    for p in &planned {
+        let (outcome, run_pk, reason) = match &p.action {
+            Action::Skip { run_pk, reason } => ("skipped", Some(*run_pk), Some(reason.clone())),
+            Action::Rerun { run_pk, .. } => ("pending", Some(*run_pk), None),
+            Action::Create => ("pending", None, None),
+        };
+        store
+            .set_backfill_date(&BackfillDateRow {
+                backfill_id: backfill.id,
+                logical_date: p.logical_date,
+                ds: p.ds,
+                run_pk,
+                outcome: outcome.into(),
+                reason: reason.clone(),
+            })
+            .await?;
+        if let Action::Skip { run_pk, reason } = &p.action {
+            let d = DateOutcome {
+                ds: p.ds,
+                logical_date: p.logical_date,
+                run_pk: Some(*run_pk),
+                outcome: Outcome::Skipped,
+                reason: Some(reason.clone()),
+            };
+            on_date(&d);
+            dates.push(d);
+        } else {
+            to_run.push(p.clone());
+        }
+    }
+
+    let cancel = exec.cancel_token();
+    let dag = Arc::new(dag.clone());
+    let results: Vec<Result<DateOutcome, BackfillError>> = futures::stream::iter(to_run.into_iter().map(|p| {
+        let exec = exec.clone();
+        let store = store.clone();
+        let dag = dag.clone();
+        let conf = req.conf.clone();
+        let cancel = cancel.clone();
+        async move {
+            if cancel.is_cancelled() {
+                let d = DateOutcome {
+                    ds: p.ds,
+                    logical_date: p.logical_date,
+                    run_pk: None,
+                    outcome: Outcome::Skipped,
+                    reason: Some("backfill cancelled before this date started".into()),
+                };
+                record(&store, backfill.id, &d).await?;
+                return Ok(d);
+            }
+            let prepared = prepare_run(&store, &dag, &p.slot, RunType::Backfill, &conf, Some(backfill.id)).await;
+            let run = match prepared {
+                Ok(Prepared::Created(run) | Prepared::Requeued(run)) => run,
+                Err(ExecError::Invalid(reason)) => {
+                    let d = DateOutcome {
+                        ds: p.ds,
+                        logical_date: p.logical_date,
+                        run_pk: None,
+                        outcome: Outcome::Skipped,
+                        reason: Some(reason),
+                    };
+                    record(&store, backfill.id, &d).await?;
+                    return Ok(d);
+                }
+                Err(e) => return Err(e.into()),
+            };
+            store
+                .set_backfill_date(&BackfillDateRow {
+                    backfill_id: backfill.id,
+                    logical_date: p.logical_date,
+                    ds: p.ds,
+                    run_pk: Some(run.id),
+                    outcome: "running".into(),
+                    reason: None,
+                })
+                .await?;
+            let state = exec.execute(&dag, run.id).await?;
+            let (outcome, reason) = match state {
+                RunState::Success => (Outcome::Succeeded, None),
+                _ => (Outcome::Failed, Some(failure_reason(&store, run.id).await?)),
+            };
+            let d = DateOutcome { ds: p.ds, logical_date: p.logical_date, run_pk: Some(run.id), outcome, reason };
+            record(&store, backfill.id, &d).await?;
+            Ok(d)
+        }
+    }))
+    .buffer_unordered(max_active as usize)
+    .then(|r| async {
+        if let Ok(d) = &r {
+            on_date(d);
+        }
+        r
+    })
+    .collect()
+    .await;
+    for r in results {
+        dates.push(r?);
+    }
+    dates.sort_by_key(|d| d.logical_date);
+    if req.run_backwards {
+        dates.reverse();
+    }
+    let state = if cancel.is_cancelled() {
+        "cancelled"
+    } else if dates.iter().any(|d| d.outcome == Outcome::Failed) {
+        "failed"
+    } else {
+        "completed"
+    };
+    store.finish_backfill(backfill.id, state).await?;
+    Ok(Report { backfill_id: backfill.id, dag_id: dag.id.clone(), dates })
+}
+
+async fn record(store: &Store, backfill_id: i64, d: &DateOutcome) -> Result<(), StoreError> {
+    store
+        .set_backfill_date(&BackfillDateRow {
+            backfill_id,
+            logical_date: d.logical_date,
+            ds: d.ds,
+            run_pk: d.run_pk,
+            outcome: d.outcome.as_str().into(),
+            reason: d.reason.clone(),
+        })
+        .await
+}
+
+/// "task `transform` failed: <error>" for the first failed task of a run.
+async fn failure_reason(store: &Store, run_pk: i64) -> Result<String, StoreError> {
+    let tis = store.list_task_instances(run_pk).await?;
+    let failed: Vec<_> = tis.iter().filter(|t| t.state == Some(crate::store::TaskState::Failed)).collect();
+    Ok(match failed.first() {
+        Some(t) => {
+            let more = if failed.len() > 1 { format!(" (and {} more)", failed.len() - 1) } else { String::new() };
+            format!("task `{}` failed: {}{more}", t.task_id, t.error.as_deref().unwrap_or("no error recorded"))
+        }
+        None => "run failed".into(),
+    })
+}

@@ -1,0 +1,746 @@
+//! The `tmctl` command line (clap). Each sub-command loads settings, opens the state DB and calls
+//! into `dag`, `executor`, `backfill` or `store`; this module only parses, prints and picks exit
+//! codes: 0 success, 1 a run or task failed, 2 bad input (arguments, DAG files, unknown names),
+//! 3 bad configuration.
+
+use std::io::IsTerminal;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use chrono::NaiveDate;
+use clap::{Args, Parser, Subcommand};
+use comfy_table::{Table, presets::UTF8_FULL_CONDENSED};
+use tokio::sync::mpsc;
+
+use crate::backfill::{self, Action, Outcome, Reprocess};
+use crate::config::{ConfigError, Overrides, Settings};
+use crate::dag::{self, Dag, Diagnostic, schedule};
+use crate::executor::{Event, Executor, Prepared, prepare_run};
+use crate::store::{RunFilter, RunState, RunType, Store, TaskState};
+use crate::timefmt;
+
+#[derive(Parser, Debug)]
+#[command(name = "tmctl", version, about = "Orchestrator for the Tagmarshal pace-of-play lakehouse", long_about = None)]
+pub struct Cli {
+    /// State directory: SQLite state DB, buckets, logs.
+    #[arg(long, global = true, env = "TM_HOME", value_name = "DIR")]
+    home: Option<PathBuf>,
+    /// Directory with the DAG files.
+    #[arg(long, global = true, env = "TM_DAGS_DIR", value_name = "DIR")]
+    dags: Option<PathBuf>,
+    /// Settings file applied over the embedded config/local.toml.
+    #[arg(long, global = true, env = "TM_CONFIG", value_name = "FILE")]
+    config: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// List, show, validate, pause and unpause DAGs.
+    #[command(subcommand)]
+    Dags(DagsCmd),
+    /// Run one DAG run for a date and wait for it; exit code 0 only if it succeeded.
+    Run(RunArgs),
+    /// Run a DAG for every schedule slot in a date range.
+    Backfill(BackfillArgs),
+    /// List and inspect DAG runs.
+    #[command(subcommand)]
+    Runs(RunsCmd),
+    /// Print the log of one try of a task.
+    Logs(LogsArgs),
+    /// Measure per-task orchestration overhead on SQLite and PostgreSQL.
+    Bench(crate::bench::BenchArgs),
+}
+
+#[derive(Subcommand, Debug)]
+enum DagsCmd {
+    /// Every DAG with its schedule, time zone and pause flag.
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+    /// A DAG's settings and tasks in topological order with their dependencies.
+    Show { dag: String },
+    /// Check DAG files (default: the DAGs directory) and report every problem with file:line:col.
+    Validate { paths: Vec<PathBuf> },
+    /// Stop scheduling new runs of a DAG.
+    Pause { dag: String },
+    /// Resume scheduling a paused DAG.
+    Unpause { dag: String },
+}
+
+#[derive(Args, Debug)]
+struct RunArgs {
+    dag: String,
+    /// Logical date (YYYY-MM-DD, a local date in the DAG's time zone).
+    #[arg(long)]
+    date: String,
+    /// Run configuration as a JSON object; overrides the DAG's params.
+    #[arg(long)]
+    conf: Option<String>,
+}
+
+#[derive(Args, Debug)]
+struct BackfillArgs {
+    dag: String,
+    /// First date, inclusive (YYYY-MM-DD).
+    #[arg(long)]
+    from: String,
+    /// Last date, inclusive (YYYY-MM-DD).
+    #[arg(long)]
+    to: String,
+    /// What to do with dates that already have a run: none, failed, completed.
+    #[arg(long, default_value = "none")]
+    reprocess: String,
+    /// Runs at once (default: the DAG's max_active_runs).
+    #[arg(long)]
+    max_active_runs: Option<u32>,
+    /// Print the dates and what would happen to each; change nothing.
+    #[arg(long)]
+    dry_run: bool,
+    /// Newest date first.
+    #[arg(long)]
+    run_backwards: bool,
+    /// Run configuration (JSON object) for every run.
+    #[arg(long)]
+    conf: Option<String>,
+    /// Machine-readable output.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Subcommand, Debug)]
+enum RunsCmd {
+    /// Recent runs, newest logical date first.
+    List {
+        #[arg(long)]
+        dag: Option<String>,
+        #[arg(long, default_value_t = 50)]
+        limit: i64,
+        #[arg(long)]
+        json: bool,
+    },
+    /// One run with its task instances.
+    Show {
+        run_id: i64,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Args, Debug)]
+struct LogsArgs {
+    /// Run id (the number `tmctl runs list` shows).
+    run_id: i64,
+    task: String,
+    /// Try number (default: the latest).
+    #[arg(long = "try")]
+    try_number: Option<u32>,
+}
+
+/// A failure that ends the command, with its exit code.
+#[derive(Debug)]
+pub enum CliError {
+    /// Bad input: exit 2.
+    Usage(String),
+    /// Bad configuration: exit 3.
+    Config(ConfigError),
+    /// The work ran and failed: exit 1 (the message may be empty when already printed).
+    Failed(String),
+}
+
+impl CliError {
+    fn code(&self) -> u8 {
+        match self {
+            CliError::Failed(_) => 1,
+            CliError::Usage(_) => 2,
+            CliError::Config(_) => 3,
+        }
+    }
+}
+
+impl From<crate::store::StoreError> for CliError {
+    fn from(e: crate::store::StoreError) -> Self {
+        CliError::Failed(e.to_string())
+    }
+}
+
+impl From<crate::executor::ExecError> for CliError {
+    fn from(e: crate::executor::ExecError) -> Self {
+        match e {
+            crate::executor::ExecError::Invalid(m) => CliError::Usage(m),
+            other => CliError::Failed(other.to_string()),
+        }
+    }
+}
+
+type CliResult = Result<(), CliError>;
+
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let overrides = Overrides { config_file: cli.config.clone(), home: cli.home.clone(), dags_dir: cli.dags.clone() };
+    let settings = match Settings::load(&overrides) {
+        Ok(s) => Arc::new(s),
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(3);
+        }
+    };
+    init_console_log(&settings.log_level);
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    match runtime.block_on(dispatch(cli.command, settings)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            match &e {
+                CliError::Usage(m) => eprintln!("error: {m}"),
+                CliError::Config(c) => eprintln!("error: {c}"),
+                CliError::Failed(m) if !m.is_empty() => eprintln!("error: {m}"),
+                CliError::Failed(_) => {}
+            }
+            ExitCode::from(e.code())
+        }
+    }
+}
+
+fn init_console_log(level: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_new(level).unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).try_init();
+}
+
+async fn dispatch(command: Command, settings: Arc<Settings>) -> CliResult {
+    match command {
+        Command::Dags(DagsCmd::Validate { paths }) => validate(&settings, paths),
+        Command::Dags(DagsCmd::List { json }) => dags_list(&settings, json).await,
+        Command::Dags(DagsCmd::Show { dag }) => dags_show(&settings, &dag).await,
+        Command::Dags(DagsCmd::Pause { dag }) => set_paused(&settings, &dag, true).await,
+        Command::Dags(DagsCmd::Unpause { dag }) => set_paused(&settings, &dag, false).await,
+        Command::Run(args) => run(&settings, args).await,
+        Command::Backfill(args) => backfill_cmd(&settings, args).await,
+        Command::Runs(RunsCmd::List { dag, limit, json }) => runs_list(&settings, dag.as_deref(), limit, json).await,
+        Command::Runs(RunsCmd::Show { run_id, json }) => runs_show(&settings, run_id, json).await,
+        Command::Logs(args) => logs(&settings, args).await,
+        Command::Bench(args) => crate::bench::run(&settings, args).await.map_err(|e| CliError::Failed(format!("{e:#}"))),
+    }
+}
+
+pub async fn open_store(settings: &Settings) -> Result<Store, CliError> {
+    Store::connect(&settings.database_url, settings.database_max_connections).await.map_err(|e| CliError::Failed(e.to_string()))
+}
+
+/// Loads the DAGs directory; warns (once, on stderr) about files with problems.
+fn load_dags(settings: &Settings) -> Result<Vec<Dag>, CliError> {
+    let dir = &settings.dags_dir;
+    if !dir.is_dir() {
+        return Err(CliError::Usage(format!(
+            "DAGs directory {} does not exist (set --dags or TM_DAGS_DIR)",
+            dir.display()
+        )));
+    }
+    let (dags, problems) = dag::load_dir(dir);
+    if !problems.is_empty() {
+        let mut files: Vec<_> = problems.iter().map(|p| p.file.display().to_string()).collect();
+        files.dedup();
+        eprintln!(
+            "warning: {} problem(s) in {}; those DAGs are not loaded (see `tmctl dags validate`)",
+            problems.len(),
+            files.join(", ")
+        );
+    }
+    Ok(dags)
+}
+
+fn find_dag(settings: &Settings, id: &str) -> Result<Dag, CliError> {
+    let dags = load_dags(settings)?;
+    let names: Vec<String> = dags.iter().map(|d| d.id.clone()).collect();
+    dags.into_iter().find(|d| d.id == id).ok_or_else(|| {
+        CliError::Usage(format!(
+            "unknown DAG `{id}` in {} (DAGs: {})",
+            settings.dags_dir.display(),
+            if names.is_empty() { "none".to_string() } else { names.join(", ") }
+        ))
+    })
+}
+
+fn parse_conf(conf: Option<&str>) -> Result<serde_json::Value, CliError> {
+    match conf {
+        None => Ok(serde_json::json!({})),
+        Some(text) => match serde_json::from_str::<serde_json::Value>(text) {
+            Ok(v @ serde_json::Value::Object(_)) => Ok(v),
+            Ok(other) => Err(CliError::Usage(format!("--conf must be a JSON object, found {other}"))),
+            Err(e) => Err(CliError::Usage(format!("--conf is not valid JSON: {e}"))),
+        },
+    }
+}
+
+fn date_arg(flag: &str, value: &str) -> Result<NaiveDate, CliError> {
+    timefmt::parse_date(flag, value).map_err(CliError::Usage)
+}
+
+fn table() -> Table {
+    let mut t = Table::new();
+    t.load_preset(UTF8_FULL_CONDENSED);
+    t
+}
+
+fn print_json(value: &impl serde::Serialize) -> CliResult {
+    let text = serde_json::to_string_pretty(value).map_err(|e| CliError::Failed(e.to_string()))?;
+    println!("{text}");
+    Ok(())
+}
+
+// ---- dags ---------------------------------------------------------------------------------------
+
+fn validate(settings: &Settings, paths: Vec<PathBuf>) -> CliResult {
+    let paths = if paths.is_empty() { vec![settings.dags_dir.clone()] } else { paths };
+    let mut problems: Vec<Diagnostic> = Vec::new();
+    let mut files = 0usize;
+    let mut ids: Vec<(String, PathBuf)> = Vec::new();
+    for path in &paths {
+        if path.is_dir() {
+            let (dags, mut diags) = dag::load_dir(path);
+            files += count_toml(path);
+            ids.extend(dags.into_iter().map(|d| (d.id, d.file)));
+            problems.append(&mut diags);
+        } else if path.exists() {
+            files += 1;
+            match dag::load_file(path) {
+                Ok(d) => ids.push((d.id, d.file)),
+                Err(mut diags) => problems.append(&mut diags),
+            }
+        } else {
+            return Err(CliError::Usage(format!("{} does not exist", path.display())));
+        }
+    }
+    for p in &problems {
+        println!("{p}");
+    }
+    if problems.is_empty() {
+        println!("ok: {} DAG(s) in {files} file(s) are valid", ids.len());
+        Ok(())
+    } else {
+        let mut bad: Vec<&PathBuf> = problems.iter().map(|p| &p.file).collect();
+        bad.sort();
+        bad.dedup();
+        Err(CliError::Usage(format!("{} problem(s) in {} of {files} file(s)", problems.len(), bad.len())))
+    }
+}
+
+fn count_toml(dir: &std::path::Path) -> usize {
+    std::fs::read_dir(dir)
+        .map(|rd| rd.filter_map(|e| e.ok()).filter(|e| e.path().extension().is_some_and(|x| x == "toml")).count())
+        .unwrap_or(0)
+}
+
+async fn dags_list(settings: &Settings, json: bool) -> CliResult {
+    let dags = load_dags(settings)?;
+    let store = open_store(settings).await?;
+    let paused = store.paused_flags().await?;
+    let now = chrono::Utc::now();
+    let rows: Vec<serde_json::Value> = dags
+        .iter()
+        .map(|d| {
+            let next = d.schedule.as_ref().and_then(|s| s.next_after(now, d.timezone));
+            serde_json::json!({
+                "dag_id": d.id,
+                "description": d.description,
+                "schedule": d.schedule.as_ref().map(|s| s.expr.clone()),
+                "timezone": d.timezone.name(),
+                "next_run": next.map(|t| t.with_timezone(&d.timezone).to_rfc3339()),
+                "tasks": d.tasks.len(),
+                "paused": paused.get(&d.id).copied().unwrap_or(false),
+                "file": d.file.display().to_string(),
+            })
+        })
+        .collect();
+    if json {
+        return print_json(&rows);
+    }
+    let mut t = table();
+    t.set_header(["dag", "schedule", "timezone", "next run", "tasks", "paused", "file"]);
+    for r in &rows {
+        t.add_row([
+            r["dag_id"].as_str().unwrap_or_default().to_string(),
+            r["schedule"].as_str().unwrap_or("manual").to_string(),
+            r["timezone"].as_str().unwrap_or_default().to_string(),
+            r["next_run"].as_str().unwrap_or("-").to_string(),
+            r["tasks"].to_string(),
+            if r["paused"].as_bool() == Some(true) { "yes".into() } else { "no".into() },
+            r["file"].as_str().unwrap_or_default().to_string(),
+        ]);
+    }
+    println!("{t}");
+    Ok(())
+}
+
+async fn dags_show(settings: &Settings, id: &str) -> CliResult {
+    let dag = find_dag(settings, id)?;
+    println!("DAG {} ({})", dag.id, dag.file.display());
+    if !dag.description.is_empty() {
+        println!("  {}", dag.description);
+    }
+    println!(
+        "  schedule: {}   timezone: {}   start_date: {}   catchup: {}   max_active_runs: {}",
+        dag.schedule.as_ref().map(|s| s.expr.as_str()).unwrap_or("manual"),
+        dag.timezone.name(),
+        dag.start_date.map(|d| d.to_string()).unwrap_or_else(|| "-".into()),
+        dag.catchup,
+        dag.max_active_runs
+    );
+    if !dag.params.is_empty() {
+        let ps: Vec<String> = dag
+            .params
+            .iter()
+            .map(|(k, p)| match &p.default {
+                Some(d) => format!("{k}: {} = {d}", p.ty.name()),
+                None => format!("{k}: {} (required)", p.ty.name()),
+            })
+            .collect();
+        println!("  params: {}", ps.join(", "));
+    }
+    let mut t = table();
+    t.set_header(["#", "task", "kind", "depends on", "retries", "retry delay", "timeout"]);
+    for (i, task) in dag.topological().enumerate() {
+        let p = &task.policy;
+        let backoff = if p.backoff == dag::Backoff::Exponential { " exp" } else { "" };
+        t.add_row([
+            (i + 1).to_string(),
+            task.id.clone(),
+            task.kind.clone(),
+            if task.depends_on.is_empty() { "-".into() } else { dag.upstream(&task.id).join(", ") },
+            p.retries.to_string(),
+            format!("{}{backoff}", timefmt::human_duration(p.retry_delay)),
+            p.timeout.map(timefmt::human_duration).unwrap_or_else(|| "-".into()),
+        ]);
+    }
+    println!("{t}");
+    Ok(())
+}
+
+async fn set_paused(settings: &Settings, id: &str, paused: bool) -> CliResult {
+    find_dag(settings, id)?;
+    let store = open_store(settings).await?;
+    store.set_paused(id, paused).await?;
+    println!("DAG `{id}` is now {}", if paused { "paused" } else { "unpaused" });
+    Ok(())
+}
+
+// ---- run ----------------------------------------------------------------------------------------
+
+/// Cancels the executor on Ctrl-C (running tries are killed and recorded as failed).
+fn cancel_on_ctrl_c(exec: &Executor) {
+    let token = exec.cancel_token();
+    tokio::spawn(async move {
+        if tokio::signal::ctrl_c().await.is_ok() {
+            eprintln!("\ninterrupted: cancelling running tasks (Ctrl-C again to quit at once)");
+            token.cancel();
+            if tokio::signal::ctrl_c().await.is_ok() {
+                std::process::exit(130);
+            }
+        }
+    });
+}
+
+async fn run(settings: &Arc<Settings>, args: RunArgs) -> CliResult {
+    let dag = find_dag(settings, &args.dag)?;
+    let date = date_arg("--date", &args.date)?;
+    let conf = parse_conf(args.conf.as_deref())?;
+    let store = open_store(settings).await?;
+    let slot = schedule::slot_for_date(dag.schedule.as_ref(), dag.timezone, date);
+    let prepared = prepare_run(&store, &dag, &slot, RunType::Manual, &conf, None).await?;
+    let run = prepared.run().clone();
+    let verb = match prepared {
+        Prepared::Created(_) => "created",
+        Prepared::Requeued(_) => "re-running existing",
+    };
+    println!("{verb} run {} of `{}` for {} ({})", run.id, dag.id, run.ds, run.run_id);
+    let (tx, mut rx) = mpsc::unbounded_channel();
+    let exec = Executor::new(store.clone(), settings.clone()).with_events(tx);
+    cancel_on_ctrl_c(&exec);
+    let width = dag.tasks.iter().map(|t| t.id.len()).max().unwrap_or(4);
+    let printer = tokio::spawn(async move {
+        while let Some(ev) = rx.recv().await {
+            if let Event::Task { task_id, state, try_number, max_tries, error, .. } = ev {
+                if matches!(state, TaskState::Scheduled | TaskState::Queued) {
+                    continue;
+                }
+                let time = chrono::Local::now().format("%H:%M:%S%.3f");
+                let tries = if try_number > 0 { format!("try {try_number}/{max_tries}") } else { String::new() };
+                let err = error.map(|e| format!("  {e}")).unwrap_or_default();
+                println!("  {time}  {task_id:<width$}  {:<15} {tries}{err}", state.as_str());
+            }
+        }
+    });
+    let started = std::time::Instant::now();
+    let state = exec.execute(&dag, run.id).await;
+    drop(exec);
+    let _ = printer.await;
+    let state = state?;
+    let took = timefmt::human_duration(started.elapsed());
+    match state {
+        RunState::Success => {
+            println!("run {} succeeded in {took}", run.id);
+            Ok(())
+        }
+        other => {
+            println!("run {} {other} after {took}; see `tmctl runs show {}`", run.id, run.id);
+            Err(CliError::Failed(String::new()))
+        }
+    }
+}
+
+// ---- backfill -----------------------------------------------------------------------------------
+
+async fn backfill_cmd(settings: &Arc<Settings>, args: BackfillArgs) -> CliResult {
+    let dag = find_dag(settings, &args.dag)?;
+    let from = date_arg("--from", &args.from)?;
+    let to = date_arg("--to", &args.to)?;
+    let reprocess: Reprocess = args.reprocess.parse().map_err(CliError::Usage)?;
+    let conf = parse_conf(args.conf.as_deref())?;
+    let req = backfill::Request {
+        from,
+        to,
+        reprocess,
+        max_active_runs: args.max_active_runs,
+        run_backwards: args.run_backwards,
+        conf,
+    };
+    let store = open_store(settings).await?;
+    let planned = backfill::plan(&store, &dag, &req).await.map_err(|e| match e {
+        backfill::BackfillError::Invalid(m) => CliError::Usage(m),
+        other => CliError::Failed(other.to_string()),
+    })?;
+    if args.dry_run {
+        if args.json {
+            return print_json(&serde_json::json!({ "dag_id": dag.id, "dry_run": true, "dates": planned }));
+        }
+        println!("dry run: backfill of `{}` from {from} to {to} (reprocess {reprocess}) would:", dag.id);
+        let mut t = table();
+        t.set_header(["date", "logical date", "action", "detail"]);
+        for p in &planned {
+            let (action, detail) = match &p.action {
+                Action::Create => ("create run".to_string(), String::new()),
+                Action::Rerun { run_pk, previous } => ("re-run".to_string(), format!("run {run_pk} ({previous})")),
+                Action::Skip { reason, .. } => ("skip".to_string(), reason.clone()),
+            };
+            t.add_row([p.ds.to_string(), p.logical_date.to_rfc3339(), action, detail]);
+        }
+        println!("{t}");
+        let n = planned.iter().filter(|p| !matches!(p.action, Action::Skip { .. })).count();
+        println!("{n} of {} date(s) would run; nothing was changed", planned.len());
+        return Ok(());
+    }
+    let exec = Executor::new(store.clone(), settings.clone());
+    cancel_on_ctrl_c(&exec);
+    let total = planned.len() as u64;
+    let tty = std::io::stderr().is_terminal() && !args.json;
+    let bar = if tty {
+        let bar = indicatif::ProgressBar::new(total);
+        bar.set_style(
+            indicatif::ProgressStyle::with_template("{spinner} backfill {prefix} [{bar:30}] {pos}/{len} dates  {elapsed_precise}  {msg}")
+                .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar())
+                .progress_chars("=> "),
+        );
+        bar.set_prefix(dag.id.clone());
+        bar.enable_steady_tick(std::time::Duration::from_millis(200));
+        bar
+    } else {
+        indicatif::ProgressBar::hidden()
+    };
+    let done = std::sync::atomic::AtomicUsize::new(0);
+    let quiet = args.json;
+    let on_date = |d: &backfill::DateOutcome| {
+        let n = done.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1;
+        bar.inc(1);
+        bar.set_message(format!("{} {}", d.ds, d.outcome.as_str()));
+        if !tty && !quiet {
+            eprintln!("[{n}/{total}] {} {}", d.ds, d.outcome.as_str());
+        }
+    };
+    let report = backfill::execute(&exec, &dag, &req, planned, &on_date).await.map_err(|e| match e {
+        backfill::BackfillError::Invalid(m) => CliError::Usage(m),
+        other => CliError::Failed(other.to_string()),
+    })?;
+    bar.finish_and_clear();
+    let (ok, failed, skipped) = (report.count(Outcome::Succeeded), report.count(Outcome::Failed), report.count(Outcome::Skipped));
+    if args.json {
+        print_json(&serde_json::json!({
+            "backfill_id": report.backfill_id,
+            "dag_id": report.dag_id,
+            "dry_run": false,
+            "succeeded": ok,
+            "failed": failed,
+            "skipped": skipped,
+            "dates": report.dates,
+        }))?;
+    } else {
+        let mut t = table();
+        t.set_header(["date", "outcome", "run", "reason"]);
+        for d in &report.dates {
+            t.add_row([
+                d.ds.to_string(),
+                d.outcome.as_str().to_string(),
+                d.run_pk.map(|r| r.to_string()).unwrap_or_else(|| "-".into()),
+                d.reason.clone().unwrap_or_default(),
+            ]);
+        }
+        println!("backfill {} of `{}` from {from} to {to}:", report.backfill_id, dag.id);
+        println!("{t}");
+        println!("{ok} succeeded, {failed} failed, {skipped} skipped");
+    }
+    if failed > 0 { Err(CliError::Failed(String::new())) } else { Ok(()) }
+}
+
+// ---- runs and logs ------------------------------------------------------------------------------
+
+async fn runs_list(settings: &Settings, dag: Option<&str>, limit: i64, json: bool) -> CliResult {
+    let store = open_store(settings).await?;
+    let runs = store.list_runs(&RunFilter { dag_id: dag, state: None, limit }).await?;
+    if json {
+        let rows: Vec<serde_json::Value> = runs.iter().map(run_json).collect();
+        return print_json(&rows);
+    }
+    if runs.is_empty() {
+        println!("no runs{}", dag.map(|d| format!(" of `{d}`")).unwrap_or_default());
+        return Ok(());
+    }
+    let mut t = table();
+    t.set_header(["id", "dag", "date", "run id", "type", "state", "started", "duration"]);
+    for r in &runs {
+        t.add_row([
+            r.id.to_string(),
+            r.dag_id.clone(),
+            r.ds.to_string(),
+            r.run_id.clone(),
+            r.run_type.to_string(),
+            r.state.to_string(),
+            r.started_at.map(|s| s.with_timezone(&chrono::Local).format("%Y-%m-%d %H:%M:%S").to_string()).unwrap_or_default(),
+            duration(r.started_at, r.ended_at),
+        ]);
+    }
+    println!("{t}");
+    Ok(())
+}
+
+fn duration(start: Option<chrono::DateTime<chrono::Utc>>, end: Option<chrono::DateTime<chrono::Utc>>) -> String {
+    match (start, end) {
+        (Some(s), Some(e)) => timefmt::human_duration((e - s).to_std().unwrap_or_default()),
+        (Some(_), None) => "running".into(),
+        _ => String::new(),
+    }
+}
+
+fn run_json(r: &crate::store::RunRow) -> serde_json::Value {
+    serde_json::json!({
+        "id": r.id,
+        "dag_id": r.dag_id,
+        "run_id": r.run_id,
+        "run_type": r.run_type.as_str(),
+        "logical_date": r.logical_date.to_rfc3339(),
+        "ds": r.ds.to_string(),
+        "data_interval_start": r.data_interval_start.to_rfc3339(),
+        "data_interval_end": r.data_interval_end.to_rfc3339(),
+        "state": r.state.as_str(),
+        "conf": r.conf,
+        "backfill_id": r.backfill_id,
+        "started_at": r.started_at.map(|t| t.to_rfc3339()),
+        "ended_at": r.ended_at.map(|t| t.to_rfc3339()),
+    })
+}
+
+async fn get_run(store: &Store, run_id: i64) -> Result<crate::store::RunRow, CliError> {
+    store.get_run(run_id).await?.ok_or_else(|| CliError::Usage(format!("run {run_id} does not exist (see `tmctl runs list`)")))
+}
+
+async fn runs_show(settings: &Settings, run_id: i64, json: bool) -> CliResult {
+    let store = open_store(settings).await?;
+    let run = get_run(&store, run_id).await?;
+    let tis = store.list_task_instances(run.id).await?;
+    if json {
+        let mut v = run_json(&run);
+        v["tasks"] = tis
+            .iter()
+            .map(|t| {
+                serde_json::json!({
+                    "task_id": t.task_id, "kind": t.kind, "state": t.state.map(|s| s.as_str()),
+                    "try_number": t.try_number, "max_tries": t.max_tries,
+                    "started_at": t.started_at.map(|x| x.to_rfc3339()), "ended_at": t.ended_at.map(|x| x.to_rfc3339()),
+                    "duration_ms": t.duration_ms, "error": t.error,
+                })
+            })
+            .collect();
+        return print_json(&v);
+    }
+    println!("run {} of `{}`: {} ({}, {})", run.id, run.dag_id, run.state, run.run_id, run.run_type);
+    println!(
+        "  logical date {}  data interval {} .. {}",
+        run.logical_date.to_rfc3339(),
+        run.data_interval_start.to_rfc3339(),
+        run.data_interval_end.to_rfc3339()
+    );
+    if run.conf.as_object().is_some_and(|o| !o.is_empty()) {
+        println!("  conf {}", run.conf);
+    }
+    let mut t = table();
+    t.set_header(["task", "kind", "state", "tries", "duration", "error"]);
+    for ti in &tis {
+        t.add_row([
+            ti.task_id.clone(),
+            ti.kind.clone(),
+            ti.state.map(|s| s.as_str().to_string()).unwrap_or_else(|| "none".into()),
+            format!("{}/{}", ti.try_number, ti.max_tries),
+            ti.duration_ms.map(|ms| timefmt::human_duration(std::time::Duration::from_millis(ms as u64))).unwrap_or_default(),
+            ti.error.clone().unwrap_or_default(),
+        ]);
+    }
+    println!("{t}");
+    println!("logs: tmctl logs {} TASK [--try N]", run.id);
+    Ok(())
+}
+
+async fn logs(settings: &Settings, args: LogsArgs) -> CliResult {
+    let store = open_store(settings).await?;
+    let run = get_run(&store, args.run_id).await?;
+    let tis = store.list_task_instances(run.id).await?;
+    if !tis.iter().any(|t| t.task_id == args.task) {
+        let names: Vec<&str> = tis.iter().map(|t| t.task_id.as_str()).collect();
+        return Err(CliError::Usage(format!(
+            "run {} of `{}` has no task `{}` (tasks: {})",
+            run.id,
+            run.dag_id,
+            args.task,
+            names.join(", ")
+        )));
+    }
+    let attempts = store.list_attempts(run.id, &args.task).await?;
+    if attempts.is_empty() {
+        return Err(CliError::Usage(format!("task `{}` of run {} has not started a try yet", args.task, run.id)));
+    }
+    let attempt = match args.try_number {
+        None => attempts.last(),
+        Some(n) => attempts.iter().find(|a| a.try_number == n),
+    };
+    let Some(attempt) = attempt else {
+        let tries: Vec<String> = attempts.iter().map(|a| a.try_number.to_string()).collect();
+        return Err(CliError::Usage(format!(
+            "task `{}` of run {} has no try {} (tries: {})",
+            args.task,
+            run.id,
+            args.try_number.unwrap_or_default(),
+            tries.join(", ")
+        )));
+    };
+    eprintln!(
+        "--- {}.{} run {} try {} ({}) on {} ---",
+        run.dag_id, args.task, run.id, attempt.try_number, attempt.state, attempt.hostname
+    );
+    print!("{}", attempt.log);
+    Ok(())
+}

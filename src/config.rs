@@ -1,0 +1,247 @@
+//! Settings: the embedded `config/local.toml`, then an optional file (`--config` / `TM_CONFIG`),
+//! then `TM_*` environment variables, then command-line flags. Every key is declared once in
+//! [`KEYS`]; a wrong or missing value is a one-line [`ConfigError`] naming the key and its source.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+/// The embedded defaults.
+pub const EMBEDDED: &str = include_str!("../config/local.toml");
+const EMBEDDED_NAME: &str = "config/local.toml (embedded)";
+
+/// Every setting: its dotted key in the TOML files and the environment variable that overrides it.
+pub const KEYS: &[(&str, &str)] = &[
+    ("home", "TM_HOME"),
+    ("dags_dir", "TM_DAGS_DIR"),
+    ("database.url", "TM_DATABASE_URL"),
+    ("database.max_connections", "TM_DATABASE_MAX_CONNECTIONS"),
+    ("executor.slots", "TM_EXECUTOR_SLOTS"),
+    ("web.bind", "TM_WEB_BIND"),
+    ("web.base_url", "TM_WEB_BASE_URL"),
+    ("log.level", "TM_LOG"),
+];
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("config error: `{key}` {message} (from {source_name})")]
+pub struct ConfigError {
+    pub key: String,
+    pub message: String,
+    pub source_name: String,
+}
+
+/// Resolved settings.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Settings {
+    pub home: PathBuf,
+    pub dags_dir: PathBuf,
+    /// Always set after loading: the configured URL or `sqlite://<home>/tm.db`.
+    pub database_url: String,
+    pub database_max_connections: u32,
+    pub executor_slots: usize,
+    pub web_bind: SocketAddr,
+    pub web_base_url: String,
+    pub log_level: String,
+}
+
+/// Values that beat files and environment (the CLI's `--home` and `--dags`).
+#[derive(Debug, Clone, Default)]
+pub struct Overrides {
+    pub config_file: Option<PathBuf>,
+    pub home: Option<PathBuf>,
+    pub dags_dir: Option<PathBuf>,
+}
+
+/// One raw value and where it came from.
+#[derive(Debug, Clone)]
+struct Raw {
+    value: toml::Value,
+    source: String,
+}
+
+impl Settings {
+    /// Loads settings from the process environment.
+    pub fn load(overrides: &Overrides) -> Result<Settings, ConfigError> {
+        let env: BTreeMap<String, String> = std::env::vars().filter(|(k, _)| k.starts_with("TM_")).collect();
+        Self::load_with(overrides, &env)
+    }
+
+    /// Loads settings with an explicit environment (tests use this).
+    pub fn load_with(overrides: &Overrides, env: &BTreeMap<String, String>) -> Result<Settings, ConfigError> {
+        let mut raw: BTreeMap<&'static str, Raw> = BTreeMap::new();
+        merge_file(&mut raw, EMBEDDED, EMBEDDED_NAME)?;
+        let file = overrides.config_file.clone().or_else(|| env.get("TM_CONFIG").filter(|v| !v.is_empty()).map(PathBuf::from));
+        if let Some(path) = file {
+            let text = std::fs::read_to_string(&path).map_err(|e| ConfigError {
+                key: "config".into(),
+                message: format!("file cannot be read: {e}"),
+                source_name: path.display().to_string(),
+            })?;
+            merge_file(&mut raw, &text, &path.display().to_string())?;
+        }
+        for (key, var) in KEYS {
+            if let Some(v) = env.get(*var) {
+                raw.insert(key, Raw { value: toml::Value::String(v.clone()), source: format!("{var}={v}") });
+            }
+        }
+        if let Some(home) = &overrides.home {
+            raw.insert("home", Raw { value: toml::Value::String(home.display().to_string()), source: "--home".into() });
+        }
+        if let Some(dags) = &overrides.dags_dir {
+            raw.insert("dags_dir", Raw { value: toml::Value::String(dags.display().to_string()), source: "--dags".into() });
+        }
+
+        let home = PathBuf::from(get_string(&raw, "home", false)?);
+        let database_url = match get_string(&raw, "database.url", true)? {
+            url if url.is_empty() => sqlite_url(&home.join("tm.db")),
+            url => {
+                if !(url.starts_with("sqlite:") || url.starts_with("postgres://") || url.starts_with("postgresql://")) {
+                    return Err(err(&raw, "database.url", "must start with sqlite:, postgres:// or postgresql://".into()));
+                }
+                url
+            }
+        };
+        let web_bind_text = get_string(&raw, "web.bind", false)?;
+        let web_bind: SocketAddr = web_bind_text
+            .parse()
+            .map_err(|_| err(&raw, "web.bind", format!("= \"{web_bind_text}\" is not an address like 127.0.0.1:8080")))?;
+        let mut web_base_url = get_string(&raw, "web.base_url", true)?;
+        if web_base_url.is_empty() {
+            web_base_url = format!("http://{web_bind}");
+        }
+        Ok(Settings {
+            dags_dir: PathBuf::from(get_string(&raw, "dags_dir", false)?),
+            database_url,
+            database_max_connections: get_positive(&raw, "database.max_connections")? as u32,
+            executor_slots: get_positive(&raw, "executor.slots")? as usize,
+            web_bind,
+            web_base_url: web_base_url.trim_end_matches('/').to_string(),
+            log_level: get_string(&raw, "log.level", false)?,
+            home,
+        })
+    }
+
+    pub fn is_postgres(&self) -> bool {
+        self.database_url.starts_with("postgres")
+    }
+}
+
+/// `sqlite://` URL for a file, created on first use.
+pub fn sqlite_url(path: &Path) -> String {
+    format!("sqlite://{}?mode=rwc", path.display())
+}
+
+fn merge_file(raw: &mut BTreeMap<&'static str, Raw>, text: &str, name: &str) -> Result<(), ConfigError> {
+    let table: toml::Table = text.parse().map_err(|e: toml::de::Error| ConfigError {
+        key: "config".into(),
+        message: format!("is not valid TOML: {}", e.message()),
+        source_name: name.to_string(),
+    })?;
+    let mut flat = Vec::new();
+    flatten("", &table, &mut flat);
+    for (key, value) in flat {
+        let Some((known, _)) = KEYS.iter().find(|(k, _)| *k == key) else {
+            let known: Vec<&str> = KEYS.iter().map(|(k, _)| *k).collect();
+            return Err(ConfigError {
+                key,
+                message: format!("is not a setting (known: {})", known.join(", ")),
+                source_name: name.to_string(),
+            });
+        };
+        raw.insert(known, Raw { value, source: name.to_string() });
+    }
+    Ok(())
+}
+
+fn flatten(prefix: &str, table: &toml::Table, out: &mut Vec<(String, toml::Value)>) {
+    for (k, v) in table {
+        let key = if prefix.is_empty() { k.clone() } else { format!("{prefix}.{k}") };
+        match v {
+            toml::Value::Table(t) => flatten(&key, t, out),
+            other => out.push((key, other.clone())),
+        }
+    }
+}
+
+fn err(raw: &BTreeMap<&'static str, Raw>, key: &str, message: String) -> ConfigError {
+    let source_name = raw.get(key).map(|r| r.source.clone()).unwrap_or_else(|| "defaults".into());
+    ConfigError { key: key.to_string(), message, source_name }
+}
+
+fn get_string(raw: &BTreeMap<&'static str, Raw>, key: &str, may_be_empty: bool) -> Result<String, ConfigError> {
+    match raw.get(key).map(|r| &r.value) {
+        Some(toml::Value::String(s)) if may_be_empty || !s.trim().is_empty() => Ok(s.trim().to_string()),
+        Some(toml::Value::String(_)) | None => Err(err(raw, key, "is missing or empty".into())),
+        Some(other) => Err(err(raw, key, format!("must be a string, found {}", other.type_str()))),
+    }
+}
+
+fn get_positive(raw: &BTreeMap<&'static str, Raw>, key: &str) -> Result<u64, ConfigError> {
+    let n = match raw.get(key).map(|r| &r.value) {
+        Some(toml::Value::Integer(i)) => Some(*i),
+        Some(toml::Value::String(s)) => s.trim().parse::<i64>().ok(),
+        None => return Err(err(raw, key, "is missing".into())),
+        Some(_) => None,
+    };
+    match n {
+        Some(n) if n > 0 => Ok(n as u64),
+        _ => {
+            let shown = raw.get(key).map(|r| r.value.to_string()).unwrap_or_default();
+            Err(err(raw, key, format!("= {shown} must be a positive integer")))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+    }
+
+    #[test]
+    fn embedded_defaults_load() {
+        let s = Settings::load_with(&Overrides::default(), &env(&[])).unwrap();
+        assert_eq!(s.home, PathBuf::from(".tm"));
+        assert_eq!(s.dags_dir, PathBuf::from("dags"));
+        assert_eq!(s.database_url, "sqlite://.tm/tm.db?mode=rwc");
+        assert_eq!(s.executor_slots, 8);
+        assert_eq!(s.web_bind.to_string(), "127.0.0.1:8080");
+        assert_eq!(s.web_base_url, "http://127.0.0.1:8080");
+    }
+
+    #[test]
+    fn environment_beats_file_and_flags_beat_environment() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("x.toml");
+        std::fs::write(&file, "[executor]\nslots = 3\n[database]\nurl = \"postgres://db/x\"\n").unwrap();
+        let o = Overrides { config_file: Some(file), home: Some("/h".into()), dags_dir: None };
+        let s = Settings::load_with(&o, &env(&[("TM_EXECUTOR_SLOTS", "5"), ("TM_HOME", "/e")])).unwrap();
+        assert_eq!(s.executor_slots, 5);
+        assert_eq!(s.database_url, "postgres://db/x");
+        assert_eq!(s.home, PathBuf::from("/h"));
+    }
+
+    #[test]
+    fn bad_values_name_key_and_source() {
+        let e = Settings::load_with(&Overrides::default(), &env(&[("TM_EXECUTOR_SLOTS", "many")])).unwrap_err();
+        assert_eq!(e.to_string(), "config error: `executor.slots` = \"many\" must be a positive integer (from TM_EXECUTOR_SLOTS=many)");
+        let e = Settings::load_with(&Overrides::default(), &env(&[("TM_WEB_BIND", "localhost")])).unwrap_err();
+        assert_eq!(e.to_string(), "config error: `web.bind` = \"localhost\" is not an address like 127.0.0.1:8080 (from TM_WEB_BIND=localhost)");
+        let e = Settings::load_with(&Overrides::default(), &env(&[("TM_DATABASE_URL", "mysql://x")])).unwrap_err();
+        assert_eq!(e.to_string(), "config error: `database.url` must start with sqlite:, postgres:// or postgresql:// (from TM_DATABASE_URL=mysql://x)");
+    }
+
+    #[test]
+    fn unknown_keys_in_a_file_are_errors() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("bad.toml");
+        std::fs::write(&file, "[executor]\nslot = 3\n").unwrap();
+        let o = Overrides { config_file: Some(file.clone()), ..Default::default() };
+        let e = Settings::load_with(&o, &env(&[])).unwrap_err();
+        assert_eq!(e.key, "executor.slot");
+        assert_eq!(e.source_name, file.display().to_string());
+        assert!(e.to_string().starts_with("config error: `executor.slot` is not a setting (known: home, dags_dir,"));
+    }
+}

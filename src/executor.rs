@@ -1,0 +1,635 @@
+//! The executor: runs one DAG run in-process on tokio. Tasks start as soon as their upstreams
+//! succeeded, bounded by a slot semaphore shared by every run of this process; each try is an
+//! attempt row with its own captured log; failures are retried with (exponential) backoff and
+//! deterministic jitter; a failure makes everything downstream `upstream_failed`. Every state
+//! change is written to the state DB before it is reported.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use chrono::{DateTime, NaiveDate, Utc};
+use futures::FutureExt;
+use tokio::sync::{Semaphore, mpsc};
+use tokio_util::sync::CancellationToken;
+
+use crate::config::Settings;
+use crate::dag::{Backoff, Dag, ParamType, Slot, TaskDef, TaskPolicy};
+use crate::logcapture::{self, LogBuffer};
+use crate::store::{
+    AttemptFinish, AttemptState, NewAlert, NewRun, RunRow, RunState, RunType, Store, StoreError, TaskInstanceRow,
+    TaskState,
+};
+use crate::tasks::{TaskContext, TaskError};
+
+/// Longest a retry waits when the DAG sets no `max_retry_delay` (Airflow's cap).
+const DEFAULT_MAX_RETRY_DELAY: Duration = Duration::from_secs(24 * 3600);
+
+#[derive(Debug, thiserror::Error)]
+pub enum ExecError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("{0}")]
+    Invalid(String),
+}
+
+/// A state change, for whoever is watching (the CLI prints them).
+#[derive(Debug, Clone)]
+pub enum Event {
+    Task {
+        run_pk: i64,
+        dag_id: String,
+        ds: NaiveDate,
+        task_id: String,
+        state: TaskState,
+        try_number: u32,
+        max_tries: u32,
+        error: Option<String>,
+    },
+    Run {
+        run_pk: i64,
+        dag_id: String,
+        ds: NaiveDate,
+        state: RunState,
+    },
+}
+
+/// Runs DAG runs in this process.
+#[derive(Clone)]
+pub struct Executor {
+    store: Store,
+    settings: Arc<Settings>,
+    slots: Arc<Semaphore>,
+    cancel: CancellationToken,
+    events: Option<mpsc::UnboundedSender<Event>>,
+    hostname: String,
+}
+
+impl Executor {
+    pub fn new(store: Store, settings: Arc<Settings>) -> Self {
+        let slots = Arc::new(Semaphore::new(settings.executor_slots.max(1)));
+        let hostname = nix::unistd::gethostname().ok().and_then(|h| h.into_string().ok()).unwrap_or_else(|| "localhost".into());
+        Self { store, settings, slots, cancel: CancellationToken::new(), events: None, hostname }
+    }
+
+    /// Sends every state change to `tx`.
+    pub fn with_events(mut self, tx: mpsc::UnboundedSender<Event>) -> Self {
+        self.events = Some(tx);
+        self
+    }
+
+    /// Cancelling this token stops new attempts and kills running ones (they fail as cancelled).
+    pub fn cancel_token(&self) -> CancellationToken {
+        self.cancel.clone()
+    }
+
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    fn emit(&self, event: Event) {
+        if let Some(tx) = &self.events {
+            let _ = tx.send(event);
+        }
+    }
+
+    /// Runs (or resumes) run `run_pk` of `dag` until every task is finished; returns the run's
+    /// final state. Tasks already finished are kept; attempts left `running` by a process that
+    /// is gone are marked failed and their tasks run again.
+    pub async fn execute(&self, dag: &Dag, run_pk: i64) -> Result<RunState, ExecError> {
+        let run = self
+            .store
+            .get_run(run_pk)
+            .await?
+            .ok_or_else(|| ExecError::Invalid(format!("run {run_pk} does not exist")))?;
+        if run.dag_id != dag.id {
+            return Err(ExecError::Invalid(format!("run {run_pk} belongs to DAG `{}`, not `{}`", run.dag_id, dag.id)));
+        }
+        let params = Arc::new(resolve_params(dag, &run.conf).map_err(ExecError::Invalid)?);
+        let spec: Vec<(&str, &str, u32)> =
+            dag.tasks.iter().map(|t| (t.id.as_str(), t.kind.as_str(), t.policy.max_tries())).collect();
+        let tis = self.store.ensure_task_instances(run_pk, &spec).await?;
+        self.store.abandon_running_attempts(run_pk, "abandoned: the process running this try stopped").await?;
+        self.store.set_run_state(run_pk, RunState::Running).await?;
+        self.emit(Event::Run { run_pk, dag_id: dag.id.clone(), ds: run.ds, state: RunState::Running });
+
+        let mut rows: HashMap<String, TaskInstanceRow> = tis.into_iter().map(|ti| (ti.task_id.clone(), ti)).collect();
+        // Finished tasks keep their state; anything else (none, or left mid-way) is to do.
+        let mut state: HashMap<&str, Option<TaskState>> = dag
+            .tasks
+            .iter()
+            .map(|t| (t.id.as_str(), rows.get(&t.id).and_then(|r| r.state).filter(|s| s.is_finished())))
+            .collect();
+        let run = Arc::new(run);
+        let (done_tx, mut done_rx) = mpsc::unbounded_channel::<(String, TaskState)>();
+        let mut in_flight = 0usize;
+        loop {
+            if !self.cancel.is_cancelled() {
+                for task in dag.topological() {
+                    if state[task.id.as_str()].is_some() {
+                        continue;
+                    }
+                    let ups: Vec<Option<TaskState>> = dag.upstream(&task.id).iter().map(|u| state[u]).collect();
+                    let ti = &rows[&task.id];
+                    if ups.iter().any(|s| matches!(s, Some(TaskState::Failed | TaskState::UpstreamFailed))) {
+                        self.store.set_task_state(ti.id, Some(TaskState::UpstreamFailed), None).await?;
+                        self.task_event(&run, ti, TaskState::UpstreamFailed, None);
+                        state.insert(&task.id, Some(TaskState::UpstreamFailed));
+                    } else if ups.iter().all(|s| *s == Some(TaskState::Success)) {
+                        self.store.set_task_state(ti.id, Some(TaskState::Scheduled), None).await?;
+                        self.task_event(&run, ti, TaskState::Scheduled, None);
+                        // Marked as in flight (not finished) so it is not looked at again.
+                        state.insert(&task.id, Some(TaskState::Scheduled));
+                        in_flight += 1;
+                        let runner = TaskRunner {
+                            exec: self.clone(),
+                            dag_id: dag.id.clone(),
+                            task: task.clone(),
+                            run: run.clone(),
+                            ti: ti.clone(),
+                            params: params.clone(),
+                            tz: dag.timezone,
+                        };
+                        let tx = done_tx.clone();
+                        tokio::spawn(async move {
+                            let task_id = runner.task.id.clone();
+                            let outcome = runner.run().await;
+                            let _ = tx.send((task_id, outcome));
+                        });
+                    } else if ups.iter().all(|s| s.is_some_and(|s| s.is_finished())) {
+                        // Every upstream finished, none failed, some skipped: skip (all_success).
+                        self.store.set_task_state(ti.id, Some(TaskState::Skipped), Some("an upstream task was skipped")).await?;
+                        self.task_event(&run, ti, TaskState::Skipped, None);
+                        state.insert(&task.id, Some(TaskState::Skipped));
+                    }
+                }
+            }
+            if in_flight == 0 {
+                break;
+            }
+            let Some((task_id, outcome)) = done_rx.recv().await else { break };
+            in_flight -= 1;
+            if let Some(row) = rows.get_mut(&task_id) {
+                row.state = Some(outcome);
+            }
+            let key = dag.task(&task_id).map(|t| t.id.as_str()).unwrap_or_default();
+            state.insert(key, Some(outcome));
+        }
+        let all_ok = dag
+            .tasks
+            .iter()
+            .all(|t| matches!(state[t.id.as_str()], Some(TaskState::Success | TaskState::Skipped)));
+        let final_state = if all_ok { RunState::Success } else { RunState::Failed };
+        self.store.set_run_state(run_pk, final_state).await?;
+        self.emit(Event::Run { run_pk, dag_id: dag.id.clone(), ds: run.ds, state: final_state });
+        Ok(final_state)
+    }
+
+    fn task_event(&self, run: &RunRow, ti: &TaskInstanceRow, state: TaskState, error: Option<String>) {
+        self.emit(Event::Task {
+            run_pk: run.id,
+            dag_id: run.dag_id.clone(),
+            ds: run.ds,
+            task_id: ti.task_id.clone(),
+            state,
+            try_number: ti.try_number,
+            max_tries: ti.max_tries,
+            error,
+        });
+    }
+}
+
+/// Runs all tries of one task instance.
+struct TaskRunner {
+    exec: Executor,
+    dag_id: String,
+    task: TaskDef,
+    run: Arc<RunRow>,
+    ti: TaskInstanceRow,
+    params: Arc<serde_json::Map<String, serde_json::Value>>,
+    tz: chrono_tz::Tz,
+}
+
+/// How one try ended.
+enum TryEnd {
+    Success(Option<serde_json::Value>),
+    Skipped(String),
+    Failed { error: String, retryable: bool },
+}
+
+impl TaskRunner {
+    /// Returns the task's final state. Store errors end the task as failed (and are logged).
+    async fn run(mut self) -> TaskState {
+        match self.run_tries().await {
+            Ok(state) => state,
+            Err(e) => {
+                tracing::error!(dag = %self.dag_id, task = %self.task.id, error = %e, "state DB error; task failed");
+                let _ = self.exec.store.set_task_state(self.ti.id, Some(TaskState::Failed), Some(&e.to_string())).await;
+                TaskState::Failed
+            }
+        }
+    }
+
+    async fn run_tries(&mut self) -> Result<TaskState, StoreError> {
+        let exec = self.exec.clone();
+        loop {
+            let permit = tokio::select! {
+                p = exec.slots.clone().acquire_owned() => p.ok(),
+                _ = exec.cancel.cancelled() => None,
+            };
+            let Some(_permit) = permit else {
+                let error = "cancelled before it started";
+                exec.store.set_task_state(self.ti.id, Some(TaskState::Failed), Some(error)).await?;
+                exec.task_event(&self.run, &self.ti, TaskState::Failed, Some(error.into()));
+                return Ok(TaskState::Failed);
+            };
+            exec.store.set_task_state(self.ti.id, Some(TaskState::Queued), None).await?;
+            exec.task_event(&self.run, &self.ti, TaskState::Queued, None);
+
+            let try_number = self.ti.try_number + 1;
+            let attempt_id = exec.store.start_attempt(&self.ti, try_number, &exec.hostname, std::process::id()).await?;
+            self.ti.try_number = try_number;
+            exec.task_event(&self.run, &self.ti, TaskState::Running, None);
+
+            let log = LogBuffer::new();
+            let end = self.one_try(try_number, &log).await;
+            let (attempt_state, task_state, error, output, next_retry) = match &end {
+                TryEnd::Success(out) => (AttemptState::Success, TaskState::Success, None, out.clone(), None),
+                TryEnd::Skipped(reason) => (AttemptState::Skipped, TaskState::Skipped, Some(reason.clone()), None, None),
+                TryEnd::Failed { error, retryable } => {
+                    if *retryable && try_number < self.ti.max_tries {
+                        let delay = retry_delay(&self.task.policy, try_number, &self.jitter_key(try_number));
+                        log.line(&format!(
+                            "tmctl: try {try_number} failed; retrying in {} (try {} of {})",
+                            crate::timefmt::human_duration(delay),
+                            try_number + 1,
+                            self.ti.max_tries
+                        ));
+                        let at = Utc::now() + chrono::Duration::from_std(delay).unwrap_or(chrono::Duration::MAX);
+                        (AttemptState::Failed, TaskState::UpForRetry, Some(error.clone()), None, Some((at, delay)))
+                    } else {
+                        log.line(&format!("tmctl: try {try_number} failed; no tries left, task failed"));
+                        (AttemptState::Failed, TaskState::Failed, Some(error.clone()), None, None)
+                    }
+                }
+            };
+            exec.store
+                .finish_attempt(
+                    attempt_id,
+                    self.ti.id,
+                    &AttemptFinish {
+                        attempt: attempt_state,
+                        task: task_state,
+                        error: error.as_deref(),
+                        output: output.as_ref(),
+                        log: &log.contents(),
+                        next_retry_at: next_retry.map(|(at, _)| at),
+                    },
+                )
+                .await?;
+            drop(_permit);
+            exec.task_event(&self.run, &self.ti, task_state, error.clone());
+            if matches!(task_state, TaskState::Failed | TaskState::UpForRetry) {
+                self.record_alert(task_state, try_number, error.as_deref().unwrap_or(""), &log).await?;
+            }
+            let Some((_, delay)) = next_retry else { return Ok(task_state) };
+            let cancelled = tokio::select! {
+                _ = tokio::time::sleep(delay) => false,
+                _ = exec.cancel.cancelled() => true,
+            };
+            if cancelled {
+                let error = "cancelled while waiting to retry";
+                exec.store.set_task_state(self.ti.id, Some(TaskState::Failed), Some(error)).await?;
+                exec.task_event(&self.run, &self.ti, TaskState::Failed, Some(error.into()));
+                return Ok(TaskState::Failed);
+            }
+            exec.store.set_task_state(self.ti.id, Some(TaskState::Scheduled), None).await?;
+            exec.task_event(&self.run, &self.ti, TaskState::Scheduled, None);
+        }
+    }
+
+    async fn one_try(&self, try_number: u32, log: &LogBuffer) -> TryEnd {
+        let ctx = TaskContext {
+            dag_id: self.dag_id.clone(),
+            task_id: self.task.id.clone(),
+            run_pk: self.run.id,
+            run_id: self.run.run_id.clone(),
+            logical_date: self.run.logical_date,
+            ds: self.run.ds,
+            data_interval_start: self.run.data_interval_start,
+            data_interval_end: self.run.data_interval_end,
+            try_number,
+            max_tries: self.ti.max_tries,
+            params: (*self.params).clone(),
+            settings: self.exec.settings.clone(),
+        };
+        log.line(&format!(
+            "tmctl: starting try {try_number} of {} for {}.{} ({}, logical date {}) on {} pid {}",
+            self.ti.max_tries,
+            self.dag_id,
+            self.task.id,
+            self.task.kind,
+            self.run.logical_date.with_timezone(&self.tz).to_rfc3339(),
+            self.exec.hostname,
+            std::process::id()
+        ));
+        let started = Instant::now();
+        let task = self.task.task.clone();
+        let attempt = logcapture::capture(log, async move { std::panic::AssertUnwindSafe(task.run(&ctx)).catch_unwind().await });
+        let timed = async {
+            match self.task.policy.timeout {
+                Some(limit) => tokio::time::timeout(limit, attempt).await.map_err(|_| limit),
+                None => Ok(attempt.await),
+            }
+        };
+        let result = tokio::select! {
+            r = timed => Some(r),
+            _ = self.exec.cancel.cancelled() => None,
+        };
+        let took = crate::timefmt::human_duration(started.elapsed());
+        let end = match result {
+            None => TryEnd::Failed { error: "cancelled while running".into(), retryable: false },
+            Some(Err(limit)) => TryEnd::Failed {
+                error: format!("timed out after {}", crate::timefmt::human_duration(limit)),
+                retryable: true,
+            },
+            Some(Ok(Err(panic))) => TryEnd::Failed { error: format!("task panicked: {}", panic_message(&panic)), retryable: true },
+            Some(Ok(Ok(Ok(out)))) => TryEnd::Success(out.summary),
+            Some(Ok(Ok(Err(TaskError::Skip(reason))))) => TryEnd::Skipped(reason),
+            Some(Ok(Ok(Err(TaskError::Failed(error))))) => TryEnd::Failed { error, retryable: true },
+            Some(Ok(Ok(Err(TaskError::Fatal(error))))) => TryEnd::Failed { error, retryable: false },
+        };
+        match &end {
+            TryEnd::Success(_) => log.line(&format!("tmctl: try {try_number} succeeded in {took}")),
+            TryEnd::Skipped(reason) => log.line(&format!("tmctl: try {try_number} skipped after {took}: {reason}")),
+            TryEnd::Failed { error, .. } => log.line(&format!("tmctl: try {try_number} failed after {took}: {error}")),
+        }
+        end
+    }
+
+    fn jitter_key(&self, try_number: u32) -> String {
+        format!("{}#{}#{}#{}", self.dag_id, self.task.id, self.run.logical_date.to_rfc3339(), try_number)
+    }
+
+    /// Records a failure (or, if asked for, a retry) alert in the outbox for the DAG's recipients.
+    async fn record_alert(&self, state: TaskState, try_number: u32, error: &str, log: &LogBuffer) -> Result<(), StoreError> {
+        let policy = &self.task.policy;
+        let kind = match state {
+            TaskState::Failed if policy.email_on_failure => "failure",
+            TaskState::UpForRetry if policy.email_on_retry => "retry",
+            _ => return Ok(()),
+        };
+        if policy.email.is_empty() {
+            return Ok(());
+        }
+        let dedup = format!("{kind}:{}:{}:{try_number}", self.run.id, self.task.id);
+        let subject = format!(
+            "[tmctl] {}: {}.{} {} for {} (try {try_number} of {})",
+            if kind == "failure" { "FAILED" } else { "RETRY" },
+            self.dag_id,
+            self.task.id,
+            if kind == "failure" { "failed" } else { "will be retried" },
+            self.run.ds,
+            self.ti.max_tries
+        );
+        let link = format!(
+            "{}/runs/{}/tasks/{}?try={try_number}",
+            self.exec.settings.web_base_url,
+            self.run.id,
+            self.task.id
+        );
+        let body = format!(
+            "DAG: {}\nTask: {}\nRun: {} (id {})\nLogical date: {}\nTry: {try_number} of {}\n\nError:\n{error}\n\nLast log lines:\n{}\n\nLog: {link}\n",
+            self.dag_id,
+            self.task.id,
+            self.run.run_id,
+            self.run.id,
+            self.run.logical_date.to_rfc3339(),
+            self.ti.max_tries,
+            log.tail(20)
+        );
+        self.exec
+            .store
+            .enqueue_alert(&NewAlert {
+                dedup_key: &dedup,
+                kind,
+                dag_id: &self.dag_id,
+                run_pk: Some(self.run.id),
+                task_id: Some(&self.task.id),
+                try_number: Some(try_number),
+                recipients: &policy.email,
+                subject: &subject,
+                body: &body,
+            })
+            .await?;
+        Ok(())
+    }
+}
+
+fn panic_message(panic: &Box<dyn std::any::Any + Send>) -> String {
+    if let Some(s) = panic.downcast_ref::<&str>() {
+        (*s).to_string()
+    } else if let Some(s) = panic.downcast_ref::<String>() {
+        s.clone()
+    } else {
+        "unknown panic".into()
+    }
+}
+
+/// The wait before try `try_number + 1` after try `try_number` failed.
+///
+/// Fixed: `retry_delay`. Exponential: `retry_delay · 2^(try−1)` plus a jitter in `[0, that)` that
+/// is a hash of `key` (so the same task, run and try always wait the same), capped by
+/// `max_retry_delay` (24 h when unset).
+pub fn retry_delay(policy: &TaskPolicy, try_number: u32, key: &str) -> Duration {
+    let cap = policy.max_retry_delay.unwrap_or(DEFAULT_MAX_RETRY_DELAY);
+    let delay = match policy.backoff {
+        Backoff::Fixed => policy.retry_delay,
+        Backoff::Exponential => {
+            let base_ms = policy.retry_delay.as_millis();
+            let exp = try_number.saturating_sub(1).min(62);
+            let min_backoff = base_ms.saturating_mul(1u128 << exp);
+            let jitter = if min_backoff == 0 { 0 } else { u128::from(fnv1a(key.as_bytes())) % min_backoff };
+            Duration::from_millis(min_backoff.saturating_add(jitter).min(u128::from(u64::MAX)) as u64)
+        }
+    };
+    delay.min(cap)
+}
+
+/// FNV-1a, 64 bit: a small stable hash (the same on every machine and release).
+fn fnv1a(bytes: &[u8]) -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in bytes {
+        h ^= u64::from(*b);
+        h = h.wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    h
+}
+
+/// The run's params: each declared param's default, overridden by the run's conf. A conf value
+/// of the wrong type, or a param with no default and no value, is an error naming the param.
+pub fn resolve_params(dag: &Dag, conf: &serde_json::Value) -> Result<serde_json::Map<String, serde_json::Value>, String> {
+    let conf = match conf {
+        serde_json::Value::Object(m) => m.clone(),
+        serde_json::Value::Null => serde_json::Map::new(),
+        other => return Err(format!("--conf must be a JSON object, found {other}")),
+    };
+    let mut out = serde_json::Map::new();
+    for (name, spec) in &dag.params {
+        let value = match conf.get(name) {
+            Some(v) => {
+                if !type_matches(spec.ty, v) {
+                    return Err(format!("param `{name}` must be a {}, found {v}", spec.ty.name()));
+                }
+                v.clone()
+            }
+            None => match &spec.default {
+                Some(d) => d.clone(),
+                None => return Err(format!("param `{name}` has no default; give it with --conf '{{\"{name}\": ...}}'")),
+            },
+        };
+        out.insert(name.clone(), value);
+    }
+    // Keys the DAG does not declare are passed through, as Airflow does with dag_run.conf.
+    for (k, v) in conf {
+        out.entry(k).or_insert(v);
+    }
+    Ok(out)
+}
+
+fn type_matches(ty: ParamType, v: &serde_json::Value) -> bool {
+    match ty {
+        ParamType::String => v.is_string(),
+        ParamType::Integer => v.is_i64() || v.is_u64(),
+        ParamType::Number => v.is_number(),
+        ParamType::Boolean => v.is_boolean(),
+        ParamType::Date => v.as_str().is_some_and(|s| NaiveDate::parse_from_str(s, "%Y-%m-%d").is_ok()),
+    }
+}
+
+/// Outcome of asking for a run of a slot.
+#[derive(Debug, Clone)]
+pub enum Prepared {
+    /// A new run was created.
+    Created(RunRow),
+    /// An existing finished run was put back in the queue with its tasks cleared.
+    Requeued(RunRow),
+}
+
+impl Prepared {
+    pub fn run(&self) -> &RunRow {
+        match self {
+            Prepared::Created(r) | Prepared::Requeued(r) => r,
+        }
+    }
+}
+
+/// Creates the run for `slot`, or, if one exists and is finished and `rerun` is set, clears it
+/// for another go (attempt history is kept; try numbers keep counting, as in Airflow).
+pub async fn prepare_run(
+    store: &Store,
+    dag: &Dag,
+    slot: &Slot,
+    run_type: RunType,
+    conf: &serde_json::Value,
+    backfill_id: Option<i64>,
+) -> Result<Prepared, ExecError> {
+    resolve_params(dag, conf).map_err(ExecError::Invalid)?;
+    let new = NewRun {
+        dag_id: &dag.id,
+        run_type,
+        logical_date: slot.logical_date,
+        ds: slot.ds,
+        data_interval_start: slot.data_interval_start,
+        data_interval_end: slot.data_interval_end,
+        conf,
+        backfill_id,
+    };
+    match store.create_run(&new).await {
+        Ok(run) => Ok(Prepared::Created(run)),
+        Err(StoreError::Conflict(_)) => {
+            let run = store
+                .find_run(&dag.id, slot.logical_date)
+                .await?
+                .ok_or_else(|| ExecError::Invalid("run vanished while being re-queued".into()))?;
+            if !run.state.is_finished() {
+                return Err(ExecError::Invalid(format!(
+                    "run {} of `{}` for {} is {} already",
+                    run.id, dag.id, run.ds, run.state
+                )));
+            }
+            let tasks: Vec<(&str, u32)> = dag.tasks.iter().map(|t| (t.id.as_str(), t.policy.max_tries())).collect();
+            store.clear_task_instances(run.id, &tasks).await?;
+            store.requeue_run(run.id, backfill_id).await?;
+            let run = store.get_run(run.id).await?.ok_or_else(|| ExecError::Invalid("run vanished".into()))?;
+            Ok(Prepared::Requeued(run))
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// When `logical_date` is in the DAG's time zone.
+pub fn local_time(dag: &Dag, t: DateTime<Utc>) -> DateTime<chrono_tz::Tz> {
+    t.with_timezone(&dag.timezone)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn policy(backoff: Backoff, delay_s: u64, max_s: Option<u64>) -> TaskPolicy {
+        TaskPolicy {
+            retries: 5,
+            retry_delay: Duration::from_secs(delay_s),
+            backoff,
+            max_retry_delay: max_s.map(Duration::from_secs),
+            ..TaskPolicy::default()
+        }
+    }
+
+    #[test]
+    fn fixed_backoff_waits_the_same_each_time() {
+        let p = policy(Backoff::Fixed, 30, None);
+        for t in 1..5 {
+            assert_eq!(retry_delay(&p, t, "k"), Duration::from_secs(30));
+        }
+    }
+
+    #[test]
+    fn exponential_backoff_doubles_with_jitter_below_the_step() {
+        let p = policy(Backoff::Exponential, 10, None);
+        for t in 1..=6u32 {
+            let base = Duration::from_secs(10 * (1 << (t - 1)));
+            let d = retry_delay(&p, t, &format!("dag#task#2025-01-01#{t}"));
+            assert!(d >= base && d < base * 2, "try {t}: {d:?} not in [{base:?}, {:?})", base * 2);
+        }
+    }
+
+    #[test]
+    fn jitter_is_deterministic_and_depends_on_the_key() {
+        let p = policy(Backoff::Exponential, 60, None);
+        let a = retry_delay(&p, 3, "silver#transform#2025-01-01T00:00:00+00:00#3");
+        assert_eq!(a, retry_delay(&p, 3, "silver#transform#2025-01-01T00:00:00+00:00#3"));
+        let b = retry_delay(&p, 3, "silver#transform#2025-01-02T00:00:00+00:00#3");
+        assert_ne!(a, b);
+        // The exact figure is FNV-1a of the key modulo the step: 240 s + (hash % 240 000 ms).
+        let expected = 240_000 + fnv1a(b"silver#transform#2025-01-01T00:00:00+00:00#3") % 240_000;
+        assert_eq!(a, Duration::from_millis(expected));
+    }
+
+    #[test]
+    fn max_retry_delay_caps_the_backoff() {
+        let p = policy(Backoff::Exponential, 30, Some(100));
+        assert!(retry_delay(&p, 1, "k") < Duration::from_secs(60));
+        assert_eq!(retry_delay(&p, 4, "k"), Duration::from_secs(100));
+        assert_eq!(retry_delay(&p, 60, "k"), Duration::from_secs(100));
+        let fixed = policy(Backoff::Fixed, 300, Some(60));
+        assert_eq!(retry_delay(&fixed, 1, "k"), Duration::from_secs(60));
+    }
+
+    #[test]
+    fn fnv1a_matches_reference_vectors() {
+        assert_eq!(fnv1a(b""), 0xcbf29ce484222325);
+        assert_eq!(fnv1a(b"a"), 0xaf63dc4c8601ec8c);
+    }
+}

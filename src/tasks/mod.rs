@@ -1,0 +1,194 @@
+//! Task kinds: the explicit registry that maps a `kind = "..."` name in a DAG file to the code that
+//! runs it. Every kind validates its own settings when a DAG is compiled (so `tmctl dags validate`
+//! catches a bad setting) and gets its runtime handles through a [`TaskContext`].
+
+mod command;
+mod basic;
+
+use std::fmt;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use chrono::{DateTime, NaiveDate, Utc};
+
+/// One kind-specific setting that failed validation: the key (relative to the `[[task]]` table)
+/// and a message that says what was expected.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SettingError {
+    pub key: String,
+    pub message: String,
+}
+
+impl SettingError {
+    pub fn new(key: impl Into<String>, message: impl Into<String>) -> Self {
+        Self { key: key.into(), message: message.into() }
+    }
+}
+
+/// What a kind's builder sees: the task's kind-specific settings (the `[[task]]` table minus the
+/// common keys) and where the DAG file lives, for settings that name files next to it.
+pub struct BuildInput<'a> {
+    pub settings: &'a toml::Table,
+    pub dag_dir: &'a std::path::Path,
+}
+
+/// Builds a runnable task from its settings, or reports every bad setting.
+pub type BuildFn = fn(&BuildInput<'_>) -> Result<Arc<dyn Task>, Vec<SettingError>>;
+
+/// One entry of the registry.
+pub struct KindEntry {
+    pub name: &'static str,
+    pub summary: &'static str,
+    /// Kind-specific keys this kind accepts (anything else is an unknown key).
+    pub keys: &'static [&'static str],
+    pub build: BuildFn,
+}
+
+/// The registry: every task kind tmctl knows, in one literal list.
+pub static KINDS: &[KindEntry] = &[
+    KindEntry { name: "noop", summary: "does nothing and succeeds", keys: &[], build: basic::build_noop },
+    KindEntry { name: "sleep", summary: "sleeps for `duration`", keys: &["duration"], build: basic::build_sleep },
+    KindEntry {
+        name: "fail",
+        summary: "fails its first `times` tries, then succeeds",
+        keys: &["times", "message"],
+        build: basic::build_fail,
+    },
+    KindEntry {
+        name: "command",
+        summary: "runs an executable with args; exit code 0 is success",
+        keys: &["program", "args", "env", "cwd"],
+        build: command::build,
+    },
+];
+
+pub fn lookup(kind: &str) -> Option<&'static KindEntry> {
+    KINDS.iter().find(|k| k.name == kind)
+}
+
+pub fn kind_names() -> Vec<&'static str> {
+    KINDS.iter().map(|k| k.name).collect()
+}
+
+/// Everything a running attempt may know about itself. Built by the executor per attempt.
+#[derive(Debug, Clone)]
+pub struct TaskContext {
+    pub dag_id: String,
+    pub task_id: String,
+    /// Database id of the DAG run.
+    pub run_pk: i64,
+    /// Airflow-style run id (`manual__2025-01-01T00:00:00+00:00`).
+    pub run_id: String,
+    pub logical_date: DateTime<Utc>,
+    /// The logical date as a calendar date in the DAG's time zone (`ds` in Airflow).
+    pub ds: NaiveDate,
+    pub data_interval_start: DateTime<Utc>,
+    pub data_interval_end: DateTime<Utc>,
+    pub try_number: u32,
+    pub max_tries: u32,
+    /// The DAG's params with the run's conf applied on top.
+    pub params: serde_json::Map<String, serde_json::Value>,
+    pub settings: Arc<crate::config::Settings>,
+}
+
+/// A task that did not succeed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TaskError {
+    /// A failure; retried while tries remain.
+    Failed(String),
+    /// A failure that retrying cannot fix (bad input, bad setting): no further tries.
+    Fatal(String),
+    /// The task decided there is nothing to do (state `skipped`).
+    Skip(String),
+}
+
+impl fmt::Display for TaskError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            TaskError::Failed(m) | TaskError::Fatal(m) => f.write_str(m),
+            TaskError::Skip(m) => write!(f, "skipped: {m}"),
+        }
+    }
+}
+
+/// What a successful task reports back; stored with its attempt.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct TaskOutput {
+    pub summary: Option<serde_json::Value>,
+}
+
+/// Names a template may use: `{{ ds }}`, `{{ ds_nodash }}`, `{{ logical_date }}`,
+/// `{{ data_interval_start }}`, `{{ data_interval_end }}`, `{{ run_id }}`, `{{ dag_id }}`,
+/// `{{ task_id }}`, `{{ try_number }}` and `{{ params.NAME }}`.
+pub const TEMPLATE_VARS: &[&str] = &[
+    "ds",
+    "ds_nodash",
+    "logical_date",
+    "data_interval_start",
+    "data_interval_end",
+    "run_id",
+    "dag_id",
+    "task_id",
+    "try_number",
+];
+
+/// Splits a template into literal text and `{{ name }}` placeholders.
+fn template_parts(text: &str) -> Result<Vec<(bool, &str)>, String> {
+    let mut parts = Vec::new();
+    let mut rest = text;
+    while let Some(open) = rest.find("{{") {
+        parts.push((false, &rest[..open]));
+        let after = &rest[open + 2..];
+        let close = after.find("}}").ok_or_else(|| format!("unclosed `{{{{` in `{text}`"))?;
+        parts.push((true, after[..close].trim()));
+        rest = &after[close + 2..];
+    }
+    parts.push((false, rest));
+    Ok(parts)
+}
+
+/// Checks that every placeholder in `text` names a known variable (params are checked at run time).
+pub fn check_template(text: &str) -> Result<(), String> {
+    for (is_var, name) in template_parts(text)? {
+        if is_var && !TEMPLATE_VARS.contains(&name) && !name.starts_with("params.") {
+            return Err(format!("unknown placeholder `{{{{ {name} }}}}` (known: {}, params.NAME)", TEMPLATE_VARS.join(", ")));
+        }
+    }
+    Ok(())
+}
+
+/// Fills `{{ name }}` placeholders from the running attempt.
+pub fn render_template(text: &str, ctx: &TaskContext) -> Result<String, String> {
+    let mut out = String::with_capacity(text.len());
+    for (is_var, name) in template_parts(text)? {
+        if !is_var {
+            out.push_str(name);
+            continue;
+        }
+        let value = match name {
+            "ds" => ctx.ds.to_string(),
+            "ds_nodash" => ctx.ds.format("%Y%m%d").to_string(),
+            "logical_date" => ctx.logical_date.to_rfc3339(),
+            "data_interval_start" => ctx.data_interval_start.to_rfc3339(),
+            "data_interval_end" => ctx.data_interval_end.to_rfc3339(),
+            "run_id" => ctx.run_id.clone(),
+            "dag_id" => ctx.dag_id.clone(),
+            "task_id" => ctx.task_id.clone(),
+            "try_number" => ctx.try_number.to_string(),
+            other => match other.strip_prefix("params.").and_then(|p| ctx.params.get(p)) {
+                Some(serde_json::Value::String(s)) => s.clone(),
+                Some(v) => v.to_string(),
+                None => return Err(format!("placeholder `{{{{ {other} }}}}` names no variable or param of this run")),
+            },
+        };
+        out.push_str(&value);
+    }
+    Ok(out)
+}
+
+#[async_trait]
+pub trait Task: Send + Sync + fmt::Debug {
+    /// Runs one attempt. Dropping the future cancels the attempt (timeouts do that), so
+    /// implementations must release what they hold on drop (child processes: `kill_on_drop`).
+    async fn run(&self, ctx: &TaskContext) -> Result<TaskOutput, TaskError>;
+}
