@@ -524,8 +524,8 @@ impl Prepared {
     }
 }
 
-/// Creates the run for `slot`, or, if one exists and is finished and `rerun` is set, clears it
-/// for another go (attempt history is kept; try numbers keep counting, as in Airflow).
+/// Creates the run for `slot`, or, if one exists and is finished, clears it for another go with
+/// the given conf (attempt history is kept; try numbers keep counting, as in Airflow's clear).
 pub async fn prepare_run(
     store: &Store,
     dag: &Dag,
@@ -560,7 +560,7 @@ pub async fn prepare_run(
             }
             let tasks: Vec<(&str, u32)> = dag.tasks.iter().map(|t| (t.id.as_str(), t.policy.max_tries())).collect();
             store.clear_task_instances(run.id, &tasks).await?;
-            store.requeue_run(run.id, backfill_id).await?;
+            store.requeue_run(run.id, conf, backfill_id).await?;
             let run = store.get_run(run.id).await?.ok_or_else(|| ExecError::Invalid("run vanished".into()))?;
             Ok(Prepared::Requeued(run))
         }

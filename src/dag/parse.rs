@@ -235,9 +235,7 @@ fn to_toml(value: &DeValue<'_>) -> Result<toml::Value, String> {
         DeValue::Integer(i) => {
             toml::Value::Integer(integer(value).ok_or_else(|| format!("integer {i} is out of range"))?)
         }
-        DeValue::Float(f) => {
-            toml::Value::Float(f.as_str().parse().map_err(|_| format!("float {f} is out of range"))?)
-        }
+        DeValue::Float(f) => toml::Value::Float(f.as_str().parse().map_err(|_| format!("float {f} is out of range"))?),
         DeValue::Boolean(b) => toml::Value::Boolean(*b),
         DeValue::Datetime(d) => toml::Value::Datetime(*d),
         DeValue::Array(items) => {
@@ -261,8 +259,8 @@ fn distance(a: &str, b: &str) -> usize {
     for (i, row) in d.iter_mut().enumerate() {
         row[0] = i;
     }
-    for j in 0..=b.len() {
-        d[0][j] = j;
+    for (j, cell) in d[0].iter_mut().enumerate() {
+        *cell = j;
     }
     for i in 1..=a.len() {
         for j in 1..=b.len() {
@@ -317,7 +315,10 @@ impl Scope {
     fn string<'v>(&self, cx: &mut Ctx<'_>, key: &str, value: &'v Value<'_>) -> Option<&'v str> {
         let s = value.get_ref().as_str();
         if s.is_none() {
-            cx.report(value.span(), self.msg(format!("`{}` must be a string, found {}", self.name(key), found(value.get_ref()))));
+            cx.report(
+                value.span(),
+                self.msg(format!("`{}` must be a string, found {}", self.name(key), found(value.get_ref()))),
+            );
         }
         s
     }
@@ -325,7 +326,10 @@ impl Scope {
     fn boolean(&self, cx: &mut Ctx<'_>, key: &str, value: &Value<'_>) -> Option<bool> {
         let b = value.get_ref().as_bool();
         if b.is_none() {
-            cx.report(value.span(), self.msg(format!("`{}` must be true or false, found {}", self.name(key), found(value.get_ref()))));
+            cx.report(
+                value.span(),
+                self.msg(format!("`{}` must be true or false, found {}", self.name(key), found(value.get_ref()))),
+            );
         }
         b
     }
@@ -335,7 +339,10 @@ impl Scope {
         let n = integer(value.get_ref()).and_then(|n| u32::try_from(n).ok()).filter(|&n| n >= min);
         if n.is_none() {
             let what = if min == 0 { "a non-negative integer" } else { "a positive integer" };
-            cx.report(value.span(), self.msg(format!("`{}` must be {what}, found {}", self.name(key), found(value.get_ref()))));
+            cx.report(
+                value.span(),
+                self.msg(format!("`{}` must be {what}, found {}", self.name(key), found(value.get_ref()))),
+            );
         }
         n
     }
@@ -475,7 +482,8 @@ fn email_list(cx: &mut Ctx<'_>, scope: &Scope, key: &str, value: &Value<'_>) -> 
         DeValue::String(_) => vec![value],
         DeValue::Array(items) => items.iter().collect(),
         other => {
-            let message = format!("`{}` must be an e-mail address or an array of them, found {}", scope.name(key), found(other));
+            let message =
+                format!("`{}` must be an e-mail address or an array of them, found {}", scope.name(key), found(other));
             cx.report(value.span(), scope.msg(message));
             return None;
         }
@@ -490,7 +498,11 @@ fn email_list(cx: &mut Ctx<'_>, scope: &Scope, key: &str, value: &Value<'_>) -> 
                 ok = false;
             }
             None => {
-                let message = format!("`{}` entries must be e-mail address strings, found {}", scope.name(key), found(item.get_ref()));
+                let message = format!(
+                    "`{}` entries must be e-mail address strings, found {}",
+                    scope.name(key),
+                    found(item.get_ref())
+                );
                 cx.report(item.span(), scope.msg(message));
                 ok = false;
             }
@@ -545,8 +557,15 @@ fn task_spec(cx: &mut Ctx<'_>, index: usize, value: &Value<'_>, dag_dir: &Path) 
             None
         }
     };
-    let mut spec =
-        TaskSpec { index, header: header.clone(), id, kind: None, depends_on: Vec::new(), patch: PolicyPatch::default(), task: None };
+    let mut spec = TaskSpec {
+        index,
+        header: header.clone(),
+        id,
+        kind: None,
+        depends_on: Vec::new(),
+        patch: PolicyPatch::default(),
+        task: None,
+    };
     let scope = Scope { prefix: spec.label(), path: String::new() };
 
     let mut kind_given = false;
@@ -645,7 +664,10 @@ fn nested_key_span(table: &DeTable<'_>, path: &str) -> Option<Range<usize>> {
 
 fn depends_on(cx: &mut Ctx<'_>, scope: &Scope, value: &Value<'_>) -> Vec<(String, Range<usize>)> {
     let Some(items) = value.get_ref().as_array() else {
-        cx.report(value.span(), scope.msg(format!("`depends_on` must be an array of task ids, found {}", found(value.get_ref()))));
+        cx.report(
+            value.span(),
+            scope.msg(format!("`depends_on` must be an array of task ids, found {}", found(value.get_ref()))),
+        );
         return Vec::new();
     };
     let mut out = Vec::new();
@@ -677,12 +699,9 @@ fn param_value(ty: ParamType, value: &DeValue<'_>) -> Option<serde_json::Value> 
         (ParamType::String, DeValue::String(s)) => Some(serde_json::Value::String(s.to_string())),
         (ParamType::Integer, DeValue::Integer(_)) => integer(value).map(serde_json::Value::from),
         (ParamType::Number, DeValue::Integer(_)) => integer(value).map(serde_json::Value::from),
-        (ParamType::Number, DeValue::Float(f)) => f
-            .as_str()
-            .parse::<f64>()
-            .ok()
-            .and_then(serde_json::Number::from_f64)
-            .map(serde_json::Value::Number),
+        (ParamType::Number, DeValue::Float(f)) => {
+            f.as_str().parse::<f64>().ok().and_then(serde_json::Number::from_f64).map(serde_json::Value::Number)
+        }
         (ParamType::Boolean, DeValue::Boolean(b)) => Some(serde_json::Value::Bool(*b)),
         (ParamType::Date, DeValue::Datetime(_) | DeValue::String(_)) => {
             date_value(value).ok().map(|d| serde_json::Value::String(d.format("%Y-%m-%d").to_string()))
@@ -715,7 +734,10 @@ fn param(cx: &mut Ctx<'_>, name: &str, key: &Key<'_>, value: &Value<'_>) -> Opti
             return None;
         };
         let Some(default) = param_value(ty, value.get_ref()) else {
-            cx.report(value.span(), format!("`params.{name}`: {} is not {}", found(value.get_ref()), param_type_name(ty)));
+            cx.report(
+                value.span(),
+                format!("`params.{name}`: {} is not {}", found(value.get_ref()), param_type_name(ty)),
+            );
             return None;
         };
         return Some(ParamSpec { ty, default: Some(default), description: String::new() });
@@ -777,8 +799,12 @@ fn param(cx: &mut Ctx<'_>, name: &str, key: &Key<'_>, value: &Value<'_>) -> Opti
         Some(d) => match param_value(ty, d.get_ref()) {
             Some(v) => Some(v),
             None => {
-                let message =
-                    format!("`{}` must be {}, found {}", scope.name("default"), param_type_name(ty), found(d.get_ref()));
+                let message = format!(
+                    "`{}` must be {}, found {}",
+                    scope.name("default"),
+                    param_type_name(ty),
+                    found(d.get_ref())
+                );
                 cx.report(d.span(), message);
                 return None;
             }
@@ -881,8 +907,10 @@ fn compile(source: &str, path: &Path) -> Compiled {
             "task" => {
                 saw_tasks = true;
                 let Some(items) = value.get_ref().as_array() else {
-                    let message =
-                        format!("`task` must be an array of tables (write `[[task]]`), found {}", found(value.get_ref()));
+                    let message = format!(
+                        "`task` must be an array of tables (write `[[task]]`), found {}",
+                        found(value.get_ref())
+                    );
                     cx.report(value.span(), message);
                     continue;
                 };
@@ -891,6 +919,10 @@ fn compile(source: &str, path: &Path) -> Compiled {
                         specs.push(spec);
                     }
                 }
+            }
+            name if POLICY_KEYS.contains(&name) => {
+                let message = format!("unknown key `{name}`; task settings belong in `[defaults]` or a `[[task]]`");
+                cx.report(key.span(), message);
             }
             _ => top.unknown_key(&mut cx, key, DAG_KEYS, &format!("known keys: {}", DAG_KEYS.join(", "))),
         }
@@ -917,6 +949,14 @@ fn compile(source: &str, path: &Path) -> Compiled {
     };
     let mut diags = std::mem::take(&mut cx.diags);
     let Some(id) = id.filter(|_| diags.is_empty()) else {
+        if diags.is_empty() {
+            diags.push(Diagnostic {
+                file: path.to_path_buf(),
+                line: 1,
+                col: 1,
+                message: "missing required key `id`".into(),
+            });
+        }
         diags.sort_by_key(|d| (d.line, d.col));
         return Compiled { result: Err(diags), id: id_out };
     };
@@ -986,8 +1026,12 @@ fn check_graph(cx: &mut Ctx<'_>, specs: &[TaskSpec]) {
                     }
                 }
                 None => {
-                    let who = spec.id.as_ref().map_or_else(|| format!("task #{}", spec.index), |(id, _)| format!("task `{id}`"));
-                    let hint = suggest(dep, ids.iter().copied()).map(|s| format!("; did you mean `{s}`?")).unwrap_or_default();
+                    let who = spec
+                        .id
+                        .as_ref()
+                        .map_or_else(|| format!("task #{}", spec.index), |(id, _)| format!("task `{id}`"));
+                    let hint =
+                        suggest(dep, ids.iter().copied()).map(|s| format!("; did you mean `{s}`?")).unwrap_or_default();
                     cx.report(span.clone(), format!("{who} depends on `{dep}`, which is not a task in this DAG{hint}"));
                 }
             }
@@ -996,8 +1040,7 @@ fn check_graph(cx: &mut Ctx<'_>, specs: &[TaskSpec]) {
     // Report each cycle, then break it by dropping its closing edge, to find any others.
     for _ in 0..specs.len() {
         let Some(cycle) = super::find_cycle(&graph) else { break };
-        let names: Vec<&str> =
-            cycle.iter().map(|&i| specs[i].id.as_ref().map_or("?", |(id, _)| id.as_str())).collect();
+        let names: Vec<&str> = cycle.iter().map(|&i| specs[i].id.as_ref().map_or("?", |(id, _)| id.as_str())).collect();
         let (first, before) = (cycle[0], cycle[cycle.len().saturating_sub(2)]);
         let before_id = names[cycle.len().saturating_sub(2)];
         let span = specs[first]
@@ -1018,8 +1061,9 @@ fn check_graph(cx: &mut Ctx<'_>, specs: &[TaskSpec]) {
 mod tests {
     use super::*;
 
-    fn diags(source: &str) -> Vec<String> {
-        match load_str(source, Path::new("d.toml")) {
+    /// Diagnostics of a DAG given as lines, rendered as `d.toml:line:col: message`.
+    fn diags(lines: &[&str]) -> Vec<String> {
+        match load_str(&lines.join("\n"), Path::new("d.toml")) {
             Ok(_) => Vec::new(),
             Err(d) => d.iter().map(ToString::to_string).collect(),
         }
@@ -1034,11 +1078,16 @@ mod tests {
         assert_eq!(parse_duration("1d"), Ok(Duration::from_secs(86_400)));
         assert_eq!(parse_duration("1h30m"), Ok(Duration::from_secs(5400)));
         assert_eq!(parse_duration("1m500ms"), Ok(Duration::from_millis(60_500)));
-        let general = |s: &str| format!("invalid duration \"{s}\": expected a whole number and a unit, e.g. \"30s\" or \"1h30m\"");
+        let general = |s: &str| {
+            format!("invalid duration \"{s}\": expected a whole number and a unit, e.g. \"30s\" or \"1h30m\"")
+        };
         for bad in ["", "s", "1.5h", "-5s", " 5s", "5 s", "abc"] {
             assert_eq!(parse_duration(bad), Err(general(bad)), "{bad:?}");
         }
-        assert_eq!(parse_duration("10"), Err("invalid duration \"10\": missing unit after 10 (use ms, s, m, h or d)".into()));
+        assert_eq!(
+            parse_duration("10"),
+            Err("invalid duration \"10\": missing unit after 10 (use ms, s, m, h or d)".into())
+        );
         assert_eq!(
             parse_duration("10min"),
             Err("invalid duration \"10min\": unknown unit \"min\" (use ms, s, m, h or d)".into())
@@ -1060,8 +1109,15 @@ mod tests {
     }
 
     #[test]
-    fn positions_count_characters() {
-        let d = diags("id = \"é\"\n  \"ünknown\" = 1\nparams = { \"é\" = \"a\", x = [1] }\n[[task]]\nid = \"a\"\nkind = \"noop\"\n");
+    fn columns_count_characters_not_bytes() {
+        let d = diags(&[
+            r#"id = "é""#,
+            r#"  "ünknown" = 1"#,
+            r#"params = { "é" = "a", x = [1] }"#,
+            "[[task]]",
+            r#"id = "a""#,
+            r#"kind = "noop""#,
+        ]);
         assert_eq!(
             d,
             [
@@ -1076,7 +1132,8 @@ mod tests {
 
     #[test]
     fn minimal_dag_gets_defaults() {
-        let dag = load_str("id = \"m\"\n[[task]]\nid = \"a\"\nkind = \"noop\"\n", Path::new("dags/m.toml")).expect("valid");
+        let source = "id = \"m\"\n[[task]]\nid = \"a\"\nkind = \"noop\"\n";
+        let dag = load_str(source, Path::new("dags/m.toml")).expect("valid");
         assert_eq!(dag.id, "m");
         assert!(dag.schedule.is_none());
         assert_eq!(dag.timezone, Tz::UTC);
@@ -1087,16 +1144,32 @@ mod tests {
 
     #[test]
     fn empty_file_reports_missing_id_and_tasks() {
-        assert_eq!(diags(""), ["d.toml:1:1: missing required key `id`", "d.toml:1:1: no tasks: a DAG needs at least one `[[task]]`"]);
+        assert_eq!(
+            diags(&[""]),
+            ["d.toml:1:1: missing required key `id`", "d.toml:1:1: no tasks: a DAG needs at least one `[[task]]`"]
+        );
     }
 
     #[test]
     fn value_types_are_checked() {
-        let d = diags(
-            "id = \"v\"\ncatchup = \"yes\"\nmax_active_runs = 0\nstart_date = 2025-01-01T00:00:00\nend_date = \"2025-1-1\"\n\
-             [params]\nn = [1]\nm = { type = \"integer\", default = \"3\" }\nk = { description = \"no type\" }\n\
-             [[task]]\nid = \"a\"\nkind = \"noop\"\ntimeout = 30\nemail = [\"ops\"]\nretry_backoff = \"linear\"\ndepends_on = \"b\"\n",
-        );
+        let d = diags(&[
+            r#"id = "v""#,
+            r#"catchup = "yes""#,
+            "max_active_runs = 0",
+            "start_date = 2025-01-01T00:00:00",
+            r#"end_date = "2025-1-1""#,
+            "[params]",
+            "n = [1]",
+            r#"m = { type = "integer", default = "3" }"#,
+            r#"k = { description = "no type" }"#,
+            "[[task]]",
+            r#"id = "a""#,
+            r#"kind = "noop""#,
+            "timeout = 30",
+            r#"email = ["ops"]"#,
+            r#"retry_backoff = "linear""#,
+            r#"depends_on = "b""#,
+        ]);
         assert_eq!(
             d,
             [
@@ -1104,7 +1177,8 @@ mod tests {
                 "d.toml:3:19: `max_active_runs` must be a positive integer, found integer 0",
                 "d.toml:4:14: `start_date` must be a date (YYYY-MM-DD), found datetime 2025-01-01T00:00:00",
                 "d.toml:5:12: `end_date`: invalid date \"2025-1-1\" (expected YYYY-MM-DD)",
-                "d.toml:7:5: `params.n` must be a string, integer, number, boolean or date, or a table with `type`, `default` and `description`, found array",
+                "d.toml:7:5: `params.n` must be a string, integer, number, boolean or date, or a table with `type`, \
+                 `default` and `description`, found array",
                 "d.toml:8:35: `params.m.default` must be an integer, found string \"3\"",
                 "d.toml:9:1: `params.k` needs a `type` or a `default`",
                 "d.toml:13:11: task `a`: `timeout` must be a duration string like \"30s\" or \"10m\", found integer 30",
@@ -1116,36 +1190,89 @@ mod tests {
     }
 
     #[test]
+    fn dates_and_their_order() {
+        let d = diags(&[
+            r#"id = "d""#,
+            "start_date = 2025-06-01",
+            r#"end_date = "2025-05-31""#,
+            "[[task]]",
+            r#"id = "a""#,
+            r#"kind = "noop""#,
+        ]);
+        assert_eq!(d, ["d.toml:3:12: `end_date` 2025-05-31 is before `start_date` 2025-06-01"]);
+    }
+
+    #[test]
     fn params_typed_and_inferred() {
-        let dag = load_str(
-            "id = \"p\"\n[params]\nlimit = 10\nratio = { type = \"number\", default = 1 }\nday = 2025-01-02\n\
-             name = { type = \"string\", description = \"who\" }\nflag = false\n[[task]]\nid = \"a\"\nkind = \"noop\"\n",
-            Path::new("p.toml"),
-        )
-        .expect("valid");
+        let lines = [
+            r#"id = "p""#,
+            "[params]",
+            "limit = 10",
+            r#"ratio = { type = "number", default = 1 }"#,
+            "day = 2025-01-02",
+            r#"name = { type = "string", description = "who" }"#,
+            "flag = false",
+            "[[task]]",
+            r#"id = "a""#,
+            r#"kind = "noop""#,
+        ];
+        let dag = load_str(&lines.join("\n"), Path::new("p.toml")).expect("valid");
         let p = &dag.params;
         assert_eq!((p["limit"].ty, p["limit"].default.clone()), (ParamType::Integer, Some(serde_json::json!(10))));
         assert_eq!((p["ratio"].ty, p["ratio"].default.clone()), (ParamType::Number, Some(serde_json::json!(1))));
         assert_eq!((p["day"].ty, p["day"].default.clone()), (ParamType::Date, Some(serde_json::json!("2025-01-02"))));
-        assert_eq!((p["name"].ty, p["name"].default.clone(), p["name"].description.as_str()), (ParamType::String, None, "who"));
+        assert_eq!(
+            (p["name"].ty, p["name"].default.clone(), p["name"].description.as_str()),
+            (ParamType::String, None, "who")
+        );
         assert_eq!(p["flag"].default, Some(serde_json::json!(false)));
     }
 
     #[test]
     fn several_cycles_and_self_dependency() {
-        let d = diags(
-            "id = \"c\"\n[[task]]\nid = \"a\"\nkind = \"noop\"\ndepends_on = [\"a\"]\n\
-             [[task]]\nid = \"b\"\nkind = \"noop\"\ndepends_on = [\"c\"]\n[[task]]\nid = \"c\"\nkind = \"noop\"\ndepends_on = [\"b\"]\n",
-        );
+        let d = diags(&[
+            r#"id = "c""#,
+            "[[task]]",
+            r#"id = "a""#,
+            r#"kind = "noop""#,
+            r#"depends_on = ["a"]"#,
+            "[[task]]",
+            r#"id = "b""#,
+            r#"kind = "noop""#,
+            r#"depends_on = ["c"]"#,
+            "[[task]]",
+            r#"id = "c""#,
+            r#"kind = "noop""#,
+            r#"depends_on = ["b"]"#,
+        ]);
         assert_eq!(d, ["d.toml:5:15: dependency cycle: a -> a", "d.toml:9:15: dependency cycle: b -> c -> b"]);
     }
 
     #[test]
-    fn kind_settings_are_passed_to_the_builder() {
-        let d = diags(
-            "id = \"k\"\n[[task]]\nid = \"s\"\nkind = \"sleep\"\n[[task]]\nid = \"f\"\nkind = \"fail\"\ntimes = \"2\"\n\
-             [[task]]\nid = \"n\"\nkind = \"noop\"\nduration = \"1s\"\n[[task]]\nid = \"x\"\nkind = \"sleep\"\nduraton = \"1s\"\n",
-        );
+    fn kind_settings_are_checked_by_the_kind() {
+        let d = diags(&[
+            r#"id = "k""#,
+            "[[task]]",
+            r#"id = "s""#,
+            r#"kind = "sleep""#,
+            "[[task]]",
+            r#"id = "f""#,
+            r#"kind = "fail""#,
+            r#"times = "2""#,
+            "[[task]]",
+            r#"id = "n""#,
+            r#"kind = "noop""#,
+            r#"duration = "1s""#,
+            "[[task]]",
+            r#"id = "x""#,
+            r#"kind = "sleep""#,
+            r#"duraton = "1s""#,
+            "[[task]]",
+            r#"id = "c""#,
+            r#"kind = "command""#,
+            r#"program = "/bin/true""#,
+            "env = { HOME = 1 }",
+        ]);
         assert_eq!(
             d,
             [
@@ -1153,6 +1280,29 @@ mod tests {
                 "d.toml:8:1: task `f`: `times` must be a non-negative integer, found \"2\"",
                 "d.toml:12:1: task `n`: unknown key `duration`; kind `noop` takes no settings",
                 "d.toml:16:1: task `x`: unknown key `duraton`; did you mean `duration`?",
+                "d.toml:21:9: task `c`: `env.HOME` must be a string, found integer",
+            ]
+        );
+    }
+
+    #[test]
+    fn syntax_errors_silence_guesses_on_their_line() {
+        let d = diags(&[
+            r#"id = "s""#,
+            "retries = 1",
+            "[defaults]",
+            "retries = 1",
+            "retries = 2",
+            "[[task]]",
+            r#"id = "a""#,
+            "kind = ",
+        ]);
+        assert_eq!(
+            d,
+            [
+                "d.toml:2:1: unknown key `retries`; task settings belong in `[defaults]` or a `[[task]]`",
+                "d.toml:5:1: TOML syntax error: duplicate key `retries`",
+                "d.toml:8:8: TOML syntax error: string values must be quoted, expected literal string",
             ]
         );
     }

@@ -139,7 +139,8 @@ impl Schedule {
 
     fn day_ok(&self, date: NaiveDate) -> bool {
         let p = &self.cron.pattern;
-        p.month_match(date.month()).unwrap_or(false) && p.day_match(date.year(), date.month(), date.day()).unwrap_or(false)
+        p.month_match(date.month()).unwrap_or(false)
+            && p.day_match(date.year(), date.month(), date.day()).unwrap_or(false)
     }
 
     fn hour_ok(&self, hour: u32) -> bool {
@@ -293,8 +294,14 @@ mod tests {
             "invalid cron expression \"0 0 * 1-13 *\": month field `1-13` has a range outside 1-12 or with its start \
              after its end"
         );
-        assert_eq!(err("*/0 * * * *"), "invalid cron expression \"*/0 * * * *\": minute field `*/0` has a step of zero");
-        assert_eq!(err("0 x * * *"), "invalid cron expression \"0 x * * *\": hour field `x` contains an illegal character");
+        assert_eq!(
+            err("*/0 * * * *"),
+            "invalid cron expression \"*/0 * * * *\": minute field `*/0` has a step of zero"
+        );
+        assert_eq!(
+            err("0 x * * *"),
+            "invalid cron expression \"0 x * * *\": hour field `x` contains an illegal character"
+        );
         assert_eq!(
             err("0 0 0 * * *"),
             "cron expression \"0 0 0 * * *\" has 6 fields, expected 5 (minute hour day-of-month month day-of-week); \
@@ -310,7 +317,10 @@ mod tests {
              (omit `schedule` for a manual-only DAG)"
         );
         assert_eq!(err("0 0 30 2 *"), "cron expression \"0 0 30 2 *\" never fires");
-        assert_eq!(err(""), "cron expression \"\" has 0 fields, expected 5 (minute hour day-of-month month day-of-week)");
+        assert_eq!(
+            err(""),
+            "cron expression \"\" has 0 fields, expected 5 (minute hour day-of-month month day-of-week)"
+        );
     }
 
     #[test]
@@ -330,7 +340,10 @@ mod tests {
         assert_eq!(fires("30 2 * * *", CHICAGO, a, b), ["2025-03-08T08:30Z", "2025-03-09T08:00Z", "2025-03-10T07:30Z"]);
         assert_eq!(fires("0 0 * * *", CHICAGO, a, b), ["2025-03-08T06:00Z", "2025-03-09T06:00Z", "2025-03-10T05:00Z"]);
         let (a, b) = ("2025-03-09T05:30:00Z", "2025-03-09T09:00:00Z");
-        assert_eq!(fires("0 * * * *", CHICAGO, a, b), ["2025-03-09T06:00Z", "2025-03-09T07:00Z", "2025-03-09T08:00Z", "2025-03-09T09:00Z"]);
+        assert_eq!(
+            fires("0 * * * *", CHICAGO, a, b),
+            ["2025-03-09T06:00Z", "2025-03-09T07:00Z", "2025-03-09T08:00Z", "2025-03-09T09:00Z"]
+        );
         assert_eq!(
             fires("*/30 * * * *", CHICAGO, "2025-03-09T06:45:00Z", "2025-03-09T09:00:00Z"),
             ["2025-03-09T07:00Z", "2025-03-09T07:30Z", "2025-03-09T08:00Z", "2025-03-09T08:30Z", "2025-03-09T09:00Z"]
@@ -346,7 +359,10 @@ mod tests {
         // A daily time inside the repeated hour fires at its first occurrence only.
         assert_eq!(fires("30 1 * * *", CHICAGO, a, b), ["2025-11-01T06:30Z", "2025-11-02T06:30Z", "2025-11-03T07:30Z"]);
         let (a, b) = ("2025-11-02T04:30:00Z", "2025-11-02T09:00:00Z");
-        assert_eq!(fires("0 * * * *", CHICAGO, a, b), ["2025-11-02T05:00Z", "2025-11-02T06:00Z", "2025-11-02T08:00Z", "2025-11-02T09:00Z"]);
+        assert_eq!(
+            fires("0 * * * *", CHICAGO, a, b),
+            ["2025-11-02T05:00Z", "2025-11-02T06:00Z", "2025-11-02T08:00Z", "2025-11-02T09:00Z"]
+        );
         assert_eq!(
             fires("*/30 * * * *", CHICAGO, a, b),
             [
@@ -448,9 +464,15 @@ mod tests {
         assert_eq!(fall[1].data_interval_end, utc("2025-11-02T08:00:00Z"));
         // Days without a schedule are 23 and 25 hours long.
         let day = slots_between(None, CHICAGO, date("2025-03-09"), date("2025-03-09"));
-        assert_eq!((day[0].data_interval_start, day[0].data_interval_end), (utc("2025-03-09T06:00:00Z"), utc("2025-03-10T05:00:00Z")));
+        assert_eq!(
+            (day[0].data_interval_start, day[0].data_interval_end),
+            (utc("2025-03-09T06:00:00Z"), utc("2025-03-10T05:00:00Z"))
+        );
         let day = slots_between(None, LONDON, date("2025-10-26"), date("2025-10-26"));
-        assert_eq!((day[0].data_interval_start, day[0].data_interval_end), (utc("2025-10-25T23:00:00Z"), utc("2025-10-27T00:00:00Z")));
+        assert_eq!(
+            (day[0].data_interval_start, day[0].data_interval_end),
+            (utc("2025-10-25T23:00:00Z"), utc("2025-10-27T00:00:00Z"))
+        );
     }
 
     #[test]
@@ -460,9 +482,15 @@ mod tests {
         assert_eq!(start_of_day(tz, date("2025-09-07")), utc("2025-09-07T04:00:00Z"));
         let daily = Schedule::parse("@daily").expect("cron");
         let slot = slot_for_date(Some(&daily), tz, date("2025-09-07"));
-        assert_eq!((slot.logical_date, slot.data_interval_end), (utc("2025-09-07T04:00:00Z"), utc("2025-09-08T03:00:00Z")));
+        assert_eq!(
+            (slot.logical_date, slot.data_interval_end),
+            (utc("2025-09-07T04:00:00Z"), utc("2025-09-08T03:00:00Z"))
+        );
         let day = slot_for_date(None, tz, date("2025-09-07"));
-        assert_eq!((day.data_interval_start, day.data_interval_end), (utc("2025-09-07T04:00:00Z"), utc("2025-09-08T03:00:00Z")));
+        assert_eq!(
+            (day.data_interval_start, day.data_interval_end),
+            (utc("2025-09-07T04:00:00Z"), utc("2025-09-08T03:00:00Z"))
+        );
     }
 
     #[test]
@@ -475,6 +503,9 @@ mod tests {
         // A weekday-only schedule does not fire on Saturday 2025-05-03: the slot is the whole day.
         let weekdays = Schedule::parse("0 6 * * 1-5").expect("cron");
         let slot = slot_for_date(Some(&weekdays), Tz::UTC, date("2025-05-03"));
-        assert_eq!((slot.logical_date, slot.data_interval_end), (utc("2025-05-03T00:00:00Z"), utc("2025-05-04T00:00:00Z")));
+        assert_eq!(
+            (slot.logical_date, slot.data_interval_end),
+            (utc("2025-05-03T00:00:00Z"), utc("2025-05-04T00:00:00Z"))
+        );
     }
 }

@@ -245,12 +245,13 @@ impl Store {
         Ok(())
     }
 
-    /// Puts a finished run back to `queued` for a re-run (its attempts stay as history).
-    pub async fn requeue_run(&self, id: i64, backfill_id: Option<i64>) -> Result<()> {
+    /// Puts a finished run back to `queued` for a re-run with `conf` (its attempts stay as history).
+    pub async fn requeue_run(&self, id: i64, conf: &serde_json::Value, backfill_id: Option<i64>) -> Result<()> {
         sqlx::query(
-            "UPDATE dag_runs SET state = 'queued', started_at = NULL, ended_at = NULL, \
-             backfill_id = COALESCE($1, backfill_id) WHERE id = $2",
+            "UPDATE dag_runs SET state = 'queued', started_at = NULL, ended_at = NULL, conf = $1, \
+             backfill_id = COALESCE($2, backfill_id) WHERE id = $3",
         )
+        .bind(conf.to_string())
         .bind(backfill_id)
         .bind(id)
         .execute(self.pool())

@@ -1,0 +1,71 @@
+//! Shared test plumbing: a fresh state DB on each backend. SQLite is a file in a temp dir;
+//! PostgreSQL is a throwaway database on the machine's server (`TM_TEST_PG_URL`, default
+//! `postgres://postgres@127.0.0.1:5432/postgres`), dropped when the guard goes.
+#![allow(dead_code)]
+
+use std::sync::atomic::{AtomicU32, Ordering};
+
+use sqlx::Connection;
+use tmctl::store::Store;
+
+pub fn pg_admin_url() -> String {
+    std::env::var("TM_TEST_PG_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into())
+}
+
+/// A database that exists for one test.
+pub struct TestDb {
+    pub backend: &'static str,
+    pub url: String,
+    _dir: Option<tempfile::TempDir>,
+    pg_name: Option<String>,
+}
+
+impl Drop for TestDb {
+    fn drop(&mut self) {
+        if let Some(name) = self.pg_name.take() {
+            let admin = pg_admin_url();
+            // A thread with its own runtime: Drop may run inside or outside a tokio runtime.
+            let _ = std::thread::spawn(move || {
+                let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().ok()?;
+                rt.block_on(async {
+                    let mut conn = sqlx::PgConnection::connect(&admin).await.ok()?;
+                    sqlx::query(&format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)")).execute(&mut conn).await.ok()
+                })
+            })
+            .join();
+        }
+    }
+}
+
+static COUNTER: AtomicU32 = AtomicU32::new(0);
+
+pub fn sqlite_db() -> TestDb {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let url = tmctl::config::sqlite_url(&dir.path().join("tm.db"));
+    TestDb { backend: "sqlite", url, _dir: Some(dir), pg_name: None }
+}
+
+pub async fn postgres_db() -> TestDb {
+    let admin = pg_admin_url();
+    let name = format!(
+        "tmtest_{}_{}_{}",
+        std::process::id(),
+        COUNTER.fetch_add(1, Ordering::SeqCst),
+        chrono::Utc::now().timestamp_subsec_nanos()
+    );
+    let mut conn = sqlx::PgConnection::connect(&admin)
+        .await
+        .unwrap_or_else(|e| panic!("PostgreSQL at {admin} is needed for the store tests (set TM_TEST_PG_URL): {e}"));
+    sqlx::query(&format!("CREATE DATABASE \"{name}\"")).execute(&mut conn).await.expect("create test database");
+    let base = admin.rsplit_once('/').map(|(b, _)| b.to_string()).unwrap_or(admin.clone());
+    TestDb { backend: "postgres", url: format!("{base}/{name}"), _dir: None, pg_name: Some(name) }
+}
+
+/// One fresh DB per backend: SQLite and PostgreSQL.
+pub async fn both() -> Vec<TestDb> {
+    vec![sqlite_db(), postgres_db().await]
+}
+
+pub async fn open(db: &TestDb) -> Store {
+    Store::connect(&db.url, 4).await.unwrap_or_else(|e| panic!("{}: {e}", db.backend))
+}
