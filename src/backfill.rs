@@ -138,18 +138,18 @@ pub async fn plan(store: &Store, dag: &Dag, req: &Request) -> Result<Vec<Planned
     if req.from > req.to {
         return Err(BackfillError::Invalid(format!("--from {} is after --to {}", req.from, req.to)));
     }
-    if let Some(start) = dag.start_date {
-        if req.from < start {
-            return Err(BackfillError::Invalid(format!(
-                "--from {} is before DAG `{}`'s start_date {start}",
-                req.from, dag.id
-            )));
-        }
+    if let Some(start) = dag.start_date
+        && req.from < start
+    {
+        return Err(BackfillError::Invalid(format!(
+            "--from {} is before DAG `{}`'s start_date {start}",
+            req.from, dag.id
+        )));
     }
-    if let Some(end) = dag.end_date {
-        if req.to > end {
-            return Err(BackfillError::Invalid(format!("--to {} is after DAG `{}`'s end_date {end}", req.to, dag.id)));
-        }
+    if let Some(end) = dag.end_date
+        && req.to > end
+    {
+        return Err(BackfillError::Invalid(format!("--to {} is after DAG `{}`'s end_date {end}", req.to, dag.id)));
     }
     if req.max_active_runs == Some(0) {
         return Err(BackfillError::Invalid("--max-active-runs must be at least 1".into()));

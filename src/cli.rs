@@ -211,7 +211,8 @@ pub fn main() -> ExitCode {
 }
 
 fn init_console_log(level: &str) {
-    let filter = tracing_subscriber::EnvFilter::try_new(level).unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    let filter =
+        tracing_subscriber::EnvFilter::try_new(level).unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
     let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).try_init();
 }
 
@@ -227,12 +228,16 @@ async fn dispatch(command: Command, settings: Arc<Settings>) -> CliResult {
         Command::Runs(RunsCmd::List { dag, limit, json }) => runs_list(&settings, dag.as_deref(), limit, json).await,
         Command::Runs(RunsCmd::Show { run_id, json }) => runs_show(&settings, run_id, json).await,
         Command::Logs(args) => logs(&settings, args).await,
-        Command::Bench(args) => crate::bench::run(&settings, args).await.map_err(|e| CliError::Failed(format!("{e:#}"))),
+        Command::Bench(args) => {
+            crate::bench::run(&settings, args).await.map_err(|e| CliError::Failed(format!("{e:#}")))
+        }
     }
 }
 
 pub async fn open_store(settings: &Settings) -> Result<Store, CliError> {
-    Store::connect(&settings.database_url, settings.database_max_connections).await.map_err(|e| CliError::Failed(e.to_string()))
+    Store::connect(&settings.database_url, settings.database_max_connections)
+        .await
+        .map_err(|e| CliError::Failed(e.to_string()))
 }
 
 /// Loads the DAGs directory; warns (once, on stderr) about files with problems.
@@ -544,9 +549,11 @@ async fn backfill_cmd(settings: &Arc<Settings>, args: BackfillArgs) -> CliResult
     let bar = if tty {
         let bar = indicatif::ProgressBar::new(total);
         bar.set_style(
-            indicatif::ProgressStyle::with_template("{spinner} backfill {prefix} [{bar:30}] {pos}/{len} dates  {elapsed_precise}  {msg}")
-                .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar())
-                .progress_chars("=> "),
+            indicatif::ProgressStyle::with_template(
+                "{spinner} backfill {prefix} [{bar:30}] {pos}/{len} dates  {elapsed_precise}  {msg}",
+            )
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar())
+            .progress_chars("=> "),
         );
         bar.set_prefix(dag.id.clone());
         bar.enable_steady_tick(std::time::Duration::from_millis(200));
@@ -569,7 +576,8 @@ async fn backfill_cmd(settings: &Arc<Settings>, args: BackfillArgs) -> CliResult
         other => CliError::Failed(other.to_string()),
     })?;
     bar.finish_and_clear();
-    let (ok, failed, skipped) = (report.count(Outcome::Succeeded), report.count(Outcome::Failed), report.count(Outcome::Skipped));
+    let (ok, failed, skipped) =
+        (report.count(Outcome::Succeeded), report.count(Outcome::Failed), report.count(Outcome::Skipped));
     if args.json {
         print_json(&serde_json::json!({
             "backfill_id": report.backfill_id,
@@ -621,7 +629,9 @@ async fn runs_list(settings: &Settings, dag: Option<&str>, limit: i64, json: boo
             r.run_id.clone(),
             r.run_type.to_string(),
             r.state.to_string(),
-            r.started_at.map(|s| s.with_timezone(&chrono::Local).format("%Y-%m-%d %H:%M:%S").to_string()).unwrap_or_default(),
+            r.started_at
+                .map(|s| s.with_timezone(&chrono::Local).format("%Y-%m-%d %H:%M:%S").to_string())
+                .unwrap_or_default(),
             duration(r.started_at, r.ended_at),
         ]);
     }
@@ -656,7 +666,10 @@ fn run_json(r: &crate::store::RunRow) -> serde_json::Value {
 }
 
 async fn get_run(store: &Store, run_id: i64) -> Result<crate::store::RunRow, CliError> {
-    store.get_run(run_id).await?.ok_or_else(|| CliError::Usage(format!("run {run_id} does not exist (see `tmctl runs list`)")))
+    store
+        .get_run(run_id)
+        .await?
+        .ok_or_else(|| CliError::Usage(format!("run {run_id} does not exist (see `tmctl runs list`)")))
 }
 
 async fn runs_show(settings: &Settings, run_id: i64, json: bool) -> CliResult {
@@ -696,7 +709,9 @@ async fn runs_show(settings: &Settings, run_id: i64, json: bool) -> CliResult {
             ti.kind.clone(),
             ti.state.map(|s| s.as_str().to_string()).unwrap_or_else(|| "none".into()),
             format!("{}/{}", ti.try_number, ti.max_tries),
-            ti.duration_ms.map(|ms| timefmt::human_duration(std::time::Duration::from_millis(ms as u64))).unwrap_or_default(),
+            ti.duration_ms
+                .map(|ms| timefmt::human_duration(std::time::Duration::from_millis(ms as u64)))
+                .unwrap_or_default(),
             ti.error.clone().unwrap_or_default(),
         ]);
     }

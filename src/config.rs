@@ -70,7 +70,8 @@ impl Settings {
     pub fn load_with(overrides: &Overrides, env: &BTreeMap<String, String>) -> Result<Settings, ConfigError> {
         let mut raw: BTreeMap<&'static str, Raw> = BTreeMap::new();
         merge_file(&mut raw, EMBEDDED, EMBEDDED_NAME)?;
-        let file = overrides.config_file.clone().or_else(|| env.get("TM_CONFIG").filter(|v| !v.is_empty()).map(PathBuf::from));
+        let file =
+            overrides.config_file.clone().or_else(|| env.get("TM_CONFIG").filter(|v| !v.is_empty()).map(PathBuf::from));
         if let Some(path) = file {
             let text = std::fs::read_to_string(&path).map_err(|e| ConfigError {
                 key: "config".into(),
@@ -88,7 +89,10 @@ impl Settings {
             raw.insert("home", Raw { value: toml::Value::String(home.display().to_string()), source: "--home".into() });
         }
         if let Some(dags) = &overrides.dags_dir {
-            raw.insert("dags_dir", Raw { value: toml::Value::String(dags.display().to_string()), source: "--dags".into() });
+            raw.insert(
+                "dags_dir",
+                Raw { value: toml::Value::String(dags.display().to_string()), source: "--dags".into() },
+            );
         }
 
         let home = PathBuf::from(get_string(&raw, "home", false)?);
@@ -96,15 +100,19 @@ impl Settings {
             url if url.is_empty() => sqlite_url(&home.join("tm.db")),
             url => {
                 if !(url.starts_with("sqlite:") || url.starts_with("postgres://") || url.starts_with("postgresql://")) {
-                    return Err(err(&raw, "database.url", "must start with sqlite:, postgres:// or postgresql://".into()));
+                    return Err(err(
+                        &raw,
+                        "database.url",
+                        "must start with sqlite:, postgres:// or postgresql://".into(),
+                    ));
                 }
                 url
             }
         };
         let web_bind_text = get_string(&raw, "web.bind", false)?;
-        let web_bind: SocketAddr = web_bind_text
-            .parse()
-            .map_err(|_| err(&raw, "web.bind", format!("= \"{web_bind_text}\" is not an address like 127.0.0.1:8080")))?;
+        let web_bind: SocketAddr = web_bind_text.parse().map_err(|_| {
+            err(&raw, "web.bind", format!("= \"{web_bind_text}\" is not an address like 127.0.0.1:8080"))
+        })?;
         let mut web_base_url = get_string(&raw, "web.base_url", true)?;
         if web_base_url.is_empty() {
             web_base_url = format!("http://{web_bind}");
@@ -226,11 +234,20 @@ mod tests {
     #[test]
     fn bad_values_name_key_and_source() {
         let e = Settings::load_with(&Overrides::default(), &env(&[("TM_EXECUTOR_SLOTS", "many")])).unwrap_err();
-        assert_eq!(e.to_string(), "config error: `executor.slots` = \"many\" must be a positive integer (from TM_EXECUTOR_SLOTS=many)");
+        assert_eq!(
+            e.to_string(),
+            "config error: `executor.slots` = \"many\" must be a positive integer (from TM_EXECUTOR_SLOTS=many)"
+        );
         let e = Settings::load_with(&Overrides::default(), &env(&[("TM_WEB_BIND", "localhost")])).unwrap_err();
-        assert_eq!(e.to_string(), "config error: `web.bind` = \"localhost\" is not an address like 127.0.0.1:8080 (from TM_WEB_BIND=localhost)");
+        assert_eq!(
+            e.to_string(),
+            "config error: `web.bind` = \"localhost\" is not an address like 127.0.0.1:8080 (from TM_WEB_BIND=localhost)"
+        );
         let e = Settings::load_with(&Overrides::default(), &env(&[("TM_DATABASE_URL", "mysql://x")])).unwrap_err();
-        assert_eq!(e.to_string(), "config error: `database.url` must start with sqlite:, postgres:// or postgresql:// (from TM_DATABASE_URL=mysql://x)");
+        assert_eq!(
+            e.to_string(),
+            "config error: `database.url` must start with sqlite:, postgres:// or postgresql:// (from TM_DATABASE_URL=mysql://x)"
+        );
     }
 
     #[test]

@@ -68,7 +68,8 @@ pub struct Executor {
 impl Executor {
     pub fn new(store: Store, settings: Arc<Settings>) -> Self {
         let slots = Arc::new(Semaphore::new(settings.executor_slots.max(1)));
-        let hostname = nix::unistd::gethostname().ok().and_then(|h| h.into_string().ok()).unwrap_or_else(|| "localhost".into());
+        let hostname =
+            nix::unistd::gethostname().ok().and_then(|h| h.into_string().ok()).unwrap_or_else(|| "localhost".into());
         Self { store, settings, slots, cancel: CancellationToken::new(), events: None, hostname }
     }
 
@@ -113,38 +114,43 @@ impl Executor {
         self.store.set_run_state(run_pk, RunState::Running).await?;
         self.emit(Event::Run { run_pk, dag_id: dag.id.clone(), ds: run.ds, state: RunState::Running });
 
-        let mut rows: HashMap<String, TaskInstanceRow> = tis.into_iter().map(|ti| (ti.task_id.clone(), ti)).collect();
-        // Finished tasks keep their state; anything else (none, or left mid-way) is to do.
-        let mut state: HashMap<&str, Option<TaskState>> = dag
-            .tasks
-            .iter()
-            .map(|t| (t.id.as_str(), rows.get(&t.id).and_then(|r| r.state).filter(|s| s.is_finished())))
+        let by_id: HashMap<&str, TaskInstanceRow> = tis
+            .into_iter()
+            .map(|ti| (ti.task_id.clone(), ti))
+            .filter_map(|(id, ti)| dag.task(&id).map(|t| (t.id.as_str(), ti)))
             .collect();
+        // Everything below works on task positions: upstream/downstream lists are built once, and a
+        // finished task only wakes its own downstreams, so a run costs O(tasks + edges).
+        let n = dag.tasks.len();
+        let rows: Vec<&TaskInstanceRow> = dag.tasks.iter().map(|t| &by_id[t.id.as_str()]).collect();
+        let upstream: Vec<Vec<usize>> = (0..n).map(|i| dag.upstream_indices(i)).collect();
+        let downstream: Vec<Vec<usize>> = (0..n).map(|i| dag.downstream_indices(i)).collect();
+        // Finished tasks keep their state; anything else (none, or left mid-way) is to do.
+        let mut state: Vec<Option<TaskState>> = rows.iter().map(|r| r.state.filter(|s| s.is_finished())).collect();
         let run = Arc::new(run);
-        let (done_tx, mut done_rx) = mpsc::unbounded_channel::<(String, TaskState)>();
+        let (done_tx, mut done_rx) = mpsc::unbounded_channel::<(usize, TaskState)>();
         let mut in_flight = 0usize;
+        let mut worklist: Vec<usize> = dag.topological_indices().iter().rev().copied().collect();
         loop {
-            if !self.cancel.is_cancelled() {
-                for task in dag.topological() {
-                    if state[task.id.as_str()].is_some() {
-                        continue;
-                    }
-                    let ups: Vec<Option<TaskState>> = dag.upstream(&task.id).iter().map(|u| state[u]).collect();
-                    let ti = &rows[&task.id];
-                    if ups.iter().any(|s| matches!(s, Some(TaskState::Failed | TaskState::UpstreamFailed))) {
+            while let Some(i) = worklist.pop() {
+                if state[i].is_some() || self.cancel.is_cancelled() {
+                    continue;
+                }
+                let ups = &upstream[i];
+                let ti = rows[i];
+                let decided =
+                    if ups.iter().any(|&u| matches!(state[u], Some(TaskState::Failed | TaskState::UpstreamFailed))) {
                         self.store.set_task_state(ti.id, Some(TaskState::UpstreamFailed), None).await?;
                         self.task_event(&run, ti, TaskState::UpstreamFailed, None);
-                        state.insert(&task.id, Some(TaskState::UpstreamFailed));
-                    } else if ups.iter().all(|s| *s == Some(TaskState::Success)) {
+                        TaskState::UpstreamFailed
+                    } else if ups.iter().all(|&u| state[u] == Some(TaskState::Success)) {
                         self.store.set_task_state(ti.id, Some(TaskState::Scheduled), None).await?;
                         self.task_event(&run, ti, TaskState::Scheduled, None);
-                        // Marked as in flight (not finished) so it is not looked at again.
-                        state.insert(&task.id, Some(TaskState::Scheduled));
                         in_flight += 1;
                         let runner = TaskRunner {
                             exec: self.clone(),
                             dag_id: dag.id.clone(),
-                            task: task.clone(),
+                            task: dag.tasks[i].clone(),
                             run: run.clone(),
                             ti: ti.clone(),
                             params: params.clone(),
@@ -152,33 +158,35 @@ impl Executor {
                         };
                         let tx = done_tx.clone();
                         tokio::spawn(async move {
-                            let task_id = runner.task.id.clone();
                             let outcome = runner.run().await;
-                            let _ = tx.send((task_id, outcome));
+                            let _ = tx.send((i, outcome));
                         });
-                    } else if ups.iter().all(|s| s.is_some_and(|s| s.is_finished())) {
+                        // In flight: not finished, so it is not looked at again.
+                        TaskState::Scheduled
+                    } else if ups.iter().all(|&u| state[u].is_some_and(|s| s.is_finished())) {
                         // Every upstream finished, none failed, some skipped: skip (all_success).
-                        self.store.set_task_state(ti.id, Some(TaskState::Skipped), Some("an upstream task was skipped")).await?;
+                        self.store
+                            .set_task_state(ti.id, Some(TaskState::Skipped), Some("an upstream task was skipped"))
+                            .await?;
                         self.task_event(&run, ti, TaskState::Skipped, None);
-                        state.insert(&task.id, Some(TaskState::Skipped));
-                    }
+                        TaskState::Skipped
+                    } else {
+                        continue;
+                    };
+                state[i] = Some(decided);
+                if decided.is_finished() {
+                    worklist.extend(downstream[i].iter().copied());
                 }
             }
             if in_flight == 0 {
                 break;
             }
-            let Some((task_id, outcome)) = done_rx.recv().await else { break };
+            let Some((i, outcome)) = done_rx.recv().await else { break };
             in_flight -= 1;
-            if let Some(row) = rows.get_mut(&task_id) {
-                row.state = Some(outcome);
-            }
-            let key = dag.task(&task_id).map(|t| t.id.as_str()).unwrap_or_default();
-            state.insert(key, Some(outcome));
+            state[i] = Some(outcome);
+            worklist.extend(downstream[i].iter().copied());
         }
-        let all_ok = dag
-            .tasks
-            .iter()
-            .all(|t| matches!(state[t.id.as_str()], Some(TaskState::Success | TaskState::Skipped)));
+        let all_ok = state.iter().all(|s| matches!(s, Some(TaskState::Success | TaskState::Skipped)));
         let final_state = if all_ok { RunState::Success } else { RunState::Failed };
         self.store.set_run_state(run_pk, final_state).await?;
         self.emit(Event::Run { run_pk, dag_id: dag.id.clone(), ds: run.ds, state: final_state });
@@ -255,7 +263,9 @@ impl TaskRunner {
             let end = self.one_try(try_number, &log).await;
             let (attempt_state, task_state, error, output, next_retry) = match &end {
                 TryEnd::Success(out) => (AttemptState::Success, TaskState::Success, None, out.clone(), None),
-                TryEnd::Skipped(reason) => (AttemptState::Skipped, TaskState::Skipped, Some(reason.clone()), None, None),
+                TryEnd::Skipped(reason) => {
+                    (AttemptState::Skipped, TaskState::Skipped, Some(reason.clone()), None, None)
+                }
                 TryEnd::Failed { error, retryable } => {
                     if *retryable && try_number < self.ti.max_tries {
                         let delay = retry_delay(&self.task.policy, try_number, &self.jitter_key(try_number));
@@ -335,7 +345,8 @@ impl TaskRunner {
         ));
         let started = Instant::now();
         let task = self.task.task.clone();
-        let attempt = logcapture::capture(log, async move { std::panic::AssertUnwindSafe(task.run(&ctx)).catch_unwind().await });
+        let attempt =
+            logcapture::capture(log, async move { std::panic::AssertUnwindSafe(task.run(&ctx)).catch_unwind().await });
         let timed = async {
             match self.task.policy.timeout {
                 Some(limit) => tokio::time::timeout(limit, attempt).await.map_err(|_| limit),
@@ -353,7 +364,9 @@ impl TaskRunner {
                 error: format!("timed out after {}", crate::timefmt::human_duration(limit)),
                 retryable: true,
             },
-            Some(Ok(Err(panic))) => TryEnd::Failed { error: format!("task panicked: {}", panic_message(&panic)), retryable: true },
+            Some(Ok(Err(panic))) => {
+                TryEnd::Failed { error: format!("task panicked: {}", panic_message(&panic)), retryable: true }
+            }
             Some(Ok(Ok(Ok(out)))) => TryEnd::Success(out.summary),
             Some(Ok(Ok(Err(TaskError::Skip(reason))))) => TryEnd::Skipped(reason),
             Some(Ok(Ok(Err(TaskError::Failed(error))))) => TryEnd::Failed { error, retryable: true },
@@ -372,7 +385,13 @@ impl TaskRunner {
     }
 
     /// Records a failure (or, if asked for, a retry) alert in the outbox for the DAG's recipients.
-    async fn record_alert(&self, state: TaskState, try_number: u32, error: &str, log: &LogBuffer) -> Result<(), StoreError> {
+    async fn record_alert(
+        &self,
+        state: TaskState,
+        try_number: u32,
+        error: &str,
+        log: &LogBuffer,
+    ) -> Result<(), StoreError> {
         let policy = &self.task.policy;
         let kind = match state {
             TaskState::Failed if policy.email_on_failure => "failure",
@@ -392,12 +411,8 @@ impl TaskRunner {
             self.run.ds,
             self.ti.max_tries
         );
-        let link = format!(
-            "{}/runs/{}/tasks/{}?try={try_number}",
-            self.exec.settings.web_base_url,
-            self.run.id,
-            self.task.id
-        );
+        let link =
+            format!("{}/runs/{}/tasks/{}?try={try_number}", self.exec.settings.web_base_url, self.run.id, self.task.id);
         let body = format!(
             "DAG: {}\nTask: {}\nRun: {} (id {})\nLogical date: {}\nTry: {try_number} of {}\n\nError:\n{error}\n\nLast log lines:\n{}\n\nLog: {link}\n",
             self.dag_id,
@@ -468,7 +483,10 @@ fn fnv1a(bytes: &[u8]) -> u64 {
 
 /// The run's params: each declared param's default, overridden by the run's conf. A conf value
 /// of the wrong type, or a param with no default and no value, is an error naming the param.
-pub fn resolve_params(dag: &Dag, conf: &serde_json::Value) -> Result<serde_json::Map<String, serde_json::Value>, String> {
+pub fn resolve_params(
+    dag: &Dag,
+    conf: &serde_json::Value,
+) -> Result<serde_json::Map<String, serde_json::Value>, String> {
     let conf = match conf {
         serde_json::Value::Object(m) => m.clone(),
         serde_json::Value::Null => serde_json::Map::new(),
@@ -485,7 +503,9 @@ pub fn resolve_params(dag: &Dag, conf: &serde_json::Value) -> Result<serde_json:
             }
             None => match &spec.default {
                 Some(d) => d.clone(),
-                None => return Err(format!("param `{name}` has no default; give it with --conf '{{\"{name}\": ...}}'")),
+                None => {
+                    return Err(format!("param `{name}` has no default; give it with --conf '{{\"{name}\": ...}}'"));
+                }
             },
         };
         out.insert(name.clone(), value);

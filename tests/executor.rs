@@ -231,7 +231,8 @@ async fn independent_tasks_run_in_parallel_within_the_slot_limit() {
     // At no instant were more than 2 tries running.
     let attempts = store.list_run_attempts(run).await.unwrap();
     for a in &attempts {
-        let overlapping = attempts.iter().filter(|b| b.started_at <= a.started_at && b.ended_at.unwrap() > a.started_at).count();
+        let overlapping =
+            attempts.iter().filter(|b| b.started_at <= a.started_at && b.ended_at.unwrap() > a.started_at).count();
         assert!(overlapping <= 2, "{overlapping} tries overlapped at {}", a.started_at);
     }
 }
@@ -372,7 +373,8 @@ program = "/bin/echo"
 args = ["course={{ params.course }}", "limit={{ params.limit }}"]
 "#);
     let slot = schedule::slot_for_date(None, d.timezone, date("2025-01-01"));
-    let bad = prepare_run(&store, &d, &slot, RunType::Manual, &serde_json::json!({"limit": "many"}), None).await.unwrap_err();
+    let bad =
+        prepare_run(&store, &d, &slot, RunType::Manual, &serde_json::json!({"limit": "many"}), None).await.unwrap_err();
     assert_eq!(bad.to_string(), "param `limit` must be a integer, found \"many\"");
     let conf = serde_json::json!({"course": "pinehurst"});
     let run = prepare_run(&store, &d, &slot, RunType::Manual, &conf, None).await.unwrap().run().clone();
@@ -447,7 +449,12 @@ async fn backfill_reprocess_modes_follow_airflow() {
         let first = backfill_once(&exec, &d, &request("2025-01-01", "2025-01-04", Reprocess::None, "2025-01-02")).await;
         assert_eq!(
             first,
-            [o("2025-01-01", Succeeded), o("2025-01-02", Failed), o("2025-01-03", Succeeded), o("2025-01-04", Succeeded)],
+            [
+                o("2025-01-01", Succeeded),
+                o("2025-01-02", Failed),
+                o("2025-01-03", Succeeded),
+                o("2025-01-04", Succeeded)
+            ],
             "{}",
             db.backend
         );
@@ -455,7 +462,13 @@ async fn backfill_reprocess_modes_follow_airflow() {
         let none = backfill_once(&exec, &d, &request("2025-01-01", "2025-01-05", Reprocess::None, "")).await;
         assert_eq!(
             none,
-            [o("2025-01-01", Skipped), o("2025-01-02", Skipped), o("2025-01-03", Skipped), o("2025-01-04", Skipped), o("2025-01-05", Succeeded)],
+            [
+                o("2025-01-01", Skipped),
+                o("2025-01-02", Skipped),
+                o("2025-01-03", Skipped),
+                o("2025-01-04", Skipped),
+                o("2025-01-05", Succeeded)
+            ],
             "{}",
             db.backend
         );
@@ -463,15 +476,23 @@ async fn backfill_reprocess_modes_follow_airflow() {
         let failed = backfill_once(&exec, &d, &request("2025-01-01", "2025-01-05", Reprocess::Failed, "")).await;
         assert_eq!(
             failed,
-            [o("2025-01-01", Skipped), o("2025-01-02", Succeeded), o("2025-01-03", Skipped), o("2025-01-04", Skipped), o("2025-01-05", Skipped)],
+            [
+                o("2025-01-01", Skipped),
+                o("2025-01-02", Succeeded),
+                o("2025-01-03", Skipped),
+                o("2025-01-04", Skipped),
+                o("2025-01-05", Skipped)
+            ],
             "{}",
             db.backend
         );
         // completed: everything finished runs again; a date failing now is reported failed.
-        let completed = backfill_once(&exec, &d, &request("2025-01-02", "2025-01-03", Reprocess::Completed, "2025-01-03")).await;
+        let completed =
+            backfill_once(&exec, &d, &request("2025-01-02", "2025-01-03", Reprocess::Completed, "2025-01-03")).await;
         assert_eq!(completed, [o("2025-01-02", Succeeded), o("2025-01-03", Failed)], "{}", db.backend);
         // One run per date, whatever happened.
-        let runs = store.list_runs(&tmctl::store::RunFilter { dag_id: Some("picky"), state: None, limit: 0 }).await.unwrap();
+        let runs =
+            store.list_runs(&tmctl::store::RunFilter { dag_id: Some("picky"), state: None, limit: 0 }).await.unwrap();
         assert_eq!(runs.len(), 5, "{}", db.backend);
         let backfills = store.list_backfills(Some("picky"), 10).await.unwrap();
         assert_eq!(backfills.len(), 4);
@@ -479,7 +500,11 @@ async fn backfill_reprocess_modes_follow_airflow() {
         assert_eq!(backfills[1].state, "completed");
         let dates = store.list_backfill_dates(backfills[0].id).await.unwrap();
         assert_eq!(dates[1].outcome, "failed");
-        assert!(dates[1].reason.as_deref().unwrap().starts_with("task `check` failed: `/bin/sh` exited with code 3"), "{:?}", dates[1].reason);
+        assert!(
+            dates[1].reason.as_deref().unwrap().starts_with("task `check` failed: `/bin/sh` exited with code 3"),
+            "{:?}",
+            dates[1].reason
+        );
     }
 }
 
@@ -513,7 +538,10 @@ async fn backfill_refuses_bad_ranges() {
         async move { backfill::plan(&store, &d, &req).await.unwrap_err().to_string() }
     };
     assert_eq!(err("2025-01-05", "2025-01-01").await, "--from 2025-01-05 is after --to 2025-01-01");
-    assert_eq!(err("2024-12-31", "2025-01-01").await, "--from 2024-12-31 is before DAG `picky`'s start_date 2025-01-01");
+    assert_eq!(
+        err("2024-12-31", "2025-01-01").await,
+        "--from 2024-12-31 is before DAG `picky`'s start_date 2025-01-01"
+    );
 }
 
 #[tokio::test]

@@ -5,8 +5,8 @@ mod common;
 
 use chrono::{NaiveDate, TimeZone, Utc};
 use tmctl::store::{
-    AttemptFinish, AttemptState, BackfillDateRow, NewAlert, NewBackfill, NewRun, RunFilter, RunState, RunType, StoreError,
-    TaskState,
+    AttemptFinish, AttemptState, BackfillDateRow, NewAlert, NewBackfill, NewRun, RunFilter, RunState, RunType,
+    StoreError, TaskState,
 };
 
 fn new_run<'a>(dag: &'a str, day: u32, conf: &'a serde_json::Value) -> NewRun<'a> {
@@ -233,7 +233,11 @@ async fn backfills_record_per_date_outcomes() {
         let summary: Vec<(String, String)> = dates.iter().map(|r| (r.ds.to_string(), r.outcome.clone())).collect();
         assert_eq!(
             summary,
-            [("2025-01-01".into(), "pending".into()), ("2025-01-02".into(), "failed".into()), ("2025-01-03".into(), "pending".into())],
+            [
+                ("2025-01-01".into(), "pending".into()),
+                ("2025-01-02".into(), "failed".into()),
+                ("2025-01-03".into(), "pending".into())
+            ],
             "{}",
             db.backend
         );

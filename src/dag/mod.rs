@@ -11,8 +11,8 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use chrono_tz::Tz;
 use chrono::NaiveDate;
+use chrono_tz::Tz;
 use petgraph::graph::{DiGraph, NodeIndex};
 
 pub use parse::{load_dir, load_file, load_str, parse_duration};
@@ -136,10 +136,7 @@ pub struct Dag {
 impl Dag {
     /// Assembles a DAG from already validated parts. Fails with the cycle as a path
     /// (`a -> b -> a`) or with the first dependency that names no task.
-    pub fn new(
-        head: DagHead,
-        tasks: Vec<TaskDef>,
-    ) -> Result<Dag, String> {
+    pub fn new(head: DagHead, tasks: Vec<TaskDef>) -> Result<Dag, String> {
         let mut graph = DiGraph::<usize, ()>::with_capacity(tasks.len(), tasks.len());
         let nodes: Vec<NodeIndex> = (0..tasks.len()).map(|i| graph.add_node(i)).collect();
         let index: BTreeMap<&str, usize> = tasks.iter().enumerate().map(|(i, t)| (t.id.as_str(), i)).collect();
@@ -189,6 +186,21 @@ impl Dag {
         self.topo.iter().map(|&i| &self.tasks[i])
     }
 
+    /// Positions (in `tasks`) of the direct upstreams of the task at position `i`.
+    pub fn upstream_indices(&self, i: usize) -> Vec<usize> {
+        self.graph.neighbors_directed(NodeIndex::new(i), petgraph::Direction::Incoming).map(|n| self.graph[n]).collect()
+    }
+
+    /// Positions (in `tasks`) of the direct downstreams of the task at position `i`.
+    pub fn downstream_indices(&self, i: usize) -> Vec<usize> {
+        self.graph.neighbors_directed(NodeIndex::new(i), petgraph::Direction::Outgoing).map(|n| self.graph[n]).collect()
+    }
+
+    /// Positions of the tasks in topological order.
+    pub fn topological_indices(&self) -> &[usize] {
+        &self.topo
+    }
+
     /// Direct upstream task ids.
     pub fn upstream(&self, id: &str) -> Vec<&str> {
         self.neighbors(id, petgraph::Direction::Incoming)
@@ -201,7 +213,8 @@ impl Dag {
 
     fn neighbors(&self, id: &str, dir: petgraph::Direction) -> Vec<&str> {
         let Some(i) = self.index_of(id) else { return Vec::new() };
-        let mut out: Vec<usize> = self.graph.neighbors_directed(NodeIndex::new(i), dir).map(|n| self.graph[n]).collect();
+        let mut out: Vec<usize> =
+            self.graph.neighbors_directed(NodeIndex::new(i), dir).map(|n| self.graph[n]).collect();
         out.sort_unstable();
         out.into_iter().map(|j| self.tasks[j].id.as_str()).collect()
     }
@@ -265,7 +278,11 @@ fn find_cycle(graph: &DiGraph<usize, ()>) -> Option<Vec<usize>> {
     // Iterative DFS with colours; the first back edge closes a cycle. Start from the lowest
     // index so the reported cycle is stable.
     #[derive(Clone, Copy, PartialEq)]
-    enum Colour { White, Grey, Black }
+    enum Colour {
+        White,
+        Grey,
+        Black,
+    }
     let n = graph.node_count();
     let mut colour = vec![Colour::White; n];
     let mut parent: Vec<Option<usize>> = vec![None; n];

@@ -85,7 +85,9 @@ impl Store {
     }
 
     pub async fn list_backfills(&self, dag_id: Option<&str>, limit: i64) -> Result<Vec<BackfillRow>> {
-        let sql = format!("SELECT {BACKFILL_COLS} FROM backfills WHERE ($1 IS NULL OR dag_id = $1) ORDER BY id DESC LIMIT $2");
+        let sql = format!(
+            "SELECT {BACKFILL_COLS} FROM backfills WHERE ($1 IS NULL OR dag_id = $1) ORDER BY id DESC LIMIT $2"
+        );
         let rows = sqlx::query(&sql).bind(dag_id).bind(limit).fetch_all(self.pool()).await.ctx("list backfills")?;
         rows.iter().map(backfill_from).collect()
     }

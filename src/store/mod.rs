@@ -87,15 +87,14 @@ impl Store {
         } else {
             return Err(StoreError::Open { url: url.into(), message: "unsupported URL scheme".into() });
         };
-        if backend == Backend::Sqlite {
-            if let Some(parent) = sqlite_path(url).and_then(|p| p.parent().map(|p| p.to_path_buf())) {
-                if !parent.as_os_str().is_empty() {
-                    std::fs::create_dir_all(&parent).map_err(|e| StoreError::Open {
-                        url: url.into(),
-                        message: format!("cannot create directory {}: {e}", parent.display()),
-                    })?;
-                }
-            }
+        if backend == Backend::Sqlite
+            && let Some(parent) = sqlite_path(url).and_then(|p| p.parent().map(|p| p.to_path_buf()))
+            && !parent.as_os_str().is_empty()
+        {
+            std::fs::create_dir_all(&parent).map_err(|e| StoreError::Open {
+                url: url.into(),
+                message: format!("cannot create directory {}: {e}", parent.display()),
+            })?;
         }
         let options = AnyPoolOptions::new().acquire_timeout(Duration::from_secs(30));
         let options = match backend {
@@ -113,10 +112,8 @@ impl Store {
             }),
             Backend::Postgres => options.max_connections(max_connections.max(2)),
         };
-        let pool = options
-            .connect(url)
-            .await
-            .map_err(|e| StoreError::Open { url: redact(url), message: e.to_string() })?;
+        let pool =
+            options.connect(url).await.map_err(|e| StoreError::Open { url: redact(url), message: e.to_string() })?;
         match backend {
             Backend::Sqlite => SQLITE_MIGRATOR.run(&pool).await?,
             Backend::Postgres => POSTGRES_MIGRATOR.run(&pool).await?,

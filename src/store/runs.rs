@@ -262,7 +262,11 @@ impl Store {
 
     /// Creates the missing task instances of a run (state none) and returns all of them.
     /// `tasks` is `(task_id, kind, tries allowed)`.
-    pub async fn ensure_task_instances(&self, run_pk: i64, tasks: &[(&str, &str, u32)]) -> Result<Vec<TaskInstanceRow>> {
+    pub async fn ensure_task_instances(
+        &self,
+        run_pk: i64,
+        tasks: &[(&str, &str, u32)],
+    ) -> Result<Vec<TaskInstanceRow>> {
         let now = timefmt::to_db(timefmt::now());
         let mut tx = self.pool().begin().await.ctx("begin")?;
         for (task_id, kind, tries) in tasks {
@@ -420,7 +424,8 @@ impl Store {
 
     /// Every try of one task in a run, oldest first.
     pub async fn list_attempts(&self, run_pk: i64, task_id: &str) -> Result<Vec<AttemptRow>> {
-        let sql = format!("SELECT {ATTEMPT_COLS} FROM task_attempts WHERE run_pk = $1 AND task_id = $2 ORDER BY try_number");
+        let sql =
+            format!("SELECT {ATTEMPT_COLS} FROM task_attempts WHERE run_pk = $1 AND task_id = $2 ORDER BY try_number");
         let rows = sqlx::query(&sql).bind(run_pk).bind(task_id).fetch_all(self.pool()).await.ctx("list attempts")?;
         rows.iter().map(attempt_from).collect()
     }

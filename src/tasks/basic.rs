@@ -62,7 +62,10 @@ impl Task for Fail {
     async fn run(&self, ctx: &TaskContext) -> Result<TaskOutput, TaskError> {
         if ctx.try_number <= self.times {
             tracing::error!(try_number = ctx.try_number, times = self.times, "failing on purpose");
-            Err(TaskError::Failed(format!("{} (try {} of the first {} that fail)", self.message, ctx.try_number, self.times)))
+            Err(TaskError::Failed(format!(
+                "{} (try {} of the first {} that fail)",
+                self.message, ctx.try_number, self.times
+            )))
         } else {
             tracing::info!(try_number = ctx.try_number, "succeeding after {} failed tries", self.times);
             Ok(TaskOutput::default())
@@ -84,7 +87,8 @@ pub fn build_fail(input: &BuildInput<'_>) -> Result<Arc<dyn Task>, Vec<SettingEr
         None => "failed on purpose".to_string(),
         Some(toml::Value::String(s)) => s.clone(),
         Some(other) => {
-            errors.push(SettingError::new("message", format!("`message` must be a string, found {}", other.type_str())));
+            errors
+                .push(SettingError::new("message", format!("`message` must be a string, found {}", other.type_str())));
             String::new()
         }
     };

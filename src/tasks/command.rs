@@ -88,9 +88,7 @@ impl Task for Command {
             cmd.current_dir(render(cwd)?);
         }
         tracing::info!(program = %self.program, args = ?args, "starting command");
-        let mut child = cmd
-            .spawn()
-            .map_err(|e| TaskError::Fatal(format!("cannot start `{}`: {e}", self.program)))?;
+        let mut child = cmd.spawn().map_err(|e| TaskError::Fatal(format!("cannot start `{}`: {e}", self.program)))?;
         let _guard = GroupGuard(child.id().map(|id| id as i32));
         let stdout = child.stdout.take().map(|s| pump(s, "stdout"));
         let stderr = child.stderr.take().map(|s| pump(s, "stderr"));
@@ -131,10 +129,14 @@ fn string_list(key: &str, value: &toml::Value) -> Result<Vec<String>, SettingErr
                 toml::Value::Integer(i) => Ok(i.to_string()),
                 toml::Value::Float(f) => Ok(f.to_string()),
                 toml::Value::Boolean(b) => Ok(b.to_string()),
-                other => Err(SettingError::new(key, format!("`{key}` items must be strings, found {}", other.type_str()))),
+                other => {
+                    Err(SettingError::new(key, format!("`{key}` items must be strings, found {}", other.type_str())))
+                }
             })
             .collect(),
-        other => Err(SettingError::new(key, format!("`{key}` must be an array of strings, found {}", other.type_str()))),
+        other => {
+            Err(SettingError::new(key, format!("`{key}` must be an array of strings, found {}", other.type_str())))
+        }
     }
 }
 
@@ -148,7 +150,8 @@ pub fn build(input: &BuildInput<'_>) -> Result<Arc<dyn Task>, Vec<SettingError>>
             String::new()
         }
         Some(other) => {
-            errors.push(SettingError::new("program", format!("`program` must be a string, found {}", other.type_str())));
+            errors
+                .push(SettingError::new("program", format!("`program` must be a string, found {}", other.type_str())));
             String::new()
         }
         None => {
@@ -179,7 +182,9 @@ pub fn build(input: &BuildInput<'_>) -> Result<Arc<dyn Task>, Vec<SettingError>>
                 }
             }
         }
-        Some(other) => errors.push(SettingError::new("env", format!("`env` must be a table, found {}", other.type_str()))),
+        Some(other) => {
+            errors.push(SettingError::new("env", format!("`env` must be a table, found {}", other.type_str())))
+        }
     }
     let cwd = match s.get("cwd") {
         None => None,

@@ -2,8 +2,8 @@
 //! runs it. Every kind validates its own settings when a DAG is compiled (so `tmctl dags validate`
 //! catches a bad setting) and gets its runtime handles through a [`TaskContext`].
 
-mod command;
 mod basic;
+mod command;
 
 use std::fmt;
 use std::sync::Arc;
@@ -151,7 +151,10 @@ fn template_parts(text: &str) -> Result<Vec<(bool, &str)>, String> {
 pub fn check_template(text: &str) -> Result<(), String> {
     for (is_var, name) in template_parts(text)? {
         if is_var && !TEMPLATE_VARS.contains(&name) && !name.starts_with("params.") {
-            return Err(format!("unknown placeholder `{{{{ {name} }}}}` (known: {}, params.NAME)", TEMPLATE_VARS.join(", ")));
+            return Err(format!(
+                "unknown placeholder `{{{{ {name} }}}}` (known: {}, params.NAME)",
+                TEMPLATE_VARS.join(", ")
+            ));
         }
     }
     Ok(())
