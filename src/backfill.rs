@@ -79,6 +79,8 @@ pub enum Action {
     Create,
     /// Re-run the existing run (its previous state given).
     Rerun { run_pk: i64, previous: String },
+    /// Resume a run whose process died (finished tasks are kept).
+    Resume { run_pk: i64, previous: String },
     /// Leave the date alone.
     Skip { run_pk: i64, reason: String },
 }
@@ -163,6 +165,9 @@ pub async fn plan(store: &Store, dag: &Dag, req: &Request) -> Result<Vec<Planned
     for slot in slots {
         let action = match store.find_run(&dag.id, slot.logical_date).await? {
             None => Action::Create,
+            Some(run) if crate::executor::is_abandoned(&run, Utc::now()) => {
+                Action::Resume { run_pk: run.id, previous: run.state.to_string() }
+            }
             Some(run) => match (req.reprocess, run.state) {
                 (_, RunState::Queued | RunState::Running) => {
                     Action::Skip { run_pk: run.id, reason: format!("run {} is {} already", run.id, run.state) }
@@ -211,7 +216,7 @@ pub async fn execute(
     for p in &planned {
         let (outcome, run_pk, reason) = match &p.action {
             Action::Skip { run_pk, reason } => ("skipped", Some(*run_pk), Some(reason.clone())),
-            Action::Rerun { run_pk, .. } => ("pending", Some(*run_pk), None),
+            Action::Rerun { run_pk, .. } | Action::Resume { run_pk, .. } => ("pending", Some(*run_pk), None),
             Action::Create => ("pending", None, None),
         };
         store
@@ -261,7 +266,7 @@ pub async fn execute(
             }
             let prepared = prepare_run(&store, &dag, &p.slot, RunType::Backfill, &conf, Some(backfill.id)).await;
             let run = match prepared {
-                Ok(Prepared::Created(run) | Prepared::Requeued(run)) => run,
+                Ok(Prepared::Created(run) | Prepared::Requeued(run) | Prepared::Resumed(run)) => run,
                 Err(ExecError::Invalid(reason)) => {
                     let d = DateOutcome {
                         ds: p.ds,

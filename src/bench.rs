@@ -10,7 +10,6 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 use chrono::NaiveDate;
-use sqlx::Connection;
 
 use crate::config::Settings;
 use crate::dag::{Dag, DagHead, TaskDef, TaskPolicy, schedule};
@@ -129,22 +128,16 @@ async fn fresh_db(kind: &str, pg_url: &str, n: usize) -> Result<BenchDb> {
         }
         "postgres" => {
             let name = format!("tmbench_{stamp}");
-            let mut conn = sqlx::PgConnection::connect(pg_url)
-                .await
-                .with_context(|| format!("cannot reach PostgreSQL at {}", crate::store::redact(pg_url)))?;
-            sqlx::query(&format!("CREATE DATABASE \"{name}\"")).execute(&mut conn).await?;
-            let base = pg_url.rsplit_once('/').map(|(b, _)| b.to_string()).unwrap_or_else(|| pg_url.to_string());
-            Ok(BenchDb { url: format!("{base}/{name}"), _dir: None, pg: Some((pg_url.to_string(), name)) })
+            let url = crate::store::admin::create_postgres_database(pg_url, &name).await?;
+            Ok(BenchDb { url, _dir: None, pg: Some((pg_url.to_string(), name)) })
         }
         other => bail!("--db `{other}` is not one of sqlite, postgres, all"),
     }
 }
 
 async fn drop_db(db: BenchDb) {
-    if let Some((admin, name)) = &db.pg
-        && let Ok(mut conn) = sqlx::PgConnection::connect(admin).await
-    {
-        let _ = sqlx::query(&format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)")).execute(&mut conn).await;
+    if let Some((admin, name)) = &db.pg {
+        let _ = crate::store::admin::drop_postgres_database(admin, name).await;
     }
 }
 

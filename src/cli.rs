@@ -464,6 +464,7 @@ async fn run(settings: &Arc<Settings>, args: RunArgs) -> CliResult {
     let verb = match prepared {
         Prepared::Created(_) => "created",
         Prepared::Requeued(_) => "re-running existing",
+        Prepared::Resumed(_) => "resuming abandoned",
     };
     println!("{verb} run {} of `{}` for {} ({})", run.id, dag.id, run.ds, run.run_id);
     let (tx, mut rx) = mpsc::unbounded_channel();
@@ -533,6 +534,9 @@ async fn backfill_cmd(settings: &Arc<Settings>, args: BackfillArgs) -> CliResult
             let (action, detail) = match &p.action {
                 Action::Create => ("create run".to_string(), String::new()),
                 Action::Rerun { run_pk, previous } => ("re-run".to_string(), format!("run {run_pk} ({previous})")),
+                Action::Resume { run_pk, previous } => {
+                    ("resume".to_string(), format!("run {run_pk} ({previous}, its process is gone)"))
+                }
                 Action::Skip { reason, .. } => ("skip".to_string(), reason.clone()),
             };
             t.add_row([p.ds.to_string(), p.logical_date.to_rfc3339(), action, detail]);

@@ -112,6 +112,9 @@ impl Executor {
         let tis = self.store.ensure_task_instances(run_pk, &spec).await?;
         self.store.abandon_running_attempts(run_pk, "abandoned: the process running this try stopped").await?;
         self.store.set_run_state(run_pk, RunState::Running).await?;
+        let owner = format!("{}:{}", self.hostname, std::process::id());
+        self.store.claim_run(run_pk, &owner).await?;
+        let _heartbeat = Heartbeat::start(self.store.clone(), run_pk, owner);
         self.emit(Event::Run { run_pk, dag_id: dag.id.clone(), ds: run.ds, state: RunState::Running });
 
         let by_id: HashMap<&str, TaskInstanceRow> = tis
@@ -133,7 +136,7 @@ impl Executor {
         let mut worklist: Vec<usize> = dag.topological_indices().iter().rev().copied().collect();
         loop {
             while let Some(i) = worklist.pop() {
-                if state[i].is_some() || self.cancel.is_cancelled() {
+                if state[i].is_some() {
                     continue;
                 }
                 let ups = &upstream[i];
@@ -207,6 +210,62 @@ impl Executor {
     }
 }
 
+/// How often a running run's owner says it is alive.
+pub const HEARTBEAT_EVERY: Duration = Duration::from_secs(10);
+/// A run whose owner has not said so for this long is abandoned (its process died).
+pub const ABANDONED_AFTER: Duration = Duration::from_secs(60);
+
+/// Renews a run's heartbeat until dropped.
+struct Heartbeat(tokio::task::JoinHandle<()>);
+
+impl Heartbeat {
+    fn start(store: Store, run_pk: i64, owner: String) -> Self {
+        Heartbeat(tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(HEARTBEAT_EVERY).await;
+                if let Err(e) = store.heartbeat_run(run_pk, &owner).await {
+                    tracing::warn!(run_pk, error = %e, "heartbeat failed");
+                }
+            }
+        }))
+    }
+}
+
+impl Drop for Heartbeat {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+/// This machine's name, as recorded with runs and tries.
+pub fn hostname() -> String {
+    nix::unistd::gethostname().ok().and_then(|h| h.into_string().ok()).unwrap_or_else(|| "localhost".into())
+}
+
+/// True if an unfinished run has no live process executing it: its owner is a process of this
+/// machine that no longer exists, or nobody has renewed its heartbeat for [`ABANDONED_AFTER`].
+pub fn is_abandoned(run: &RunRow, now: DateTime<Utc>) -> bool {
+    if run.state.is_finished() {
+        return false;
+    }
+    let stale = |t: DateTime<Utc>| (now - t).to_std().is_ok_and(|age| age > ABANDONED_AFTER);
+    match &run.owner {
+        Some(owner) => {
+            let dead_here = owner.rsplit_once(':').is_some_and(|(host, pid)| {
+                host == hostname()
+                    && pid.parse::<i32>().is_ok_and(|pid| {
+                        matches!(
+                            nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), None),
+                            Err(nix::errno::Errno::ESRCH)
+                        )
+                    })
+            });
+            dead_here || run.heartbeat_at.is_none_or(stale)
+        }
+        None => stale(run.created_at),
+    }
+}
+
 /// Runs all tries of one task instance.
 struct TaskRunner {
     exec: Executor,
@@ -232,7 +291,9 @@ impl TaskRunner {
             Ok(state) => state,
             Err(e) => {
                 tracing::error!(dag = %self.dag_id, task = %self.task.id, error = %e, "state DB error; task failed");
-                let _ = self.exec.store.set_task_state(self.ti.id, Some(TaskState::Failed), Some(&e.to_string())).await;
+                let reason = format!("state DB error: {e}");
+                let _ = self.exec.store.fail_running_attempts_of(self.ti.id, &reason).await;
+                let _ = self.exec.store.set_task_state(self.ti.id, Some(TaskState::Failed), Some(&reason)).await;
                 TaskState::Failed
             }
         }
@@ -497,7 +558,8 @@ pub fn resolve_params(
         let value = match conf.get(name) {
             Some(v) => {
                 if !type_matches(spec.ty, v) {
-                    return Err(format!("param `{name}` must be a {}, found {v}", spec.ty.name()));
+                    let article = if spec.ty == ParamType::Integer { "an" } else { "a" };
+                    return Err(format!("param `{name}` must be {article} {}, found {v}", spec.ty.name()));
                 }
                 v.clone()
             }
@@ -534,12 +596,14 @@ pub enum Prepared {
     Created(RunRow),
     /// An existing finished run was put back in the queue with its tasks cleared.
     Requeued(RunRow),
+    /// An unfinished run whose process died: it is resumed (finished tasks are kept).
+    Resumed(RunRow),
 }
 
 impl Prepared {
     pub fn run(&self) -> &RunRow {
         match self {
-            Prepared::Created(r) | Prepared::Requeued(r) => r,
+            Prepared::Created(r) | Prepared::Requeued(r) | Prepared::Resumed(r) => r,
         }
     }
 }
@@ -572,6 +636,11 @@ pub async fn prepare_run(
                 .find_run(&dag.id, slot.logical_date)
                 .await?
                 .ok_or_else(|| ExecError::Invalid("run vanished while being re-queued".into()))?;
+            if is_abandoned(&run, Utc::now()) {
+                tracing::warn!(run = run.id, owner = ?run.owner, "resuming an abandoned run");
+                store.claim_run(run.id, &format!("{}:{}", hostname(), std::process::id())).await?;
+                return Ok(Prepared::Resumed(run));
+            }
             if !run.state.is_finished() {
                 return Err(ExecError::Invalid(format!(
                     "run {} of `{}` for {} is {} already",

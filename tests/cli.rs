@@ -479,8 +479,9 @@ fn run_rejects_bad_dates_and_unknown_dags() {
     tm.run(&["run", "ok", "--date", "yesterday"]).code(2).stderr_has("--date `yesterday` is not a date");
     tm.run(&["run", "nope", "--date", "2025-01-01"])
         .code(2)
-        .stderr_has("unknown DAG `nope`")
-        .stderr_has("failing, flaky, killgroup, ok, params, picky, timeout");
+        .stderr_has("unknown DAG `nope` in ")
+        .stderr_has("(DAGs: ")
+        .stderr_has("failing, flaky, killgroup, ny, ok, params, picky, slow, timeout");
     let missing = tm.home.path().join("no-such-dir");
     Tm::sqlite()
         .with_dags(&missing)
@@ -551,7 +552,8 @@ fn rerun_takes_the_new_conf() {
     tm.run(&["logs", "1", "show", "--try", "1"]).code(0).stdout_has("param x is [first], n is [1]");
     assert_eq!(tm.show(1)["conf"], json!({"x": "second"}));
 
-    let range = ["backfill", "params", "--from", "2025-01-01", "--to", "2025-01-02", "--json", "--reprocess", "completed"];
+    let range =
+        ["backfill", "params", "--from", "2025-01-01", "--to", "2025-01-02", "--json", "--reprocess", "completed"];
     let report = tm.run(&[&range[..], &["--conf", r#"{"x": "third", "n": 3}"#]].concat()).code(0).json();
     assert_eq!(report["succeeded"], 2);
     let ids = run_ids_by_ds(&tm, "params");
@@ -938,7 +940,7 @@ fn dags_validate_good_and_broken() {
 fn dags_list_show_pause_unpause() {
     let tm = Tm::sqlite();
     let list = tm.run(&["dags", "list"]).code(0);
-    for dag in ["ok", "failing", "flaky", "params", "picky", "timeout", "killgroup"] {
+    for dag in ["ok", "failing", "flaky", "params", "picky", "timeout", "killgroup", "slow", "ny", "bytes"] {
         assert!(list.stdout.contains(&format!(" {dag} ")), "dags list lacks {dag}\n{}", list.dump());
     }
     assert!(list.stdout.contains("@daily") && list.stdout.contains("manual"), "{}", list.dump());
@@ -1098,4 +1100,234 @@ fn timeout_kills_the_whole_process_group() {
     let run = tm.show(1);
     assert_eq!(task(&run, "hang")["error"], "timed out after 500ms");
     tm.run(&["logs", "1", "hang"]).code(0).stdout_has(&secs).stdout_has("timed out after 500ms");
+}
+
+// ---- interrupting, concurrent runs, crashed runs --------------------------------------------------
+
+/// A `tmctl` started in the background whose stdout is read line by line as it comes.
+struct Background {
+    child: std::process::Child,
+    lines: std::sync::mpsc::Receiver<String>,
+    seen: Vec<String>,
+}
+
+impl Background {
+    fn start(tm: &Tm, args: &[&str]) -> Background {
+        let mut child = tm.command(args).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().expect("start tmctl");
+        let stdout = child.stdout.take().expect("stdout");
+        let (tx, lines) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            use std::io::BufRead;
+            for line in std::io::BufReader::new(stdout).lines().map_while(Result::ok) {
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        Background { child, lines, seen: Vec::new() }
+    }
+
+    /// Waits (up to 10 s) for a stdout line for which `pred` holds.
+    #[track_caller]
+    fn wait_for(&mut self, what: &str, pred: impl Fn(&str) -> bool) {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < deadline {
+            match self.lines.recv_timeout(Duration::from_millis(50)) {
+                Ok(line) => {
+                    let hit = pred(&line);
+                    self.seen.push(line);
+                    if hit {
+                        return;
+                    }
+                }
+                Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {}
+                Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => break,
+            }
+        }
+        let _ = self.child.kill();
+        panic!("tmctl never printed {what}; stdout so far:\n{}", self.seen.join("\n"));
+    }
+
+    fn signal(&self, sig: nix::sys::signal::Signal) {
+        nix::sys::signal::kill(nix::unistd::Pid::from_raw(self.child.id() as i32), sig).expect("signal tmctl");
+    }
+
+    /// Waits for the exit; stdout is what was read plus the rest.
+    fn finish(mut self, label: &str) -> Out {
+        let mut stderr = String::new();
+        if let Some(mut e) = self.child.stderr.take() {
+            use std::io::Read;
+            let _ = e.read_to_string(&mut stderr);
+        }
+        let status = self.child.wait().expect("wait for tmctl");
+        self.seen.extend(self.lines.iter());
+        Out { args: label.into(), code: status.code().unwrap_or(-1), stdout: self.seen.join("\n") + "\n", stderr }
+    }
+}
+
+/// A `secs` value for `sleep` that no other process uses, and the pgrep pattern for it.
+fn sleep_marker() -> (String, String) {
+    let secs = format!("30.{}{}", std::process::id(), MARKER.fetch_add(1, Ordering::SeqCst));
+    let pattern = format!("sleep {secs}");
+    assert!(pgrep(&pattern).is_empty(), "marker {secs} already in use");
+    (secs, pattern)
+}
+
+/// Waits (up to 2 s) for no process to match `pattern`; kills leftovers (by pid) and fails if any.
+#[track_caller]
+fn assert_gone(pattern: &str, context: &str) {
+    let deadline = Instant::now() + Duration::from_secs(2);
+    let mut left = pgrep(pattern);
+    while !left.is_empty() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+        left = pgrep(pattern);
+    }
+    if !left.is_empty() {
+        kill_pids(&left);
+        panic!("`{pattern}` (pids {left:?}) is still running\n{context}");
+    }
+}
+
+fn kill_pids(pids: &[i32]) {
+    for pid in pids {
+        let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(*pid), nix::sys::signal::Signal::SIGKILL);
+    }
+}
+
+#[test]
+fn concurrent_run_is_refused_and_ctrl_c_cancels() {
+    let tm = Tm::sqlite();
+    let (secs, pattern) = sleep_marker();
+    let conf = json!({ "secs": secs }).to_string();
+    let started = Instant::now();
+    let mut bg = Background::start(&tm, &["run", "slow", "--date", "2025-01-01", "--conf", &conf]);
+    bg.wait_for("`long running`", |l| l.split_whitespace().nth(1) == Some("long") && l.contains("running"));
+
+    // While it runs, the same date cannot be run again, and a backfill leaves it alone.
+    tm.run(&["run", "slow", "--date", "2025-01-01"])
+        .code(2)
+        .stderr_has("run 1 of `slow` for 2025-01-01 is running already");
+    let report = tm
+        .run(&["backfill", "slow", "--from", "2025-01-01", "--to", "2025-01-01", "--json", "--reprocess", "completed"])
+        .code(0)
+        .json();
+    assert_eq!(
+        backfill_dates(&report),
+        vec![("2025-01-01".into(), "skipped".into(), Some(1), "run 1 is running already".into())]
+    );
+    assert_eq!(tm.show(1)["state"], "running");
+    assert_eq!(task(&tm.show(1), "long")["state"], "running");
+
+    // Ctrl-C: the running try is killed (with its child process) and recorded as failed.
+    bg.signal(nix::sys::signal::Signal::SIGINT);
+    let out = bg
+        .finish("run slow (SIGINT)")
+        .code(1)
+        .stderr_has("interrupted: cancelling running tasks")
+        .stdout_has("run 1 failed after");
+    assert!(started.elapsed() < Duration::from_secs(8), "Ctrl-C did not stop the 30 s command\n{}", out.dump());
+    assert!(out.expect_event("long", "failed").contains("cancelled while running"), "{}", out.dump());
+    assert!(out.event("after", "running").is_none(), "{}", out.dump());
+    assert_gone(&pattern, &out.dump());
+
+    let run = tm.show(1);
+    assert_eq!(run["state"], "failed");
+    assert_eq!(task(&run, "long")["state"], "failed");
+    assert_eq!(task(&run, "long")["error"], "cancelled while running");
+    assert_ne!(task(&run, "after")["state"], "success");
+    tm.run(&["logs", "1", "long"]).code(0).stdout_has("started").stderr_has("try 1 (failed)");
+
+    // The cancelled run is finished, so it can be run again.
+    let quick = json!({ "secs": "0.05" }).to_string();
+    tm.run(&["run", "slow", "--date", "2025-01-01", "--conf", &quick]).code(0).stdout_has("re-running existing run 1");
+}
+
+/// `kill -9` of a `tmctl run` (no daemon) leaves its run `running`. Running the date again must
+/// recover it (the owning process is gone: its attempts are abandoned and retried, SPEC §4), not
+/// refuse it forever.
+#[test]
+fn run_of_a_killed_cli_can_be_recovered() {
+    let tm = Tm::sqlite();
+    let (secs, pattern) = sleep_marker();
+    let conf = json!({ "secs": secs }).to_string();
+    let mut bg = Background::start(&tm, &["run", "slow", "--date", "2025-01-01", "--conf", &conf]);
+    bg.wait_for("`long running`", |l| l.split_whitespace().nth(1) == Some("long") && l.contains("running"));
+    bg.signal(nix::sys::signal::Signal::SIGKILL);
+    let out = bg.finish("run slow (SIGKILL)");
+    assert_eq!(out.code, -1, "killed by a signal\n{}", out.dump());
+    // The orphaned `sleep` is not the point of this test: end it.
+    kill_pids(&pgrep(&pattern));
+    assert_eq!(tm.show(1)["state"], "running");
+
+    let quick = json!({ "secs": "0.05" }).to_string();
+    tm.run(&["run", "slow", "--date", "2025-01-01", "--conf", &quick])
+        .code(0)
+        .stdout_has("resuming abandoned run 1")
+        .stdout_has("run 1 succeeded");
+    let run = tm.show(1);
+    assert_eq!(task(&run, "long")["state"], "success");
+    let attempts = block_on(tm.store().list_attempts(1, "long")).unwrap();
+    assert!(attempts.iter().all(|a| a.state != tmctl::store::AttemptState::Running), "{attempts:#?}");
+}
+
+// ---- time zones, templates, odd output ------------------------------------------------------------
+
+#[test]
+fn backfill_follows_local_time_across_dst() {
+    let tm = Tm::sqlite();
+    let report = tm.run(&["backfill", "ny", "--from", "2025-03-08", "--to", "2025-03-10", "--json"]).code(0).json();
+    let got: Vec<(&str, &str)> = report["dates"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| (d["ds"].as_str().unwrap(), d["logical_date"].as_str().unwrap()))
+        .collect();
+    // 02:30 EST = 07:30Z; 02:30 does not exist on 2025-03-09 and fires at 03:00 EDT = 07:00Z; then 02:30 EDT = 06:30Z.
+    assert_eq!(
+        got,
+        [
+            ("2025-03-08", "2025-03-08T07:30:00Z"),
+            ("2025-03-09", "2025-03-09T07:00:00Z"),
+            ("2025-03-10", "2025-03-10T06:30:00Z")
+        ]
+    );
+    let ids = run_ids_by_ds(&tm, "ny");
+    let run = tm.show(ids["2025-03-09"]);
+    assert_eq!(run["run_type"], "backfill");
+    assert_eq!(run["run_id"], "backfill__2025-03-09T07:00:00+00:00");
+    assert_eq!(run["data_interval_start"], "2025-03-09T07:00:00+00:00");
+    assert_eq!(run["data_interval_end"], "2025-03-10T06:30:00+00:00");
+    tm.run(&["logs", &ids["2025-03-09"].to_string(), "echo"]).code(0).stdout_has(
+        "ds=2025-03-09 nodash=20250309 start=2025-03-09T07:00:00+00:00 end=2025-03-10T06:30:00+00:00 run=backfill__2025-03-09T07:00:00+00:00",
+    );
+    // A manual run for a local date lands on that date's slot: the same run the backfill made.
+    tm.run(&["run", "ny", "--date", "2025-03-09"])
+        .code(0)
+        .stdout_has(&format!("re-running existing run {}", ids["2025-03-09"]));
+    assert_eq!(tm.runs().len(), 3);
+}
+
+fn scenario_odd_bytes_in_output(tm: &Tm) {
+    let out = tm.run(&["run", "bytes", "--date", "2025-01-01"]);
+    let out = out.code(0).stdout_has("run 1 succeeded");
+    let run = tm.show(1);
+    assert_eq!(task(&run, "emit")["state"], "success", "{}", out.dump());
+    let log = tm
+        .run(&["logs", "1", "emit"])
+        .code(0)
+        .stdout_has("nul:a")
+        .stdout_has("bad:")
+        .stdout_has("done")
+        .stderr_has("(success)");
+    assert!(log.stdout.contains('\u{FFFD}'), "invalid UTF-8 is replaced, not dropped\n{}", log.dump());
+}
+
+#[test]
+fn nul_and_invalid_utf8_output_sqlite() {
+    scenario_odd_bytes_in_output(&Tm::sqlite());
+}
+
+#[test]
+fn nul_and_invalid_utf8_output_postgres() {
+    scenario_odd_bytes_in_output(&Tm::postgres());
 }

@@ -352,7 +352,7 @@ depends_on = ["long"]
     assert_eq!(state, RunState::Failed);
     let all = states(&store, run).await;
     assert_eq!(state_of(&all, "long"), (Some(TaskState::Failed), 1));
-    assert_eq!(state_of(&all, "after").0, None, "never scheduled");
+    assert_eq!(state_of(&all, "after"), (Some(TaskState::UpstreamFailed), 0), "never started");
     let a = &store.list_attempts(run, "long").await.unwrap()[0];
     assert_eq!(a.error.as_deref(), Some("cancelled while running"));
 }
@@ -375,7 +375,7 @@ args = ["course={{ params.course }}", "limit={{ params.limit }}"]
     let slot = schedule::slot_for_date(None, d.timezone, date("2025-01-01"));
     let bad =
         prepare_run(&store, &d, &slot, RunType::Manual, &serde_json::json!({"limit": "many"}), None).await.unwrap_err();
-    assert_eq!(bad.to_string(), "param `limit` must be a integer, found \"many\"");
+    assert_eq!(bad.to_string(), "param `limit` must be an integer, found \"many\"");
     let conf = serde_json::json!({"course": "pinehurst"});
     let run = prepare_run(&store, &d, &slot, RunType::Manual, &conf, None).await.unwrap().run().clone();
     let exec = Executor::new(store.clone(), settings(1));

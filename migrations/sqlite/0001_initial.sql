@@ -35,6 +35,8 @@ CREATE TABLE dag_runs (
     created_at          TEXT NOT NULL,
     started_at          TEXT,
     ended_at            TEXT,
+    owner               TEXT,
+    heartbeat_at        TEXT,
     UNIQUE (dag_id, logical_date),
     UNIQUE (dag_id, run_id)
 );

@@ -57,8 +57,8 @@ impl Store {
         .bind(alert.task_id)
         .bind(alert.try_number.map(i64::from))
         .bind(recipients)
-        .bind(alert.subject)
-        .bind(alert.body)
+        .bind(clean_text(alert.subject))
+        .bind(clean_text(alert.body))
         .bind(now)
         .execute(self.pool())
         .await

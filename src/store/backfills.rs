@@ -115,7 +115,7 @@ impl Store {
         .bind(row.ds.to_string())
         .bind(row.run_pk)
         .bind(&row.outcome)
-        .bind(row.reason.as_deref())
+        .bind(row.reason.as_deref().map(clean_text))
         .execute(self.pool())
         .await
         .ctx("record backfill date")?;

@@ -2,6 +2,7 @@
 //! `migrations/postgres`), one set of queries with bound `$N` parameters, run through sqlx's `Any`
 //! driver on SQLite (embedded default) or PostgreSQL. One file per table group.
 
+pub mod admin;
 mod alerts;
 mod backfills;
 mod dags;
@@ -270,6 +271,11 @@ pub(crate) fn get_opt_enum<T: FromStr>(row: &AnyRow, col: &'static str) -> Resul
         None => Ok(None),
         Some(s) => s.parse().map(Some).map_err(|_| StoreError::Corrupt { column: col, value: s }),
     }
+}
+
+/// Text as the state DB can hold it: PostgreSQL TEXT cannot store NUL, so NUL becomes U+FFFD.
+pub(crate) fn clean_text(s: &str) -> String {
+    s.replace('\0', "\u{FFFD}")
 }
 
 pub(crate) fn is_unique_violation(e: &sqlx::Error) -> bool {

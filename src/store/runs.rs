@@ -21,6 +21,10 @@ pub struct RunRow {
     pub created_at: DateTime<Utc>,
     pub started_at: Option<DateTime<Utc>>,
     pub ended_at: Option<DateTime<Utc>>,
+    /// `host:pid` of the process executing the run, while it does.
+    pub owner: Option<String>,
+    /// Last sign of life of the owner.
+    pub heartbeat_at: Option<DateTime<Utc>>,
 }
 
 #[derive(Debug, Clone)]
@@ -90,7 +94,7 @@ pub struct AttemptFinish<'a> {
 }
 
 const RUN_COLS: &str = "id, dag_id, run_id, run_type, logical_date, ds, data_interval_start, data_interval_end, \
-                        state, conf, backfill_id, created_at, started_at, ended_at";
+                        state, conf, backfill_id, created_at, started_at, ended_at, owner, heartbeat_at";
 const TI_COLS: &str = "id, run_pk, task_id, kind, state, try_number, max_tries, next_retry_at, started_at, ended_at, \
                        duration_ms, error";
 const ATTEMPT_COLS: &str = "id, ti_pk, run_pk, task_id, try_number, state, hostname, pid, started_at, ended_at, \
@@ -113,6 +117,8 @@ fn run_from(row: &AnyRow) -> Result<RunRow> {
         created_at: get_ts(row, "created_at")?,
         started_at: get_opt_ts(row, "started_at")?,
         ended_at: get_opt_ts(row, "ended_at")?,
+        owner: get_opt_str(row, "owner")?,
+        heartbeat_at: get_opt_ts(row, "heartbeat_at")?,
     })
 }
 
@@ -326,7 +332,7 @@ impl Store {
              ended_at = CASE WHEN $3 = 1 THEN $4 ELSE ended_at END, updated_at = $4 WHERE id = $5",
         )
         .bind(state.map(|s| s.as_str()))
-        .bind(error)
+        .bind(error.map(clean_text))
         .bind(i64::from(finished))
         .bind(now)
         .bind(ti_pk)
@@ -398,9 +404,9 @@ impl Store {
         .bind(finish.attempt.as_str())
         .bind(&now_s)
         .bind(duration_ms)
-        .bind(finish.error)
+        .bind(finish.error.map(clean_text))
         .bind(finish.output.map(|v| v.to_string()))
-        .bind(finish.log)
+        .bind(clean_text(finish.log))
         .bind(attempt_id)
         .execute(&mut *tx)
         .await
@@ -412,7 +418,7 @@ impl Store {
         .bind(finish.task.as_str())
         .bind(&now_s)
         .bind(duration_ms)
-        .bind(finish.error)
+        .bind(finish.error.map(clean_text))
         .bind(finish.next_retry_at.map(timefmt::to_db))
         .bind(ti_pk)
         .execute(&mut *tx)
@@ -447,12 +453,56 @@ impl Store {
             "UPDATE task_attempts SET state = 'failed', ended_at = $1, error = $2 WHERE run_pk = $3 AND state = 'running'",
         )
         .bind(now)
-        .bind(reason)
+        .bind(clean_text(reason))
         .bind(run_pk)
         .execute(self.pool())
         .await
         .ctx("abandon attempts")?
         .rows_affected();
         Ok(n)
+    }
+}
+
+impl Store {
+    /// Marks the still-running tries of one task instance as failed (used when recording a try's
+    /// end failed, so that no attempt row stays `running`).
+    pub async fn fail_running_attempts_of(&self, ti_pk: i64, reason: &str) -> Result<u64> {
+        let now = timefmt::to_db(timefmt::now());
+        let n = sqlx::query(
+            "UPDATE task_attempts SET state = 'failed', ended_at = $1, error = $2 WHERE ti_pk = $3 AND state = 'running'",
+        )
+        .bind(now)
+        .bind(clean_text(reason))
+        .bind(ti_pk)
+        .execute(self.pool())
+        .await
+        .ctx("fail attempts")?
+        .rows_affected();
+        Ok(n)
+    }
+
+    /// Records that `owner` (`host:pid`) executes the run from now on.
+    pub async fn claim_run(&self, run_pk: i64, owner: &str) -> Result<()> {
+        sqlx::query("UPDATE dag_runs SET owner = $1, heartbeat_at = $2 WHERE id = $3")
+            .bind(owner)
+            .bind(timefmt::to_db(timefmt::now()))
+            .bind(run_pk)
+            .execute(self.pool())
+            .await
+            .ctx("claim run")?;
+        Ok(())
+    }
+
+    /// Renews the owner's sign of life; false if the run has another owner now.
+    pub async fn heartbeat_run(&self, run_pk: i64, owner: &str) -> Result<bool> {
+        let n = sqlx::query("UPDATE dag_runs SET heartbeat_at = $1 WHERE id = $2 AND owner = $3")
+            .bind(timefmt::to_db(timefmt::now()))
+            .bind(run_pk)
+            .bind(owner)
+            .execute(self.pool())
+            .await
+            .ctx("heartbeat")?
+            .rows_affected();
+        Ok(n == 1)
     }
 }

@@ -5,7 +5,6 @@
 
 use std::sync::atomic::{AtomicU32, Ordering};
 
-use sqlx::Connection;
 use tmctl::store::Store;
 
 pub fn pg_admin_url() -> String {
@@ -27,13 +26,7 @@ impl Drop for TestDb {
             // A thread with its own runtime: Drop may run inside or outside a tokio runtime.
             let _ = std::thread::spawn(move || {
                 let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().ok()?;
-                rt.block_on(async {
-                    let mut conn = sqlx::PgConnection::connect(&admin).await.ok()?;
-                    sqlx::query(&format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"))
-                        .execute(&mut conn)
-                        .await
-                        .ok()
-                })
+                rt.block_on(tmctl::store::admin::drop_postgres_database(&admin, &name)).ok()
             })
             .join();
         }
@@ -56,12 +49,10 @@ pub async fn postgres_db() -> TestDb {
         COUNTER.fetch_add(1, Ordering::SeqCst),
         chrono::Utc::now().timestamp_subsec_nanos()
     );
-    let mut conn = sqlx::PgConnection::connect(&admin)
+    let url = tmctl::store::admin::create_postgres_database(&admin, &name)
         .await
-        .unwrap_or_else(|e| panic!("PostgreSQL at {admin} is needed for the store tests (set TM_TEST_PG_URL): {e}"));
-    sqlx::query(&format!("CREATE DATABASE \"{name}\"")).execute(&mut conn).await.expect("create test database");
-    let base = admin.rsplit_once('/').map(|(b, _)| b.to_string()).unwrap_or(admin.clone());
-    TestDb { backend: "postgres", url: format!("{base}/{name}"), _dir: None, pg_name: Some(name) }
+        .unwrap_or_else(|e| panic!("PostgreSQL at {admin} is needed for these tests (set TM_TEST_PG_URL): {e}"));
+    TestDb { backend: "postgres", url, _dir: None, pg_name: Some(name) }
 }
 
 /// One fresh DB per backend: SQLite and PostgreSQL.
