@@ -31,6 +31,10 @@ pub struct BenchArgs {
     /// Executor slots (tasks running at once).
     #[arg(long, default_value_t = 8)]
     slots: usize,
+    /// Also time the same chain in Airflow (`airflow dags test`, in-process, SQLite), with this
+    /// `airflow` executable, in the same run: per-task cost = (time of 40 tasks − time of 1) / 39.
+    #[arg(long, value_name = "AIRFLOW_BIN")]
+    airflow: Option<PathBuf>,
     /// Machine-readable output.
     #[arg(long)]
     json: bool,
@@ -162,6 +166,64 @@ async fn measure_once(settings: &Arc<Settings>, url: &str, dag: &Dag) -> Result<
     Ok(took)
 }
 
+/// The Airflow peer's DAG file: a 1-task and a 40-task chain of EmptyOperator.
+const AIRFLOW_DAGS: &str = r#"
+from datetime import datetime
+from airflow import DAG
+try:
+    from airflow.providers.standard.operators.empty import EmptyOperator
+except ImportError:
+    from airflow.operators.empty import EmptyOperator
+
+for n in (1, 40):
+    with DAG(f"chain_{n}", start_date=datetime(2025, 1, 1), schedule=None, catchup=False) as dag:
+        prev = None
+        for i in range(n):
+            t = EmptyOperator(task_id=f"t{i:03d}")
+            if prev is not None:
+                prev >> t
+            prev = t
+    globals()[f"chain_{n}"] = dag
+"#;
+
+/// Per-task milliseconds of Airflow's in-process `dags test` on a sequential chain, measured as
+/// the difference between a 40-task and a 1-task chain (so interpreter start-up cancels out).
+async fn airflow_chain_ms_per_task(bin: &std::path::Path, repeat: usize) -> Result<f64> {
+    let home = std::env::temp_dir().join(format!("tmctl-bench-airflow-{}", std::process::id()));
+    let _cleanup = tempfile_dir::TempDir(home.clone());
+    std::fs::create_dir_all(home.join("dags"))?;
+    std::fs::write(home.join("dags/chains.py"), AIRFLOW_DAGS)?;
+    let run = |args: &'static [&'static str], date: Option<String>| {
+        let mut cmd = tokio::process::Command::new(bin);
+        cmd.args(args)
+            .args(date)
+            .env("AIRFLOW_HOME", &home)
+            .env("AIRFLOW__CORE__LOAD_EXAMPLES", "False")
+            .env("AIRFLOW__CORE__DAGS_FOLDER", home.join("dags"))
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null());
+        async move {
+            let started = Instant::now();
+            let status = cmd.status().await?;
+            if !status.success() {
+                bail!("airflow {} failed with {status}", args.join(" "));
+            }
+            Ok(started.elapsed().as_secs_f64() * 1000.0)
+        }
+    };
+    run(&["db", "migrate"], None).await?;
+    run(&["dags", "reserialize"], None).await?;
+    let mut per_task = Vec::new();
+    for i in 0..repeat.max(1) {
+        let date = format!("2025-01-{:02}", i + 1);
+        let one = run(&["dags", "test", "chain_1"], Some(date.clone())).await?;
+        let forty = run(&["dags", "test", "chain_40"], Some(date)).await?;
+        per_task.push((forty - one) / 39.0);
+    }
+    per_task.sort_by(|a, b| a.total_cmp(b));
+    Ok(per_task[per_task.len() / 2])
+}
+
 pub async fn run(base: &Settings, args: BenchArgs) -> Result<()> {
     if cfg!(debug_assertions) {
         eprintln!("note: this is a debug build; run `cargo run --release -- bench` for meaningful figures");
@@ -207,8 +269,16 @@ pub async fn run(base: &Settings, args: BenchArgs) -> Result<()> {
             results.push(m);
         }
     }
+    let airflow = match &args.airflow {
+        Some(bin) => {
+            eprintln!("timing Airflow's `dags test` on the same chain (this takes a minute)...");
+            Some(airflow_chain_ms_per_task(bin, args.repeat).await?)
+        }
+        None => None,
+    };
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&results)?);
+        let out = serde_json::json!({ "tmctl": results, "airflow_dags_test_chain_ms_per_task": airflow });
+        println!("{}", serde_json::to_string_pretty(&out)?);
         return Ok(());
     }
     let mut t = comfy_table::Table::new();
@@ -230,6 +300,13 @@ pub async fn run(base: &Settings, args: BenchArgs) -> Result<()> {
         "slots {}, {} measurement(s) each, fresh state DB per measurement, every state change persisted.",
         settings.executor_slots, args.repeat
     );
+    if let Some(peer) = airflow {
+        let chain_sqlite = results.iter().find(|m| m.workload == "chain_40" && m.db == "sqlite");
+        println!(
+            "Airflow `dags test` (in-process, SQLite), same chain, this run: {peer:.1} ms/task{}",
+            chain_sqlite.map(|m| format!(" = {:.0}× tmctl on SQLite", peer / m.ms_per_task)).unwrap_or_default()
+        );
+    }
     println!(
         "published per-task figures for a sequential chain: {}",
         PUBLISHED.iter().map(|(n, ms)| format!("{n} {ms} ms")).collect::<Vec<_>>().join(", ")
