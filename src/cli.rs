@@ -52,6 +52,14 @@ enum Command {
     Logs(LogsArgs),
     /// Measure per-task orchestration overhead on SQLite and PostgreSQL.
     Bench(crate::bench::BenchArgs),
+    /// Write realistic synthetic round exports (CSV and JSON) for demos and tests.
+    Generate(crate::generate::GenerateArgs),
+    /// Run SQL over the silver and gold tables (with time travel).
+    Query(crate::query::QueryArgs),
+    /// Validate files and land them in the landing bucket (bronze).
+    Ingest(crate::bronze::IngestArgs),
+    /// The whole lakehouse on the embedded defaults: generate, ingest, backfill silver and gold.
+    Demo(crate::demo::DemoArgs),
 }
 
 #[derive(Subcommand, Debug)]
@@ -230,6 +238,26 @@ async fn dispatch(command: Command, settings: Arc<Settings>) -> CliResult {
         Command::Logs(args) => logs(&settings, args).await,
         Command::Bench(args) => {
             crate::bench::run(&settings, args).await.map_err(|e| CliError::Failed(format!("{e:#}")))
+        }
+        Command::Generate(args) => crate::generate::run(args).map_err(|e| CliError::Failed(format!("{e:#}"))),
+        Command::Query(args) => query(&settings, args).await,
+        Command::Ingest(args) => match crate::bronze::run_cli(&settings, args).await {
+            Ok(true) => Ok(()),
+            Ok(false) => Err(CliError::Failed(String::new())),
+            Err(e) => match e.downcast_ref::<crate::bronze::BronzeError>() {
+                Some(crate::bronze::BronzeError::Input { .. } | crate::bronze::BronzeError::InvalidCourse(_)) => {
+                    Err(CliError::Usage(format!("{e:#}")))
+                }
+                _ => Err(CliError::Failed(format!("{e:#}"))),
+            },
+        },
+        Command::Demo(args) => {
+            let store = open_store(&settings).await?;
+            match crate::demo::run(settings.clone(), store, args).await {
+                Ok(true) => Ok(()),
+                Ok(false) => Err(CliError::Failed("some runs failed; see the tables above".into())),
+                Err(e) => Err(CliError::Failed(format!("{e:#}"))),
+            }
         }
     }
 }
@@ -608,6 +636,20 @@ async fn backfill_cmd(settings: &Arc<Settings>, args: BackfillArgs) -> CliResult
         println!("{ok} succeeded, {failed} failed, {skipped} skipped");
     }
     if failed > 0 { Err(CliError::Failed(String::new())) } else { Ok(()) }
+}
+
+// ---- query --------------------------------------------------------------------------------------
+
+async fn query(settings: &Arc<Settings>, args: crate::query::QueryArgs) -> CliResult {
+    use crate::query::QueryError;
+    let store = open_store(settings).await?;
+    let to_cli = |e: QueryError| match e {
+        QueryError::Usage(m) => CliError::Usage(m),
+        QueryError::Failed(m) => CliError::Failed(m),
+    };
+    let batches = crate::query::run_sql(settings.clone(), store, &args).await.map_err(to_cli)?;
+    println!("{}", crate::query::render(&batches, &args.format).map_err(to_cli)?);
+    Ok(())
 }
 
 // ---- runs and logs ------------------------------------------------------------------------------

@@ -20,6 +20,25 @@ pub const KEYS: &[(&str, &str)] = &[
     ("web.bind", "TM_WEB_BIND"),
     ("web.base_url", "TM_WEB_BASE_URL"),
     ("log.level", "TM_LOG"),
+    ("storage.kind", "TM_STORAGE"),
+    ("buckets.landing", "TM_BUCKET_LANDING"),
+    ("buckets.source", "TM_BUCKET_SOURCE"),
+    ("buckets.serve", "TM_BUCKET_SERVE"),
+    ("buckets.quarantine", "TM_BUCKET_QUARANTINE"),
+    ("buckets.observability", "TM_BUCKET_OBSERVABILITY"),
+    ("s3.endpoint", "TM_S3_ENDPOINT"),
+    ("s3.region", "TM_S3_REGION"),
+    ("s3.access_key", "TM_S3_ACCESS_KEY"),
+    ("s3.secret_key", "TM_S3_SECRET_KEY"),
+    ("s3.force_path_style", "TM_S3_FORCE_PATH_STYLE"),
+    ("s3.allow_http", "TM_S3_ALLOW_HTTP"),
+    ("catalog.name", "TM_ICEBERG_CATALOG_NAME"),
+    ("bronze.inbox", "TM_LOCAL_INPUT_DIR"),
+    ("bronze.strict_course_match", "TM_STRICT_COURSE_MATCH"),
+    ("silver.min_lon", "TM_COORD_MIN_LON"),
+    ("silver.max_lon", "TM_COORD_MAX_LON"),
+    ("silver.min_lat", "TM_COORD_MIN_LAT"),
+    ("silver.max_lat", "TM_COORD_MAX_LAT"),
 ];
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -31,7 +50,7 @@ pub struct ConfigError {
 }
 
 /// Resolved settings.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub struct Settings {
     pub home: PathBuf,
     pub dags_dir: PathBuf,
@@ -42,6 +61,56 @@ pub struct Settings {
     pub web_bind: SocketAddr,
     pub web_base_url: String,
     pub log_level: String,
+    pub lake: LakeSettings,
+}
+
+/// Where bucket objects live.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StorageKind {
+    /// Directories under `<home>/buckets/<bucket>/` (object_store's LocalFileSystem).
+    Local,
+    /// An S3 endpoint (AWS, MinIO, SeaweedFS) via object_store's S3 client.
+    S3,
+}
+
+/// Bucket names (the reference's `TM_BUCKET_*`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BucketNames {
+    pub landing: String,
+    pub source: String,
+    pub serve: String,
+    pub quarantine: String,
+    pub observability: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct S3Settings {
+    /// Empty for AWS itself; `http://127.0.0.1:8333` style for MinIO/SeaweedFS.
+    pub endpoint: String,
+    pub region: String,
+    pub access_key: String,
+    pub secret_key: String,
+    pub force_path_style: bool,
+    pub allow_http: bool,
+}
+
+/// Settings of the lakehouse tasks: storage, buckets, catalog, bronze inbox, silver rules.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LakeSettings {
+    pub storage: StorageKind,
+    pub buckets: BucketNames,
+    pub s3: S3Settings,
+    /// Iceberg catalog name; rows in the SQL catalog's tables are keyed by it.
+    pub catalog_name: String,
+    /// Folder the `bronze.ingest` task scans for new files.
+    pub inbox: PathBuf,
+    /// Reject files whose `course` does not match the course id (else a warning).
+    pub strict_course_match: bool,
+    /// Valid coordinate bounds (inclusive); rows outside are quarantined.
+    pub min_lon: f64,
+    pub max_lon: f64,
+    pub min_lat: f64,
+    pub max_lat: f64,
 }
 
 /// Values that beat files and environment (the CLI's `--home` and `--dags`).
@@ -125,6 +194,38 @@ impl Settings {
             web_bind,
             web_base_url: web_base_url.trim_end_matches('/').to_string(),
             log_level: get_string(&raw, "log.level", false)?,
+            lake: LakeSettings {
+                storage: match get_string(&raw, "storage.kind", false)?.as_str() {
+                    "local" => StorageKind::Local,
+                    "s3" => StorageKind::S3,
+                    other => return Err(err(&raw, "storage.kind", format!("= \"{other}\" must be local or s3"))),
+                },
+                buckets: BucketNames {
+                    landing: get_bucket(&raw, "buckets.landing")?,
+                    source: get_bucket(&raw, "buckets.source")?,
+                    serve: get_bucket(&raw, "buckets.serve")?,
+                    quarantine: get_bucket(&raw, "buckets.quarantine")?,
+                    observability: get_bucket(&raw, "buckets.observability")?,
+                },
+                s3: S3Settings {
+                    endpoint: get_string(&raw, "s3.endpoint", true)?,
+                    region: get_string(&raw, "s3.region", false)?,
+                    access_key: get_string(&raw, "s3.access_key", true)?,
+                    secret_key: get_string(&raw, "s3.secret_key", true)?,
+                    force_path_style: get_bool(&raw, "s3.force_path_style")?,
+                    allow_http: get_bool(&raw, "s3.allow_http")?,
+                },
+                catalog_name: get_string(&raw, "catalog.name", false)?,
+                inbox: match get_string(&raw, "bronze.inbox", true)? {
+                    s if s.is_empty() => home.join("inbox"),
+                    s => PathBuf::from(s),
+                },
+                strict_course_match: get_bool(&raw, "bronze.strict_course_match")?,
+                min_lon: get_f64(&raw, "silver.min_lon")?,
+                max_lon: get_f64(&raw, "silver.max_lon")?,
+                min_lat: get_f64(&raw, "silver.min_lat")?,
+                max_lat: get_f64(&raw, "silver.max_lat")?,
+            },
             home,
         })
     }
@@ -181,6 +282,52 @@ fn get_string(raw: &BTreeMap<&'static str, Raw>, key: &str, may_be_empty: bool) 
         Some(toml::Value::String(s)) if may_be_empty || !s.trim().is_empty() => Ok(s.trim().to_string()),
         Some(toml::Value::String(_)) | None => Err(err(raw, key, "is missing or empty".into())),
         Some(other) => Err(err(raw, key, format!("must be a string, found {}", other.type_str()))),
+    }
+}
+
+/// Booleans as the reference parses them: 1/true/yes/y/on and 0/false/no/n/off, any case.
+fn get_bool(raw: &BTreeMap<&'static str, Raw>, key: &str) -> Result<bool, ConfigError> {
+    match raw.get(key).map(|r| &r.value) {
+        Some(toml::Value::Boolean(b)) => Ok(*b),
+        Some(toml::Value::String(s)) => match s.trim().to_ascii_lowercase().as_str() {
+            "1" | "true" | "yes" | "y" | "on" => Ok(true),
+            "0" | "false" | "no" | "n" | "off" | "" => Ok(false),
+            _ => Err(err(raw, key, format!("= \"{s}\" must be true or false"))),
+        },
+        None => Err(err(raw, key, "is missing".into())),
+        Some(other) => Err(err(raw, key, format!("must be true or false, found {}", other.type_str()))),
+    }
+}
+
+fn get_f64(raw: &BTreeMap<&'static str, Raw>, key: &str) -> Result<f64, ConfigError> {
+    let v = match raw.get(key).map(|r| &r.value) {
+        Some(toml::Value::Float(f)) => Some(*f),
+        Some(toml::Value::Integer(i)) => Some(*i as f64),
+        Some(toml::Value::String(s)) => s.trim().parse::<f64>().ok(),
+        None => return Err(err(raw, key, "is missing".into())),
+        Some(_) => None,
+    };
+    match v {
+        Some(f) if f.is_finite() => Ok(f),
+        _ => {
+            let shown = raw.get(key).map(|r| r.value.to_string()).unwrap_or_default();
+            Err(err(raw, key, format!("= {shown} must be a number")))
+        }
+    }
+}
+
+/// A bucket name: 3–63 lowercase letters, digits, `-` and `.` (S3's rule), so it is also a safe
+/// directory name.
+fn get_bucket(raw: &BTreeMap<&'static str, Raw>, key: &str) -> Result<String, ConfigError> {
+    let name = get_string(raw, key, false)?;
+    let ok = (3..=63).contains(&name.len())
+        && name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '.')
+        && !name.starts_with(['-', '.'])
+        && !name.ends_with(['-', '.']);
+    if ok {
+        Ok(name)
+    } else {
+        Err(err(raw, key, format!("= \"{name}\" is not a bucket name (3-63 of a-z, 0-9, '-', '.')")))
     }
 }
 
@@ -248,6 +395,35 @@ mod tests {
             e.to_string(),
             "config error: `database.url` must start with sqlite:, postgres:// or postgresql:// (from TM_DATABASE_URL=mysql://x)"
         );
+    }
+
+    #[test]
+    fn lake_settings_have_the_reference_names_and_defaults() {
+        let s = Settings::load_with(&Overrides::default(), &env(&[])).unwrap();
+        assert_eq!(s.lake.storage, StorageKind::Local);
+        assert_eq!(s.lake.buckets.landing, "tm-lakehouse-landing");
+        assert_eq!(s.lake.buckets.source, "tm-lakehouse-source");
+        assert_eq!(s.lake.buckets.serve, "tm-lakehouse-serve");
+        assert_eq!(s.lake.catalog_name, "tm");
+        assert_eq!(s.lake.inbox, PathBuf::from(".tm/inbox"));
+        assert_eq!((s.lake.min_lon, s.lake.max_lat), (-180.0, 90.0));
+        let s = Settings::load_with(
+            &Overrides::default(),
+            &env(&[("TM_S3_FORCE_PATH_STYLE", "No"), ("TM_STRICT_COURSE_MATCH", "YES"), ("TM_COORD_MIN_LAT", "-60.5")]),
+        )
+        .unwrap();
+        assert!(!s.lake.s3.force_path_style);
+        assert!(s.lake.strict_course_match);
+        assert_eq!(s.lake.min_lat, -60.5);
+        let e = Settings::load_with(&Overrides::default(), &env(&[("TM_BUCKET_LANDING", "Bad_Bucket")])).unwrap_err();
+        assert_eq!(e.key, "buckets.landing");
+        let e = Settings::load_with(&Overrides::default(), &env(&[("TM_S3_ALLOW_HTTP", "maybe")])).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "config error: `s3.allow_http` = \"maybe\" must be true or false (from TM_S3_ALLOW_HTTP=maybe)"
+        );
+        let e = Settings::load_with(&Overrides::default(), &env(&[("TM_STORAGE", "gcs")])).unwrap_err();
+        assert_eq!(e.key, "storage.kind");
     }
 
     #[test]

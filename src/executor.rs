@@ -393,6 +393,7 @@ impl TaskRunner {
             max_tries: self.ti.max_tries,
             params: (*self.params).clone(),
             settings: self.exec.settings.clone(),
+            store: self.exec.store.clone(),
         };
         log.line(&format!(
             "tmctl: starting try {try_number} of {} for {}.{} ({}, logical date {}) on {} pid {}",

@@ -6,11 +6,18 @@
 
 pub mod backfill;
 pub mod bench;
+pub mod bronze;
 pub mod cli;
 pub mod config;
 pub mod dag;
+pub mod demo;
 pub mod executor;
+pub mod generate;
+pub mod gold;
+pub mod lake;
 pub mod logcapture;
+pub mod query;
+pub mod silver;
 pub mod store;
 pub mod tasks;
 pub mod timefmt;

@@ -979,6 +979,7 @@ fn compile(source: &str, path: &Path) -> Compiled {
             task,
         });
     }
+    infer_data_dependencies(&mut task_defs);
     let head = DagHead {
         id,
         description,
@@ -994,6 +995,21 @@ fn compile(source: &str, path: &Path) -> Compiled {
     let result = Dag::new(head, task_defs)
         .map_err(|message| vec![Diagnostic { file: path.to_path_buf(), line: 1, col: 1, message }]);
     Compiled { result, id: id_out }
+}
+
+/// Adds the edges the data implies: a task that reads a table depends on the task of the same DAG
+/// that writes it (gold models name no dependencies; their SQL does).
+fn infer_data_dependencies(task_defs: &mut [TaskDef]) {
+    let writers: Vec<(String, Vec<String>)> = task_defs.iter().map(|t| (t.id.clone(), t.task.writes())).collect();
+    for def in task_defs.iter_mut() {
+        for table in def.task.reads() {
+            for (writer, writes) in &writers {
+                if writer != &def.id && writes.contains(&table) && !def.depends_on.contains(writer) {
+                    def.depends_on.push(writer.clone());
+                }
+            }
+        }
+    }
 }
 
 /// Duplicate task ids, dependencies on tasks that do not exist, and cycles.

@@ -6,7 +6,10 @@ pub mod admin;
 mod alerts;
 mod backfills;
 mod dags;
+mod iceberg;
+mod registry;
 mod runs;
+mod summaries;
 
 use std::fmt;
 use std::str::FromStr;
@@ -18,7 +21,9 @@ use sqlx::{AnyPool, Row};
 
 pub use alerts::{AlertRow, NewAlert};
 pub use backfills::{BackfillDateRow, BackfillRow, NewBackfill};
+pub use registry::{IngestStatus, IngestionFilter, IngestionRow, NewIngestion};
 pub use runs::{AttemptFinish, AttemptRow, NewRun, RunFilter, RunRow, TaskInstanceRow};
+pub use summaries::SummaryRow;
 
 use crate::timefmt;
 

@@ -217,6 +217,16 @@ impl Store {
         row.as_ref().map(run_from).transpose()
     }
 
+    /// The latest run of a DAG whose logical date falls on local date `ds`.
+    pub async fn find_run_by_ds(&self, dag_id: &str, ds: NaiveDate) -> Result<Option<RunRow>> {
+        let sql = format!(
+            "SELECT {RUN_COLS} FROM dag_runs WHERE dag_id = $1 AND ds = $2 ORDER BY logical_date DESC, id DESC LIMIT 1"
+        );
+        let row =
+            sqlx::query(&sql).bind(dag_id).bind(ds.to_string()).fetch_optional(self.pool()).await.ctx("find run")?;
+        row.as_ref().map(run_from).transpose()
+    }
+
     /// Runs, newest logical date first.
     pub async fn list_runs(&self, filter: &RunFilter<'_>) -> Result<Vec<RunRow>> {
         let sql = format!(
@@ -386,24 +396,17 @@ impl Store {
     }
 
     /// Records the end of a try and the task instance's resulting state, in one transaction.
+    /// The duration is computed in SQL from the stored start, so the transaction begins with a
+    /// write (a SQLite transaction that reads first could not wait for another writer's lock).
     pub async fn finish_attempt(&self, attempt_id: i64, ti_pk: i64, finish: &AttemptFinish<'_>) -> Result<()> {
         let now = timefmt::now();
         let now_s = timefmt::to_db(now);
         let mut tx = self.pool().begin().await.ctx("begin")?;
-        let row = sqlx::query("SELECT started_at FROM task_attempts WHERE id = $1")
-            .bind(attempt_id)
-            .fetch_one(&mut *tx)
-            .await
-            .ctx("finish attempt")?;
-        let started = get_ts(&row, "started_at")?;
-        let duration_ms = (now - started).num_milliseconds().max(0);
         sqlx::query(
-            "UPDATE task_attempts SET state = $1, ended_at = $2, duration_ms = $3, error = $4, output = $5, log = $6 \
-             WHERE id = $7",
+            "UPDATE task_attempts SET state = $1, ended_at = $2, error = $3, output = $4, log = $5 WHERE id = $6",
         )
         .bind(finish.attempt.as_str())
         .bind(&now_s)
-        .bind(duration_ms)
         .bind(finish.error.map(clean_text))
         .bind(finish.output.map(|v| v.to_string()))
         .bind(clean_text(finish.log))
@@ -411,6 +414,19 @@ impl Store {
         .execute(&mut *tx)
         .await
         .ctx("finish attempt")?;
+        let row = sqlx::query("SELECT started_at FROM task_attempts WHERE id = $1")
+            .bind(attempt_id)
+            .fetch_one(&mut *tx)
+            .await
+            .ctx("finish attempt")?;
+        let started = get_ts(&row, "started_at")?;
+        let duration_ms = (now - started).num_milliseconds().max(0);
+        sqlx::query("UPDATE task_attempts SET duration_ms = $1 WHERE id = $2")
+            .bind(duration_ms)
+            .bind(attempt_id)
+            .execute(&mut *tx)
+            .await
+            .ctx("finish attempt")?;
         sqlx::query(
             "UPDATE task_instances SET state = $1, ended_at = $2, duration_ms = $3, error = $4, next_retry_at = $5, \
              updated_at = $2 WHERE id = $6",

@@ -3,7 +3,12 @@
 //! catches a bad setting) and gets its runtime handles through a [`TaskContext`].
 
 mod basic;
+mod bronze;
 mod command;
+mod gold;
+pub mod silver;
+pub mod summary;
+mod wait;
 
 use std::fmt;
 use std::sync::Arc;
@@ -60,6 +65,25 @@ pub static KINDS: &[KindEntry] = &[
         keys: &["program", "args", "env", "cwd"],
         build: command::build,
     },
+    KindEntry {
+        name: "wait.dag_run",
+        summary: "waits until another DAG's run for the same date succeeded",
+        keys: &["dag", "poll"],
+        build: wait::build,
+    },
+    KindEntry {
+        name: "bronze.ingest",
+        summary: "lands the inbox's rounds files (ds = ingest date), quarantines invalid ones, records every decision",
+        keys: bronze::KEYS,
+        build: bronze::build,
+    },
+    KindEntry {
+        name: "silver.transform",
+        summary: "landing files of the run's date -> silver.fact_telemetry_event (replaces those partitions)",
+        keys: &["table", "batch_rows"],
+        build: silver::build,
+    },
+    KindEntry { name: "gold.model", summary: "runs a data-tested gold model", keys: gold::KEYS, build: gold::build },
 ];
 
 pub fn lookup(kind: &str) -> Option<&'static KindEntry> {
@@ -89,6 +113,8 @@ pub struct TaskContext {
     /// The DAG's params with the run's conf applied on top.
     pub params: serde_json::Map<String, serde_json::Value>,
     pub settings: Arc<crate::config::Settings>,
+    /// The state DB (registry rows, run summaries).
+    pub store: crate::store::Store,
 }
 
 /// A task that did not succeed.
@@ -194,4 +220,17 @@ pub trait Task: Send + Sync + fmt::Debug {
     /// Runs one attempt. Dropping the future cancels the attempt (timeouts do that), so
     /// implementations must release what they hold on drop (child processes: `kill_on_drop`).
     async fn run(&self, ctx: &TaskContext) -> Result<TaskOutput, TaskError>;
+
+    /// Tables (`namespace.table`) this task reads. A task of the same DAG that [`writes`] one of
+    /// them becomes an upstream of this one without a `depends_on` (gold models use this).
+    ///
+    /// [`writes`]: Task::writes
+    fn reads(&self) -> Vec<String> {
+        Vec::new()
+    }
+
+    /// Tables (`namespace.table`) this task writes.
+    fn writes(&self) -> Vec<String> {
+        Vec::new()
+    }
 }

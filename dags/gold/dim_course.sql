@@ -1,0 +1,75 @@
+-- dim_course: one row per course_id present in silver (padding rows included), with its
+-- configuration, quality and completeness figures and a rollup of its rounds.
+-- As REFERENCE §3.3, except: topology comes from gold.course_topology (derived from silver; there
+-- is no seed), so unit_names are the derived unit names; added is_loop_course (from
+-- course_configuration_analysis, FALSE for a course without rounds); rounds_observed and
+-- complete_rounds_observed are 0 rather than NULL for a course without rounds.
+WITH silver_latest AS (
+    SELECT s.*
+    FROM silver.fact_telemetry_event AS s
+    JOIN gold.silver_round_latest AS l
+      ON s.course_id = l.course_id
+     AND s.round_id = l.round_id
+     AND s.ingest_date = l.latest_ingest_date
+),
+courses AS (
+    SELECT DISTINCT course_id FROM silver_latest WHERE course_id IS NOT NULL
+),
+rounds AS (
+    SELECT
+        course_id,
+        COUNT(*) AS rounds_observed,
+        SUM(CASE WHEN is_complete THEN 1 ELSE 0 END) AS complete_rounds_observed,
+        MIN(round_start_ts) AS first_round_start_ts,
+        MAX(round_start_ts) AS last_round_start_ts,
+        array_sort(array_agg(DISTINCT round_length)) AS playable_round_lengths
+    FROM gold.fact_rounds
+    GROUP BY course_id
+),
+units AS (
+    SELECT
+        course_id,
+        array_sort(array_agg(DISTINCT unit_name)) AS unit_names,
+        COUNT(DISTINCT unit_name) AS unit_count
+    FROM gold.course_topology
+    WHERE unit_name IS NOT NULL
+    GROUP BY course_id
+)
+SELECT
+    c.course_id,
+    cca.likely_course_type,
+    COALESCE(cca.is_loop_course, FALSE) AS is_loop_course,
+    cca.max_section_seen,
+    cca.max_holes_in_round,
+    cca.unique_start_holes,
+    cca.pct_shotgun_starts,
+    cca.pct_nine_hole,
+    cca.pct_full_rounds,
+    cca.course_complexity_score,
+    dq.data_quality_score,
+    dq.overall_quality_score,
+    dq.pct_missing_pace,
+    dq.pct_missing_pace_gap,
+    dq.pct_missing_hole_number,
+    dq.pct_missing_section_number,
+    dq.pct_missing_fix_timestamp,
+    dq.pct_missing_start_hole,
+    tc.total_rows,
+    tc.padding_rows,
+    tc.non_padding_rows,
+    tc.pct_padding_total,
+    tc.pct_ts_missing_total,
+    tc.pct_ts_missing_non_padding,
+    COALESCE(r.rounds_observed, 0) AS rounds_observed,
+    COALESCE(r.complete_rounds_observed, 0) AS complete_rounds_observed,
+    r.first_round_start_ts,
+    r.last_round_start_ts,
+    r.playable_round_lengths,
+    u.unit_names,
+    COALESCE(u.unit_count, 0) AS unit_count
+FROM courses AS c
+LEFT JOIN gold.course_configuration_analysis AS cca ON cca.course_id = c.course_id
+LEFT JOIN gold.data_quality_overview AS dq ON dq.course_id = c.course_id
+LEFT JOIN gold.telemetry_completeness_summary AS tc ON tc.course_id = c.course_id
+LEFT JOIN rounds AS r ON r.course_id = c.course_id
+LEFT JOIN units AS u ON u.course_id = c.course_id

@@ -1,0 +1,702 @@
+//! Data tests declared beside a gold model (`tests = [...]` in the DAG), dbt-style: each test
+//! compiles to one SQL query that returns the failing rows of `{{ this }}` (the staged, not yet
+//! published result). A test passes when the query returns no rows; a failing `error` test
+//! blocks publication, a failing `warn` test is reported only.
+//!
+//! Syntax (one inline table per test; `name` and `severity = "error" | "warn"` on any of them):
+//!
+//! ```toml
+//! tests = [
+//!   { not_null = ["course_id", "round_id"] },          # or one column: not_null = "course_id"
+//!   { unique = ["course_id", "round_id"] },            # the combination is unique
+//!   { accepted_values = "round_length", values = ["9", "18", "27", "unknown"] },
+//!   { accepted_range = "projected_rate", min = 0, max = 1 },   # inclusive unless inclusive = false
+//!   { relationships = "course_id", to = "gold.dim_course", field = "course_id", severity = "warn" },
+//!   { expression = "duration_sec >= 0" },              # rows where the expression is false fail
+//!   { sql = "SELECT * FROM {{ this }} WHERE duration_sec < 0", name = "non_negative_duration" },
+//! ]
+//! ```
+
+use std::fmt;
+
+use datafusion::arrow::array::RecordBatch;
+use datafusion::prelude::SessionContext;
+
+use super::GoldError;
+use super::models::{is_identifier, model_reads, parse_query};
+use crate::tasks::SettingError;
+
+/// Test types, as written in the DAG.
+pub const TEST_TYPES: &[&str] =
+    &["not_null", "unique", "accepted_values", "accepted_range", "relationships", "expression", "sql"];
+
+/// The placeholder for the staged result in custom SQL tests.
+pub const THIS: &str = "{{ this }}";
+
+/// How many failing rows a test result carries as a sample.
+pub const SAMPLE_ROWS: usize = 5;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Severity {
+    /// A failure blocks publication and fails the task.
+    Error,
+    /// A failure is logged and reported; the result is still published.
+    Warn,
+}
+
+impl Severity {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Severity::Error => "error",
+            Severity::Warn => "warn",
+        }
+    }
+}
+
+/// A literal in `accepted_values`, `min` or `max`.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Literal {
+    Text(String),
+    Int(i64),
+    Float(f64),
+    Bool(bool),
+}
+
+impl Literal {
+    fn sql(&self) -> String {
+        match self {
+            Literal::Text(s) => format!("'{}'", s.replace('\'', "''")),
+            Literal::Int(i) => i.to_string(),
+            Literal::Float(f) => format!("{f:?}"),
+            Literal::Bool(b) => b.to_string(),
+        }
+    }
+
+    fn kind(&self) -> &'static str {
+        match self {
+            Literal::Text(_) => "string",
+            Literal::Int(_) | Literal::Float(_) => "number",
+            Literal::Bool(_) => "boolean",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum TestKind {
+    NotNull { columns: Vec<String> },
+    Unique { columns: Vec<String> },
+    AcceptedValues { column: String, values: Vec<Literal> },
+    AcceptedRange { column: String, min: Option<Literal>, max: Option<Literal>, inclusive: bool },
+    Relationships { columns: Vec<String>, to: String, fields: Vec<String> },
+    Expression { expression: String },
+    Sql { sql: String },
+}
+
+impl TestKind {
+    pub fn type_name(&self) -> &'static str {
+        match self {
+            TestKind::NotNull { .. } => "not_null",
+            TestKind::Unique { .. } => "unique",
+            TestKind::AcceptedValues { .. } => "accepted_values",
+            TestKind::AcceptedRange { .. } => "accepted_range",
+            TestKind::Relationships { .. } => "relationships",
+            TestKind::Expression { .. } => "expression",
+            TestKind::Sql { .. } => "sql",
+        }
+    }
+}
+
+/// One declared data test.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DataTest {
+    pub name: String,
+    pub severity: Severity,
+    pub kind: TestKind,
+}
+
+fn quote(column: &str) -> String {
+    format!("\"{column}\"")
+}
+
+fn quoted_list(columns: &[String]) -> String {
+    columns.iter().map(|c| quote(c)).collect::<Vec<_>>().join(", ")
+}
+
+impl DataTest {
+    /// The query returning the failing rows, with `this` as the tested table.
+    pub fn sql(&self, this: &str) -> String {
+        match &self.kind {
+            TestKind::NotNull { columns } => {
+                let cond = columns.iter().map(|c| format!("{} IS NULL", quote(c))).collect::<Vec<_>>().join(" OR ");
+                format!("SELECT * FROM {this} WHERE {cond}")
+            }
+            TestKind::Unique { columns } => {
+                let cols = quoted_list(columns);
+                format!("SELECT {cols}, COUNT(*) AS n_records FROM {this} GROUP BY {cols} HAVING COUNT(*) > 1")
+            }
+            TestKind::AcceptedValues { column, values } => {
+                let list = values.iter().map(Literal::sql).collect::<Vec<_>>().join(", ");
+                let c = quote(column);
+                format!("SELECT * FROM {this} WHERE {c} IS NOT NULL AND {c} NOT IN ({list})")
+            }
+            TestKind::AcceptedRange { column, min, max, inclusive } => {
+                let c = quote(column);
+                let (lt, gt) = if *inclusive { ("<", ">") } else { ("<=", ">=") };
+                let mut conds = Vec::new();
+                if let Some(min) = min {
+                    conds.push(format!("{c} {lt} {}", min.sql()));
+                }
+                if let Some(max) = max {
+                    conds.push(format!("{c} {gt} {}", max.sql()));
+                }
+                format!("SELECT * FROM {this} WHERE {}", conds.join(" OR "))
+            }
+            TestKind::Relationships { columns, to, fields } => {
+                let present =
+                    columns.iter().map(|c| format!("child.{} IS NOT NULL", quote(c))).collect::<Vec<_>>().join(" AND ");
+                let join = columns
+                    .iter()
+                    .zip(fields)
+                    .map(|(c, f)| format!("parent.{} = child.{}", quote(f), quote(c)))
+                    .collect::<Vec<_>>()
+                    .join(" AND ");
+                format!(
+                    "SELECT * FROM {this} AS child WHERE {present} AND NOT EXISTS (SELECT 1 FROM {to} AS parent WHERE {join})"
+                )
+            }
+            TestKind::Expression { expression } => format!("SELECT * FROM {this} WHERE NOT ({expression})"),
+            TestKind::Sql { sql } => replace_this(sql, this),
+        }
+    }
+
+    /// Tables this test reads besides the tested one.
+    pub fn reads(&self) -> Vec<String> {
+        match &self.kind {
+            TestKind::Relationships { to, .. } => vec![to.clone()],
+            TestKind::Expression { .. } | TestKind::Sql { .. } => {
+                let placeholder = "tm_staging.staged.this";
+                model_reads(&self.sql(placeholder))
+                    .unwrap_or_default()
+                    .into_iter()
+                    .filter(|t| t != placeholder)
+                    .collect()
+            }
+            _ => Vec::new(),
+        }
+    }
+}
+
+/// Replaces every `{{ this }}` (any spacing inside the braces) by `this`.
+fn replace_this(sql: &str, this: &str) -> String {
+    let mut out = String::with_capacity(sql.len());
+    let mut rest = sql;
+    while let Some(open) = rest.find("{{") {
+        let after = &rest[open + 2..];
+        match after.find("}}") {
+            Some(close) if after[..close].trim() == "this" => {
+                out.push_str(&rest[..open]);
+                out.push_str(this);
+                rest = &after[close + 2..];
+            }
+            _ => {
+                out.push_str(&rest[..open + 2]);
+                rest = after;
+            }
+        }
+    }
+    out.push_str(rest);
+    out
+}
+
+/// Parses the `tests` setting, reporting every bad test (key `tests`).
+pub fn parse_tests(value: &toml::Value) -> Result<Vec<DataTest>, Vec<SettingError>> {
+    let Some(items) = value.as_array() else {
+        return Err(vec![SettingError::new(
+            "tests",
+            format!(
+                "`tests` must be an array of tests such as {{ unique = [\"course_id\"] }}, found {}",
+                value.type_str()
+            ),
+        )]);
+    };
+    let mut errors = Vec::new();
+    let mut tests: Vec<(usize, DataTest)> = Vec::new();
+    for (i, item) in items.iter().enumerate() {
+        match parse_test(i + 1, item) {
+            Ok(test) => {
+                if let Some((first, _)) = tests.iter().find(|(_, t)| t.name == test.name) {
+                    errors.push(SettingError::new(
+                        "tests",
+                        format!(
+                            "`tests` #{}: the test name `{}` is already used by test #{first}; give one of them a `name`",
+                            i + 1,
+                            test.name,
+                        ),
+                    ));
+                }
+                tests.push((i + 1, test));
+            }
+            Err(mut more) => errors.append(&mut more),
+        }
+    }
+    if errors.is_empty() { Ok(tests.into_iter().map(|(_, t)| t).collect()) } else { Err(errors) }
+}
+
+/// Keys a test of type `ty` accepts besides its type key, `name` and `severity`.
+fn extra_keys(ty: &str) -> &'static [&'static str] {
+    match ty {
+        "accepted_values" => &["values"],
+        "accepted_range" => &["min", "max", "inclusive"],
+        "relationships" => &["to", "field"],
+        _ => &[],
+    }
+}
+
+fn parse_test(n: usize, item: &toml::Value) -> Result<DataTest, Vec<SettingError>> {
+    let err = |label: &str, message: String| SettingError::new("tests", format!("`tests` #{n}{label}: {message}"));
+    let Some(table) = item.as_table() else {
+        return Err(vec![err(
+            "",
+            format!("a test must be a table such as {{ not_null = [\"course_id\"] }}, found {}", item.type_str()),
+        )]);
+    };
+    let types: Vec<&str> = table.keys().map(String::as_str).filter(|k| TEST_TYPES.contains(k)).collect();
+    let ty = match types.as_slice() {
+        [ty] => *ty,
+        [] => {
+            let unknown: Vec<&str> = table
+                .keys()
+                .map(String::as_str)
+                .filter(|k| !["name", "severity"].contains(k) && !extra_keys_any(k))
+                .collect();
+            let hint = match unknown.first() {
+                Some(k) => match closest(k, TEST_TYPES.iter().copied()) {
+                    Some(s) => format!("unknown test type `{k}`; did you mean `{s}`?"),
+                    None => format!("unknown test type `{k}`"),
+                },
+                None => "no test type given".to_string(),
+            };
+            return Err(vec![err("", format!("{hint} (test types: {})", TEST_TYPES.join(", ")))]);
+        }
+        many => {
+            let list = many.iter().map(|t| format!("`{t}`")).collect::<Vec<_>>().join(" and ");
+            return Err(vec![err("", format!("{list} in one test; write one test per table"))]);
+        }
+    };
+    let label = format!(" (`{ty}`)");
+    let mut errors = Vec::new();
+    for key in table.keys() {
+        let key = key.as_str();
+        if key != ty && key != "name" && key != "severity" && !extra_keys(ty).contains(&key) {
+            let allowed: Vec<String> =
+                ["name", "severity"].iter().chain(extra_keys(ty)).map(|k| format!("`{k}`")).collect();
+            let hint = match closest(key, extra_keys(ty).iter().copied().chain(["name", "severity"])) {
+                Some(s) => format!("; did you mean `{s}`?"),
+                None => String::new(),
+            };
+            errors.push(err(&label, format!("unknown key `{key}`{hint} (a `{ty}` test takes {})", allowed.join(", "))));
+        }
+    }
+    let severity = match table.get("severity") {
+        None => Some(Severity::Error),
+        Some(toml::Value::String(s)) if s == "error" => Some(Severity::Error),
+        Some(toml::Value::String(s)) if s == "warn" => Some(Severity::Warn),
+        Some(other) => {
+            errors.push(err(&label, format!("`severity` must be \"error\" or \"warn\", found {other}")));
+            None
+        }
+    };
+    let name = match table.get("name") {
+        None => None,
+        Some(toml::Value::String(s)) if is_identifier(s) => Some(s.clone()),
+        Some(other) => {
+            errors.push(err(
+                &label,
+                format!("`name` must be lowercase letters, digits and `_`, starting with a letter, found {other}"),
+            ));
+            None
+        }
+    };
+    let value = &table[ty];
+    let kind = match ty {
+        "not_null" | "unique" => column_or_columns(value, ty)
+            .map(|columns| if ty == "not_null" { TestKind::NotNull { columns } } else { TestKind::Unique { columns } }),
+        "accepted_values" => {
+            let column = column(value, ty);
+            let values = match table.get("values") {
+                None => Err("needs `values`, the list of accepted values, e.g. values = [\"9\", \"18\"]".to_string()),
+                Some(v) => literal_list(v),
+            };
+            match (column, values) {
+                (Ok(column), Ok(values)) => Ok(TestKind::AcceptedValues { column, values }),
+                (Err(a), Err(b)) => Err(format!("{a}; {b}")),
+                (Err(e), _) | (_, Err(e)) => Err(e),
+            }
+        }
+        "accepted_range" => {
+            let bound = |key: &str| match table.get(key) {
+                None => Ok(None),
+                Some(toml::Value::Integer(i)) => Ok(Some(Literal::Int(*i))),
+                Some(toml::Value::Float(f)) if f.is_finite() => Ok(Some(Literal::Float(*f))),
+                Some(other) => Err(format!("`{key}` must be a number, found {other}")),
+            };
+            let inclusive = match table.get("inclusive") {
+                None => Ok(true),
+                Some(toml::Value::Boolean(b)) => Ok(*b),
+                Some(other) => Err(format!("`inclusive` must be true or false, found {other}")),
+            };
+            match (column(value, ty), bound("min"), bound("max"), inclusive) {
+                (Ok(_), Ok(None), Ok(None), Ok(_)) => Err("needs `min`, `max` or both".to_string()),
+                (Ok(column), Ok(min), Ok(max), Ok(inclusive)) => {
+                    if let (Some(lo), Some(hi)) = (number(&min), number(&max))
+                        && lo > hi
+                    {
+                        Err(format!("`min` ({lo}) is greater than `max` ({hi})"))
+                    } else {
+                        Ok(TestKind::AcceptedRange { column, min, max, inclusive })
+                    }
+                }
+                (a, b, c, d) => {
+                    Err([a.err(), b.err(), c.err(), d.err()].into_iter().flatten().collect::<Vec<_>>().join("; "))
+                }
+            }
+        }
+        "relationships" => {
+            let cols = column_or_columns(value, ty);
+            let to = match table.get("to") {
+                None => Err("needs `to`, the referenced table, e.g. to = \"gold.dim_course\"".to_string()),
+                Some(toml::Value::String(s)) if is_table_name(s) => Ok(s.clone()),
+                Some(other) => Err(format!(
+                    "`to` must name a table as `<namespace>.<table>` (e.g. \"gold.dim_course\"), found {other}"
+                )),
+            };
+            let fields = match table.get("field") {
+                None => Ok(None),
+                Some(v) => column_or_columns(v, "field").map(Some),
+            };
+            match (cols, to, fields) {
+                (Ok(columns), Ok(to), Ok(fields)) => {
+                    let fields = fields.unwrap_or_else(|| columns.clone());
+                    if fields.len() == columns.len() {
+                        Ok(TestKind::Relationships { columns, to, fields })
+                    } else {
+                        Err(format!(
+                            "`field` names {} column(s) but `relationships` names {}; they pair up in order",
+                            fields.len(),
+                            columns.len()
+                        ))
+                    }
+                }
+                (a, b, c) => Err([a.err(), b.err(), c.err()].into_iter().flatten().collect::<Vec<_>>().join("; ")),
+            }
+        }
+        "expression" => match value.as_str() {
+            Some(e) if !e.trim().is_empty() => {
+                let probe = format!("SELECT * FROM t WHERE NOT ({e})");
+                match parse_query("test", std::path::Path::new("test"), &probe) {
+                    Ok(_) => Ok(TestKind::Expression { expression: e.to_string() }),
+                    Err(_) => Err(format!("`expression` is not a valid SQL boolean expression: {e}")),
+                }
+            }
+            _ => Err(format!("`expression` must be a SQL boolean expression string, found {value}")),
+        },
+        "sql" => match value.as_str() {
+            Some(sql) if !replace_this(sql, "\u{0}").contains('\u{0}') => Err(format!(
+                "the query must select from {THIS} (the staged result), e.g. \"SELECT * FROM {THIS} WHERE …\""
+            )),
+            Some(sql) => match parse_query("test", std::path::Path::new("test"), &replace_this(sql, "this_")) {
+                Ok(_) => Ok(TestKind::Sql { sql: sql.to_string() }),
+                Err(GoldError::BadSql { line, col, message, .. }) => {
+                    Err(format!("the query does not parse at {line}:{col}: {message}"))
+                }
+                Err(e) => Err(e.to_string()),
+            },
+            None => Err(format!("`sql` must be a query string returning the failing rows, found {value}")),
+        },
+        _ => unreachable!("test types are listed in TEST_TYPES"),
+    };
+    let kind = kind.map_err(|m| errors.push(err(&label, m))).ok();
+    match (kind, severity) {
+        (Some(kind), Some(severity)) if errors.is_empty() => {
+            let name = name.unwrap_or_else(|| default_name(n, &kind));
+            Ok(DataTest { name, severity, kind })
+        }
+        _ => Err(errors),
+    }
+}
+
+fn extra_keys_any(key: &str) -> bool {
+    TEST_TYPES.iter().any(|t| extra_keys(t).contains(&key))
+}
+
+fn number(l: &Option<Literal>) -> Option<f64> {
+    match l {
+        Some(Literal::Int(i)) => Some(*i as f64),
+        Some(Literal::Float(f)) => Some(*f),
+        _ => None,
+    }
+}
+
+fn is_table_name(s: &str) -> bool {
+    let parts: Vec<&str> = s.split('.').collect();
+    parts.len() == 2 && parts.iter().all(|p| is_identifier(p))
+}
+
+fn default_name(n: usize, kind: &TestKind) -> String {
+    match kind {
+        TestKind::NotNull { columns } => format!("not_null_{}", columns.join("_")),
+        TestKind::Unique { columns } => format!("unique_{}", columns.join("_")),
+        TestKind::AcceptedValues { column, .. } => format!("accepted_values_{column}"),
+        TestKind::AcceptedRange { column, .. } => format!("accepted_range_{column}"),
+        TestKind::Relationships { columns, to, .. } => {
+            format!("relationships_{}_to_{}", columns.join("_"), to.replace('.', "_"))
+        }
+        TestKind::Expression { .. } => format!("expression_{n}"),
+        TestKind::Sql { .. } => format!("sql_{n}"),
+    }
+}
+
+fn column(value: &toml::Value, key: &str) -> Result<String, String> {
+    match value.as_str() {
+        Some(c) if is_identifier(c) => Ok(c.to_string()),
+        _ => Err(format!("`{key}` must be one column name (lowercase letters, digits, `_`), found {value}")),
+    }
+}
+
+/// A non-empty list of column names (a single string is a list of one).
+fn column_or_columns(value: &toml::Value, key: &str) -> Result<Vec<String>, String> {
+    let bad = || format!("`{key}` needs a column name or a non-empty list of column names, found {value}");
+    match value {
+        toml::Value::String(_) => column(value, key).map(|c| vec![c]),
+        toml::Value::Array(items) if !items.is_empty() => {
+            let mut out = Vec::new();
+            for item in items {
+                match item.as_str() {
+                    Some(c) if is_identifier(c) => {
+                        if out.iter().any(|o| o == c) {
+                            return Err(format!("`{key}` names column `{c}` twice"));
+                        }
+                        out.push(c.to_string());
+                    }
+                    _ => return Err(bad()),
+                }
+            }
+            Ok(out)
+        }
+        _ => Err(bad()),
+    }
+}
+
+fn literal_list(value: &toml::Value) -> Result<Vec<Literal>, String> {
+    let bad = || format!("`values` must be a non-empty list of strings, numbers or booleans, found {value}");
+    let items = value.as_array().filter(|a| !a.is_empty()).ok_or_else(bad)?;
+    let mut out = Vec::new();
+    for item in items {
+        out.push(match item {
+            toml::Value::String(s) => Literal::Text(s.clone()),
+            toml::Value::Integer(i) => Literal::Int(*i),
+            toml::Value::Float(f) if f.is_finite() => Literal::Float(*f),
+            toml::Value::Boolean(b) => Literal::Bool(*b),
+            _ => return Err(bad()),
+        });
+    }
+    if out.iter().any(|l| l.kind() != out[0].kind()) {
+        return Err(format!("`values` mixes types ({value}); use only strings, only numbers or only booleans"));
+    }
+    Ok(out)
+}
+
+/// The candidate closest to `word` by edit distance, if it looks like a typo of it.
+pub(crate) fn closest<'a>(word: &str, candidates: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
+    fn distance(a: &str, b: &str) -> usize {
+        let b: Vec<char> = b.chars().collect();
+        let mut prev: Vec<usize> = (0..=b.len()).collect();
+        for (i, ca) in a.chars().enumerate() {
+            let mut cur = vec![i + 1; b.len() + 1];
+            for (j, cb) in b.iter().enumerate() {
+                cur[j + 1] = (prev[j] + usize::from(ca != *cb)).min(prev[j + 1] + 1).min(cur[j] + 1);
+            }
+            prev = cur;
+        }
+        prev[b.len()]
+    }
+    let limit = (word.chars().count() / 3).clamp(1, 3);
+    candidates
+        .into_iter()
+        .map(|c| (distance(word, c), c))
+        .filter(|(d, c)| *d <= limit || c.starts_with(word) && word.len() >= 3)
+        .min_by_key(|(d, _)| *d)
+        .map(|(_, c)| c)
+}
+
+/// Outcome of one test against the staged result.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TestStatus {
+    Pass,
+    /// A `warn` test found failing rows (or could not run).
+    Warn,
+    /// An `error` test found failing rows (or could not run): blocks publication.
+    Fail,
+}
+
+impl TestStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TestStatus::Pass => "pass",
+            TestStatus::Warn => "warn",
+            TestStatus::Fail => "fail",
+        }
+    }
+}
+
+impl fmt::Display for TestStatus {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// What running one test found.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TestOutcome {
+    pub name: String,
+    pub test_type: &'static str,
+    pub severity: Severity,
+    pub status: TestStatus,
+    /// Rows the test query returned (`None` if it could not run).
+    pub failing_rows: Option<u64>,
+    /// Up to [`SAMPLE_ROWS`] failing rows as JSON objects.
+    pub sample: Vec<serde_json::Value>,
+    /// Why the test query could not run.
+    pub error: Option<String>,
+    /// The query that was run.
+    pub sql: String,
+}
+
+impl TestOutcome {
+    pub fn to_json(&self) -> serde_json::Value {
+        let mut v = serde_json::json!({
+            "name": self.name,
+            "type": self.test_type,
+            "severity": self.severity.as_str(),
+            "status": self.status.as_str(),
+            "failing_rows": self.failing_rows,
+            "sample": self.sample,
+        });
+        if let Some(e) = &self.error {
+            v["error"] = serde_json::Value::String(e.clone());
+        }
+        v
+    }
+
+    /// One line for logs and error messages.
+    pub fn describe(&self) -> String {
+        match (&self.error, self.failing_rows) {
+            (Some(e), _) => format!("{} ({}): could not run: {e}", self.name, self.test_type),
+            (None, Some(n)) => format!("{} ({}): {n} failing row(s)", self.name, self.test_type),
+            (None, None) => format!("{} ({})", self.name, self.test_type),
+        }
+    }
+}
+
+/// Runs `tests` against the table named `this` in `ctx`, in order.
+pub async fn run_tests(ctx: &SessionContext, tests: &[DataTest], this: &str) -> Vec<TestOutcome> {
+    let mut out = Vec::with_capacity(tests.len());
+    for test in tests {
+        let sql = test.sql(this);
+        let measured = measure(ctx, &sql).await;
+        let failed_status = match test.severity {
+            Severity::Error => TestStatus::Fail,
+            Severity::Warn => TestStatus::Warn,
+        };
+        let outcome = match measured {
+            Ok((0, _)) => TestOutcome {
+                name: test.name.clone(),
+                test_type: test.kind.type_name(),
+                severity: test.severity,
+                status: TestStatus::Pass,
+                failing_rows: Some(0),
+                sample: Vec::new(),
+                error: None,
+                sql,
+            },
+            Ok((n, sample)) => TestOutcome {
+                name: test.name.clone(),
+                test_type: test.kind.type_name(),
+                severity: test.severity,
+                status: failed_status,
+                failing_rows: Some(n),
+                sample,
+                error: None,
+                sql,
+            },
+            Err(e) => TestOutcome {
+                name: test.name.clone(),
+                test_type: test.kind.type_name(),
+                severity: test.severity,
+                status: failed_status,
+                failing_rows: None,
+                sample: Vec::new(),
+                error: Some(e),
+                sql,
+            },
+        };
+        out.push(outcome);
+    }
+    out
+}
+
+/// Counts the rows of `sql` and takes a sample of them.
+async fn measure(ctx: &SessionContext, sql: &str) -> Result<(u64, Vec<serde_json::Value>), String> {
+    let count_sql = format!("SELECT COUNT(*) AS failing FROM ({sql}) AS failing_rows");
+    let batches = ctx.sql(&count_sql).await.map_err(|e| e.to_string())?.collect().await.map_err(|e| e.to_string())?;
+    let n = batches
+        .first()
+        .and_then(|b| b.column(0).as_any().downcast_ref::<datafusion::arrow::array::Int64Array>().map(|a| a.value(0)))
+        .unwrap_or(0);
+    if n == 0 {
+        return Ok((0, Vec::new()));
+    }
+    let sample_sql = format!("SELECT * FROM ({sql}) AS failing_rows LIMIT {SAMPLE_ROWS}");
+    let batches = ctx.sql(&sample_sql).await.map_err(|e| e.to_string())?.collect().await.map_err(|e| e.to_string())?;
+    Ok((n.max(0) as u64, rows_as_json(&batches)))
+}
+
+/// Record batches as a list of JSON objects (NULLs kept as `null`).
+pub fn rows_as_json(batches: &[RecordBatch]) -> Vec<serde_json::Value> {
+    use datafusion::arrow::json::writer::{JsonArray, WriterBuilder};
+    let mut writer = WriterBuilder::new().with_explicit_nulls(true).build::<_, JsonArray>(Vec::new());
+    let refs: Vec<&RecordBatch> = batches.iter().collect();
+    if writer.write_batches(&refs).is_err() || writer.finish().is_err() {
+        return Vec::new();
+    }
+    match serde_json::from_slice::<serde_json::Value>(&writer.into_inner()) {
+        Ok(serde_json::Value::Array(rows)) => rows,
+        _ => Vec::new(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn this_is_replaced_with_any_spacing() {
+        assert_eq!(replace_this("SELECT * FROM {{this}} JOIN {{  this }} x", "t"), "SELECT * FROM t JOIN t x");
+        assert_eq!(replace_this("{{ other }}", "t"), "{{ other }}");
+    }
+
+    #[test]
+    fn generated_sql() {
+        let t = DataTest {
+            name: "r".into(),
+            severity: Severity::Error,
+            kind: TestKind::AcceptedRange {
+                column: "rate".into(),
+                min: Some(Literal::Int(0)),
+                max: Some(Literal::Float(1.0)),
+                inclusive: true,
+            },
+        };
+        assert_eq!(t.sql("s.t"), "SELECT * FROM s.t WHERE \"rate\" < 0 OR \"rate\" > 1.0");
+    }
+}

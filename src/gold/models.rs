@@ -1,0 +1,378 @@
+//! Gold model files: a `gold.model` task's settings (`sql`, `table`, `partition_by`, `tests`)
+//! compiled into a [`ModelSpec`], the SQL checked to be exactly one query, and the tables it reads
+//! found by walking the sqlparser AST ([`model_reads`]) so that DAG edges can be inferred.
+
+use std::collections::BTreeSet;
+use std::ops::ControlFlow;
+use std::path::{Path, PathBuf};
+
+use datafusion::sql::sqlparser::ast::{Ident, ObjectName, Query, Statement, TableFactor, Visit, Visitor};
+use datafusion::sql::sqlparser::dialect::GenericDialect;
+use datafusion::sql::sqlparser::parser::{Parser, ParserError};
+
+use super::GoldError;
+use super::datatests::{self, DataTest};
+use crate::tasks::SettingError;
+
+/// The namespace every model writes to.
+pub const GOLD_NAMESPACE: &str = "gold";
+
+/// Kind-specific keys of `gold.model`.
+pub const KEYS: &[&str] = &["sql", "table", "partition_by", "tests"];
+
+/// One validated gold model.
+#[derive(Debug, Clone)]
+pub struct ModelSpec {
+    /// The table name inside `gold` (`fact_rounds`); also the model's name in messages.
+    pub table: String,
+    /// The SQL file as written in the DAG (`gold/fact_rounds.sql`), for messages.
+    pub sql_path: String,
+    /// The SQL file resolved against the DAG's directory.
+    pub sql_file: PathBuf,
+    /// The query text.
+    pub sql: String,
+    /// Tables the query reads (`silver.fact_telemetry_event`, `gold.fact_rounds`).
+    pub reads: Vec<String>,
+    pub partition_by: Vec<String>,
+    pub tests: Vec<DataTest>,
+}
+
+impl ModelSpec {
+    /// `gold.<table>`.
+    pub fn qualified_table(&self) -> String {
+        format!("{GOLD_NAMESPACE}.{}", self.table)
+    }
+
+    /// Every table the model and its data tests read, sorted, without duplicates.
+    pub fn lineage(&self) -> Lineage {
+        let mut test_reads = BTreeSet::new();
+        for t in &self.tests {
+            test_reads.extend(t.reads());
+        }
+        test_reads.remove(&self.qualified_table());
+        Lineage {
+            writes: self.qualified_table(),
+            reads: self.reads.clone(),
+            test_reads: test_reads.into_iter().collect(),
+        }
+    }
+
+    /// Compiles a task's settings; reports every bad setting. `dag_dir` resolves `sql`.
+    pub fn from_settings(settings: &toml::Table, dag_dir: &Path) -> Result<ModelSpec, Vec<SettingError>> {
+        let mut errors = Vec::new();
+        let sql_path = match settings.get("sql") {
+            None => {
+                errors.push(SettingError::new(
+                    "sql",
+                    "`gold.model` needs `sql`, the model's file relative to the DAG file, e.g. sql = \"gold/fact_rounds.sql\"",
+                ));
+                None
+            }
+            Some(toml::Value::String(s)) if s.ends_with(".sql") => Some(s.clone()),
+            Some(toml::Value::String(s)) => {
+                errors.push(SettingError::new("sql", format!("`sql` must name a `.sql` file, found \"{s}\"")));
+                None
+            }
+            Some(other) => {
+                errors.push(SettingError::new("sql", format!("`sql` must be a string, found {}", other.type_str())));
+                None
+            }
+        };
+        let table = match settings.get("table") {
+            None => {
+                sql_path.as_deref().and_then(|p| Path::new(p).file_stem()).map(|s| s.to_string_lossy().into_owned())
+            }
+            Some(toml::Value::String(s)) => Some(s.strip_prefix("gold.").unwrap_or(s).to_string()),
+            Some(other) => {
+                errors
+                    .push(SettingError::new("table", format!("`table` must be a string, found {}", other.type_str())));
+                None
+            }
+        };
+        if let Some(t) = &table
+            && !is_identifier(t)
+        {
+            let key = if settings.contains_key("table") { "table" } else { "sql" };
+            errors.push(SettingError::new(
+                key,
+                format!(
+                    "the table name `{t}` must be lowercase letters, digits and `_`, starting with a letter \
+                     (it is written as `gold.<table>`)"
+                ),
+            ));
+        }
+        let partition_by = match settings.get("partition_by") {
+            None => Vec::new(),
+            Some(toml::Value::Array(items)) => {
+                let mut cols = Vec::new();
+                for item in items {
+                    match item.as_str() {
+                        Some(c) if is_identifier(c) => cols.push(c.to_string()),
+                        _ => errors.push(SettingError::new(
+                            "partition_by",
+                            format!("`partition_by` entries must be lowercase column names, found {item}"),
+                        )),
+                    }
+                }
+                cols
+            }
+            Some(other) => {
+                errors.push(SettingError::new(
+                    "partition_by",
+                    format!("`partition_by` must be an array of column names, found {}", other.type_str()),
+                ));
+                Vec::new()
+            }
+        };
+        let tests = match settings.get("tests") {
+            None => Vec::new(),
+            Some(value) => match datatests::parse_tests(value) {
+                Ok(tests) => tests,
+                Err(mut more) => {
+                    errors.append(&mut more);
+                    Vec::new()
+                }
+            },
+        };
+        let (Some(sql_path), Some(table)) = (sql_path, table) else { return Err(errors) };
+        let sql_file = dag_dir.join(&sql_path);
+        let loaded = match std::fs::read_to_string(&sql_file) {
+            Ok(sql) => match check_sql(&table, &sql_file, &sql_path, &sql) {
+                Ok(reads) => Some((sql, reads)),
+                Err(e) => {
+                    errors.push(SettingError::new("sql", e));
+                    None
+                }
+            },
+            Err(e) => {
+                errors.push(SettingError::new("sql", format!("`sql`: cannot read `{}`: {e}", sql_file.display())));
+                None
+            }
+        };
+        match loaded {
+            Some((sql, reads)) if errors.is_empty() => {
+                Ok(ModelSpec { table, sql_path, sql_file, sql, reads, partition_by, tests })
+            }
+            _ => Err(errors),
+        }
+    }
+}
+
+/// Checks a model's SQL: one SELECT/WITH query reading only qualified tables, never its own.
+/// Returns the tables read; errors are `` `sql`: file:line:col: message ``.
+fn check_sql(table: &str, file: &Path, shown: &str, sql: &str) -> Result<Vec<String>, String> {
+    let query = parse_query(table, file, sql).map_err(|e| match e {
+        GoldError::BadSql { line, col, message, .. } => format!("`sql`: {shown}:{line}:{col}: {message}"),
+        other => other.to_string(),
+    })?;
+    let reads = reads_of(&query);
+    for name in &reads {
+        if !name.contains('.') {
+            return Err(format!(
+                "`sql`: {shown}: reads `{name}`, which is neither a CTE nor a qualified table; \
+                 name tables `silver.<table>` or `gold.<table>`"
+            ));
+        }
+        if *name == format!("{GOLD_NAMESPACE}.{table}") {
+            return Err(format!("`sql`: {shown}: the model reads its own table `{name}`"));
+        }
+    }
+    Ok(reads)
+}
+
+/// Parses `sql` as exactly one query (SELECT, WITH …, VALUES, set operations).
+pub fn parse_query(model: &str, file: &Path, sql: &str) -> Result<Query, GoldError> {
+    let bad = |line: u64, col: u64, message: String| GoldError::BadSql {
+        model: model.to_string(),
+        file: file.to_path_buf(),
+        line,
+        col,
+        message,
+    };
+    let statements = Parser::parse_sql(&GenericDialect {}, sql).map_err(|e| {
+        let (line, col, message) = parser_error_position(&e, sql);
+        bad(line, col, message)
+    })?;
+    let mut statements = statements.into_iter();
+    match (statements.next(), statements.next()) {
+        (None, _) => Err(bad(1, 1, "the file holds no query; a model is one SELECT or WITH … SELECT".into())),
+        (Some(Statement::Query(query)), None) => Ok(*query),
+        (Some(Statement::Query(_)), Some(_)) => {
+            Err(bad(1, 1, "the file holds more than one statement; a model is one SELECT or WITH … SELECT".into()))
+        }
+        (Some(other), _) => {
+            let first = other.to_string();
+            let word = first.split_whitespace().next().unwrap_or_default().to_uppercase();
+            Err(bad(1, 1, format!("a model must be one SELECT or WITH … SELECT query, found a {word} statement")))
+        }
+    }
+}
+
+/// Splits sqlparser's "… at Line: 3, Column: 7" suffix into a position; an error at the end of
+/// the input (which sqlparser does not locate) is placed just after the last character of `sql`.
+fn parser_error_position(e: &ParserError, sql: &str) -> (u64, u64, String) {
+    let text = match e {
+        ParserError::TokenizerError(s) | ParserError::ParserError(s) => s.clone(),
+        ParserError::RecursionLimitExceeded => return (1, 1, "the query nests too deeply".to_string()),
+    };
+    if let Some(at) = text.rfind(" at Line: ") {
+        let tail = &text[at + " at Line: ".len()..];
+        if let Some((line, col)) = tail.split_once(", Column: ")
+            && let (Ok(line), Ok(col)) = (line.trim().parse(), col.trim().parse())
+        {
+            return (line, col, text[..at].to_string());
+        }
+    }
+    if text.ends_with("found: EOF") {
+        let trimmed = sql.trim_end();
+        let line = trimmed.lines().count().max(1) as u64;
+        let col = trimmed.lines().last().map_or(0, |l| l.chars().count()) as u64 + 1;
+        return (line, col, text);
+    }
+    (1, 1, text)
+}
+
+/// The tables `sql` reads, qualified as written (`silver.fact_telemetry_event`), lowercased
+/// unless quoted, sorted and without duplicates. CTE names in scope are not tables; table
+/// functions (`generate_series(1, 3)`) are not tables. Errors are parse errors.
+pub fn model_reads(sql: &str) -> Result<Vec<String>, String> {
+    let statements = Parser::parse_sql(&GenericDialect {}, sql).map_err(|e| {
+        let (line, col, message) = parser_error_position(&e, sql);
+        format!("{line}:{col}: {message}")
+    })?;
+    let mut reads = BTreeSet::new();
+    for statement in &statements {
+        let mut walker = Reads::default();
+        let _ = statement.visit(&mut walker);
+        reads.extend(walker.found);
+    }
+    Ok(reads.into_iter().collect())
+}
+
+fn reads_of(query: &Query) -> Vec<String> {
+    let mut walker = Reads::default();
+    let _ = query.visit(&mut walker);
+    walker.found.into_iter().collect()
+}
+
+/// The table a `gold.model` task writes, from its settings alone (`table`, else the `sql` file
+/// stem), as `gold.<table>`. `None` when neither is usable.
+pub fn model_writes(settings: &toml::Table) -> Option<String> {
+    let table = match settings.get("table") {
+        Some(toml::Value::String(s)) => s.strip_prefix("gold.").unwrap_or(s).to_string(),
+        Some(_) => return None,
+        None => Path::new(settings.get("sql")?.as_str()?).file_stem()?.to_string_lossy().into_owned(),
+    };
+    Some(format!("{GOLD_NAMESPACE}.{table}"))
+}
+
+/// What a model task writes and reads, for inferring DAG edges.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Lineage {
+    /// `gold.<table>`.
+    pub writes: String,
+    /// Tables the model's query reads.
+    pub reads: Vec<String>,
+    /// Other tables its data tests read (relationships targets, custom SQL tests): the model must
+    /// run after them too, or its tests would see a missing or stale table.
+    pub test_reads: Vec<String>,
+}
+
+/// The lineage of a `gold.model` task from its settings (reads the SQL file).
+pub fn lineage(settings: &toml::Table, dag_dir: &Path) -> Result<Lineage, String> {
+    ModelSpec::from_settings(settings, dag_dir).map(|m| m.lineage()).map_err(|errors| {
+        errors.into_iter().map(|e| format!("`{}`: {}", e.key, e.message)).collect::<Vec<_>>().join("; ")
+    })
+}
+
+/// `[a-z][a-z0-9_]*`: what a gold table or column name may be.
+pub(crate) fn is_identifier(s: &str) -> bool {
+    let mut chars = s.chars();
+    chars.next().is_some_and(|c| c.is_ascii_lowercase())
+        && chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+}
+
+/// AST walker: a stack of CTE scopes (one per query, its WITH names) and the tables found.
+#[derive(Default)]
+struct Reads {
+    scopes: Vec<Vec<String>>,
+    found: BTreeSet<String>,
+}
+
+fn normalize(ident: &Ident) -> String {
+    if ident.quote_style.is_some() { ident.value.clone() } else { ident.value.to_lowercase() }
+}
+
+fn object_name(name: &ObjectName) -> String {
+    name.0
+        .iter()
+        .map(|part| part.as_ident().map(normalize).unwrap_or_else(|| part.to_string()))
+        .collect::<Vec<_>>()
+        .join(".")
+}
+
+impl Visitor for Reads {
+    type Break = ();
+
+    fn pre_visit_query(&mut self, query: &Query) -> ControlFlow<()> {
+        // A WITH's names are visible in its body and in its own CTE bodies (the later ones, and
+        // the CTE itself when RECURSIVE); a query planner rejects forward references anyway.
+        let names = query
+            .with
+            .as_ref()
+            .map(|w| w.cte_tables.iter().map(|cte| normalize(&cte.alias.name)).collect())
+            .unwrap_or_default();
+        self.scopes.push(names);
+        ControlFlow::Continue(())
+    }
+
+    fn post_visit_query(&mut self, _query: &Query) -> ControlFlow<()> {
+        self.scopes.pop();
+        ControlFlow::Continue(())
+    }
+
+    fn pre_visit_table_factor(&mut self, factor: &TableFactor) -> ControlFlow<()> {
+        if let TableFactor::Table { name, args: None, .. } = factor {
+            let name = object_name(name);
+            let is_cte = !name.contains('.') && self.scopes.iter().any(|s| s.contains(&name));
+            if !is_cte {
+                self.found.insert(name);
+            }
+        }
+        ControlFlow::Continue(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_skip_ctes_and_table_functions() {
+        let sql = "WITH a AS (SELECT * FROM silver.t), b AS (SELECT * FROM a JOIN gold.x ON true) \
+                   SELECT * FROM b, generate_series(1, 3)";
+        assert_eq!(model_reads(sql).unwrap(), vec!["gold.x", "silver.t"]);
+    }
+
+    #[test]
+    fn cte_scope_ends_with_its_query() {
+        // `a` inside the scalar subquery is a CTE; `a` in the outer query is not (no WITH there).
+        let sql = "SELECT (WITH a AS (SELECT 1) SELECT * FROM a) FROM a";
+        assert_eq!(model_reads(sql).unwrap(), vec!["a"]);
+    }
+
+    #[test]
+    fn parse_errors_carry_line_and_column() {
+        let e = parse_query("m", Path::new("m.sql"), "SELECT a\nFROM t\nWHERE a = ) ").unwrap_err();
+        assert!(matches!(e, GoldError::BadSql { line: 3, col: 11, .. }), "{e}");
+        // sqlparser does not locate errors at the end of the input: they go after its last character.
+        let e = parse_query("m", Path::new("m.sql"), "SELECT a\nFROM t WHERE\n  (\n").unwrap_err();
+        assert!(matches!(e, GoldError::BadSql { line: 3, col: 4, .. }), "{e}");
+    }
+
+    #[test]
+    fn non_queries_are_refused() {
+        let e = parse_query("m", Path::new("m.sql"), "DELETE FROM t").unwrap_err();
+        assert!(e.to_string().contains("found a DELETE statement"), "{e}");
+    }
+}

@@ -1,0 +1,301 @@
+//! Write-audit-publish for one gold model: plan the model's query, execute it as a stream into a
+//! staged in-memory table (`tm_staging.staged.<table>`, what `{{ this }}` names in tests), run
+//! the model's data tests against the staged rows, and hand the result to a [`Publisher`] for a
+//! full-refresh commit only if no error-severity test failed. Until then readers keep seeing
+//! the previous version of `gold.<table>`.
+
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use async_trait::async_trait;
+use datafusion::arrow::array::RecordBatch;
+use datafusion::arrow::compute::cast;
+use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
+use datafusion::catalog::{CatalogProvider, MemTable, MemoryCatalogProvider, MemorySchemaProvider, SchemaProvider};
+use datafusion::error::DataFusionError;
+use datafusion::prelude::SessionContext;
+use futures::StreamExt;
+
+use super::GoldError;
+use super::datatests::{TestOutcome, TestStatus, run_tests};
+use super::models::ModelSpec;
+
+/// The catalog and schema staged results are registered under for data tests.
+pub const STAGING_CATALOG: &str = "tm_staging";
+pub const STAGING_SCHEMA: &str = "staged";
+
+/// Commits a staged result as the new full content of `gold.<table>`.
+#[async_trait]
+pub trait Publisher: Send + Sync {
+    /// Replaces the table's content with `batches` in one commit (creating the table, partitioned
+    /// by `model.partition_by`, if missing). A publisher is made per attempt and knows the
+    /// attempt's run key.
+    async fn publish(
+        &self,
+        model: &ModelSpec,
+        schema: SchemaRef,
+        batches: Vec<RecordBatch>,
+    ) -> Result<Published, GoldError>;
+}
+
+/// What a commit produced.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Published {
+    pub snapshot_id: Option<i64>,
+    /// The table's current snapshot already held this run key's commit (a resumed attempt):
+    /// nothing new was written.
+    pub already_committed: bool,
+}
+
+/// What running one model did.
+#[derive(Debug, Clone)]
+pub struct ModelRun {
+    /// `gold.<table>`.
+    pub table: String,
+    /// Rows of the new result (staged; written if published).
+    pub rows: u64,
+    /// Whether the result was committed.
+    pub published: bool,
+    pub snapshot_id: Option<i64>,
+    pub already_committed: bool,
+    pub tests: Vec<TestOutcome>,
+    pub elapsed_ms: u64,
+}
+
+impl ModelRun {
+    /// Names and findings of the error-severity tests that failed.
+    pub fn blocking_failures(&self) -> Vec<String> {
+        self.tests.iter().filter(|t| t.status == TestStatus::Fail).map(TestOutcome::describe).collect()
+    }
+
+    /// The task summary: rows, snapshot, and every test with status, failing rows and a sample.
+    pub fn summary(&self) -> serde_json::Value {
+        let count = |s: TestStatus| self.tests.iter().filter(|t| t.status == s).count();
+        serde_json::json!({
+            "table": self.table,
+            "rows_written": if self.published { self.rows } else { 0 },
+            "rows_staged": self.rows,
+            "published": self.published,
+            "snapshot_id": self.snapshot_id,
+            "already_committed": self.already_committed,
+            "elapsed_ms": self.elapsed_ms,
+            "tests_pass": count(TestStatus::Pass),
+            "tests_warn": count(TestStatus::Warn),
+            "tests_fail": count(TestStatus::Fail),
+            "tests": self.tests.iter().map(TestOutcome::to_json).collect::<Vec<_>>(),
+        })
+    }
+}
+
+/// Whether a DataFusion error is worth retrying (I/O, object store) rather than a property of
+/// the SQL or the data.
+fn transient(e: &DataFusionError) -> bool {
+    matches!(
+        e.find_root(),
+        DataFusionError::IoError(_) | DataFusionError::ObjectStore(_) | DataFusionError::ResourcesExhausted(_)
+    )
+}
+
+/// Runs one model against `ctx` (which must resolve the tables the model reads): stage, test,
+/// publish unless an error-severity test failed. `Err` only for planning, execution or commit
+/// failures; failed tests come back as `ModelRun { published: false, .. }`.
+pub async fn run_model(
+    ctx: &SessionContext,
+    model: &ModelSpec,
+    publisher: &dyn Publisher,
+) -> Result<ModelRun, GoldError> {
+    let started = Instant::now();
+    let table = model.qualified_table();
+    let df = ctx.sql(&model.sql).await.map_err(|e| GoldError::Plan {
+        model: model.table.clone(),
+        file: model.sql_file.clone(),
+        message: e.to_string(),
+    })?;
+    let schema = storable_schema(model, df.schema().inner())?;
+    let execute_error = |e: DataFusionError| GoldError::Execute {
+        model: model.table.clone(),
+        transient: transient(&e),
+        message: e.to_string(),
+    };
+    let mut stream = df.execute_stream().await.map_err(execute_error)?;
+    let mut batches = Vec::new();
+    let mut rows = 0u64;
+    while let Some(batch) = stream.next().await {
+        let batch = conform(&schema, batch.map_err(execute_error)?).map_err(execute_error)?;
+        rows += batch.num_rows() as u64;
+        if batch.num_rows() > 0 {
+            batches.push(batch);
+        }
+    }
+    tracing::info!(model = %model.table, rows, "staged the new result");
+
+    let staged = Arc::new(MemTable::try_new(schema.clone(), vec![batches.clone()]).map_err(execute_error)?);
+    let staging = staging_schema(ctx).map_err(execute_error)?;
+    staging.register_table(model.table.clone(), staged).map_err(execute_error)?;
+    let this = format!("{STAGING_CATALOG}.{STAGING_SCHEMA}.{}", model.table);
+    let tests = run_tests(ctx, &model.tests, &this).await;
+    let _ = staging.deregister_table(&model.table);
+    for t in &tests {
+        match t.status {
+            TestStatus::Pass => tracing::info!(model = %model.table, test = %t.name, "data test passed"),
+            TestStatus::Warn => {
+                tracing::warn!(model = %model.table, test = %t.name, sample = %serde_json::Value::from(t.sample.clone()), "data test (warn): {}", t.describe())
+            }
+            TestStatus::Fail => {
+                tracing::error!(model = %model.table, test = %t.name, sample = %serde_json::Value::from(t.sample.clone()), "data test failed: {}", t.describe())
+            }
+        }
+    }
+
+    let mut run =
+        ModelRun { table, rows, published: false, snapshot_id: None, already_committed: false, tests, elapsed_ms: 0 };
+    if run.tests.iter().any(|t| t.status == TestStatus::Fail) {
+        tracing::error!(model = %model.table, "error-severity data tests failed: not publishing; the previous version stays current");
+    } else {
+        let published = publisher.publish(model, schema, batches).await?;
+        run.snapshot_id = published.snapshot_id;
+        run.already_committed = published.already_committed;
+        run.published = true;
+        tracing::info!(model = %model.table, rows, snapshot_id = ?run.snapshot_id, "published");
+    }
+    run.elapsed_ms = started.elapsed().as_millis() as u64;
+    Ok(run)
+}
+
+/// The staging schema, created on first use.
+fn staging_schema(ctx: &SessionContext) -> Result<Arc<dyn SchemaProvider>, DataFusionError> {
+    let catalog = match ctx.catalog(STAGING_CATALOG) {
+        Some(c) => c,
+        None => {
+            let c: Arc<dyn CatalogProvider> = Arc::new(MemoryCatalogProvider::new());
+            ctx.register_catalog(STAGING_CATALOG, c.clone());
+            c
+        }
+    };
+    match catalog.schema(STAGING_SCHEMA) {
+        Some(s) => Ok(s),
+        None => {
+            let s: Arc<dyn SchemaProvider> = Arc::new(MemorySchemaProvider::new());
+            catalog.register_schema(STAGING_SCHEMA, s.clone())?;
+            Ok(s)
+        }
+    }
+}
+
+/// The schema the table is written with: string views become plain strings (what Iceberg
+/// readers return), and a column without a type (a bare `NULL`) or named twice is refused.
+fn storable_schema(model: &ModelSpec, schema: &Schema) -> Result<SchemaRef, GoldError> {
+    let plan_error =
+        |message: String| GoldError::Plan { model: model.table.clone(), file: model.sql_file.clone(), message };
+    let mut fields = Vec::with_capacity(schema.fields().len());
+    for (i, f) in schema.fields().iter().enumerate() {
+        if schema.fields().iter().skip(i + 1).any(|g| g.name() == f.name()) {
+            return Err(plan_error(format!("the result has two columns named `{}`; alias one of them", f.name())));
+        }
+        if f.data_type() == &DataType::Null {
+            return Err(plan_error(format!(
+                "column `{}` has no type (a bare NULL); CAST it, e.g. CAST(NULL AS DOUBLE)",
+                f.name()
+            )));
+        }
+        fields.push(Field::new(f.name(), plain(f.data_type()), true));
+    }
+    for column in &model.partition_by {
+        if !fields.iter().any(|f| f.name() == column) {
+            return Err(GoldError::PartitionColumn {
+                model: model.table.clone(),
+                column: column.clone(),
+                columns: fields.iter().map(|f| f.name().as_str()).collect::<Vec<_>>().join(", "),
+            });
+        }
+    }
+    Ok(Arc::new(Schema::new(fields)))
+}
+
+fn plain(ty: &DataType) -> DataType {
+    match ty {
+        DataType::Utf8View | DataType::LargeUtf8 => DataType::Utf8,
+        DataType::List(inner) | DataType::LargeList(inner) | DataType::ListView(inner) => {
+            DataType::List(Arc::new(Field::new(inner.name(), plain(inner.data_type()), true)))
+        }
+        other => other.clone(),
+    }
+}
+
+/// Casts a batch to the storable schema (same columns, plain types, all nullable).
+fn conform(schema: &SchemaRef, batch: RecordBatch) -> Result<RecordBatch, DataFusionError> {
+    let columns = batch
+        .columns()
+        .iter()
+        .zip(schema.fields())
+        .map(|(c, f)| if c.data_type() == f.data_type() { Ok(c.clone()) } else { cast(c, f.data_type()) })
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(RecordBatch::try_new(schema.clone(), columns)?)
+}
+
+/// A session for running models without a lake: schemas `silver` and `gold` (in-memory) in the
+/// default catalog, so `silver.<t>` and `gold.<t>` resolve to tables registered there.
+pub fn memory_session() -> SessionContext {
+    let ctx = SessionContext::new();
+    if let Some(catalog) = ctx.catalog("datafusion") {
+        for ns in ["silver", "gold"] {
+            let _ = catalog.register_schema(ns, Arc::new(MemorySchemaProvider::new()));
+        }
+    }
+    ctx
+}
+
+/// Publishes into the `gold` schema of an in-memory session (see [`memory_session`]): each
+/// publish replaces the table and gets the next snapshot id (1, 2, …). For tests and dry runs.
+pub struct MemoryPublisher {
+    ctx: SessionContext,
+    next_snapshot: AtomicI64,
+    /// `(table, rows)` of every publish, in order.
+    pub log: Mutex<Vec<(String, usize)>>,
+}
+
+impl std::fmt::Debug for MemoryPublisher {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MemoryPublisher").field("log", &self.log).finish()
+    }
+}
+
+impl MemoryPublisher {
+    pub fn new(ctx: &SessionContext) -> Self {
+        Self { ctx: ctx.clone(), next_snapshot: AtomicI64::new(1), log: Mutex::new(Vec::new()) }
+    }
+
+    /// The tables published so far, in order.
+    pub fn published(&self) -> Vec<String> {
+        self.log.lock().unwrap_or_else(|p| p.into_inner()).iter().map(|(t, _)| t.clone()).collect()
+    }
+}
+
+#[async_trait]
+impl Publisher for MemoryPublisher {
+    async fn publish(
+        &self,
+        model: &ModelSpec,
+        schema: SchemaRef,
+        batches: Vec<RecordBatch>,
+    ) -> Result<Published, GoldError> {
+        let rows = batches.iter().map(RecordBatch::num_rows).sum();
+        let fail = |e: DataFusionError| GoldError::Publish {
+            model: model.table.clone(),
+            table: model.qualified_table(),
+            message: e.to_string(),
+            transient: false,
+        };
+        let gold = self
+            .ctx
+            .catalog("datafusion")
+            .and_then(|c| c.schema("gold"))
+            .ok_or_else(|| fail(DataFusionError::Plan("the session has no `gold` schema".into())))?;
+        let table = Arc::new(MemTable::try_new(schema, vec![batches]).map_err(fail)?);
+        gold.deregister_table(&model.table).map_err(fail)?;
+        gold.register_table(model.table.clone(), table).map_err(fail)?;
+        self.log.lock().unwrap_or_else(|p| p.into_inner()).push((model.qualified_table(), rows));
+        Ok(Published { snapshot_id: Some(self.next_snapshot.fetch_add(1, Ordering::SeqCst)), already_committed: false })
+    }
+}

@@ -1,0 +1,485 @@
+//! The Iceberg catalog `tm`: iceberg-catalog-sql on the state DB (SQLite file or PostgreSQL), so
+//! PyIceberg's `SqlCatalog("tm", uri=…)` on the same database sees the same tables. [`Lake`] owns
+//! the catalog handle, the namespaces `silver` (source bucket) and `gold` (serve bucket), table
+//! creation with explicit locations, and snapshot look-ups (run keys, history).
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+use datafusion::arrow::datatypes::{DataType, Field, Schema as ArrowSchema, SchemaRef, TimeUnit};
+use iceberg::spec::{FormatVersion, Schema as IcebergSchema, Transform, UnboundPartitionSpec};
+use iceberg::table::Table;
+use iceberg::{Catalog, CatalogBuilder, ErrorKind, NamespaceIdent, TableCreation, TableIdent};
+use iceberg_catalog_sql::{SQL_CATALOG_PROP_URI, SQL_CATALOG_PROP_WAREHOUSE, SqlBindStyle, SqlCatalogBuilder};
+use serde::Serialize;
+
+use crate::config::{Settings, StorageKind};
+use crate::store::{Store, StoreError};
+
+/// The namespaces tmctl creates and reads.
+pub const NAMESPACES: &[&str] = &["silver", "gold"];
+
+/// Table properties every table gets (PyIceberg and Spark read them too).
+const TABLE_PROPERTIES: &[(&str, &str)] =
+    &[("write.format.default", "parquet"), ("write.parquet.compression-codec", "zstd"), ("created-by", "tmctl")];
+
+/// Errors of the lakehouse layer. Each names the table (or catalog) it is about.
+#[derive(Debug, thiserror::Error)]
+pub enum LakeError {
+    #[error("cannot open the Iceberg catalog `{catalog}`: {source}")]
+    Open {
+        catalog: String,
+        #[source]
+        source: Box<iceberg::Error>,
+    },
+    #[error("Iceberg catalog `{catalog}` does not support storage.kind = s3 yet (only local storage)")]
+    UnsupportedStorage { catalog: String },
+    #[error("Iceberg catalog: cannot {action}: {source}")]
+    Catalog {
+        action: String,
+        #[source]
+        source: Box<iceberg::Error>,
+    },
+    #[error("Iceberg table {table} does not exist")]
+    NoSuchTable { table: String },
+    #[error("Iceberg table {table}: cannot {action}: {source}")]
+    Table {
+        table: String,
+        action: String,
+        #[source]
+        source: Box<iceberg::Error>,
+    },
+    #[error("Iceberg table {table}: {message}")]
+    Invalid { table: String, message: String },
+    #[error("Iceberg table {table}: commit lost the race {attempts} times in a row; giving up")]
+    Conflict { table: String, attempts: u32 },
+    #[error("Iceberg table {table}: {source}")]
+    Store {
+        table: String,
+        #[source]
+        source: StoreError,
+    },
+    /// A request that cannot be served as asked (bad options, not a table name).
+    #[error("{0}")]
+    Usage(String),
+    #[error("no Iceberg table has snapshot {snapshot_id}")]
+    SnapshotNotFound { snapshot_id: i64 },
+    #[error("cannot build a DataFusion session: {source}")]
+    Session {
+        #[source]
+        source: Box<datafusion::error::DataFusionError>,
+    },
+}
+
+impl LakeError {
+    /// Whether trying again may help (I/O, the database, a lost commit race), as opposed to bad
+    /// input or a missing table, which fail the same way every time.
+    pub fn is_transient(&self) -> bool {
+        !matches!(
+            self,
+            LakeError::Invalid { .. }
+                | LakeError::Usage(_)
+                | LakeError::UnsupportedStorage { .. }
+                | LakeError::NoSuchTable { .. }
+                | LakeError::SnapshotNotFound { .. }
+        )
+    }
+}
+
+pub type Result<T, E = LakeError> = std::result::Result<T, E>;
+
+/// `namespace.table` as people write it.
+pub fn display_ident(ident: &TableIdent) -> String {
+    format!("{}.{}", ident.namespace().join("."), ident.name())
+}
+
+/// Parses `silver.fact_telemetry_event` into a table identifier.
+pub fn parse_ident(text: &str) -> Result<TableIdent> {
+    match text.split_once('.') {
+        Some((ns, name)) if !ns.is_empty() && !name.is_empty() && !name.contains('.') => {
+            Ok(TableIdent::new(NamespaceIdent::new(ns.to_string()), name.to_string()))
+        }
+        _ => Err(LakeError::Invalid {
+            table: format!("`{text}`"),
+            message: "is not a table name like `silver.fact_telemetry_event`".into(),
+        }),
+    }
+}
+
+pub(crate) fn table_err(ident: &TableIdent, action: impl Into<String>) -> impl FnOnce(iceberg::Error) -> LakeError {
+    let table = display_ident(ident);
+    let action = action.into();
+    move |source| LakeError::Table { table, action, source: Box::new(source) }
+}
+
+/// One snapshot of a table, for the UI, the CLI and run summaries.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct SnapshotInfo {
+    pub id: i64,
+    pub parent: Option<i64>,
+    pub sequence_number: i64,
+    pub timestamp: DateTime<Utc>,
+    /// `append`, `overwrite`, `replace` or `delete`.
+    pub operation: String,
+    /// The snapshot summary (counts, `tm.run-key`, …), without `operation`.
+    pub summary: BTreeMap<String, String>,
+    /// Whether `main` points at it now.
+    pub current: bool,
+}
+
+/// The lakehouse: the Iceberg SQL catalog in the state DB plus the settings and store it needs.
+/// Cheap to clone; open once per process and share.
+#[derive(Clone)]
+pub struct Lake {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    settings: Arc<Settings>,
+    store: Store,
+    catalog: Arc<dyn Catalog>,
+}
+
+impl std::fmt::Debug for Lake {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Lake").field("catalog", &self.inner.settings.lake.catalog_name).finish()
+    }
+}
+
+impl Lake {
+    /// Opens the SQL catalog `settings.lake.catalog_name` on `settings.database_url` (creating its
+    /// two tables on first use) and makes sure the namespaces `silver` and `gold` exist.
+    pub async fn open(settings: Arc<Settings>, store: Store) -> Result<Lake> {
+        let name = settings.lake.catalog_name.clone();
+        if settings.lake.storage == StorageKind::S3 {
+            return Err(LakeError::UnsupportedStorage { catalog: name });
+        }
+        let postgres = settings.is_postgres();
+        // iceberg-catalog-sql rewrites `?` into `$N` itself for DollarNumeric (PostgreSQL); SQLite
+        // takes `?` as is.
+        let bind_style = if postgres { SqlBindStyle::DollarNumeric } else { SqlBindStyle::QMark };
+        // SQLite has one writer anyway; a small pool keeps lock waits short.
+        let max_connections = if postgres { settings.database_max_connections.max(2) } else { 2 };
+        let props = HashMap::from([
+            (SQL_CATALOG_PROP_URI.to_string(), settings.database_url.clone()),
+            (SQL_CATALOG_PROP_WAREHOUSE.to_string(), super::warehouse_url(&settings, "silver")),
+            ("pool.max-connections".to_string(), max_connections.to_string()),
+        ]);
+        let catalog = SqlCatalogBuilder::default()
+            .sql_bind_style(bind_style)
+            .with_storage_factory(Arc::new(iceberg::io::LocalFsStorageFactory))
+            .load(name.clone(), props)
+            .await
+            .map_err(|source| LakeError::Open { catalog: name.clone(), source: Box::new(source) })?;
+        let lake = Lake { inner: Arc::new(Inner { settings, store, catalog: Arc::new(catalog) }) };
+        for ns in NAMESPACES {
+            lake.ensure_namespace(ns).await?;
+        }
+        Ok(lake)
+    }
+
+    /// The catalog, for code that needs iceberg's own API (scans, inspection).
+    pub fn catalog(&self) -> Arc<dyn Catalog> {
+        self.inner.catalog.clone()
+    }
+
+    pub fn catalog_name(&self) -> &str {
+        &self.inner.settings.lake.catalog_name
+    }
+
+    pub fn settings(&self) -> &Arc<Settings> {
+        &self.inner.settings
+    }
+
+    pub fn store(&self) -> &Store {
+        &self.inner.store
+    }
+
+    /// Where a table lives: `<warehouse of its namespace>/<namespace>/<table>`.
+    pub fn table_location(&self, ident: &TableIdent) -> String {
+        let ns = ident.namespace().join("/");
+        let warehouse = super::warehouse_url(&self.inner.settings, &ident.namespace().join("."));
+        format!("{warehouse}/{ns}/{}", ident.name())
+    }
+
+    /// Creates namespace `ns` (with its `location` property, which PyIceberg also honours) if it
+    /// is missing.
+    pub async fn ensure_namespace(&self, ns: &str) -> Result<()> {
+        let ident = NamespaceIdent::new(ns.to_string());
+        let catalog = &self.inner.catalog;
+        let exists = catalog.namespace_exists(&ident).await.map_err(|source| LakeError::Catalog {
+            action: format!("look up namespace {ns}"),
+            source: Box::new(source),
+        })?;
+        if exists {
+            return Ok(());
+        }
+        let location = format!("{}/{ns}", super::warehouse_url(&self.inner.settings, ns));
+        let props = HashMap::from([("location".to_string(), location)]);
+        match catalog.create_namespace(&ident, props).await {
+            Ok(_) => Ok(()),
+            // Another process created it in between.
+            Err(e) if e.kind() == ErrorKind::NamespaceAlreadyExists => Ok(()),
+            Err(source) => {
+                if catalog.namespace_exists(&ident).await.unwrap_or(false) {
+                    Ok(())
+                } else {
+                    Err(LakeError::Catalog { action: format!("create namespace {ns}"), source: Box::new(source) })
+                }
+            }
+        }
+    }
+
+    /// Loads a table (its current metadata).
+    pub async fn load_table(&self, ident: &TableIdent) -> Result<Table> {
+        match self.inner.catalog.load_table(ident).await {
+            Ok(t) => Ok(t),
+            Err(e) if e.kind() == ErrorKind::TableNotFound => {
+                Err(LakeError::NoSuchTable { table: display_ident(ident) })
+            }
+            Err(e) => Err(table_err(ident, "load")(e)),
+        }
+    }
+
+    pub async fn table_exists(&self, ident: &TableIdent) -> Result<bool> {
+        self.inner.catalog.table_exists(ident).await.map_err(table_err(ident, "look up"))
+    }
+
+    /// The tables of a namespace, sorted by name.
+    pub async fn list_tables(&self, namespace: &str) -> Result<Vec<TableIdent>> {
+        let ns = NamespaceIdent::new(namespace.to_string());
+        let mut tables = self.inner.catalog.list_tables(&ns).await.map_err(|source| LakeError::Catalog {
+            action: format!("list the tables of {namespace}"),
+            source: Box::new(source),
+        })?;
+        tables.sort_by(|a, b| a.name().cmp(b.name()));
+        Ok(tables)
+    }
+
+    /// Returns table `ident`, creating it first if it does not exist: format v2, field ids
+    /// assigned from the Arrow schema (types normalised to what Iceberg v2 stores, see
+    /// [`iceberg_arrow_schema`]), identity partitions on `identity_partition_columns` (in that
+    /// order), located at [`Lake::table_location`]. An existing table is returned as it is, after
+    /// checking that it has every column of `schema` and the same partition columns.
+    pub async fn ensure_table(
+        &self,
+        ident: &TableIdent,
+        schema: &SchemaRef,
+        identity_partition_columns: &[&str],
+    ) -> Result<Table> {
+        if self.table_exists(ident).await? {
+            let table = self.load_table(ident).await?;
+            check_existing(ident, &table, schema, identity_partition_columns)?;
+            return Ok(table);
+        }
+        let table_name = display_ident(ident);
+        let invalid = |message: String| LakeError::Invalid { table: table_name.clone(), message };
+        let normalised = iceberg_arrow_schema(schema).map_err(invalid)?;
+        let iceberg_schema = iceberg::arrow::arrow_schema_to_schema_auto_assign_ids(&normalised)
+            .map_err(table_err(ident, "convert the Arrow schema"))?;
+        let spec = identity_spec(&iceberg_schema, identity_partition_columns).map_err(invalid)?;
+        let creation = TableCreation::builder()
+            .name(ident.name().to_string())
+            .location(self.table_location(ident))
+            .schema(iceberg_schema)
+            .partition_spec(spec)
+            .properties(TABLE_PROPERTIES.iter().map(|(k, v)| (k.to_string(), v.to_string())))
+            .format_version(FormatVersion::V2)
+            .build();
+        self.ensure_namespace(&ident.namespace().join(".")).await?;
+        match self.inner.catalog.create_table(ident.namespace(), creation).await {
+            Ok(table) => {
+                tracing::info!(table = %table_name, location = %table.metadata().location(), "created Iceberg table");
+                Ok(table)
+            }
+            Err(e) => {
+                // Lost a creation race with another process: use its table.
+                if self.table_exists(ident).await.unwrap_or(false) {
+                    let table = self.load_table(ident).await?;
+                    check_existing(ident, &table, schema, identity_partition_columns)?;
+                    Ok(table)
+                } else {
+                    Err(table_err(ident, "create")(e))
+                }
+            }
+        }
+    }
+
+    /// The snapshots of a table, oldest first.
+    pub async fn table_snapshots(&self, ident: &TableIdent) -> Result<Vec<SnapshotInfo>> {
+        let table = self.load_table(ident).await?;
+        Ok(snapshot_infos(&table))
+    }
+
+    /// The id of the snapshot on `main`'s history that carries run key `run_key` (the
+    /// `tm.run-key` summary property of [`super::commit::RunKey`]), newest first; `None` if no
+    /// commit of this run key is in the table's history.
+    pub async fn find_commit(&self, ident: &TableIdent, run_key: &str) -> Result<Option<i64>> {
+        let table = self.load_table(ident).await?;
+        Ok(find_commit_in(&table, run_key))
+    }
+}
+
+/// Snapshots of a loaded table, oldest first.
+pub fn snapshot_infos(table: &Table) -> Vec<SnapshotInfo> {
+    let md = table.metadata();
+    let current = md.current_snapshot_id();
+    let mut out: Vec<SnapshotInfo> = md
+        .snapshots()
+        .map(|s| SnapshotInfo {
+            id: s.snapshot_id(),
+            parent: s.parent_snapshot_id(),
+            sequence_number: s.sequence_number(),
+            timestamp: DateTime::from_timestamp_millis(s.timestamp_ms()).unwrap_or_default(),
+            operation: s.summary().operation.as_str().to_string(),
+            summary: s.summary().additional_properties.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
+            current: Some(s.snapshot_id()) == current,
+        })
+        .collect();
+    out.sort_by_key(|s| (s.sequence_number, s.timestamp, s.id));
+    out
+}
+
+/// Walks `main` from its head back through parents and returns the first snapshot whose
+/// `tm.run-key` is `run_key`.
+pub(crate) fn find_commit_in(table: &Table, run_key: &str) -> Option<i64> {
+    let md = table.metadata();
+    let mut next = md.current_snapshot_id();
+    let mut hops = 0usize;
+    while let Some(id) = next {
+        let snap = md.snapshot_by_id(id)?;
+        if snap.summary().additional_properties.get(super::commit::PROP_RUN_KEY).map(String::as_str) == Some(run_key) {
+            return Some(id);
+        }
+        next = snap.parent_snapshot_id();
+        hops += 1;
+        if hops > md.snapshots().len() {
+            break; // a parent cycle would be corrupt metadata; do not loop
+        }
+    }
+    None
+}
+
+/// The Arrow schema with every type mapped to one Iceberg v2 can store without loss of meaning:
+/// timestamps become microseconds (keeping their time zone), small and unsigned integers widen,
+/// large/view strings and binaries become plain ones, `Date64` becomes `Date32`. Nested types are
+/// mapped recursively. Batches written later are cast to the table's schema.
+pub fn iceberg_arrow_schema(schema: &SchemaRef) -> Result<ArrowSchema, String> {
+    let fields = schema.fields().iter().map(|f| normalise_field(f)).collect::<Result<Vec<Field>, String>>()?;
+    Ok(ArrowSchema::new(fields))
+}
+
+fn normalise_field(field: &Field) -> Result<Field, String> {
+    let data_type = normalise_type(field.name(), field.data_type())?;
+    // Field ids are assigned by the catalog conversion; drop any stale ones.
+    Ok(Field::new(field.name(), data_type, field.is_nullable()))
+}
+
+fn normalise_type(name: &str, t: &DataType) -> Result<DataType, String> {
+    Ok(match t {
+        DataType::Timestamp(_, tz) => DataType::Timestamp(TimeUnit::Microsecond, tz.clone()),
+        DataType::Int8 | DataType::Int16 | DataType::UInt8 | DataType::UInt16 => DataType::Int32,
+        DataType::UInt32 => DataType::Int64,
+        DataType::UInt64 => return Err(format!("column `{name}` is UInt64, which Iceberg cannot store; cast it")),
+        DataType::Float16 => DataType::Float32,
+        DataType::LargeUtf8 | DataType::Utf8View => DataType::Utf8,
+        DataType::LargeBinary | DataType::BinaryView => DataType::Binary,
+        DataType::Date64 => DataType::Date32,
+        DataType::Time32(_) | DataType::Time64(_) => DataType::Time64(TimeUnit::Microsecond),
+        DataType::Dictionary(_, value) => normalise_type(name, value)?,
+        DataType::List(inner) | DataType::LargeList(inner) | DataType::ListView(inner) => {
+            DataType::List(Arc::new(normalise_field(inner)?))
+        }
+        DataType::Struct(fields) => {
+            DataType::Struct(fields.iter().map(|f| normalise_field(f)).collect::<Result<Vec<Field>, String>>()?.into())
+        }
+        DataType::Map(entries, sorted) => DataType::Map(Arc::new(normalise_field(entries)?), *sorted),
+        DataType::Null => return Err(format!("column `{name}` has type Null; give it a real type")),
+        other => other.clone(),
+    })
+}
+
+fn identity_spec(schema: &IcebergSchema, columns: &[&str]) -> Result<UnboundPartitionSpec, String> {
+    let mut builder = UnboundPartitionSpec::builder();
+    for col in columns {
+        let field = schema
+            .field_by_name(col)
+            .ok_or_else(|| format!("partition column `{col}` is not a column of the schema"))?;
+        if !field.field_type.is_primitive() {
+            return Err(format!("partition column `{col}` must have a primitive type"));
+        }
+        builder = builder
+            .add_partition_field(field.id, col.to_string(), Transform::Identity)
+            .map_err(|e| format!("cannot partition by `{col}`: {e}"))?;
+    }
+    Ok(builder.build())
+}
+
+/// An existing table must have every requested column and the same identity partition columns.
+fn check_existing(ident: &TableIdent, table: &Table, schema: &SchemaRef, partition_columns: &[&str]) -> Result<()> {
+    let md = table.metadata();
+    let current = md.current_schema();
+    let missing: Vec<&str> =
+        schema.fields().iter().map(|f| f.name().as_str()).filter(|n| current.field_by_name(n).is_none()).collect();
+    if !missing.is_empty() {
+        return Err(LakeError::Invalid {
+            table: display_ident(ident),
+            message: format!("exists without column(s) {} (schema evolution is not supported yet)", missing.join(", ")),
+        });
+    }
+    let spec = md.default_partition_spec();
+    let have: Vec<String> = spec
+        .fields()
+        .iter()
+        .map(|pf| {
+            let source = current.field_by_id(pf.source_id).map(|f| f.name.clone()).unwrap_or_default();
+            if pf.transform == Transform::Identity { source } else { format!("{}({source})", pf.transform) }
+        })
+        .collect();
+    if have.iter().map(String::as_str).ne(partition_columns.iter().copied()) {
+        return Err(LakeError::Invalid {
+            table: display_ident(ident),
+            message: format!(
+                "exists partitioned by [{}], not by identity [{}]",
+                have.join(", "),
+                partition_columns.join(", ")
+            ),
+        });
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn idents_parse_and_print() {
+        let t = parse_ident("silver.fact_telemetry_event").unwrap();
+        assert_eq!(display_ident(&t), "silver.fact_telemetry_event");
+        let e = parse_ident("nonamespace").unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "Iceberg table `nonamespace`: is not a table name like `silver.fact_telemetry_event`"
+        );
+        assert!(!e.is_transient());
+        assert!(parse_ident("a.b.c").is_err());
+    }
+
+    #[test]
+    fn arrow_types_are_normalised_for_iceberg() {
+        let schema: SchemaRef = Arc::new(ArrowSchema::new(vec![
+            Field::new("ts", DataType::Timestamp(TimeUnit::Nanosecond, Some("UTC".into())), true),
+            Field::new("small", DataType::Int16, false),
+            Field::new("s", DataType::LargeUtf8, true),
+        ]));
+        let n = iceberg_arrow_schema(&schema).unwrap();
+        assert_eq!(n.field(0).data_type(), &DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())));
+        assert_eq!(n.field(1).data_type(), &DataType::Int32);
+        assert!(!n.field(1).is_nullable());
+        assert_eq!(n.field(2).data_type(), &DataType::Utf8);
+        let bad: SchemaRef = Arc::new(ArrowSchema::new(vec![Field::new("u", DataType::UInt64, true)]));
+        assert!(iceberg_arrow_schema(&bad).unwrap_err().contains("`u`"));
+    }
+}

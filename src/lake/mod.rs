@@ -1,0 +1,42 @@
+//! The lakehouse storage layer: buckets (object_store), the Iceberg SQL catalog `tm` kept in the
+//! state DB, the replace-partitions commit iceberg-rust 0.10 lacks, and the one place DataFusion
+//! sessions are built. Tasks (`bronze`, `silver`, `gold`) reach storage only through here.
+
+pub mod buckets;
+pub mod commit;
+pub mod iceberg;
+pub mod session;
+
+pub use self::commit::{CommitOutcome, PartitionValue, PartitionValues, RunKey, TableWriter};
+pub use self::iceberg::{Lake, LakeError, SnapshotInfo, display_ident, parse_ident};
+pub use self::session::{SessionOptions, plain_session, session_config};
+
+use std::path::{Path, PathBuf};
+
+use crate::config::Settings;
+
+/// Absolute form of `path` (relative paths are taken from the current directory).
+pub fn absolute(path: &Path) -> PathBuf {
+    if path.is_absolute() {
+        path.to_path_buf()
+    } else {
+        std::env::current_dir().map(|d| d.join(path)).unwrap_or_else(|_| path.to_path_buf())
+    }
+}
+
+/// Local directory of a bucket in the embedded mode: `<home>/buckets/<bucket>`.
+pub fn local_bucket_dir(settings: &Settings, bucket: &str) -> PathBuf {
+    absolute(&settings.home).join("buckets").join(bucket)
+}
+
+/// The Iceberg warehouse of a namespace: silver in the source bucket, gold in the serve bucket
+/// (`<bucket>/warehouse`), as a URL Iceberg clients (and PyIceberg) understand.
+pub fn warehouse_url(settings: &Settings, namespace: &str) -> String {
+    let bucket = if namespace == "gold" { &settings.lake.buckets.serve } else { &settings.lake.buckets.source };
+    match settings.lake.storage {
+        crate::config::StorageKind::Local => {
+            format!("file://{}/warehouse", local_bucket_dir(settings, bucket).display())
+        }
+        crate::config::StorageKind::S3 => format!("s3://{bucket}/warehouse"),
+    }
+}

@@ -1,0 +1,76 @@
+//! `gold.model`: runs one gold SQL model as a full refresh of `gold.<table>` with
+//! write-audit-publish (see `crate::gold`). Settings: `sql` (file relative to the DAG file, checked
+//! when the DAG is compiled), optional `table` (default: the file stem), optional `partition_by`
+//! and `tests`. The tables the query (and its tests) read become the task's `reads`, so the DAG
+//! compiler orders models without `depends_on`. A failing error-severity test is fatal (no retry).
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+
+use super::{BuildInput, SettingError, Task, TaskContext, TaskError, TaskOutput};
+use crate::gold::lake::{LakePublisher, input_fingerprint};
+use crate::gold::{GoldError, ModelSpec, run_model};
+use crate::lake::{Lake, RunKey, SessionOptions};
+
+/// Kind-specific keys.
+pub const KEYS: &[&str] = crate::gold::models::KEYS;
+
+#[derive(Debug)]
+struct GoldModel {
+    model: ModelSpec,
+}
+
+pub fn build(input: &BuildInput<'_>) -> Result<Arc<dyn Task>, Vec<SettingError>> {
+    ModelSpec::from_settings(input.settings, input.dag_dir).map(|model| Arc::new(GoldModel { model }) as Arc<dyn Task>)
+}
+
+fn task_error(e: GoldError) -> TaskError {
+    if e.is_transient() { TaskError::Failed(e.to_string()) } else { TaskError::Fatal(e.to_string()) }
+}
+
+#[async_trait]
+impl Task for GoldModel {
+    async fn run(&self, ctx: &TaskContext) -> Result<TaskOutput, TaskError> {
+        let model = &self.model;
+        tracing::info!(model = %model.table, sql = %model.sql_file.display(), reads = ?model.reads, "running gold model");
+        let lake = Lake::open(ctx.settings.clone(), ctx.store.clone())
+            .await
+            .map_err(|e| TaskError::Failed(format!("model `{}`: cannot open the lake: {e}", model.table)))?;
+        let session = lake
+            .session(&SessionOptions::current())
+            .await
+            .map_err(|e| TaskError::Failed(format!("model `{}`: cannot build a session: {e}", model.table)))?;
+        // DataFusion 53 wrongly rejects some aggregates over Iceberg scans (the Parquet field-id
+        // metadata of a column differs between the logical and the physical input schema).
+        session
+            .sql("SET datafusion.execution.skip_physical_aggregate_schema_check = true")
+            .await
+            .map_err(|e| TaskError::Failed(format!("model `{}`: cannot configure the session: {e}", model.table)))?;
+        let fingerprint = input_fingerprint(&lake, model).await;
+        let run_key = RunKey::new(&ctx.dag_id, &ctx.task_id, ctx.ds).with_fingerprint(fingerprint);
+        let publisher = LakePublisher { lake, run_key };
+        let run = run_model(&session, model, &publisher).await.map_err(task_error)?;
+        let summary = run.summary();
+        if run.published {
+            Ok(TaskOutput { summary: Some(summary) })
+        } else {
+            tracing::error!(summary = %summary, "model not published");
+            let failed = run.blocking_failures();
+            Err(task_error(GoldError::TestsFailed { model: model.table.clone(), table: run.table, failed }))
+        }
+    }
+
+    fn reads(&self) -> Vec<String> {
+        let lineage = self.model.lineage();
+        let mut reads = lineage.reads;
+        reads.extend(lineage.test_reads);
+        reads.sort();
+        reads.dedup();
+        reads
+    }
+
+    fn writes(&self) -> Vec<String> {
+        vec![self.model.qualified_table()]
+    }
+}
