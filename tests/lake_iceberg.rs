@@ -556,7 +556,7 @@ async fn pyiceberg_reads_what_we_wrote_on_postgres() {
 /// Timing of a realistic silver partition: 1M rows in 100 batches, replaced twice.
 /// `cargo test --test lake_iceberg -- --ignored --nocapture`
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "timing run"]
+#[ignore = "1M-row timing run, not an assertion: cargo nextest run --test lake_iceberg --run-ignored only"]
 async fn timing_one_million_rows_in_one_partition() {
     let db = common::sqlite_db();
     let TestLake { lake, .. } = open_lake(&db).await;

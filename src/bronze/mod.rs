@@ -15,7 +15,7 @@ use chrono::{NaiveDate, Utc};
 
 pub use cli::{IngestArgs, run_cli};
 pub use naming::{course_from_filename, course_matches, date_from_filename, is_safe_slug};
-pub use scan::Format;
+pub use scan::{Format, format_by_extension, format_by_first_byte};
 
 use crate::config::Settings;
 use crate::lake::buckets::{Bucket, BucketError, Buckets};

@@ -10,26 +10,23 @@ use std::io::{BufRead, BufReader, Read};
 use serde::de::{DeserializeSeed, SeqAccess, Visitor};
 use serde_json::Value;
 
-/// File formats of the landing zone.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Format {
-    Csv,
-    Json,
+pub use crate::bronze::Format;
+
+/// A UTF-8 byte-order mark, which bronze accepts at the start of a file.
+const BOM: &[u8] = b"\xEF\xBB\xBF";
+
+/// Bronze's rule, so silver reads a landed file as bronze accepted it: by extension, else by the
+/// first non-blank byte after a byte-order mark.
+pub fn detect(name: &str, head: &[u8]) -> Format {
+    crate::bronze::format_by_extension(name).unwrap_or_else(|| {
+        let head = head.strip_prefix(BOM).unwrap_or(head);
+        head.iter().find(|b| !b.is_ascii_whitespace()).map_or(Format::Csv, |b| crate::bronze::format_by_first_byte(*b))
+    })
 }
 
-/// By extension, else by the first non-blank byte (`[` or `{` → JSON), else CSV.
-pub fn detect(name: &str, head: &[u8]) -> Format {
-    let lower = name.to_ascii_lowercase();
-    if lower.ends_with(".json") || lower.ends_with(".ndjson") || lower.ends_with(".jsonl") {
-        return Format::Json;
-    }
-    if lower.ends_with(".csv") {
-        return Format::Csv;
-    }
-    match head.iter().find(|b| !b.is_ascii_whitespace()) {
-        Some(b'[') | Some(b'{') => Format::Json,
-        _ => Format::Csv,
-    }
+/// A header cell without a leading byte-order mark.
+fn header_name(cell: &[u8]) -> &[u8] {
+    cell.strip_prefix(BOM).unwrap_or(cell)
 }
 
 /// A value as read from a cell, not yet typed.
@@ -110,7 +107,7 @@ impl CsvLayout {
         let mut slots: std::collections::BTreeMap<i32, SlotCols> = std::collections::BTreeMap::new();
         let mut defined: std::collections::BTreeSet<i32> = std::collections::BTreeSet::new();
         for (pos, name) in header.iter().enumerate() {
-            let name = String::from_utf8_lossy(name);
+            let name = String::from_utf8_lossy(header_name(name));
             let name = name.trim();
             if let Some((n, field)) = parse_slot_header(name) {
                 let slot = slots.entry(n).or_insert_with(|| SlotCols { index: n, ..Default::default() });
@@ -232,7 +229,7 @@ pub fn csv_round_ids<R: Read>(file: &str, reader: R, f: &mut dyn FnMut(Option<&s
     let header = rdr
         .byte_headers()
         .map_err(|e| ReadError::Malformed { file: file.into(), message: format!("unreadable CSV header: {e}") })?;
-    let id_pos = header.iter().position(|h| h == b"_id");
+    let id_pos = header.iter().position(|h| header_name(h) == b"_id");
     let mut record = csv::ByteRecord::new();
     loop {
         match rdr.read_byte_record(&mut record) {
@@ -338,6 +335,11 @@ pub fn for_each_json_value<R: Read>(
         if buf.is_empty() {
             break None;
         }
+        let skip_bom = if buf.starts_with(BOM) { BOM.len() } else { 0 };
+        if skip_bom > 0 {
+            reader.consume(skip_bom);
+            continue;
+        }
         match buf.iter().position(|b| !b.is_ascii_whitespace()) {
             Some(p) => {
                 let b = buf[p];
@@ -425,6 +427,25 @@ mod tests {
         assert_eq!(detect("a.txt", b"  \n [{}]"), Format::Json);
         assert_eq!(detect("a.txt", b"   "), Format::Csv, "blank is not JSON (the reference's bug)");
         assert_eq!(detect("a.txt", b"_id,course"), Format::Csv);
+        assert_eq!(detect("a.txt", b"\xEF\xBB\xBF [{}]"), Format::Json, "after a byte-order mark");
+    }
+
+    #[test]
+    fn byte_order_marks_are_not_part_of_the_data() {
+        let csv = b"\xEF\xBB\xBF_id,course,locations[0].startTime\nr1,c,300\n";
+        let mut ids = Vec::new();
+        csv_round_ids("t.csv", &csv[..], &mut |id| ids.push(id.map(str::to_string))).unwrap();
+        assert_eq!(ids, [Some("r1".to_string())]);
+        let mut seen = Vec::new();
+        read_csv("t.csv", &csv[..], &mut |r| {
+            seen.push(format!("{:?}", r.field("_id")));
+            Ok(())
+        })
+        .unwrap();
+        assert_eq!(seen, ["Str(\"r1\")"]);
+        let json = b"\xEF\xBB\xBF[{\"_id\": \"a\"}]";
+        let n = read_json("t.json", &json[..], &mut |_| Ok(())).unwrap();
+        assert_eq!(n, 1);
     }
 
     #[test]

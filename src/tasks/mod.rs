@@ -117,6 +117,11 @@ pub struct TaskContext {
     pub store: crate::store::Store,
 }
 
+/// Maps an infrastructure error to a retryable task failure that says what was being done.
+pub(crate) fn failed<E: fmt::Display>(what: &str) -> impl Fn(E) -> TaskError + '_ {
+    move |e| TaskError::Failed(format!("{what}: {e}"))
+}
+
 /// A task that did not succeed.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum TaskError {

@@ -17,7 +17,7 @@ use futures::TryStreamExt;
 use object_store::{ObjectStore, ObjectStoreExt};
 use sha2::{Digest, Sha256};
 
-use super::{BuildInput, SettingError, Task, TaskContext, TaskError, TaskOutput};
+use super::{BuildInput, SettingError, Task, TaskContext, TaskError, TaskOutput, failed};
 use crate::lake::buckets::{Bucket, Buckets};
 use crate::lake::{Lake, PartitionValues, RunKey, SessionOptions, parse_ident};
 use crate::silver::{self, Quarantined, Rules};
@@ -37,10 +37,6 @@ struct LandingFile {
     key: String,
     size: u64,
     modified: String,
-}
-
-fn failed<E: std::fmt::Display>(what: &str) -> impl Fn(E) -> TaskError + '_ {
-    move |e| TaskError::Failed(format!("{what}: {e}"))
 }
 
 /// Courses with landing files for `ds`, each with its files (sorted by key).

@@ -4,11 +4,7 @@
 use crate::lake::buckets::{Bucket, Buckets};
 use crate::store::SummaryRow;
 
-use super::{TaskContext, TaskError};
-
-fn failed<E: std::fmt::Display>(what: &str) -> impl Fn(E) -> TaskError + '_ {
-    move |e| TaskError::Failed(format!("{what}: {e}"))
-}
+use super::{TaskContext, TaskError, failed};
 
 /// Writes a task's summary to the observability bucket and the state DB.
 pub async fn record_summary(
