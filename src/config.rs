@@ -5,6 +5,7 @@
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 /// The embedded defaults.
 pub const EMBEDDED: &str = include_str!("../config/local.toml");
@@ -20,6 +21,17 @@ pub const KEYS: &[(&str, &str)] = &[
     ("web.bind", "TM_WEB_BIND"),
     ("web.base_url", "TM_WEB_BASE_URL"),
     ("log.level", "TM_LOG"),
+    ("api.token", "TM_API_TOKEN"),
+    ("daemon.lease", "TM_DAEMON_LEASE"),
+    ("daemon.max_runs", "TM_DAEMON_MAX_RUNS"),
+    ("daemon.shutdown_grace", "TM_SHUTDOWN_GRACE"),
+    ("smtp.host", "TM_SMTP_HOST"),
+    ("smtp.port", "TM_SMTP_PORT"),
+    ("smtp.tls", "TM_SMTP_TLS"),
+    ("smtp.user", "TM_SMTP_USER"),
+    ("smtp.password", "TM_SMTP_PASSWORD"),
+    ("smtp.from", "TM_SMTP_FROM"),
+    ("smtp.timeout", "TM_SMTP_TIMEOUT"),
     ("storage.kind", "TM_STORAGE"),
     ("buckets.landing", "TM_BUCKET_LANDING"),
     ("buckets.source", "TM_BUCKET_SOURCE"),
@@ -61,7 +73,44 @@ pub struct Settings {
     pub web_bind: SocketAddr,
     pub web_base_url: String,
     pub log_level: String,
+    /// Token for mutating API calls; empty = `tmctl serve` creates one in `<home>/api-token`.
+    pub api_token: String,
+    pub daemon: DaemonSettings,
+    pub smtp: SmtpSettings,
     pub lake: LakeSettings,
+}
+
+/// How `tmctl serve` holds work.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DaemonSettings {
+    /// A claimed run (and its running attempts) is leased for this long and renewed every third
+    /// of it; an expired lease is taken over by any daemon.
+    pub lease: Duration,
+    /// Runs one daemon executes at once.
+    pub max_runs: usize,
+    /// On SIGTERM/Ctrl-C, how long running attempts may finish before they are released.
+    pub shutdown_grace: Duration,
+}
+
+/// How alert e-mail is sent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SmtpTls {
+    None,
+    StartTls,
+    Implicit,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SmtpSettings {
+    /// Empty = no e-mail (alerts wait in the outbox).
+    pub host: String,
+    pub port: u16,
+    pub tls: SmtpTls,
+    pub user: String,
+    pub password: String,
+    pub from: String,
+    /// Bound on connecting and on each SMTP command.
+    pub timeout: Duration,
 }
 
 /// Where bucket objects live.
@@ -194,6 +243,31 @@ impl Settings {
             web_bind,
             web_base_url: web_base_url.trim_end_matches('/').to_string(),
             log_level: get_string(&raw, "log.level", false)?,
+            api_token: get_string(&raw, "api.token", true)?,
+            daemon: DaemonSettings {
+                lease: get_duration(&raw, "daemon.lease")?,
+                max_runs: get_positive(&raw, "daemon.max_runs")? as usize,
+                shutdown_grace: get_duration(&raw, "daemon.shutdown_grace")?,
+            },
+            smtp: SmtpSettings {
+                host: get_string(&raw, "smtp.host", true)?,
+                port: match get_positive(&raw, "smtp.port")? {
+                    p if p <= u64::from(u16::MAX) => p as u16,
+                    p => return Err(err(&raw, "smtp.port", format!("= {p} is not a port (1-65535)"))),
+                },
+                tls: match get_string(&raw, "smtp.tls", false)?.to_ascii_lowercase().as_str() {
+                    "none" => SmtpTls::None,
+                    "starttls" => SmtpTls::StartTls,
+                    "implicit" => SmtpTls::Implicit,
+                    other => {
+                        return Err(err(&raw, "smtp.tls", format!("= \"{other}\" must be none, starttls or implicit")));
+                    }
+                },
+                user: get_string(&raw, "smtp.user", true)?,
+                password: get_string(&raw, "smtp.password", true)?,
+                from: get_string(&raw, "smtp.from", false)?,
+                timeout: get_duration(&raw, "smtp.timeout")?,
+            },
             lake: LakeSettings {
                 storage: match get_string(&raw, "storage.kind", false)?.as_str() {
                     "local" => StorageKind::Local,
@@ -328,6 +402,16 @@ fn get_bucket(raw: &BTreeMap<&'static str, Raw>, key: &str) -> Result<String, Co
         Ok(name)
     } else {
         Err(err(raw, key, format!("= \"{name}\" is not a bucket name (3-63 of a-z, 0-9, '-', '.')")))
+    }
+}
+
+/// A duration like `500ms`, `30s`, `10m`, `2h` (the DAG files' syntax), greater than zero.
+fn get_duration(raw: &BTreeMap<&'static str, Raw>, key: &str) -> Result<Duration, ConfigError> {
+    let text = get_string(raw, key, false)?;
+    match crate::dag::parse_duration(&text) {
+        Ok(d) if !d.is_zero() => Ok(d),
+        Ok(_) => Err(err(raw, key, format!("= \"{text}\" must be longer than zero"))),
+        Err(e) => Err(err(raw, key, e)),
     }
 }
 

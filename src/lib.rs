@@ -4,11 +4,13 @@
 //! `ARCHITECTURE.md` at the repository root is the code map.
 #![forbid(unsafe_code)]
 
+pub mod alerts;
 pub mod backfill;
 pub mod bench;
 pub mod bronze;
 pub mod cli;
 pub mod config;
+pub mod daemon;
 pub mod dag;
 pub mod demo;
 pub mod executor;

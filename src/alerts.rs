@@ -1,0 +1,1 @@
+//! Alert e-mail: the outbox sender (lettre over SMTP) and deadline alerts.

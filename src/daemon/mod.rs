@@ -1,0 +1,1 @@
+//! `tmctl serve`: the daemon.
