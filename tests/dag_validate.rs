@@ -29,7 +29,7 @@ fn unknown_keys() {
         &[
             "3:1: unknown key `schedul`; did you mean `schedule`?",
             "4:1: unknown key `owner`; known keys: id, description, schedule, timezone, start_date, end_date, catchup, \
-             max_active_runs, defaults, params, task",
+             max_active_runs, deadline, defaults, params, task",
             "7:1: unknown key `defaults.retrys`; did you mean `defaults.retries`?",
             "13:1: task `wait`: unknown key `duraton`; did you mean `duration`?",
         ],
@@ -94,6 +94,15 @@ fn bad_durations() {
 }
 
 #[test]
+fn bad_deadline() {
+    assert_diagnostics(
+        "error_bad_deadline.toml",
+        &["4:12: `deadline`: invalid duration \"90 minutes\": expected a whole number and a unit, e.g. \"30s\" or \
+             \"1h30m\""],
+    );
+}
+
+#[test]
 fn syntax_errors() {
     assert_diagnostics(
         "error_syntax.toml",
@@ -117,7 +126,7 @@ fn every_problem_at_once() {
             "6:11: `catchup` must be true or false, found string \"no\"",
             "7:19: `max_active_runs` must be a positive integer, found integer 0",
             "8:1: unknown key `owner`; known keys: id, description, schedule, timezone, start_date, end_date, catchup, \
-             max_active_runs, defaults, params, task",
+             max_active_runs, deadline, defaults, params, task",
             "11:11: `defaults.retries` must be a non-negative integer, found string \"3\"",
             "12:17: `defaults.retry_backoff` must be \"exponential\" or \"fixed\", found string \"linear\"",
             "13:9: `defaults.email`: \"data-team\" is not an e-mail address",
@@ -148,6 +157,8 @@ fn valid_full_uses_every_key() {
     assert_eq!(dag.end_date, chrono::NaiveDate::from_ymd_opt(2025, 12, 31));
     assert!(dag.catchup);
     assert_eq!(dag.max_active_runs, 4);
+    assert_eq!(dag.deadline, Some(Duration::from_secs(5400)));
+    assert_eq!(dag.email, ["data-team@example.com", "oncall@example.com"]);
     assert_eq!(dag.file, path);
 
     let order: Vec<&str> = dag.topological().map(|t| t.id.as_str()).collect();

@@ -127,6 +127,11 @@ pub struct Dag {
     pub catchup: bool,
     pub max_active_runs: u32,
     pub params: BTreeMap<String, ParamSpec>,
+    /// Deadline alert (`deadline = "90m"`): a run not successful this long after its data interval
+    /// ended gets one alert to [`Dag::email`].
+    pub deadline: Option<Duration>,
+    /// The DAG-level recipients: `[defaults] email` (tasks may override theirs in their policy).
+    pub email: Vec<String>,
     /// Tasks in file order.
     pub tasks: Vec<TaskDef>,
     graph: DiGraph<usize, ()>,
@@ -135,7 +140,8 @@ pub struct Dag {
 
 impl Dag {
     /// Assembles a DAG from already validated parts. Fails with the cycle as a path
-    /// (`a -> b -> a`) or with the first dependency that names no task.
+    /// (`a -> b -> a`) or with the first dependency that names no task. `deadline` and `email`
+    /// start unset; set the fields afterwards.
     pub fn new(head: DagHead, tasks: Vec<TaskDef>) -> Result<Dag, String> {
         let mut graph = DiGraph::<usize, ()>::with_capacity(tasks.len(), tasks.len());
         let nodes: Vec<NodeIndex> = (0..tasks.len()).map(|i| graph.add_node(i)).collect();
@@ -167,6 +173,8 @@ impl Dag {
             catchup: head.catchup,
             max_active_runs: head.max_active_runs,
             params: head.params,
+            deadline: None,
+            email: Vec::new(),
             tasks,
             graph,
             topo,

@@ -28,6 +28,7 @@ const DAG_KEYS: &[&str] = &[
     "end_date",
     "catchup",
     "max_active_runs",
+    "deadline",
     "defaults",
     "params",
     "task",
@@ -856,6 +857,7 @@ fn compile(source: &str, path: &Path) -> Compiled {
     let mut end_date = None;
     let mut catchup = false;
     let mut max_active_runs = 16;
+    let mut deadline = None;
     let mut defaults = PolicyPatch::default();
     let mut params = BTreeMap::new();
     let mut specs: Vec<TaskSpec> = Vec::new();
@@ -881,6 +883,7 @@ fn compile(source: &str, path: &Path) -> Compiled {
             "end_date" => end_date = top.date(&mut cx, "end_date", value),
             "catchup" => catchup = top.boolean(&mut cx, "catchup", value).unwrap_or(false),
             "max_active_runs" => max_active_runs = top.count(&mut cx, "max_active_runs", value, 1).unwrap_or(16),
+            "deadline" => deadline = top.duration(&mut cx, "deadline", value).map(|d| (d, value.span())),
             "defaults" => {
                 let Some(table) = value.get_ref().as_table() else {
                     cx.report(value.span(), format!("`defaults` must be a table, found {}", found(value.get_ref())));
@@ -941,6 +944,16 @@ fn compile(source: &str, path: &Path) -> Compiled {
         cx.report(v.span(), format!("`end_date` {end} is before `start_date` {start}"));
     }
 
+    // A deadline alert goes to the DAG's recipients; without any it would tell no one.
+    if let Some((_, span)) = &deadline {
+        let email_given =
+            root.get("defaults").and_then(|d| d.get_ref().as_table()).is_some_and(|t| t.contains_key("email"));
+        let empty = defaults.email.as_ref().is_some_and(|e| e.is_empty());
+        if !email_given || empty {
+            cx.report(span.clone(), "`deadline` needs recipients: set `email` in `[defaults]`");
+        }
+    }
+
     check_graph(&mut cx, &specs);
 
     let id_out = match (&id, id_position) {
@@ -993,6 +1006,11 @@ fn compile(source: &str, path: &Path) -> Compiled {
         params,
     };
     let result = Dag::new(head, task_defs)
+        .map(|mut dag| {
+            dag.deadline = deadline.map(|(d, _)| d);
+            dag.email = base.email;
+            dag
+        })
         .map_err(|message| vec![Diagnostic { file: path.to_path_buf(), line: 1, col: 1, message }]);
     Compiled { result, id: id_out }
 }
@@ -1139,7 +1157,7 @@ mod tests {
             [
                 "d.toml:1:6: `id` must be a non-empty string of letters, digits, `_`, `-` and `.`, found string \"é\"",
                 "d.toml:2:3: unknown key `ünknown`; known keys: id, description, schedule, timezone, start_date, end_date, \
-                 catchup, max_active_runs, defaults, params, task",
+                 catchup, max_active_runs, deadline, defaults, params, task",
                 "d.toml:3:27: `params.x` must be a string, integer, number, boolean or date, or a table with `type`, \
                  `default` and `description`, found array",
             ]
@@ -1203,6 +1221,43 @@ mod tests {
                 "d.toml:16:14: task `a`: `depends_on` must be an array of task ids, found string \"b\"",
             ]
         );
+    }
+
+    #[test]
+    fn deadline_and_dag_recipients() {
+        let lines = [
+            r#"id = "late""#,
+            r#"deadline = "1h30m""#,
+            "[defaults]",
+            r#"email = ["ops@example.com"]"#,
+            "[[task]]",
+            r#"id = "a""#,
+            r#"kind = "noop""#,
+            r#"email = "a@example.com""#,
+        ];
+        let dag = load_str(&lines.join("\n"), Path::new("late.toml")).expect("valid");
+        assert_eq!(dag.deadline, Some(Duration::from_secs(5400)));
+        assert_eq!(dag.email, ["ops@example.com"]);
+        assert_eq!(dag.tasks[0].policy.email, ["a@example.com"]);
+        let plain =
+            load_str("id = \"p\"\n[[task]]\nid = \"a\"\nkind = \"noop\"\n", Path::new("p.toml")).expect("valid");
+        assert_eq!((plain.deadline, plain.email.len()), (None, 0));
+
+        let d = diags(&[r#"id = "d""#, "deadline = 90", "[[task]]", r#"id = "a""#, r#"kind = "noop""#]);
+        assert_eq!(d, ["d.toml:2:12: `deadline` must be a duration string like \"30s\" or \"10m\", found integer 90"]);
+        let d = diags(&[r#"id = "d""#, r#"deadline = "90m""#, "[[task]]", r#"id = "a""#, r#"kind = "noop""#]);
+        assert_eq!(d, ["d.toml:2:12: `deadline` needs recipients: set `email` in `[defaults]`"]);
+        let d = diags(&[
+            r#"id = "d""#,
+            r#"deadline = "90m""#,
+            "[defaults]",
+            "email = []",
+            "[[task]]",
+            r#"id = "a""#,
+            r#"kind = "noop""#,
+        ]);
+        assert_eq!(d, ["d.toml:2:12: `deadline` needs recipients: set `email` in `[defaults]`"]);
+        assert_eq!(suggest("dedline", DAG_KEYS.iter().copied()), Some("deadline"));
     }
 
     #[test]

@@ -3,6 +3,8 @@
 //! `postgres://postgres@127.0.0.1:5432/postgres`), dropped when the guard goes.
 #![allow(dead_code)]
 
+pub mod smtp;
+
 use std::sync::atomic::{AtomicU32, Ordering};
 
 use tmctl::store::Store;
