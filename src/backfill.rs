@@ -209,6 +209,8 @@ pub async fn execute(
             reprocess: &req.reprocess.to_string(),
             max_active_runs: max_active,
             run_backwards: req.run_backwards,
+            conf: &req.conf,
+            state: "running",
         })
         .await?;
     let mut dates = Vec::with_capacity(planned.len());
@@ -264,7 +266,8 @@ pub async fn execute(
                 record(&store, backfill.id, &d).await?;
                 return Ok(d);
             }
-            let prepared = prepare_run(&store, &dag, &p.slot, RunType::Backfill, &conf, Some(backfill.id)).await;
+            let prepared =
+                prepare_run(&store, &dag, &p.slot, RunType::Backfill, &conf, Some(backfill.id), Some(&exec)).await;
             let run = match prepared {
                 Ok(Prepared::Created(run) | Prepared::Requeued(run) | Prepared::Resumed(run)) => run,
                 Err(ExecError::Invalid(reason)) => {
@@ -341,7 +344,7 @@ async fn record(store: &Store, backfill_id: i64, d: &DateOutcome) -> Result<(), 
 }
 
 /// "task `transform` failed: <error>" for the first failed task of a run.
-async fn failure_reason(store: &Store, run_pk: i64) -> Result<String, StoreError> {
+pub async fn failure_reason(store: &Store, run_pk: i64) -> Result<String, StoreError> {
     let tis = store.list_task_instances(run_pk).await?;
     let failed: Vec<_> = tis.iter().filter(|t| t.state == Some(crate::store::TaskState::Failed)).collect();
     Ok(match failed.first() {

@@ -38,6 +38,16 @@ pub struct BenchArgs {
     /// Machine-readable output.
     #[arg(long)]
     json: bool,
+    /// Instead: measure `tmctl serve` on PostgreSQL — task attempts per second with this many
+    /// daemons sharing the database (e.g. `1,2,4`) and the cron-tick-to-first-task latency.
+    #[arg(long, value_name = "N,N,..")]
+    daemons: Option<String>,
+    /// Runs queued per throughput measurement (with --daemons).
+    #[arg(long, default_value_t = 200)]
+    runs: usize,
+    /// Minute boundaries to time the cron latency on (with --daemons; 0 skips it).
+    #[arg(long, default_value_t = 2)]
+    ticks: usize,
 }
 
 #[derive(Debug, Clone, serde::Serialize)]
@@ -152,7 +162,7 @@ async fn measure_once(settings: &Arc<Settings>, url: &str, dag: &Dag) -> Result<
     let date = NaiveDate::from_ymd_opt(2025, 1, 1).context("date")?;
     let slot = schedule::slot_for_date(None, dag.timezone, date);
     let started = Instant::now();
-    let run = prepare_run(&store, dag, &slot, RunType::Manual, &serde_json::json!({}), None).await?;
+    let run = prepare_run(&store, dag, &slot, RunType::Manual, &serde_json::json!({}), None, Some(&exec)).await?;
     let state = exec.execute(dag, run.run().id).await?;
     let took = started.elapsed();
     if state != RunState::Success {
@@ -227,6 +237,9 @@ async fn airflow_chain_ms_per_task(bin: &std::path::Path, repeat: usize) -> Resu
 pub async fn run(base: &Settings, args: BenchArgs) -> Result<()> {
     if cfg!(debug_assertions) {
         eprintln!("note: this is a debug build; run `cargo run --release -- bench` for meaningful figures");
+    }
+    if let Some(list) = &args.daemons {
+        return run_daemons(&args, list).await;
     }
     let dbs: Vec<&str> = match args.db.as_str() {
         "all" => vec!["sqlite", "postgres"],
@@ -311,6 +324,53 @@ pub async fn run(base: &Settings, args: BenchArgs) -> Result<()> {
         "published per-task figures for a sequential chain: {}",
         PUBLISHED.iter().map(|(n, ms)| format!("{n} {ms} ms")).collect::<Vec<_>>().join(", ")
     );
+    Ok(())
+}
+
+/// `tmctl bench --daemons 1,2,4`.
+async fn run_daemons(args: &BenchArgs, list: &str) -> Result<()> {
+    use crate::daemon::bench;
+    let counts: Vec<usize> = list
+        .split(',')
+        .map(|n| n.trim().parse::<usize>().ok().filter(|n| *n > 0))
+        .collect::<Option<_>>()
+        .with_context(|| format!("--daemons `{list}` must be numbers like 1,2,4"))?;
+    let mut rows = Vec::new();
+    for n in counts {
+        eprintln!("throughput: {n} daemon(s), {} runs ...", args.runs);
+        rows.push(bench::throughput(&args.pg_url, n, args.runs).await?);
+    }
+    let latency = if args.ticks > 0 {
+        eprintln!("cron latency: waiting for {} minute boundaries ...", args.ticks);
+        bench::cron_latency(&args.pg_url, args.ticks).await?
+    } else {
+        Vec::new()
+    };
+    if args.json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&serde_json::json!({ "throughput": rows, "cron_latency_ms": latency }))?
+        );
+        return Ok(());
+    }
+    let base = rows.first().map(|r| r.attempts_per_s).unwrap_or(1.0);
+    let mut t = comfy_table::Table::new();
+    t.load_preset(comfy_table::presets::UTF8_FULL_CONDENSED);
+    t.set_header(["daemons", "runs", "task attempts", "seconds", "attempts/s", "vs first"]);
+    for r in &rows {
+        t.add_row([
+            r.daemons.to_string(),
+            r.runs.to_string(),
+            r.attempts.to_string(),
+            format!("{:.2}", r.seconds),
+            format!("{:.0}", r.attempts_per_s),
+            format!("{:.2}x", r.attempts_per_s / base),
+        ]);
+    }
+    println!("{t}");
+    for (i, ms) in latency.iter().enumerate() {
+        println!("cron tick {}: first task started {ms:.1} ms after the fire time", i + 1);
+    }
     Ok(())
 }
 

@@ -6,6 +6,7 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, NaiveDate, Utc};
@@ -61,16 +62,42 @@ pub struct Executor {
     settings: Arc<Settings>,
     slots: Arc<Semaphore>,
     cancel: CancellationToken,
+    release: CancellationToken,
     events: Option<mpsc::UnboundedSender<Event>>,
     hostname: String,
+    owner: String,
+    lease: Duration,
 }
 
 impl Executor {
     pub fn new(store: Store, settings: Arc<Settings>) -> Self {
         let slots = Arc::new(Semaphore::new(settings.executor_slots.max(1)));
-        let hostname =
-            nix::unistd::gethostname().ok().and_then(|h| h.into_string().ok()).unwrap_or_else(|| "localhost".into());
-        Self { store, settings, slots, cancel: CancellationToken::new(), events: None, hostname }
+        let hostname = hostname();
+        let owner = format!("{hostname}:{}", std::process::id());
+        let lease = settings.daemon.lease;
+        Self {
+            store,
+            settings,
+            slots,
+            cancel: CancellationToken::new(),
+            release: CancellationToken::new(),
+            events: None,
+            hostname,
+            owner,
+            lease,
+        }
+    }
+
+    /// Who this executor is in `dag_runs.owner` (`host:pid`).
+    pub fn owner(&self) -> &str {
+        &self.owner
+    }
+
+    /// Cancelling this token releases every run this executor holds: no new tries start, running
+    /// tries are stopped and recorded as released, and each unfinished run goes back to `queued`
+    /// for another process (a daemon shutting down does this after its grace period).
+    pub fn release_token(&self) -> CancellationToken {
+        self.release.clone()
     }
 
     /// Sends every state change to `tx`.
@@ -96,7 +123,12 @@ impl Executor {
 
     /// Runs (or resumes) run `run_pk` of `dag` until every task is finished; returns the run's
     /// final state. Tasks already finished are kept; attempts left `running` by a process that
-    /// is gone are marked failed and their tasks run again.
+    /// is gone are marked failed and their tasks run again if they have tries left.
+    ///
+    /// The run is leased to this process while it executes (renewed every third of the lease).
+    /// If the lease is lost to another process, work stops without touching the run's rows and
+    /// the state is returned as `running`; if the executor is released, the unfinished run is
+    /// put back to `queued` and `queued` is returned.
     pub async fn execute(&self, dag: &Dag, run_pk: i64) -> Result<RunState, ExecError> {
         let run = self
             .store
@@ -109,12 +141,26 @@ impl Executor {
         let params = Arc::new(resolve_params(dag, &run.conf).map_err(ExecError::Invalid)?);
         let spec: Vec<(&str, &str, u32)> =
             dag.tasks.iter().map(|t| (t.id.as_str(), t.kind.as_str(), t.policy.max_tries())).collect();
-        let tis = self.store.ensure_task_instances(run_pk, &spec).await?;
-        self.store.abandon_running_attempts(run_pk, "abandoned: the process running this try stopped").await?;
+        if !self.store.claim_run(run_pk, &self.owner, self.lease).await? {
+            let holder = run.owner.clone().unwrap_or_default();
+            return Err(ExecError::Invalid(format!("run {run_pk} is held by {holder} (its lease has not expired)")));
+        }
+        let stop = self.release.child_token();
+        let lost = Arc::new(AtomicBool::new(false));
+        let _lease = LeaseKeeper::start(self.store.clone(), run_pk, self.owner.clone(), self.lease, &stop, &lost);
+        let mut tis = self.store.ensure_task_instances(run_pk, &spec).await?;
+        let abandoned =
+            self.store.abandon_running_attempts(run_pk, "abandoned: the process running this try stopped").await?;
+        for ti in tis.iter_mut().filter(|ti| abandoned.contains(&ti.id)) {
+            // The dead process's try counts (as Airflow counts a zombie's); retry only if tries are left.
+            if ti.try_number >= ti.max_tries {
+                let error = format!("try {} was abandoned (its process stopped) and no tries are left", ti.try_number);
+                self.store.set_task_state(ti.id, Some(TaskState::Failed), Some(&error)).await?;
+                ti.state = Some(TaskState::Failed);
+                self.task_event(&run, ti, TaskState::Failed, Some(error));
+            }
+        }
         self.store.set_run_state(run_pk, RunState::Running).await?;
-        let owner = format!("{}:{}", self.hostname, std::process::id());
-        self.store.claim_run(run_pk, &owner).await?;
-        let _heartbeat = Heartbeat::start(self.store.clone(), run_pk, owner);
         self.emit(Event::Run { run_pk, dag_id: dag.id.clone(), ds: run.ds, state: RunState::Running });
 
         let by_id: HashMap<&str, TaskInstanceRow> = tis
@@ -131,7 +177,7 @@ impl Executor {
         // Finished tasks keep their state; anything else (none, or left mid-way) is to do.
         let mut state: Vec<Option<TaskState>> = rows.iter().map(|r| r.state.filter(|s| s.is_finished())).collect();
         let run = Arc::new(run);
-        let (done_tx, mut done_rx) = mpsc::unbounded_channel::<(usize, TaskState)>();
+        let (done_tx, mut done_rx) = mpsc::unbounded_channel::<(usize, Option<TaskState>)>();
         let mut in_flight = 0usize;
         let mut worklist: Vec<usize> = dag.topological_indices().iter().rev().copied().collect();
         loop {
@@ -141,6 +187,10 @@ impl Executor {
                 }
                 let ups = &upstream[i];
                 let ti = rows[i];
+                if stop.is_cancelled() {
+                    // Released or lost: start nothing more; whoever resumes the run decides.
+                    continue;
+                }
                 let decided =
                     if ups.iter().any(|&u| matches!(state[u], Some(TaskState::Failed | TaskState::UpstreamFailed))) {
                         self.store.set_task_state(ti.id, Some(TaskState::UpstreamFailed), None).await?;
@@ -158,6 +208,8 @@ impl Executor {
                             ti: ti.clone(),
                             params: params.clone(),
                             tz: dag.timezone,
+                            stop: stop.clone(),
+                            lost: lost.clone(),
                         };
                         let tx = done_tx.clone();
                         tokio::spawn(async move {
@@ -186,13 +238,31 @@ impl Executor {
             }
             let Some((i, outcome)) = done_rx.recv().await else { break };
             in_flight -= 1;
-            state[i] = Some(outcome);
-            worklist.extend(downstream[i].iter().copied());
+            match outcome {
+                Some(outcome) => {
+                    state[i] = Some(outcome);
+                    worklist.extend(downstream[i].iter().copied());
+                }
+                // Released: the task is left for whoever resumes the run.
+                None => state[i] = None,
+            }
+        }
+        if stop.is_cancelled() && state.iter().any(|s| !s.is_some_and(|s| s.is_finished())) {
+            if lost.load(Ordering::SeqCst) {
+                tracing::warn!(run_pk, "lease lost to another process; stopped executing the run");
+                return Ok(RunState::Running);
+            }
+            self.store.release_run(run_pk, &self.owner, true).await?;
+            tracing::info!(run_pk, "run released; it is queued for another process");
+            self.emit(Event::Run { run_pk, dag_id: dag.id.clone(), ds: run.ds, state: RunState::Queued });
+            return Ok(RunState::Queued);
         }
         let all_ok = state.iter().all(|s| matches!(s, Some(TaskState::Success | TaskState::Skipped)));
         let final_state = if all_ok { RunState::Success } else { RunState::Failed };
         self.store.set_run_state(run_pk, final_state).await?;
+        self.store.release_run(run_pk, &self.owner, false).await?;
         self.emit(Event::Run { run_pk, dag_id: dag.id.clone(), ds: run.ds, state: final_state });
+        crate::tasks::wait::notify_run_finished();
         Ok(final_state)
     }
 
@@ -210,28 +280,42 @@ impl Executor {
     }
 }
 
-/// How often a running run's owner says it is alive.
-pub const HEARTBEAT_EVERY: Duration = Duration::from_secs(10);
-/// A run whose owner has not said so for this long is abandoned (its process died).
+/// A run without a lease (written before leases existed) whose owner has not said it is alive
+/// for this long is abandoned.
 pub const ABANDONED_AFTER: Duration = Duration::from_secs(60);
 
-/// Renews a run's heartbeat until dropped.
-struct Heartbeat(tokio::task::JoinHandle<()>);
+/// Renews a run's lease every third of its length until dropped. If the run turns out to have
+/// another owner (this process was too slow and lost the lease), sets `lost` and fires `stop`.
+struct LeaseKeeper(tokio::task::JoinHandle<()>);
 
-impl Heartbeat {
-    fn start(store: Store, run_pk: i64, owner: String) -> Self {
-        Heartbeat(tokio::spawn(async move {
+impl LeaseKeeper {
+    fn start(
+        store: Store,
+        run_pk: i64,
+        owner: String,
+        lease: Duration,
+        stop: &CancellationToken,
+        lost: &Arc<AtomicBool>,
+    ) -> Self {
+        let (stop, lost) = (stop.clone(), lost.clone());
+        LeaseKeeper(tokio::spawn(async move {
             loop {
-                tokio::time::sleep(HEARTBEAT_EVERY).await;
-                if let Err(e) = store.heartbeat_run(run_pk, &owner).await {
-                    tracing::warn!(run_pk, error = %e, "heartbeat failed");
+                tokio::time::sleep(lease / 3).await;
+                match store.renew_run_lease(run_pk, &owner, lease).await {
+                    Ok(true) => {}
+                    Ok(false) => {
+                        lost.store(true, Ordering::SeqCst);
+                        stop.cancel();
+                        return;
+                    }
+                    Err(e) => tracing::warn!(run_pk, error = %e, "lease renewal failed"),
                 }
             }
         }))
     }
 }
 
-impl Drop for Heartbeat {
+impl Drop for LeaseKeeper {
     fn drop(&mut self) {
         self.0.abort();
     }
@@ -248,22 +332,24 @@ pub fn is_abandoned(run: &RunRow, now: DateTime<Utc>) -> bool {
     if run.state.is_finished() {
         return false;
     }
+    if let Some(until) = run.lease_expires_at {
+        return until < now || owner_is_dead_here(run.owner.as_deref());
+    }
     let stale = |t: DateTime<Utc>| (now - t).to_std().is_ok_and(|age| age > ABANDONED_AFTER);
     match &run.owner {
-        Some(owner) => {
-            let dead_here = owner.rsplit_once(':').is_some_and(|(host, pid)| {
-                host == hostname()
-                    && pid.parse::<i32>().is_ok_and(|pid| {
-                        matches!(
-                            nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), None),
-                            Err(nix::errno::Errno::ESRCH)
-                        )
-                    })
-            });
-            dead_here || run.heartbeat_at.is_none_or(stale)
-        }
+        Some(_) => owner_is_dead_here(run.owner.as_deref()) || run.heartbeat_at.is_none_or(stale),
         None => stale(run.created_at),
     }
+}
+
+/// True if `owner` (`host:pid`) names a process of this machine that no longer exists.
+pub fn owner_is_dead_here(owner: Option<&str>) -> bool {
+    owner.and_then(|o| o.rsplit_once(':')).is_some_and(|(host, pid)| {
+        host == hostname()
+            && pid.parse::<i32>().is_ok_and(|pid| {
+                matches!(nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), None), Err(nix::errno::Errno::ESRCH))
+            })
+    })
 }
 
 /// Runs all tries of one task instance.
@@ -275,18 +361,27 @@ struct TaskRunner {
     ti: TaskInstanceRow,
     params: Arc<serde_json::Map<String, serde_json::Value>>,
     tz: chrono_tz::Tz,
+    /// Fired when the run is released (shutdown) or its lease was lost (`lost` set).
+    stop: CancellationToken,
+    lost: Arc<AtomicBool>,
 }
 
 /// How one try ended.
 enum TryEnd {
     Success(Option<serde_json::Value>),
     Skipped(String),
-    Failed { error: String, retryable: bool },
+    Failed {
+        error: String,
+        retryable: bool,
+    },
+    /// Stopped because the run was released or lost; not a verdict on the task.
+    Released,
 }
 
 impl TaskRunner {
-    /// Returns the task's final state. Store errors end the task as failed (and are logged).
-    async fn run(mut self) -> TaskState {
+    /// Returns the task's final state, or `None` if the run was released before it finished.
+    /// Store errors end the task as failed (and are logged).
+    async fn run(mut self) -> Option<TaskState> {
         match self.run_tries().await {
             Ok(state) => state,
             Err(e) => {
@@ -294,24 +389,28 @@ impl TaskRunner {
                 let reason = format!("state DB error: {e}");
                 let _ = self.exec.store.fail_running_attempts_of(self.ti.id, &reason).await;
                 let _ = self.exec.store.set_task_state(self.ti.id, Some(TaskState::Failed), Some(&reason)).await;
-                TaskState::Failed
+                Some(TaskState::Failed)
             }
         }
     }
 
-    async fn run_tries(&mut self) -> Result<TaskState, StoreError> {
+    async fn run_tries(&mut self) -> Result<Option<TaskState>, StoreError> {
         let exec = self.exec.clone();
         loop {
             let permit = tokio::select! {
                 p = exec.slots.clone().acquire_owned() => p.ok(),
                 _ = exec.cancel.cancelled() => None,
+                _ = self.stop.cancelled() => return Ok(None),
             };
             let Some(_permit) = permit else {
                 let error = "cancelled before it started";
                 exec.store.set_task_state(self.ti.id, Some(TaskState::Failed), Some(error)).await?;
                 exec.task_event(&self.run, &self.ti, TaskState::Failed, Some(error.into()));
-                return Ok(TaskState::Failed);
+                return Ok(Some(TaskState::Failed));
             };
+            if self.stop.is_cancelled() {
+                return Ok(None);
+            }
             exec.store.set_task_state(self.ti.id, Some(TaskState::Queued), None).await?;
             exec.task_event(&self.run, &self.ti, TaskState::Queued, None);
 
@@ -322,11 +421,35 @@ impl TaskRunner {
 
             let log = LogBuffer::new();
             let end = self.one_try(try_number, &log).await;
+            if matches!(end, TryEnd::Released) {
+                if self.lost.load(Ordering::SeqCst) {
+                    // Another process holds the run now; it records this try as abandoned.
+                    return Ok(None);
+                }
+                let error = "released: the daemon running it shut down; it runs again when the run is resumed";
+                log.line(&format!("tmctl: try {try_number} {error}"));
+                exec.store
+                    .finish_attempt(
+                        attempt_id,
+                        self.ti.id,
+                        &AttemptFinish {
+                            attempt: AttemptState::Failed,
+                            task: TaskState::Scheduled,
+                            error: Some(error),
+                            output: None,
+                            log: &log.contents(),
+                            next_retry_at: None,
+                        },
+                    )
+                    .await?;
+                return Ok(None);
+            }
             let (attempt_state, task_state, error, output, next_retry) = match &end {
                 TryEnd::Success(out) => (AttemptState::Success, TaskState::Success, None, out.clone(), None),
                 TryEnd::Skipped(reason) => {
                     (AttemptState::Skipped, TaskState::Skipped, Some(reason.clone()), None, None)
                 }
+                TryEnd::Released => return Ok(None),
                 TryEnd::Failed { error, retryable } => {
                     if *retryable && try_number < self.ti.max_tries {
                         let delay = retry_delay(&self.task.policy, try_number, &self.jitter_key(try_number));
@@ -363,16 +486,17 @@ impl TaskRunner {
             if matches!(task_state, TaskState::Failed | TaskState::UpForRetry) {
                 self.record_alert(task_state, try_number, error.as_deref().unwrap_or(""), &log).await?;
             }
-            let Some((_, delay)) = next_retry else { return Ok(task_state) };
+            let Some((_, delay)) = next_retry else { return Ok(Some(task_state)) };
             let cancelled = tokio::select! {
                 _ = tokio::time::sleep(delay) => false,
                 _ = exec.cancel.cancelled() => true,
+                _ = self.stop.cancelled() => return Ok(None),
             };
             if cancelled {
                 let error = "cancelled while waiting to retry";
                 exec.store.set_task_state(self.ti.id, Some(TaskState::Failed), Some(error)).await?;
                 exec.task_event(&self.run, &self.ti, TaskState::Failed, Some(error.into()));
-                return Ok(TaskState::Failed);
+                return Ok(Some(TaskState::Failed));
             }
             exec.store.set_task_state(self.ti.id, Some(TaskState::Scheduled), None).await?;
             exec.task_event(&self.run, &self.ti, TaskState::Scheduled, None);
@@ -418,6 +542,7 @@ impl TaskRunner {
         let result = tokio::select! {
             r = timed => Some(r),
             _ = self.exec.cancel.cancelled() => None,
+            _ = self.stop.cancelled() => return TryEnd::Released,
         };
         let took = crate::timefmt::human_duration(started.elapsed());
         let end = match result {
@@ -438,6 +563,7 @@ impl TaskRunner {
             TryEnd::Success(_) => log.line(&format!("tmctl: try {try_number} succeeded in {took}")),
             TryEnd::Skipped(reason) => log.line(&format!("tmctl: try {try_number} skipped after {took}: {reason}")),
             TryEnd::Failed { error, .. } => log.line(&format!("tmctl: try {try_number} failed after {took}: {error}")),
+            TryEnd::Released => {}
         }
         end
     }
@@ -611,6 +737,8 @@ impl Prepared {
 
 /// Creates the run for `slot`, or, if one exists and is finished, clears it for another go with
 /// the given conf (attempt history is kept; try numbers keep counting, as in Airflow's clear).
+/// With `hold` (an executor about to execute it here), the run is leased to that executor from
+/// the start, so no daemon claims it in between; without, any daemon may claim it.
 pub async fn prepare_run(
     store: &Store,
     dag: &Dag,
@@ -618,7 +746,9 @@ pub async fn prepare_run(
     run_type: RunType,
     conf: &serde_json::Value,
     backfill_id: Option<i64>,
+    hold: Option<&Executor>,
 ) -> Result<Prepared, ExecError> {
+    let hold = hold.map(|e| (e.owner.as_str(), e.lease));
     resolve_params(dag, conf).map_err(ExecError::Invalid)?;
     let new = NewRun {
         dag_id: &dag.id,
@@ -629,6 +759,7 @@ pub async fn prepare_run(
         data_interval_end: slot.data_interval_end,
         conf,
         backfill_id,
+        hold,
     };
     match store.create_run(&new).await {
         Ok(run) => Ok(Prepared::Created(run)),
@@ -639,7 +770,10 @@ pub async fn prepare_run(
                 .ok_or_else(|| ExecError::Invalid("run vanished while being re-queued".into()))?;
             if is_abandoned(&run, Utc::now()) {
                 tracing::warn!(run = run.id, owner = ?run.owner, "resuming an abandoned run");
-                store.claim_run(run.id, &format!("{}:{}", hostname(), std::process::id())).await?;
+                if let Some(owner) = run.owner.clone().filter(|o| owner_is_dead_here(Some(o))) {
+                    // Its process is gone: no need to wait for the lease to run out.
+                    store.expire_leases_of(&[owner]).await?;
+                }
                 return Ok(Prepared::Resumed(run));
             }
             if !run.state.is_finished() {
@@ -650,7 +784,7 @@ pub async fn prepare_run(
             }
             let tasks: Vec<(&str, u32)> = dag.tasks.iter().map(|t| (t.id.as_str(), t.policy.max_tries())).collect();
             store.clear_task_instances(run.id, &tasks).await?;
-            store.requeue_run(run.id, conf, backfill_id).await?;
+            store.requeue_run(run.id, conf, backfill_id, hold).await?;
             let run = store.get_run(run.id).await?.ok_or_else(|| ExecError::Invalid("run vanished".into()))?;
             Ok(Prepared::Requeued(run))
         }

@@ -706,8 +706,9 @@ async fn the_task_ingests_the_inbox_with_the_run_date_and_moves_decided_files() 
             let (exec, d) = (exec.clone(), &d);
             async move {
                 let slot = schedule::slot_for_date(d.schedule.as_ref(), d.timezone, date(ds));
-                let prepared =
-                    prepare_run(exec.store(), d, &slot, RunType::Manual, &serde_json::json!({}), None).await.unwrap();
+                let prepared = prepare_run(exec.store(), d, &slot, RunType::Manual, &serde_json::json!({}), None, None)
+                    .await
+                    .unwrap();
                 let run = prepared.run().clone();
                 (run.id, exec.execute(d, run.id).await.unwrap())
             }
@@ -778,7 +779,7 @@ async fn the_task_leaves_refused_files_in_the_inbox_and_does_not_fail() {
     let d = dag::load_str(BRONZE_DAG, Path::new("bronze.toml")).unwrap();
     let exec = Executor::new(env.store.clone(), Arc::new(env.settings.clone()));
     let slot = schedule::slot_for_date(d.schedule.as_ref(), d.timezone, date("2025-03-10"));
-    let run = prepare_run(exec.store(), &d, &slot, RunType::Manual, &serde_json::json!({}), None).await.unwrap();
+    let run = prepare_run(exec.store(), &d, &slot, RunType::Manual, &serde_json::json!({}), None, None).await.unwrap();
     assert_eq!(exec.execute(&d, run.run().id).await.unwrap(), RunState::Success);
     let out = env.store.list_attempts(run.run().id, "ingest").await.unwrap()[0].output.clone().unwrap();
     assert_eq!(out["refused"], 1);
@@ -792,7 +793,7 @@ async fn the_task_fails_without_an_inbox_and_checks_its_settings() {
     let d = dag::load_str(BRONZE_DAG, Path::new("bronze.toml")).unwrap();
     let exec = Executor::new(env.store.clone(), Arc::new(env.settings.clone()));
     let slot = schedule::slot_for_date(d.schedule.as_ref(), d.timezone, date("2025-03-10"));
-    let run = prepare_run(exec.store(), &d, &slot, RunType::Manual, &serde_json::json!({}), None).await.unwrap();
+    let run = prepare_run(exec.store(), &d, &slot, RunType::Manual, &serde_json::json!({}), None, None).await.unwrap();
     assert_eq!(exec.execute(&d, run.run().id).await.unwrap(), RunState::Failed);
     let attempts = env.store.list_attempts(run.run().id, "ingest").await.unwrap();
     assert_eq!(attempts.len(), 1, "not retried: retrying cannot create the folder");

@@ -1260,9 +1260,16 @@ fn run_of_a_killed_cli_can_be_recovered() {
     assert_eq!(tm.show(1)["state"], "running");
 
     let quick = json!({ "secs": "0.05" }).to_string();
+    // `long` has no retries: the killed try was its only one, so resuming the run fails it, as
+    // its retry policy says (Airflow does the same with a zombie task that has no retries left).
+    tm.run(&["run", "slow", "--date", "2025-01-01", "--conf", &quick])
+        .code(1)
+        .stdout_has("resuming abandoned run 1")
+        .stdout_has("was abandoned (its process stopped) and no tries are left");
+    // Running the date again clears the failed run and runs it afresh.
     tm.run(&["run", "slow", "--date", "2025-01-01", "--conf", &quick])
         .code(0)
-        .stdout_has("resuming abandoned run 1")
+        .stdout_has("re-running existing run 1")
         .stdout_has("run 1 succeeded");
     let run = tm.show(1);
     assert_eq!(task(&run, "long")["state"], "success");

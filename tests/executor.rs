@@ -32,7 +32,8 @@ fn date(s: &str) -> NaiveDate {
 /// Creates the run for `ds` and executes it.
 async fn run_once(exec: &Executor, dag: &Dag, ds: &str) -> (i64, RunState) {
     let slot = schedule::slot_for_date(dag.schedule.as_ref(), dag.timezone, date(ds));
-    let prepared = prepare_run(exec.store(), dag, &slot, RunType::Manual, &serde_json::json!({}), None).await.unwrap();
+    let prepared =
+        prepare_run(exec.store(), dag, &slot, RunType::Manual, &serde_json::json!({}), None, None).await.unwrap();
     let run = prepared.run().clone();
     let state = exec.execute(dag, run.id).await.unwrap();
     (run.id, state)
@@ -373,11 +374,12 @@ program = "/bin/echo"
 args = ["course={{ params.course }}", "limit={{ params.limit }}"]
 "#);
     let slot = schedule::slot_for_date(None, d.timezone, date("2025-01-01"));
-    let bad =
-        prepare_run(&store, &d, &slot, RunType::Manual, &serde_json::json!({"limit": "many"}), None).await.unwrap_err();
+    let bad = prepare_run(&store, &d, &slot, RunType::Manual, &serde_json::json!({"limit": "many"}), None, None)
+        .await
+        .unwrap_err();
     assert_eq!(bad.to_string(), "param `limit` must be an integer, found \"many\"");
     let conf = serde_json::json!({"course": "pinehurst"});
-    let run = prepare_run(&store, &d, &slot, RunType::Manual, &conf, None).await.unwrap().run().clone();
+    let run = prepare_run(&store, &d, &slot, RunType::Manual, &conf, None, None).await.unwrap().run().clone();
     let exec = Executor::new(store.clone(), settings(1));
     assert_eq!(exec.execute(&d, run.id).await.unwrap(), RunState::Success);
     let log = &store.list_attempts(run.id, "echo").await.unwrap()[0].log;
@@ -575,8 +577,8 @@ async fn prepare_run_refuses_a_run_in_progress() {
     let store = common::open(&db).await;
     let d = dag(PICKY);
     let slot = schedule::slot_for_date(d.schedule.as_ref(), d.timezone, date("2025-01-01"));
-    let first = prepare_run(&store, &d, &slot, RunType::Manual, &serde_json::json!({}), None).await.unwrap();
+    let first = prepare_run(&store, &d, &slot, RunType::Manual, &serde_json::json!({}), None, None).await.unwrap();
     assert!(matches!(first, Prepared::Created(_)));
-    let err = prepare_run(&store, &d, &slot, RunType::Manual, &serde_json::json!({}), None).await.unwrap_err();
+    let err = prepare_run(&store, &d, &slot, RunType::Manual, &serde_json::json!({}), None, None).await.unwrap_err();
     assert_eq!(err.to_string(), format!("run {} of `picky` for 2025-01-01 is queued already", first.run().id));
 }

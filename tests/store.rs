@@ -5,7 +5,7 @@ mod common;
 
 use chrono::{NaiveDate, TimeZone, Utc};
 use tmctl::store::{
-    AttemptFinish, AttemptState, BackfillDateRow, NewAlert, NewBackfill, NewRun, RunFilter, RunState, RunType,
+    AttemptFinish, AttemptState, BackfillDateRow, NewAlert, NewBackfill, NewRun, RunFilter, RunState, RunType, Store,
     StoreError, TaskState,
 };
 
@@ -20,6 +20,7 @@ fn new_run<'a>(dag: &'a str, day: u32, conf: &'a serde_json::Value) -> NewRun<'a
         data_interval_end: start + chrono::Duration::days(1),
         conf,
         backfill_id: None,
+        hold: None,
     }
 }
 
@@ -95,7 +96,7 @@ async fn run_state_stamps_start_and_end() {
         s.set_run_state(r.id, RunState::Success).await.unwrap();
         let done = s.get_run(r.id).await.unwrap().unwrap();
         assert!(done.ended_at.unwrap() >= started);
-        s.requeue_run(r.id, &serde_json::json!({"x": 1}), None).await.unwrap();
+        s.requeue_run(r.id, &serde_json::json!({"x": 1}), None, None).await.unwrap();
         let again = s.get_run(r.id).await.unwrap().unwrap();
         assert_eq!(again.state, RunState::Queued);
         assert_eq!(again.conf, serde_json::json!({"x": 1}));
@@ -181,7 +182,7 @@ async fn clearing_keeps_try_numbers_counting_and_abandoned_attempts_fail() {
         let tis = s.ensure_task_instances(run.id, &[("t", "noop", 3)]).await.unwrap();
         let a = s.start_attempt(&tis[0], 1, "h", 1).await.unwrap();
         let _ = a;
-        assert_eq!(s.abandon_running_attempts(run.id, "gone").await.unwrap(), 1);
+        assert_eq!(s.abandon_running_attempts(run.id, "gone").await.unwrap(), vec![tis[0].id]);
         let att = s.list_attempts(run.id, "t").await.unwrap();
         assert_eq!((att[0].state, att[0].error.as_deref()), (AttemptState::Failed, Some("gone")), "{}", db.backend);
         assert_eq!(s.clear_task_instances(run.id, &[("t", 3)]).await.unwrap(), 1);
@@ -203,6 +204,8 @@ async fn backfills_record_per_date_outcomes() {
                 reprocess: "failed",
                 max_active_runs: 2,
                 run_backwards: true,
+                conf: &serde_json::json!({}),
+                state: "running",
             })
             .await
             .unwrap();
@@ -291,4 +294,66 @@ async fn pause_flags_default_to_unpaused() {
         assert_eq!(flags.get("silver"), Some(&false));
         assert_eq!(flags.get("gold"), Some(&true), "{}", db.backend);
     }
+}
+
+#[tokio::test]
+async fn runs_are_claimed_once_and_taken_over_only_when_the_lease_ran_out() {
+    use std::time::Duration;
+    for db in common::both().await {
+        let s = common::open(&db).await;
+        let conf = serde_json::json!({});
+        let mut ids = Vec::new();
+        for day in 1..=6 {
+            ids.push(s.create_run(&new_run("a", day, &conf)).await.unwrap().id);
+        }
+        // A run of another DAG is not claimed by a daemon that does not know that DAG.
+        s.create_run(&new_run("other", 1, &conf)).await.unwrap();
+        let now = Utc::now();
+        let lease = Duration::from_secs(30);
+        // Two claimers racing: every run is claimed exactly once.
+        let (x, y) = (s.clone(), s.clone());
+        let claim_all = |st: Store, owner: &'static str| async move {
+            let mut got = Vec::new();
+            while let Some(r) = st.claim_next_run(owner, now, lease, &["a"]).await.unwrap() {
+                assert_eq!(r.owner.as_deref(), Some(owner));
+                got.push(r.id);
+            }
+            got
+        };
+        let (gx, gy) = tokio::join!(claim_all(x, "h:1"), claim_all(y, "h:2"));
+        let mut all: Vec<i64> = gx.iter().chain(&gy).copied().collect();
+        all.sort();
+        assert_eq!(all, ids, "{}: each run claimed once ({gx:?} / {gy:?})", db.backend);
+        // Held runs cannot be claimed by anyone else, nor taken with claim_run.
+        assert!(s.claim_next_run("h:3", now, lease, &["a"]).await.unwrap().is_none());
+        assert!(!s.claim_run(ids[0], "h:3", lease).await.unwrap(), "{}", db.backend);
+        // The owner renews; a stranger cannot.
+        let holder = s.get_run(ids[0]).await.unwrap().unwrap().owner.unwrap();
+        assert!(s.renew_run_lease(ids[0], &holder, lease).await.unwrap());
+        assert!(!s.renew_run_lease(ids[0], "h:3", lease).await.unwrap());
+        // After the lease runs out, another claimer takes the run over.
+        let later = now + chrono::Duration::seconds(31);
+        let taken = s.claim_next_run("h:3", later, lease, &["a"]).await.unwrap().expect("expired lease is claimable");
+        assert_eq!(taken.owner.as_deref(), Some("h:3"), "{}", db.backend);
+        assert!(!s.renew_run_lease(taken.id, &holder, lease).await.unwrap(), "the old owner lost it");
+        // Releasing with requeue puts it back, ownerless.
+        s.release_run(taken.id, "h:3", true).await.unwrap();
+        let back = s.get_run(taken.id).await.unwrap().unwrap();
+        assert_eq!((back.state, back.owner), (RunState::Queued, None), "{}", db.backend);
+        // Leases of a dead owner end at once.
+        let n = s.expire_leases_of(std::slice::from_ref(&holder)).await.unwrap();
+        assert!(n >= 1, "{}", db.backend);
+        assert!(s.claim_next_run("h:4", Utc::now(), lease, &["a"]).await.unwrap().is_some());
+    }
+}
+
+#[tokio::test]
+async fn one_scheduler_lock_at_a_time_on_postgres() {
+    let db = common::postgres_db().await;
+    let s = common::open(&db).await;
+    let first = s.try_scheduler_lock().await.unwrap();
+    assert!(first.is_some());
+    assert!(s.try_scheduler_lock().await.unwrap().is_none(), "a second tick must wait");
+    first.unwrap().release().await.unwrap();
+    assert!(s.try_scheduler_lock().await.unwrap().is_some(), "released when the holder is dropped");
 }

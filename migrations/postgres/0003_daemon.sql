@@ -17,9 +17,11 @@ CREATE TABLE daemons (
 ALTER TABLE dag_runs ADD COLUMN lease_expires_at TEXT;
 CREATE INDEX dag_runs_claim ON dag_runs (state, created_at);
 
--- A backfill submitted to the daemons (state `queued`) is driven by one of them at a time.
+-- A backfill submitted to the daemons (state `queued`) is driven by one of them at a time; its
+-- run conf is kept so whichever daemon drives it creates the runs with it.
 ALTER TABLE backfills ADD COLUMN owner TEXT;
 ALTER TABLE backfills ADD COLUMN lease_expires_at TEXT;
+ALTER TABLE backfills ADD COLUMN conf TEXT NOT NULL DEFAULT '{}';
 
 -- The sender that claimed an alert, and until when (another sender may take it after that).
 ALTER TABLE alert_outbox ADD COLUMN claimed_by TEXT;

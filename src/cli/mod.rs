@@ -20,6 +20,8 @@ use crate::executor::{Event, Executor, Prepared, prepare_run};
 use crate::store::{RunFilter, RunState, RunType, Store, TaskState};
 use crate::timefmt;
 
+mod daemon;
+
 #[derive(Parser, Debug)]
 #[command(name = "tmctl", version, about = "Orchestrator for the Tagmarshal pace-of-play lakehouse", long_about = None)]
 pub struct Cli {
@@ -43,8 +45,15 @@ enum Command {
     Dags(DagsCmd),
     /// Run one DAG run for a date and wait for it; exit code 0 only if it succeeded.
     Run(RunArgs),
-    /// Run a DAG for every schedule slot in a date range.
+    /// Run a DAG for every schedule slot in a date range (handed to `tmctl serve` when one is
+    /// running; Ctrl-C then only stops following it), or look after a backfill.
     Backfill(BackfillArgs),
+    /// Run the daemon: scheduler, run workers, backfills, alert e-mail and the HTTP API.
+    Serve {
+        /// Address to listen on (default: web.bind, 127.0.0.1:8080; port 0 picks a free port).
+        #[arg(long)]
+        bind: Option<std::net::SocketAddr>,
+    },
     /// List and inspect DAG runs.
     #[command(subcommand)]
     Runs(RunsCmd),
@@ -77,6 +86,16 @@ enum DagsCmd {
     Pause { dag: String },
     /// Resume scheduling a paused DAG.
     Unpause { dag: String },
+    /// The next fire times of a DAG's schedule (UTC, RFC 3339, one per line).
+    Next {
+        dag: String,
+        /// How many fire times.
+        #[arg(long, default_value_t = 5)]
+        count: usize,
+        /// Start strictly after this instant (RFC 3339, e.g. 2025-03-09T00:00:00-06:00); default now.
+        #[arg(long)]
+        after: Option<String>,
+    },
 }
 
 #[derive(Args, Debug)]
@@ -91,14 +110,21 @@ struct RunArgs {
 }
 
 #[derive(Args, Debug)]
+#[command(args_conflicts_with_subcommands = true, subcommand_negates_reqs = true)]
 struct BackfillArgs {
-    dag: String,
+    #[command(subcommand)]
+    action: Option<BackfillCmd>,
+    #[arg(required = true)]
+    dag: Option<String>,
     /// First date, inclusive (YYYY-MM-DD).
-    #[arg(long)]
-    from: String,
+    #[arg(long, required = true)]
+    from: Option<String>,
     /// Last date, inclusive (YYYY-MM-DD).
+    #[arg(long, required = true)]
+    to: Option<String>,
+    /// Run it in this process even when a daemon is running.
     #[arg(long)]
-    to: String,
+    in_process: bool,
     /// What to do with dates that already have a run: none, failed, completed.
     #[arg(long, default_value = "none")]
     reprocess: String,
@@ -117,6 +143,24 @@ struct BackfillArgs {
     /// Machine-readable output.
     #[arg(long)]
     json: bool,
+}
+
+#[derive(Subcommand, Debug)]
+enum BackfillCmd {
+    /// A backfill's state and per-date outcomes.
+    Status {
+        id: i64,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Follow a backfill until it ends (Ctrl-C stops following, not the backfill).
+    Follow { id: i64 },
+    /// Start no more dates; runs in flight finish.
+    Pause { id: i64 },
+    /// Continue a paused backfill.
+    Resume { id: i64 },
+    /// Skip the dates not started yet; runs in flight finish.
+    Cancel { id: i64 },
 }
 
 #[derive(Subcommand, Debug)]
@@ -231,6 +275,11 @@ async fn dispatch(command: Command, settings: Arc<Settings>) -> CliResult {
         Command::Dags(DagsCmd::Show { dag }) => dags_show(&settings, &dag).await,
         Command::Dags(DagsCmd::Pause { dag }) => set_paused(&settings, &dag, true).await,
         Command::Dags(DagsCmd::Unpause { dag }) => set_paused(&settings, &dag, false).await,
+        Command::Dags(DagsCmd::Next { dag, count, after }) => {
+            daemon::dags_next(&find_dag(&settings, &dag)?, count, after.as_deref())
+        }
+        Command::Serve { bind } => daemon::serve(settings.clone(), bind).await,
+        Command::Backfill(BackfillArgs { action: Some(cmd), .. }) => daemon::backfill_action(&settings, cmd).await,
         Command::Run(args) => run(&settings, args).await,
         Command::Backfill(args) => backfill_cmd(&settings, args).await,
         Command::Runs(RunsCmd::List { dag, limit, json }) => runs_list(&settings, dag.as_deref(), limit, json).await,
@@ -320,6 +369,33 @@ fn date_arg(flag: &str, value: &str) -> Result<NaiveDate, CliError> {
 fn table() -> Table {
     let mut t = Table::new();
     t.load_preset(UTF8_FULL_CONDENSED);
+    t
+}
+
+/// Mails the alerts of this process's runs before it exits, bounded by `smtp.timeout`; what is
+/// not sent stays in the outbox for a daemon (each alert goes out once either way).
+async fn flush_alerts(store: &Store, settings: &Settings, owner: &str, run_pks: &[i64]) {
+    match crate::alerts::flush_run_alerts(store, &settings.smtp, owner, run_pks).await {
+        Ok(r) if r.sent > 0 || r.left > 0 => {
+            eprintln!("alerts: {} e-mailed, {} left in the outbox for `tmctl serve` to send", r.sent, r.left)
+        }
+        Ok(_) => {}
+        Err(e) => eprintln!("warning: alert e-mail failed ({e}); the alerts stay in the outbox"),
+    }
+}
+
+/// A backfill's per-date outcomes as a table: date, outcome, run, reason.
+fn outcome_table<'a>(rows: impl Iterator<Item = (NaiveDate, &'a str, Option<i64>, Option<&'a str>)>) -> Table {
+    let mut t = table();
+    t.set_header(["date", "outcome", "run", "reason"]);
+    for (ds, outcome, run_pk, reason) in rows {
+        t.add_row([
+            ds.to_string(),
+            outcome.to_string(),
+            run_pk.map(|r| r.to_string()).unwrap_or_else(|| "-".into()),
+            reason.unwrap_or_default().to_string(),
+        ]);
+    }
     t
 }
 
@@ -487,7 +563,9 @@ async fn run(settings: &Arc<Settings>, args: RunArgs) -> CliResult {
     let conf = parse_conf(args.conf.as_deref())?;
     let store = open_store(settings).await?;
     let slot = schedule::slot_for_date(dag.schedule.as_ref(), dag.timezone, date);
-    let prepared = prepare_run(&store, &dag, &slot, RunType::Manual, &conf, None).await?;
+    let (tx, mut rx) = mpsc::unbounded_channel();
+    let exec = Executor::new(store.clone(), settings.clone()).with_events(tx);
+    let prepared = prepare_run(&store, &dag, &slot, RunType::Manual, &conf, None, Some(&exec)).await?;
     let run = prepared.run().clone();
     let verb = match prepared {
         Prepared::Created(_) => "created",
@@ -495,8 +573,6 @@ async fn run(settings: &Arc<Settings>, args: RunArgs) -> CliResult {
         Prepared::Resumed(_) => "resuming abandoned",
     };
     println!("{verb} run {} of `{}` for {} ({})", run.id, dag.id, run.ds, run.run_id);
-    let (tx, mut rx) = mpsc::unbounded_channel();
-    let exec = Executor::new(store.clone(), settings.clone()).with_events(tx);
     cancel_on_ctrl_c(&exec);
     let width = dag.tasks.iter().map(|t| t.id.len()).max().unwrap_or(4);
     let printer = tokio::spawn(async move {
@@ -514,9 +590,11 @@ async fn run(settings: &Arc<Settings>, args: RunArgs) -> CliResult {
     });
     let started = std::time::Instant::now();
     let state = exec.execute(&dag, run.id).await;
+    let owner = exec.owner().to_string();
     drop(exec);
     let _ = printer.await;
     let state = state?;
+    flush_alerts(&store, settings, &owner, &[run.id]).await;
     let took = timefmt::human_duration(started.elapsed());
     match state {
         RunState::Success => {
@@ -533,9 +611,10 @@ async fn run(settings: &Arc<Settings>, args: RunArgs) -> CliResult {
 // ---- backfill -----------------------------------------------------------------------------------
 
 async fn backfill_cmd(settings: &Arc<Settings>, args: BackfillArgs) -> CliResult {
-    let dag = find_dag(settings, &args.dag)?;
-    let from = date_arg("--from", &args.from)?;
-    let to = date_arg("--to", &args.to)?;
+    let missing = |flag: &str| CliError::Usage(format!("backfill needs {flag}"));
+    let dag = find_dag(settings, args.dag.as_deref().ok_or_else(|| missing("a DAG"))?)?;
+    let from = date_arg("--from", args.from.as_deref().ok_or_else(|| missing("--from"))?)?;
+    let to = date_arg("--to", args.to.as_deref().ok_or_else(|| missing("--to"))?)?;
     let reprocess: Reprocess = args.reprocess.parse().map_err(CliError::Usage)?;
     let conf = parse_conf(args.conf.as_deref())?;
     let req = backfill::Request {
@@ -574,6 +653,11 @@ async fn backfill_cmd(settings: &Arc<Settings>, args: BackfillArgs) -> CliResult
         println!("{n} of {} date(s) would run; nothing was changed", planned.len());
         return Ok(());
     }
+    if !args.in_process
+        && let Some(daemon) = daemon::live_daemon(&store).await?
+    {
+        return daemon::submit_and_follow(&store, &dag, &req, &daemon, args.json).await;
+    }
     let exec = Executor::new(store.clone(), settings.clone());
     cancel_on_ctrl_c(&exec);
     let total = planned.len() as u64;
@@ -608,6 +692,8 @@ async fn backfill_cmd(settings: &Arc<Settings>, args: BackfillArgs) -> CliResult
         other => CliError::Failed(other.to_string()),
     })?;
     bar.finish_and_clear();
+    let run_pks: Vec<i64> = report.dates.iter().filter_map(|d| d.run_pk).collect();
+    flush_alerts(&store, settings, exec.owner(), &run_pks).await;
     let (ok, failed, skipped) =
         (report.count(Outcome::Succeeded), report.count(Outcome::Failed), report.count(Outcome::Skipped));
     if args.json {
@@ -621,16 +707,7 @@ async fn backfill_cmd(settings: &Arc<Settings>, args: BackfillArgs) -> CliResult
             "dates": report.dates,
         }))?;
     } else {
-        let mut t = table();
-        t.set_header(["date", "outcome", "run", "reason"]);
-        for d in &report.dates {
-            t.add_row([
-                d.ds.to_string(),
-                d.outcome.as_str().to_string(),
-                d.run_pk.map(|r| r.to_string()).unwrap_or_else(|| "-".into()),
-                d.reason.clone().unwrap_or_default(),
-            ]);
-        }
+        let t = outcome_table(report.dates.iter().map(|d| (d.ds, d.outcome.as_str(), d.run_pk, d.reason.as_deref())));
         println!("backfill {} of `{}` from {from} to {to}:", report.backfill_id, dag.id);
         println!("{t}");
         println!("{ok} succeeded, {failed} failed, {skipped} skipped");

@@ -246,6 +246,92 @@ pub fn slot_for_date(schedule: Option<&Schedule>, tz: Tz, date: NaiveDate) -> Sl
     day_slot(tz, date)
 }
 
+/// The next `count` fire times strictly after `after` (what `tmctl dags next` prints).
+pub fn next_fires(schedule: &Schedule, tz: Tz, after: DateTime<Utc>, count: usize) -> Vec<DateTime<Utc>> {
+    let mut out = Vec::with_capacity(count);
+    let mut cursor = after;
+    while out.len() < count {
+        let Some(fire) = schedule.next_after(cursor, tz) else { break };
+        out.push(fire);
+        cursor = fire;
+    }
+    out
+}
+
+/// What a DAG's scheduler looks at.
+#[derive(Debug, Clone, Copy)]
+pub struct DueQuery {
+    pub tz: Tz,
+    pub start_date: Option<NaiveDate>,
+    pub end_date: Option<NaiveDate>,
+    pub catchup: bool,
+    /// Logical date of the DAG's latest scheduled run.
+    pub last: Option<DateTime<Utc>>,
+    pub now: DateTime<Utc>,
+    /// At most this many slots (the DAG's free `max_active_runs`).
+    pub limit: usize,
+}
+
+/// The slots to create runs for at `q.now`, oldest first. A slot is due once its data interval
+/// has ended (Airflow's rule: the run for an interval starts at the interval's end). With
+/// `catchup`, every due slot after `last` (or from `start_date`); without, only the latest due
+/// slot, if it is after `last`.
+pub fn due_slots(schedule: &Schedule, q: &DueQuery) -> Vec<Slot> {
+    if q.limit == 0 {
+        return Vec::new();
+    }
+    let tz = q.tz;
+    let start = q.start_date.map(|d| start_of_day(tz, d) - Duration::nanoseconds(1));
+    let lower = match (start, q.last) {
+        (Some(s), Some(l)) => Some(s.max(l)),
+        (s, l) => s.or(l),
+    };
+    let within_end = |slot: &Slot| q.end_date.is_none_or(|end| slot.ds <= end);
+    if q.catchup && lower.is_some() {
+        let mut out = Vec::new();
+        let mut fire = lower.and_then(|l| schedule.next_after(l, tz));
+        while let Some(current) = fire {
+            let Some(next) = schedule.next_after(current, tz) else { break };
+            if next > q.now || out.len() >= q.limit {
+                break;
+            }
+            let slot = fire_slot(schedule, tz, current, Some(next));
+            if !within_end(&slot) {
+                break;
+            }
+            out.push(slot);
+            fire = Some(next);
+        }
+        return out;
+    }
+    // The latest due slot: look back over a window that grows until it holds one.
+    let mut window = Duration::hours(1);
+    loop {
+        let from = match lower {
+            Some(l) if l > q.now - window => l,
+            _ => q.now - window,
+        };
+        let mut latest = None;
+        let mut fire = schedule.next_after(from, tz);
+        while let Some(current) = fire {
+            let Some(next) = schedule.next_after(current, tz) else { break };
+            if next > q.now {
+                break;
+            }
+            latest = Some(fire_slot(schedule, tz, current, Some(next)));
+            fire = Some(next);
+        }
+        let exhausted = lower.is_some_and(|l| from == l) || window > Duration::days(3660);
+        if let Some(slot) = latest {
+            return if within_end(&slot) { vec![slot] } else { Vec::new() };
+        }
+        if exhausted {
+            return Vec::new();
+        }
+        window = window * 4;
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

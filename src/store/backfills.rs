@@ -14,9 +14,13 @@ pub struct BackfillRow {
     pub reprocess: String,
     pub max_active_runs: u32,
     pub run_backwards: bool,
+    /// queued (waiting for a daemon), running, paused, completed, failed or cancelled.
     pub state: String,
     pub created_at: DateTime<Utc>,
     pub completed_at: Option<DateTime<Utc>>,
+    pub conf: serde_json::Value,
+    /// The daemon driving it, if a daemon does.
+    pub owner: Option<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -27,6 +31,9 @@ pub struct NewBackfill<'a> {
     pub reprocess: &'a str,
     pub max_active_runs: u32,
     pub run_backwards: bool,
+    pub conf: &'a serde_json::Value,
+    /// `running` when the caller runs it in-process, `queued` to hand it to the daemons.
+    pub state: &'a str,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -40,7 +47,7 @@ pub struct BackfillDateRow {
     pub reason: Option<String>,
 }
 
-fn backfill_from(row: &AnyRow) -> Result<BackfillRow> {
+pub(super) fn backfill_from(row: &AnyRow) -> Result<BackfillRow> {
     Ok(BackfillRow {
         id: get_i64(row, "id")?,
         dag_id: get_str(row, "dag_id")?,
@@ -52,17 +59,22 @@ fn backfill_from(row: &AnyRow) -> Result<BackfillRow> {
         state: get_str(row, "state")?,
         created_at: get_ts(row, "created_at")?,
         completed_at: get_opt_ts(row, "completed_at")?,
+        conf: {
+            let conf = get_str(row, "conf")?;
+            serde_json::from_str(&conf).map_err(|_| StoreError::Corrupt { column: "conf", value: conf })?
+        },
+        owner: get_opt_str(row, "owner")?,
     })
 }
 
-const BACKFILL_COLS: &str =
-    "id, dag_id, from_date, to_date, reprocess, max_active_runs, run_backwards, state, created_at, completed_at";
+pub(super) const BACKFILL_COLS: &str = "id, dag_id, from_date, to_date, reprocess, max_active_runs, run_backwards, \
+                                       state, created_at, completed_at, conf, owner";
 
 impl Store {
     pub async fn create_backfill(&self, new: &NewBackfill<'_>) -> Result<BackfillRow> {
         let sql = format!(
-            "INSERT INTO backfills (dag_id, from_date, to_date, reprocess, max_active_runs, run_backwards, state, created_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, 'running', $7) RETURNING {BACKFILL_COLS}"
+            "INSERT INTO backfills (dag_id, from_date, to_date, reprocess, max_active_runs, run_backwards, state, \
+             created_at, conf) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING {BACKFILL_COLS}"
         );
         let row = sqlx::query(&sql)
             .bind(new.dag_id)
@@ -71,7 +83,9 @@ impl Store {
             .bind(new.reprocess)
             .bind(i64::from(new.max_active_runs))
             .bind(i64::from(new.run_backwards))
+            .bind(new.state)
             .bind(timefmt::to_db(timefmt::now()))
+            .bind(new.conf.to_string())
             .fetch_one(self.pool())
             .await
             .ctx("create backfill")?;
@@ -93,14 +107,36 @@ impl Store {
     }
 
     pub async fn finish_backfill(&self, id: i64, state: &str) -> Result<()> {
-        sqlx::query("UPDATE backfills SET state = $1, completed_at = $2 WHERE id = $3")
-            .bind(state)
-            .bind(timefmt::to_db(timefmt::now()))
-            .bind(id)
-            .execute(self.pool())
-            .await
-            .ctx("finish backfill")?;
+        sqlx::query(
+            "UPDATE backfills SET state = $1, completed_at = $2, owner = NULL, lease_expires_at = NULL WHERE id = $3",
+        )
+        .bind(state)
+        .bind(timefmt::to_db(timefmt::now()))
+        .bind(id)
+        .execute(self.pool())
+        .await
+        .ctx("finish backfill")?;
         Ok(())
+    }
+
+    /// Moves a backfill from one of `from` to `to` (pause, resume, cancel). Returns false if it
+    /// was in none of them.
+    pub async fn transition_backfill(&self, id: i64, from: &[&str], to: &str) -> Result<bool> {
+        let mut n = 0;
+        for state in from {
+            n += sqlx::query("UPDATE backfills SET state = $1 WHERE id = $2 AND state = $3")
+                .bind(to)
+                .bind(id)
+                .bind(*state)
+                .execute(self.pool())
+                .await
+                .ctx("change backfill state")?
+                .rows_affected();
+            if n > 0 {
+                break;
+            }
+        }
+        Ok(n > 0)
     }
 
     /// Inserts or updates the outcome of one date of a backfill.

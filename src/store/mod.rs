@@ -5,6 +5,7 @@
 pub mod admin;
 mod alerts;
 mod backfills;
+mod daemons;
 mod dags;
 mod iceberg;
 mod registry;
@@ -19,8 +20,9 @@ use chrono::{DateTime, NaiveDate, Utc};
 use sqlx::any::{AnyPoolOptions, AnyRow};
 use sqlx::{AnyPool, Row};
 
-pub use alerts::{AlertRow, NewAlert};
+pub use alerts::{ALERT_MAX_TRIES, AlertRow, NewAlert, OverdueRun};
 pub use backfills::{BackfillDateRow, BackfillRow, NewBackfill};
+pub use daemons::{DaemonRow, SchedulerLock};
 pub use registry::{IngestStatus, IngestionFilter, IngestionRow, NewIngestion};
 pub use runs::{AttemptFinish, AttemptRow, NewRun, RunFilter, RunRow, TaskInstanceRow};
 pub use summaries::SummaryRow;

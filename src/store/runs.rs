@@ -25,6 +25,8 @@ pub struct RunRow {
     pub owner: Option<String>,
     /// Last sign of life of the owner.
     pub heartbeat_at: Option<DateTime<Utc>>,
+    /// Until when the owner holds the run; after that any daemon may take it over.
+    pub lease_expires_at: Option<DateTime<Utc>>,
 }
 
 #[derive(Debug, Clone)]
@@ -37,6 +39,15 @@ pub struct NewRun<'a> {
     pub data_interval_end: DateTime<Utc>,
     pub conf: &'a serde_json::Value,
     pub backfill_id: Option<i64>,
+    /// `(owner, lease)`: the run is created leased to this owner (it executes it at once).
+    pub hold: Option<(&'a str, std::time::Duration)>,
+}
+
+/// The lease end of a hold starting now.
+fn hold_until(hold: Option<(&str, std::time::Duration)>) -> Option<String> {
+    hold.map(|(_, lease)| {
+        timefmt::to_db(timefmt::now() + chrono::Duration::from_std(lease).unwrap_or(chrono::Duration::MAX))
+    })
 }
 
 #[derive(Debug, Clone, Default)]
@@ -93,14 +104,15 @@ pub struct AttemptFinish<'a> {
     pub next_retry_at: Option<DateTime<Utc>>,
 }
 
-const RUN_COLS: &str = "id, dag_id, run_id, run_type, logical_date, ds, data_interval_start, data_interval_end, \
-                        state, conf, backfill_id, created_at, started_at, ended_at, owner, heartbeat_at";
+pub(super) const RUN_COLS: &str = "id, dag_id, run_id, run_type, logical_date, ds, data_interval_start, \
+                        data_interval_end, state, conf, backfill_id, created_at, started_at, ended_at, owner, \
+                        heartbeat_at, lease_expires_at";
 const TI_COLS: &str = "id, run_pk, task_id, kind, state, try_number, max_tries, next_retry_at, started_at, ended_at, \
                        duration_ms, error";
 const ATTEMPT_COLS: &str = "id, ti_pk, run_pk, task_id, try_number, state, hostname, pid, started_at, ended_at, \
                             duration_ms, error, output, log";
 
-fn run_from(row: &AnyRow) -> Result<RunRow> {
+pub(super) fn run_from(row: &AnyRow) -> Result<RunRow> {
     let conf = get_str(row, "conf")?;
     Ok(RunRow {
         id: get_i64(row, "id")?,
@@ -119,6 +131,7 @@ fn run_from(row: &AnyRow) -> Result<RunRow> {
         ended_at: get_opt_ts(row, "ended_at")?,
         owner: get_opt_str(row, "owner")?,
         heartbeat_at: get_opt_ts(row, "heartbeat_at")?,
+        lease_expires_at: get_opt_ts(row, "lease_expires_at")?,
     })
 }
 
@@ -173,7 +186,9 @@ impl Store {
         let now = timefmt::to_db(timefmt::now());
         let sql = format!(
             "INSERT INTO dag_runs (dag_id, run_id, run_type, logical_date, ds, data_interval_start, data_interval_end, \
-             state, conf, backfill_id, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) RETURNING {RUN_COLS}"
+             state, conf, backfill_id, created_at, owner, heartbeat_at, lease_expires_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, CASE WHEN $12 IS NULL THEN NULL ELSE $11 END, $13) \
+             RETURNING {RUN_COLS}"
         );
         let row = sqlx::query(&sql)
             .bind(new.dag_id)
@@ -187,6 +202,8 @@ impl Store {
             .bind(new.conf.to_string())
             .bind(new.backfill_id)
             .bind(now)
+            .bind(new.hold.map(|(owner, _)| owner))
+            .bind(hold_until(new.hold))
             .fetch_one(self.pool())
             .await;
         match row {
@@ -261,14 +278,23 @@ impl Store {
         Ok(())
     }
 
-    /// Puts a finished run back to `queued` for a re-run with `conf` (its attempts stay as history).
-    pub async fn requeue_run(&self, id: i64, conf: &serde_json::Value, backfill_id: Option<i64>) -> Result<()> {
+    /// Puts a finished run back to `queued` for a re-run with `conf` (its attempts stay as history),
+    /// leased to the holder if there is one.
+    pub async fn requeue_run(
+        &self,
+        id: i64,
+        conf: &serde_json::Value,
+        backfill_id: Option<i64>,
+        hold: Option<(&str, std::time::Duration)>,
+    ) -> Result<()> {
         sqlx::query(
             "UPDATE dag_runs SET state = 'queued', started_at = NULL, ended_at = NULL, conf = $1, \
-             backfill_id = COALESCE($2, backfill_id) WHERE id = $3",
+             backfill_id = COALESCE($2, backfill_id), owner = $3, lease_expires_at = $4 WHERE id = $5",
         )
         .bind(conf.to_string())
         .bind(backfill_id)
+        .bind(hold.map(|(owner, _)| owner))
+        .bind(hold_until(hold))
         .bind(id)
         .execute(self.pool())
         .await
@@ -463,19 +489,20 @@ impl Store {
 impl Store {
     /// Marks attempts of a run that are still `running` as failed: the process that ran them is
     /// gone (used when a run is resumed in-process without a daemon).
-    pub async fn abandon_running_attempts(&self, run_pk: i64, reason: &str) -> Result<u64> {
+    /// Returns the task instances whose try was abandoned.
+    pub async fn abandon_running_attempts(&self, run_pk: i64, reason: &str) -> Result<Vec<i64>> {
         let now = timefmt::to_db(timefmt::now());
-        let n = sqlx::query(
-            "UPDATE task_attempts SET state = 'failed', ended_at = $1, error = $2 WHERE run_pk = $3 AND state = 'running'",
+        let rows = sqlx::query(
+            "UPDATE task_attempts SET state = 'failed', ended_at = $1, error = $2 WHERE run_pk = $3 AND state = 'running' \
+             RETURNING ti_pk",
         )
         .bind(now)
         .bind(clean_text(reason))
         .bind(run_pk)
-        .execute(self.pool())
+        .fetch_all(self.pool())
         .await
-        .ctx("abandon attempts")?
-        .rows_affected();
-        Ok(n)
+        .ctx("abandon attempts")?;
+        rows.iter().map(|r| get_i64(r, "ti_pk")).collect()
     }
 }
 
@@ -497,28 +524,22 @@ impl Store {
         Ok(n)
     }
 
-    /// Records that `owner` (`host:pid`) executes the run from now on.
-    pub async fn claim_run(&self, run_pk: i64, owner: &str) -> Result<()> {
-        sqlx::query("UPDATE dag_runs SET owner = $1, heartbeat_at = $2 WHERE id = $3")
-            .bind(owner)
-            .bind(timefmt::to_db(timefmt::now()))
-            .bind(run_pk)
-            .execute(self.pool())
-            .await
-            .ctx("claim run")?;
-        Ok(())
-    }
-
-    /// Renews the owner's sign of life; false if the run has another owner now.
-    pub async fn heartbeat_run(&self, run_pk: i64, owner: &str) -> Result<bool> {
-        let n = sqlx::query("UPDATE dag_runs SET heartbeat_at = $1 WHERE id = $2 AND owner = $3")
-            .bind(timefmt::to_db(timefmt::now()))
-            .bind(run_pk)
-            .bind(owner)
-            .execute(self.pool())
-            .await
-            .ctx("heartbeat")?
-            .rows_affected();
+    /// Records that `owner` (`host:pid`) executes the run from now on, leased until now + `lease`,
+    /// unless another owner holds an unexpired lease on it (then false).
+    pub async fn claim_run(&self, run_pk: i64, owner: &str, lease: std::time::Duration) -> Result<bool> {
+        let now = timefmt::now();
+        let n = sqlx::query(
+            "UPDATE dag_runs SET owner = $1, heartbeat_at = $2, lease_expires_at = $3 WHERE id = $4 \
+             AND (owner IS NULL OR owner = $1 OR lease_expires_at IS NULL OR lease_expires_at < $2)",
+        )
+        .bind(owner)
+        .bind(timefmt::to_db(now))
+        .bind(timefmt::to_db(now + chrono::Duration::from_std(lease).unwrap_or(chrono::Duration::MAX)))
+        .bind(run_pk)
+        .execute(self.pool())
+        .await
+        .ctx("claim run")?
+        .rows_affected();
         Ok(n == 1)
     }
 }

@@ -8,7 +8,7 @@ mod command;
 mod gold;
 pub mod silver;
 pub mod summary;
-mod wait;
+pub mod wait;
 
 use std::fmt;
 use std::sync::Arc;

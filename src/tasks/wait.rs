@@ -1,9 +1,20 @@
 //! `wait.dag_run`: a data-aware wait. Succeeds as soon as the run of another DAG for the same date
-//! (`ds`) has succeeded — gold for day D waits for silver for day D. It looks at the state DB once
-//! a second, fails at once if that run failed, and is bounded by the task's `timeout`.
+//! (`ds`) has succeeded — gold for day D waits for silver for day D. It looks at the state DB when
+//! a run of this process finishes and at least once a second (runs finished by other processes),
+//! fails at once if that run failed, and is bounded by the task's `timeout`.
 
-use std::sync::Arc;
+use std::sync::{Arc, LazyLock};
 use std::time::Duration;
+
+use tokio::sync::Notify;
+
+/// Woken whenever a run executed by this process finishes.
+static RUN_FINISHED: LazyLock<Notify> = LazyLock::new(Notify::new);
+
+/// Wakes the waits of this process (the executor calls this when a run finishes).
+pub fn notify_run_finished() {
+    RUN_FINISHED.notify_waiters();
+}
 
 use async_trait::async_trait;
 
@@ -22,6 +33,8 @@ impl Task for WaitDagRun {
         tracing::info!(dag = %self.dag, ds = %ctx.ds, "waiting for the upstream DAG's run of this date to succeed");
         let mut last: Option<RunState> = None;
         loop {
+            // Registered before looking, so a run finishing in between still wakes this wait.
+            let finished = RUN_FINISHED.notified();
             let run = ctx
                 .store
                 .find_run_by_ds(&self.dag, ctx.ds)
@@ -47,7 +60,12 @@ impl Task for WaitDagRun {
                         r.id, self.dag, ctx.ds
                     )));
                 }
-                _ => tokio::time::sleep(self.poll).await,
+                _ => {
+                    tokio::select! {
+                        _ = finished => {}
+                        _ = tokio::time::sleep(self.poll) => {}
+                    }
+                }
             }
         }
     }
