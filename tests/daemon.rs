@@ -693,3 +693,59 @@ async fn two_daemons_share_the_work_and_take_over_from_a_killed_one() {
     assert!(by_pid.contains_key(&i64::from(killed_pid)), "the killed daemon ran some tries: {by_pid:?}");
     assert!(two.log().contains("claimed run"), "{}", two.log());
 }
+
+// ---- alert e-mail from the CLI and the daemon -------------------------------------------------
+
+const FAILING_DAG: &str = r#"
+id = "broken"
+[defaults]
+email = ["oncall@example.com"]
+[[task]]
+id = "boom"
+kind = "fail"
+"#;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cli_run_failure_is_mailed_before_exit_or_left_for_the_daemon_exactly_once() {
+    let smtp = common::smtp::SmtpServer::start();
+    let port = smtp.port.to_string();
+    let env = Env::new(common::sqlite_db(), &[("broken.toml", FAILING_DAG)])
+        .env("TM_SMTP_HOST", "127.0.0.1")
+        .env("TM_SMTP_PORT", &port)
+        .env("TM_SMTP_TIMEOUT", "3s")
+        .env("TM_WEB_BASE_URL", "http://tm.example:8080");
+    // SMTP up: the failure is mailed before `tmctl run` exits.
+    let (code, _, err) = env.tmctl(&["run", "broken", "--date", "2025-01-01"]);
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("alerts: 1 e-mailed, 0 left"), "{err}");
+    let mails = smtp.messages();
+    assert_eq!(mails.len(), 1, "{mails:?}");
+    assert!(mails[0].subject.contains("broken.boom failed for 2025-01-01"), "{}", mails[0].subject);
+    assert_eq!(mails[0].rcpt_to, ["oncall@example.com"]);
+    assert!(mails[0].body.contains("http://tm.example:8080/runs/1/tasks/boom?try=1"), "{}", mails[0].body);
+
+    // SMTP down: the CLI gives up within the timeout and leaves the alert in the outbox ...
+    drop(smtp);
+    let started = Instant::now();
+    let (code, _, err) = env.tmctl(&["run", "broken", "--date", "2025-01-02"]);
+    assert_eq!(code, 1, "{err}");
+    assert!(started.elapsed() < Duration::from_secs(15), "the CLI waited {:?} on SMTP", started.elapsed());
+    assert!(err.contains("0 e-mailed, 1 left in the outbox"), "{err}");
+    let store = env.store().await;
+    let pending = store.list_alerts(Some("pending"), 10).await.unwrap();
+    assert_eq!(pending.len(), 1);
+    assert!(pending[0].subject.contains("2025-01-02"));
+    // ... and once SMTP is back, the daemon's sender mails it exactly once.
+    let smtp = common::smtp::SmtpServer::start_on(port.parse().unwrap());
+    let _daemon = env.serve();
+    let mails = smtp.wait_for(1, Duration::from_secs(60));
+    assert_eq!(mails.len(), 1, "{mails:?}");
+    assert!(mails[0].subject.contains("2025-01-02"), "{}", mails[0].subject);
+    eventually(Duration::from_secs(10), "the alert to be marked sent", || async {
+        let sent = store.list_alerts(Some("sent"), 10).await.ok()?;
+        (sent.len() == 2).then_some(())
+    })
+    .await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(smtp.messages().len(), 1, "mailed more than once");
+}
