@@ -594,4 +594,72 @@ mod tests {
             (utc("2025-05-03T00:00:00Z"), utc("2025-05-04T00:00:00Z"))
         );
     }
+
+    fn due(expr: &str, q: DueQuery) -> Vec<(DateTime<Utc>, DateTime<Utc>)> {
+        let schedule = Schedule::parse(expr).expect("cron");
+        due_slots(&schedule, &q).into_iter().map(|s| (s.logical_date, s.data_interval_end)).collect()
+    }
+
+    fn query(now: &str) -> DueQuery {
+        DueQuery {
+            tz: chrono_tz::UTC,
+            start_date: Some(date("2025-01-01")),
+            end_date: None,
+            catchup: false,
+            last: None,
+            now: utc(now),
+            limit: 100,
+        }
+    }
+
+    #[test]
+    fn without_catchup_only_the_latest_ended_interval_is_due() {
+        // 10:30 on Jan 5: the interval [Jan 4 02:30, Jan 5 02:30) ended; today's has not.
+        let q = query("2025-01-05T10:30:00Z");
+        assert_eq!(due("30 2 * * *", q), [(utc("2025-01-04T02:30:00Z"), utc("2025-01-05T02:30:00Z"))]);
+        // Once that slot has a run, nothing is due until the next interval ends.
+        let q = DueQuery { last: Some(utc("2025-01-04T02:30:00Z")), ..q };
+        assert!(due("30 2 * * *", q).is_empty());
+        let q = DueQuery { now: utc("2025-01-06T02:30:00Z"), ..q };
+        assert_eq!(due("30 2 * * *", q), [(utc("2025-01-05T02:30:00Z"), utc("2025-01-06T02:30:00Z"))]);
+        // A monthly schedule far in the past still finds its latest interval.
+        let q = query("2025-06-15T00:00:00Z");
+        assert_eq!(due("0 0 1 * *", q), [(utc("2025-05-01T00:00:00Z"), utc("2025-06-01T00:00:00Z"))]);
+    }
+
+    #[test]
+    fn with_catchup_every_ended_interval_since_start_is_due_up_to_the_limit() {
+        let q = DueQuery { catchup: true, ..query("2025-01-04T03:00:00Z") };
+        assert_eq!(
+            due("30 2 * * *", q),
+            [
+                (utc("2025-01-01T02:30:00Z"), utc("2025-01-02T02:30:00Z")),
+                (utc("2025-01-02T02:30:00Z"), utc("2025-01-03T02:30:00Z")),
+                (utc("2025-01-03T02:30:00Z"), utc("2025-01-04T02:30:00Z")),
+            ]
+        );
+        let limited = DueQuery { limit: 1, ..q };
+        assert_eq!(due("30 2 * * *", limited).len(), 1);
+        let after = DueQuery { last: Some(utc("2025-01-02T02:30:00Z")), ..q };
+        assert_eq!(due("30 2 * * *", after), [(utc("2025-01-03T02:30:00Z"), utc("2025-01-04T02:30:00Z"))]);
+        // end_date stops the schedule; start_date in the future means nothing yet.
+        let ended = DueQuery { end_date: Some(date("2025-01-01")), ..q };
+        assert_eq!(due("30 2 * * *", ended).len(), 1);
+        let early = DueQuery { start_date: Some(date("2025-02-01")), ..q };
+        assert!(due("30 2 * * *", early).is_empty());
+    }
+
+    #[test]
+    fn due_intervals_follow_local_time_across_dst() {
+        // Chicago, spring forward on 2025-03-09: 02:30 does not exist and fires at 03:00 CDT.
+        let q = DueQuery { tz: CHICAGO, catchup: true, ..query("2025-03-10T12:00:00Z") };
+        let q = DueQuery { last: Some(utc("2025-03-07T08:30:00Z")), ..q };
+        assert_eq!(
+            due("30 2 * * *", q),
+            [
+                (utc("2025-03-08T08:30:00Z"), utc("2025-03-09T08:00:00Z")),
+                (utc("2025-03-09T08:00:00Z"), utc("2025-03-10T07:30:00Z")),
+            ]
+        );
+    }
 }
