@@ -20,6 +20,8 @@ pub const KEYS: &[(&str, &str)] = &[
     ("executor.slots", "TM_EXECUTOR_SLOTS"),
     ("web.bind", "TM_WEB_BIND"),
     ("web.base_url", "TM_WEB_BASE_URL"),
+    ("web.user", "TM_WEB_USER"),
+    ("web.password_hash", "TM_WEB_PASSWORD_HASH"),
     ("log.level", "TM_LOG"),
     ("api.token", "TM_API_TOKEN"),
     ("daemon.lease", "TM_DAEMON_LEASE"),
@@ -72,6 +74,11 @@ pub struct Settings {
     pub executor_slots: usize,
     pub web_bind: SocketAddr,
     pub web_base_url: String,
+    /// The web UI's user name.
+    pub web_user: String,
+    /// argon2 PHC string of the web UI's password (`tmctl hash-password`); empty = the API token
+    /// is the password.
+    pub web_password_hash: String,
     pub log_level: String,
     /// Token for mutating API calls; empty = `tmctl serve` creates one in `<home>/api-token`.
     pub api_token: String,
@@ -242,6 +249,17 @@ impl Settings {
             executor_slots: get_positive(&raw, "executor.slots")? as usize,
             web_bind,
             web_base_url: web_base_url.trim_end_matches('/').to_string(),
+            web_user: get_string(&raw, "web.user", false)?,
+            web_password_hash: match get_string(&raw, "web.password_hash", true)? {
+                h if h.is_empty() || h.starts_with("$argon2") => h,
+                _ => {
+                    return Err(err(
+                        &raw,
+                        "web.password_hash",
+                        "must be an argon2 hash from `tmctl hash-password` (starting with $argon2)".into(),
+                    ));
+                }
+            },
             log_level: get_string(&raw, "log.level", false)?,
             api_token: get_string(&raw, "api.token", true)?,
             daemon: DaemonSettings {

@@ -23,3 +23,4 @@ pub mod silver;
 pub mod store;
 pub mod tasks;
 pub mod timefmt;
+pub mod web;

@@ -48,6 +48,8 @@ enum Command {
     /// Run a DAG for every schedule slot in a date range (handed to `tmctl serve` when one is
     /// running; Ctrl-C then only stops following it), or look after a backfill.
     Backfill(BackfillArgs),
+    /// Print the argon2 hash of a password (read from stdin) for `web.password_hash`.
+    HashPassword,
     /// Run the daemon: scheduler, run workers, backfills, alert e-mail and the HTTP API.
     Serve {
         /// Address to listen on (default: web.bind, 127.0.0.1:8080; port 0 picks a free port).
@@ -279,6 +281,20 @@ async fn dispatch(command: Command, settings: Arc<Settings>) -> CliResult {
             daemon::dags_next(&find_dag(&settings, &dag)?, count, after.as_deref())
         }
         Command::Serve { bind } => daemon::serve(settings.clone(), bind).await,
+        Command::HashPassword => {
+            let mut password = String::new();
+            std::io::stdin()
+                .read_line(&mut password)
+                .map_err(|e| CliError::Failed(format!("cannot read stdin: {e}")))?;
+            let password = password.trim_end_matches(['\r', '\n']);
+            if password.is_empty() {
+                return Err(CliError::Usage(
+                    "give the password on stdin (e.g. `read -s p; echo \"$p\" | tmctl hash-password`)".into(),
+                ));
+            }
+            println!("{}", crate::web::auth::hash_password(password).map_err(CliError::Failed)?);
+            Ok(())
+        }
         Command::Backfill(BackfillArgs { action: Some(cmd), .. }) => daemon::backfill_action(&settings, cmd).await,
         Command::Run(args) => run(&settings, args).await,
         Command::Backfill(args) => backfill_cmd(&settings, args).await,

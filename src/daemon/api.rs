@@ -33,6 +33,7 @@ pub fn router(d: Arc<Daemon>) -> Router {
         .route("/api/v1/backfills", get(list_backfills).post(submit_backfill))
         .route("/api/v1/backfills/{id}", get(show_backfill))
         .route("/api/v1/backfills/{id}/{action}", post(change_backfill))
+        .merge(crate::web::router())
         .with_state(d)
 }
 

@@ -11,6 +11,7 @@ mod iceberg;
 mod registry;
 mod runs;
 mod summaries;
+mod web;
 
 use std::fmt;
 use std::str::FromStr;
@@ -26,6 +27,7 @@ pub use daemons::{DaemonRow, SchedulerLock};
 pub use registry::{IngestStatus, IngestionFilter, IngestionRow, NewIngestion};
 pub use runs::{AttemptFinish, AttemptRow, NewRun, RunFilter, RunRow, TaskInstanceRow};
 pub use summaries::SummaryRow;
+pub use web::WebSession;
 
 use crate::timefmt;
 
