@@ -201,18 +201,7 @@ pub async fn execute(
 ) -> Result<Report, BackfillError> {
     let store = exec.store().clone();
     let max_active = req.max_active_runs.unwrap_or(dag.max_active_runs).max(1);
-    let backfill = store
-        .create_backfill(&NewBackfill {
-            dag_id: &dag.id,
-            from_date: req.from,
-            to_date: req.to,
-            reprocess: &req.reprocess.to_string(),
-            max_active_runs: max_active,
-            run_backwards: req.run_backwards,
-            conf: &req.conf,
-            state: "running",
-        })
-        .await?;
+    let backfill = record_request(&store, dag, req, "running").await?;
     let mut dates = Vec::with_capacity(planned.len());
     let mut to_run = Vec::new();
     for p in &planned {
@@ -328,6 +317,27 @@ pub async fn execute(
     };
     store.finish_backfill(backfill.id, state).await?;
     Ok(Report { backfill_id: backfill.id, dag_id: dag.id.clone(), dates })
+}
+
+/// Records a backfill request: `running` when this process runs it, `queued` for the daemons.
+pub async fn record_request(
+    store: &Store,
+    dag: &Dag,
+    req: &Request,
+    state: &str,
+) -> Result<crate::store::BackfillRow, StoreError> {
+    store
+        .create_backfill(&NewBackfill {
+            dag_id: &dag.id,
+            from_date: req.from,
+            to_date: req.to,
+            reprocess: &req.reprocess.to_string(),
+            max_active_runs: req.max_active_runs.unwrap_or(dag.max_active_runs).max(1),
+            run_backwards: req.run_backwards,
+            conf: &req.conf,
+            state,
+        })
+        .await
 }
 
 async fn record(store: &Store, backfill_id: i64, d: &DateOutcome) -> Result<(), StoreError> {

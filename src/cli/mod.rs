@@ -751,7 +751,7 @@ async fn runs_list(settings: &Settings, dag: Option<&str>, limit: i64, json: boo
     let store = open_store(settings).await?;
     let runs = store.list_runs(&RunFilter { dag_id: dag, state: None, limit }).await?;
     if json {
-        let rows: Vec<serde_json::Value> = runs.iter().map(run_json).collect();
+        let rows: Vec<serde_json::Value> = runs.iter().map(crate::daemon::api::run_json).collect();
         return print_json(&rows);
     }
     if runs.is_empty() {
@@ -786,24 +786,6 @@ fn duration(start: Option<chrono::DateTime<chrono::Utc>>, end: Option<chrono::Da
     }
 }
 
-fn run_json(r: &crate::store::RunRow) -> serde_json::Value {
-    serde_json::json!({
-        "id": r.id,
-        "dag_id": r.dag_id,
-        "run_id": r.run_id,
-        "run_type": r.run_type.as_str(),
-        "logical_date": r.logical_date.to_rfc3339(),
-        "ds": r.ds.to_string(),
-        "data_interval_start": r.data_interval_start.to_rfc3339(),
-        "data_interval_end": r.data_interval_end.to_rfc3339(),
-        "state": r.state.as_str(),
-        "conf": r.conf,
-        "backfill_id": r.backfill_id,
-        "started_at": r.started_at.map(|t| t.to_rfc3339()),
-        "ended_at": r.ended_at.map(|t| t.to_rfc3339()),
-    })
-}
-
 async fn get_run(store: &Store, run_id: i64) -> Result<crate::store::RunRow, CliError> {
     store
         .get_run(run_id)
@@ -816,7 +798,7 @@ async fn runs_show(settings: &Settings, run_id: i64, json: bool) -> CliResult {
     let run = get_run(&store, run_id).await?;
     let tis = store.list_task_instances(run.id).await?;
     if json {
-        let mut v = run_json(&run);
+        let mut v = crate::daemon::api::run_json(&run);
         v["tasks"] = tis
             .iter()
             .map(|t| {

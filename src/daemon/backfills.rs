@@ -15,7 +15,7 @@ use super::Daemon;
 use crate::backfill::{self, Action, BackfillError, Request};
 use crate::dag::{Dag, schedule};
 use crate::executor::{ExecError, Prepared, prepare_run};
-use crate::store::{BackfillDateRow, BackfillRow, NewBackfill, RunType, Store, StoreError};
+use crate::store::{BackfillDateRow, BackfillRow, RunType, Store, StoreError};
 
 /// How often the driver looks at its backfills (runs finishing, new requests, state changes).
 const STEP_EVERY: Duration = Duration::from_millis(300);
@@ -24,19 +24,7 @@ const STEP_EVERY: Duration = Duration::from_millis(300);
 /// records it for the daemons. Returns the queued backfill.
 pub async fn submit(store: &Store, dag: &Dag, req: &Request) -> Result<BackfillRow, BackfillError> {
     backfill::plan(store, dag, req).await?;
-    let max_active = req.max_active_runs.unwrap_or(dag.max_active_runs).max(1);
-    Ok(store
-        .create_backfill(&NewBackfill {
-            dag_id: &dag.id,
-            from_date: req.from,
-            to_date: req.to,
-            reprocess: &req.reprocess.to_string(),
-            max_active_runs: max_active,
-            run_backwards: req.run_backwards,
-            conf: &req.conf,
-            state: "queued",
-        })
-        .await?)
+    Ok(backfill::record_request(store, dag, req, "queued").await?)
 }
 
 /// Claims backfills and drives them until shutdown (then hands them back, unfinished).

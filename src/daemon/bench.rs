@@ -17,47 +17,16 @@ use crate::dag::schedule;
 use crate::executor::prepare_run;
 use crate::store::{RunFilter, RunState, RunType, Store};
 
-const FANOUT_DAG: &str = r#"id = "bench_fanout"
-[[task]]
-id = "start"
-kind = "noop"
-[[task]]
-id = "t1"
-kind = "noop"
-depends_on = ["start"]
-[[task]]
-id = "t2"
-kind = "noop"
-depends_on = ["start"]
-[[task]]
-id = "t3"
-kind = "noop"
-depends_on = ["start"]
-[[task]]
-id = "t4"
-kind = "noop"
-depends_on = ["start"]
-[[task]]
-id = "t5"
-kind = "noop"
-depends_on = ["start"]
-[[task]]
-id = "t6"
-kind = "noop"
-depends_on = ["start"]
-[[task]]
-id = "t7"
-kind = "noop"
-depends_on = ["start"]
-[[task]]
-id = "t8"
-kind = "noop"
-depends_on = ["start"]
-[[task]]
-id = "end"
-kind = "noop"
-depends_on = ["t1", "t2", "t3", "t4", "t5", "t6", "t7", "t8"]
-"#;
+/// A DAG of `start` → t1..t8 → `end`, all `noop`.
+fn fanout_dag() -> String {
+    let mut text = String::from("id = \"bench_fanout\"\n[[task]]\nid = \"start\"\nkind = \"noop\"\n");
+    for i in 1..=8 {
+        text.push_str(&format!("[[task]]\nid = \"t{i}\"\nkind = \"noop\"\ndepends_on = [\"start\"]\n"));
+    }
+    let all: Vec<String> = (1..=8).map(|i| format!("\"t{i}\"")).collect();
+    text.push_str(&format!("[[task]]\nid = \"end\"\nkind = \"noop\"\ndepends_on = [{}]\n", all.join(", ")));
+    text
+}
 
 const TICK_DAG: &str = "id = \"bench_tick\"\nschedule = \"* * * * *\"\nstart_date = \"2025-01-01\"\n\
                         [[task]]\nid = \"first\"\nkind = \"noop\"\n";
@@ -112,12 +81,13 @@ pub async fn throughput(admin_url: &str, n: usize, runs: usize) -> Result<Throug
     let tmp = tempfile_dir()?;
     let dags = tmp.join("dags");
     std::fs::create_dir_all(&dags)?;
-    std::fs::write(dags.join("bench_fanout.toml"), FANOUT_DAG)?;
+    let fanout = fanout_dag();
+    std::fs::write(dags.join("bench_fanout.toml"), &fanout)?;
     let name = format!("tmbench_daemon_{}_{}", std::process::id(), n);
     let url = crate::store::admin::create_postgres_database(admin_url, &name).await?;
     let result = async {
         let store = Store::connect(&url, 4).await?;
-        let dag = crate::dag::load_str(FANOUT_DAG, &dags.join("bench_fanout.toml"))
+        let dag = crate::dag::load_str(&fanout, &dags.join("bench_fanout.toml"))
             .map_err(|d| anyhow::anyhow!("bench DAG: {d:?}"))?;
         let daemons: Vec<Serve> =
             (0..n).map(|i| spawn_serve(&tmp.join(format!("home{i}")), &dags, &url)).collect::<Result<_>>()?;
