@@ -53,6 +53,22 @@ pub const SLOT_FIELDS: &[&str] = &[
     "isProblem",
 ];
 
+/// Positions in [`SLOT_FIELDS`], for [`RoundSource::slot_field_at`].
+pub mod slot {
+    pub const START_TIME: usize = 0;
+    pub const DATE: usize = 1;
+    pub const HOLE: usize = 2;
+    pub const SECTION_NUMBER: usize = 3;
+    pub const HOLE_SECTION: usize = 4;
+    pub const PACE: usize = 5;
+    pub const PACE_GAP: usize = 6;
+    pub const POSITIONAL_GAP: usize = 7;
+    pub const BATTERY_PERCENTAGE: usize = 8;
+    pub const IS_CACHE: usize = 9;
+    pub const IS_PROJECTED: usize = 10;
+    pub const IS_PROBLEM: usize = 11;
+}
+
 /// One round of a file.
 pub trait RoundSource {
     /// A round-level field (`_id`, `startTime`, `goalTime`, …).
@@ -61,8 +77,15 @@ pub trait RoundSource {
     fn slot_count(&self) -> usize;
     /// The slot's `location_index` (CSV: N of `locations[N]`; JSON: array position).
     fn slot_index(&self, i: usize) -> i32;
-    /// A field of slot `i` (one of [`SLOT_FIELDS`]).
-    fn slot_field(&self, i: usize, name: &str) -> Raw<'_>;
+    /// Field `f` (a position in [`SLOT_FIELDS`], see [`slot`]) of slot `i`.
+    fn slot_field_at(&self, i: usize, f: usize) -> Raw<'_>;
+    /// A field of slot `i` by name (one of [`SLOT_FIELDS`]; any other name is missing).
+    fn slot_field(&self, i: usize, name: &str) -> Raw<'_> {
+        match SLOT_FIELDS.iter().position(|f| *f == name) {
+            Some(f) => self.slot_field_at(i, f),
+            None => Raw::Missing,
+        }
+    }
     /// `fixCoordinates[k]` of slot `i` (0 = longitude, 1 = latitude).
     fn slot_coord(&self, i: usize, k: usize) -> Raw<'_>;
     /// 1-based record number in the file (for error details).
@@ -150,13 +173,17 @@ struct CsvRound<'a> {
 
 impl CsvRound<'_> {
     fn cell(&self, pos: Option<usize>) -> Raw<'_> {
-        match pos.and_then(|p| self.record.get(p)) {
-            None => Raw::Missing,
-            Some(bytes) => match std::str::from_utf8(bytes) {
-                Ok(s) if s.trim().is_empty() => Raw::Missing,
-                Ok(s) => Raw::Str(s.trim()),
-                Err(_) => Raw::Str("\u{FFFD}"),
-            },
+        let Some(bytes) = pos.and_then(|p| self.record.get(p)) else { return Raw::Missing };
+        let (Some(&first), Some(&last)) = (bytes.first(), bytes.last()) else { return Raw::Missing };
+        match std::str::from_utf8(bytes) {
+            Ok(s) => {
+                // A cell that starts and ends with a visible ASCII character has nothing to trim
+                // (the common case; `trim` is Unicode-aware and costs more).
+                let visible = |b: u8| b > b' ' && b < 0x7f;
+                let s = if visible(first) && visible(last) { s } else { s.trim() };
+                if s.is_empty() { Raw::Missing } else { Raw::Str(s) }
+            }
+            Err(_) => Raw::Str("\u{FFFD}"),
         }
     }
 }
@@ -171,11 +198,8 @@ impl RoundSource for CsvRound<'_> {
     fn slot_index(&self, i: usize) -> i32 {
         self.layout.slots[i].index
     }
-    fn slot_field(&self, i: usize, name: &str) -> Raw<'_> {
-        match SLOT_FIELDS.iter().position(|f| *f == name) {
-            Some(f) => self.cell(self.layout.slots[i].fields[f]),
-            None => Raw::Missing,
-        }
+    fn slot_field_at(&self, i: usize, f: usize) -> Raw<'_> {
+        self.cell(self.layout.slots[i].fields.get(f).copied().flatten())
     }
     fn slot_coord(&self, i: usize, k: usize) -> Raw<'_> {
         self.cell(self.layout.slots[i].coords.get(k).copied().flatten())
@@ -269,8 +293,11 @@ impl RoundSource for JsonRound<'_> {
     fn slot_index(&self, i: usize) -> i32 {
         i as i32
     }
-    fn slot_field(&self, i: usize, name: &str) -> Raw<'_> {
-        json_raw(self.locations.get(i).and_then(|l| l.get(name)))
+    fn slot_field_at(&self, i: usize, f: usize) -> Raw<'_> {
+        match SLOT_FIELDS.get(f) {
+            Some(name) => json_raw(self.locations.get(i).and_then(|l| l.get(*name))),
+            None => Raw::Missing,
+        }
     }
     fn slot_coord(&self, i: usize, k: usize) -> Raw<'_> {
         json_raw(self.locations.get(i).and_then(|l| l.get("fixCoordinates")).and_then(|c| c.get(k)))
@@ -446,6 +473,46 @@ mod tests {
         let json = b"\xEF\xBB\xBF[{\"_id\": \"a\"}]";
         let n = read_json("t.json", &json[..], &mut |_| Ok(())).unwrap();
         assert_eq!(n, 1);
+    }
+
+    #[test]
+    fn slot_positions_name_the_fields() {
+        let at = [
+            (slot::START_TIME, "startTime"),
+            (slot::DATE, "date"),
+            (slot::HOLE, "hole"),
+            (slot::SECTION_NUMBER, "sectionNumber"),
+            (slot::HOLE_SECTION, "holeSection"),
+            (slot::PACE, "pace"),
+            (slot::PACE_GAP, "paceGap"),
+            (slot::POSITIONAL_GAP, "positionalGap"),
+            (slot::BATTERY_PERCENTAGE, "batteryPercentage"),
+            (slot::IS_CACHE, "isCache"),
+            (slot::IS_PROJECTED, "isProjected"),
+            (slot::IS_PROBLEM, "isProblem"),
+        ];
+        assert_eq!(at.len(), SLOT_FIELDS.len());
+        for (i, name) in at {
+            assert_eq!(SLOT_FIELDS[i], name);
+        }
+    }
+
+    #[test]
+    fn csv_cells_are_trimmed_and_blank_is_missing() {
+        let csv = "_id,course,locations[0].startTime,locations[0].hole,locations[0].pace\n r1 ,c,\" 300\",\u{a0}7\u{a0},\"  \"\n";
+        let mut seen = Vec::new();
+        read_csv("t.csv", csv.as_bytes(), &mut |r| {
+            seen.push(format!(
+                "{:?} {:?} {:?} {:?}",
+                r.field("_id"),
+                r.slot_field(0, "startTime"),
+                r.slot_field_at(0, slot::HOLE),
+                r.slot_field(0, "pace")
+            ));
+            Ok(())
+        })
+        .unwrap();
+        assert_eq!(seen, ["Str(\"r1\") Str(\"300\") Str(\"7\") Missing"]);
     }
 
     #[test]

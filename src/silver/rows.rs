@@ -18,12 +18,14 @@ use std::sync::Arc;
 
 use chrono::{DateTime, Datelike, NaiveDate, NaiveDateTime, Utc};
 use datafusion::arrow::array::{
-    ArrayRef, BooleanBuilder, Date32Builder, Float64Builder, Int32Builder, StringBuilder, TimestampMicrosecondBuilder,
+    ArrayRef, BooleanBuilder, Date32Builder, Float64Builder, Int32Builder, PrimitiveBuilder, StringBuilder,
+    TimestampMicrosecondBuilder,
 };
+use datafusion::arrow::datatypes::ArrowPrimitiveType;
 use datafusion::arrow::record_batch::RecordBatch;
 use serde_json::Value;
 
-use super::read::{self, Format, Raw, RoundSource};
+use super::read::{self, Format, Raw, RoundSource, slot};
 
 /// Validation bounds (inclusive) for coordinates.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -122,19 +124,28 @@ fn int(raw: Raw<'_>, col: &str, problems: &mut Vec<Problem>) -> Option<i32> {
 }
 
 fn boolean(raw: Raw<'_>, col: &str, problems: &mut Vec<Problem>) -> Option<bool> {
-    let s = match raw {
+    let parsed = match raw {
         Raw::Missing => return None,
         Raw::Json(Value::Bool(b)) => return Some(*b),
-        Raw::Str(s) => s.to_string(),
-        Raw::Json(v) => read::json_text(v).unwrap_or_default(),
+        Raw::Str(s) => parse_bool(s),
+        Raw::Json(v) => parse_bool(&read::json_text(v).unwrap_or_default()),
     };
-    match s.trim().to_ascii_lowercase().as_str() {
-        "true" | "t" | "1" | "yes" | "y" => Some(true),
-        "false" | "f" | "0" | "no" | "n" => Some(false),
-        _ => {
-            problems.push(("invalid_value", format!("{col} = {} is not true or false", show(raw))));
-            None
-        }
+    if parsed.is_none() {
+        problems.push(("invalid_value", format!("{col} = {} is not true or false", show(raw))));
+    }
+    parsed
+}
+
+/// `true`/`t`/`1`/`yes`/`y` or `false`/`f`/`0`/`no`/`n`, any ASCII case, blanks around ignored.
+fn parse_bool(s: &str) -> Option<bool> {
+    let s = s.trim();
+    let any = |words: [&str; 5]| words.iter().any(|w| s.eq_ignore_ascii_case(w));
+    if any(["true", "t", "1", "yes", "y"]) {
+        Some(true)
+    } else if any(["false", "f", "0", "no", "n"]) {
+        Some(false)
+    } else {
+        None
     }
 }
 
@@ -309,15 +320,16 @@ struct SlotFields {
 
 fn slot_fields(r: &dyn RoundSource, i: usize, round: &RoundFields, rules: &Rules) -> SlotFields {
     let mut p = Vec::new();
-    let n = |name: &str, p: &mut Vec<Problem>| number(r.slot_field(i, name), name, p);
-    let offset = n("startTime", &mut p);
-    let date = timestamp(r.slot_field(i, "date"), "date", &mut p);
+    let field = |f: usize| r.slot_field_at(i, f);
+    let n = |f: usize, p: &mut Vec<Problem>| number(field(f), read::SLOT_FIELDS[f], p);
+    let offset = n(slot::START_TIME, &mut p);
+    let date = timestamp(field(slot::DATE), "date", &mut p);
     let fix_ts = date.or_else(|| match (round.start, offset) {
         (Some(start), Some(off)) => Some(start + (off * 1_000_000.0).round() as i64),
         _ => None,
     });
-    let hole = int(r.slot_field(i, "hole"), "hole", &mut p);
-    let section = int(r.slot_field(i, "sectionNumber"), "sectionNumber", &mut p);
+    let hole = int(field(slot::HOLE), "hole", &mut p);
+    let section = int(field(slot::SECTION_NUMBER), "sectionNumber", &mut p);
     let lon = number(r.slot_coord(i, 0), "fixCoordinates[0]", &mut p);
     let lat = number(r.slot_coord(i, 1), "fixCoordinates[1]", &mut p);
     if let Some(x) = lon
@@ -330,7 +342,7 @@ fn slot_fields(r: &dyn RoundSource, i: usize, round: &RoundFields, rules: &Rules
     {
         p.push(("invalid_latitude", format!("latitude {y} outside {}..{}", rules.min_lat, rules.max_lat)));
     }
-    let battery = n("batteryPercentage", &mut p);
+    let battery = n(slot::BATTERY_PERCENTAGE, &mut p);
     if let Some(b) = battery
         && !(0.0..=100.0).contains(&b)
     {
@@ -341,15 +353,15 @@ fn slot_fields(r: &dyn RoundSource, i: usize, round: &RoundFields, rules: &Rules
         fix_ts,
         hole,
         section,
-        hole_section: int(r.slot_field(i, "holeSection"), "holeSection", &mut p),
+        hole_section: int(field(slot::HOLE_SECTION), "holeSection", &mut p),
         lon,
         lat,
-        is_cache: boolean(r.slot_field(i, "isCache"), "isCache", &mut p),
-        is_projected: boolean(r.slot_field(i, "isProjected"), "isProjected", &mut p),
-        is_problem: boolean(r.slot_field(i, "isProblem"), "isProblem", &mut p),
-        pace_gap: n("paceGap", &mut p).map(round3),
-        positional_gap: n("positionalGap", &mut p).map(round3),
-        pace: n("pace", &mut p).map(round3),
+        is_cache: boolean(field(slot::IS_CACHE), "isCache", &mut p),
+        is_projected: boolean(field(slot::IS_PROJECTED), "isProjected", &mut p),
+        is_problem: boolean(field(slot::IS_PROBLEM), "isProblem", &mut p),
+        pace_gap: n(slot::PACE_GAP, &mut p).map(round3),
+        positional_gap: n(slot::POSITIONAL_GAP, &mut p).map(round3),
+        pace: n(slot::PACE, &mut p).map(round3),
         battery,
         nine: None,
         padding: hole.is_none() && section.is_none(),
@@ -417,7 +429,11 @@ fn better(a: &SlotFields, b: &SlotFields) -> bool {
 struct Builder {
     course_id: String,
     ingest_date: i32,
+    /// Rows reserved per batch.
+    capacity: usize,
     len: usize,
+    /// Scratch text for `geometry_wkt`.
+    wkt_text: String,
     round_id: StringBuilder,
     course: StringBuilder,
     ingest: Date32Builder,
@@ -474,122 +490,172 @@ fn date32(d: NaiveDate) -> i32 {
     d.num_days_from_ce() - EPOCH_DAYS_CE
 }
 
+/// Rows a builder reserves room for up front (more rows grow the buffers as needed).
+const RESERVE_ROWS: usize = 65_536;
+
+/// `n` copies of `v` (or `n` NULLs).
+fn append_n<T: ArrowPrimitiveType>(b: &mut PrimitiveBuilder<T>, v: Option<T::Native>, n: usize) {
+    match v {
+        Some(v) => b.append_value_n(v, n),
+        None => b.append_nulls(n),
+    }
+}
+
+fn append_bool_n(b: &mut BooleanBuilder, v: Option<bool>, n: usize) {
+    match v {
+        Some(v) => b.append_n(n, v),
+        None => b.append_nulls(n),
+    }
+}
+
+fn append_str_n(b: &mut StringBuilder, v: Option<&str>, n: usize) {
+    for _ in 0..n {
+        b.append_option(v);
+    }
+}
+
 impl Builder {
-    fn new(course_id: &str, ingest_date: NaiveDate) -> Builder {
-        let ts = || TimestampMicrosecondBuilder::new().with_timezone("+00:00");
+    /// Empty builders with room for `rows` rows (at most [`RESERVE_ROWS`]); `ingest_date` as a
+    /// Date32 value.
+    fn new(course_id: &str, ingest_date: i32, rows: usize) -> Builder {
+        let rows = rows.min(RESERVE_ROWS);
+        let ts = || TimestampMicrosecondBuilder::with_capacity(rows).with_timezone("+00:00");
+        let int = || Int32Builder::with_capacity(rows);
+        let dbl = || Float64Builder::with_capacity(rows);
+        let bool = || BooleanBuilder::with_capacity(rows);
+        let date = || Date32Builder::with_capacity(rows);
+        // Object ids are 24 characters; goal names and WKT points are longer.
+        let text = |bytes: usize| StringBuilder::with_capacity(rows, rows * bytes);
         Builder {
             course_id: course_id.to_string(),
-            ingest_date: date32(ingest_date),
+            ingest_date,
+            capacity: rows,
             len: 0,
-            round_id: StringBuilder::new(),
-            course: StringBuilder::new(),
-            ingest: Date32Builder::new(),
+            wkt_text: String::new(),
+            round_id: text(24),
+            course: text(course_id.len()),
+            ingest: date(),
             fix_ts: ts(),
-            padding: BooleanBuilder::new(),
+            padding: bool(),
             start: ts(),
             end: ts(),
-            start_hole: Int32Builder::new(),
-            start_section: Int32Builder::new(),
-            end_section: Int32Builder::new(),
-            is_nine_hole: BooleanBuilder::new(),
-            current_nine: Int32Builder::new(),
-            goal_time: Int32Builder::new(),
-            is_complete: BooleanBuilder::new(),
-            device: StringBuilder::new(),
-            first_fix: StringBuilder::new(),
-            last_fix: StringBuilder::new(),
-            goal_name: StringBuilder::new(),
-            goal_time_fraction: Float64Builder::new(),
-            is_incomplete: BooleanBuilder::new(),
-            is_secondary: BooleanBuilder::new(),
-            is_auto_assigned: BooleanBuilder::new(),
-            last_section_start: Float64Builder::new(),
-            current_section: Int32Builder::new(),
-            current_hole: Int32Builder::new(),
-            current_hole_section: Int32Builder::new(),
-            location_index: Int32Builder::new(),
-            hole: Int32Builder::new(),
-            section: Int32Builder::new(),
-            hole_section: Int32Builder::new(),
-            lon: Float64Builder::new(),
-            lat: Float64Builder::new(),
-            is_cache: BooleanBuilder::new(),
-            is_projected: BooleanBuilder::new(),
-            is_problem: BooleanBuilder::new(),
-            pace_gap: Float64Builder::new(),
-            positional_gap: Float64Builder::new(),
-            pace: Float64Builder::new(),
-            battery: Float64Builder::new(),
-            event_date: Date32Builder::new(),
-            duration: Float64Builder::new(),
-            year: Int32Builder::new(),
-            month: Int32Builder::new(),
-            day: Int32Builder::new(),
-            weekday: Int32Builder::new(),
-            nine: Int32Builder::new(),
-            wkt: StringBuilder::new(),
-            ts_missing: BooleanBuilder::new(),
+            start_hole: int(),
+            start_section: int(),
+            end_section: int(),
+            is_nine_hole: bool(),
+            current_nine: int(),
+            goal_time: int(),
+            is_complete: bool(),
+            device: text(24),
+            first_fix: text(24),
+            last_fix: text(24),
+            goal_name: text(16),
+            goal_time_fraction: dbl(),
+            is_incomplete: bool(),
+            is_secondary: bool(),
+            is_auto_assigned: bool(),
+            last_section_start: dbl(),
+            current_section: int(),
+            current_hole: int(),
+            current_hole_section: int(),
+            location_index: int(),
+            hole: int(),
+            section: int(),
+            hole_section: int(),
+            lon: dbl(),
+            lat: dbl(),
+            is_cache: bool(),
+            is_projected: bool(),
+            is_problem: bool(),
+            pace_gap: dbl(),
+            positional_gap: dbl(),
+            pace: dbl(),
+            battery: dbl(),
+            event_date: date(),
+            duration: dbl(),
+            year: int(),
+            month: int(),
+            day: int(),
+            weekday: int(),
+            nine: int(),
+            wkt: text(40),
+            ts_missing: bool(),
         }
     }
 
-    fn push(&mut self, r: &RoundFields, s: &SlotFields) {
-        self.len += 1;
-        self.round_id.append_option(r.round_id.as_deref());
-        self.course.append_value(&self.course_id);
-        self.ingest.append_value(self.ingest_date);
-        self.fix_ts.append_option(s.fix_ts);
-        self.padding.append_value(s.padding);
-        self.start.append_option(r.start);
-        self.end.append_option(r.end);
-        self.start_hole.append_option(r.start_hole);
-        self.start_section.append_option(r.start_section);
-        self.end_section.append_option(r.end_section);
-        self.is_nine_hole.append_option(r.is_nine_hole);
-        self.current_nine.append_option(r.current_nine);
-        self.goal_time.append_option(r.goal_time);
-        self.is_complete.append_option(r.is_complete);
-        self.device.append_option(r.device.as_deref());
-        self.first_fix.append_option(r.first_fix.as_deref());
-        self.last_fix.append_option(r.last_fix.as_deref());
-        self.goal_name.append_option(r.goal_name.as_deref());
-        self.goal_time_fraction.append_option(r.goal_time_fraction);
-        self.is_incomplete.append_option(r.is_incomplete);
-        self.is_secondary.append_option(r.is_secondary);
-        self.is_auto_assigned.append_option(r.is_auto_assigned);
-        self.last_section_start.append_option(r.last_section_start);
-        self.current_section.append_option(r.current_section);
-        self.current_hole.append_option(r.current_hole);
-        self.current_hole_section.append_option(r.current_hole_section);
-        self.location_index.append_value(s.index);
-        self.hole.append_option(s.hole);
-        self.section.append_option(s.section);
-        self.hole_section.append_option(s.hole_section);
-        self.lon.append_option(s.lon);
-        self.lat.append_option(s.lat);
-        self.is_cache.append_option(s.is_cache);
-        self.is_projected.append_option(s.is_projected);
-        self.is_problem.append_option(s.is_problem);
-        self.pace_gap.append_option(s.pace_gap);
-        self.positional_gap.append_option(s.positional_gap);
-        self.pace.append_option(s.pace);
-        self.battery.append_option(s.battery);
-        let when = s.fix_ts.and_then(DateTime::<Utc>::from_timestamp_micros);
-        self.event_date.append_option(when.map(|t| date32(t.date_naive())));
-        self.duration.append_option(r.duration_minutes);
-        self.year.append_option(when.map(|t| t.year()));
-        self.month.append_option(when.map(|t| t.month() as i32));
-        self.day.append_option(when.map(|t| t.day() as i32));
-        self.weekday.append_option(when.map(|t| t.weekday().number_from_monday() as i32));
-        self.nine.append_option(s.nine);
-        match (s.lon, s.lat) {
-            (Some(x), Some(y)) => self.wkt.append_value(format!("POINT({x} {y})")),
-            _ => self.wkt.append_null(),
+    /// Appends one row per slot, all of round `r`: the round's columns are appended once per
+    /// run rather than cell by cell.
+    fn push_run(&mut self, r: &RoundFields, slots: &[&SlotFields]) {
+        let n = slots.len();
+        self.len += n;
+        append_str_n(&mut self.round_id, r.round_id.as_deref(), n);
+        append_str_n(&mut self.course, Some(&self.course_id), n);
+        self.ingest.append_value_n(self.ingest_date, n);
+        append_n(&mut self.start, r.start, n);
+        append_n(&mut self.end, r.end, n);
+        append_n(&mut self.start_hole, r.start_hole, n);
+        append_n(&mut self.start_section, r.start_section, n);
+        append_n(&mut self.end_section, r.end_section, n);
+        append_bool_n(&mut self.is_nine_hole, r.is_nine_hole, n);
+        append_n(&mut self.current_nine, r.current_nine, n);
+        append_n(&mut self.goal_time, r.goal_time, n);
+        append_bool_n(&mut self.is_complete, r.is_complete, n);
+        append_str_n(&mut self.device, r.device.as_deref(), n);
+        append_str_n(&mut self.first_fix, r.first_fix.as_deref(), n);
+        append_str_n(&mut self.last_fix, r.last_fix.as_deref(), n);
+        append_str_n(&mut self.goal_name, r.goal_name.as_deref(), n);
+        append_n(&mut self.goal_time_fraction, r.goal_time_fraction, n);
+        append_bool_n(&mut self.is_incomplete, r.is_incomplete, n);
+        append_bool_n(&mut self.is_secondary, r.is_secondary, n);
+        append_bool_n(&mut self.is_auto_assigned, r.is_auto_assigned, n);
+        append_n(&mut self.last_section_start, r.last_section_start, n);
+        append_n(&mut self.current_section, r.current_section, n);
+        append_n(&mut self.current_hole, r.current_hole, n);
+        append_n(&mut self.current_hole_section, r.current_hole_section, n);
+        append_n(&mut self.duration, r.duration_minutes, n);
+        for s in slots {
+            self.fix_ts.append_option(s.fix_ts);
+            self.padding.append_value(s.padding);
+            self.location_index.append_value(s.index);
+            self.hole.append_option(s.hole);
+            self.section.append_option(s.section);
+            self.hole_section.append_option(s.hole_section);
+            self.lon.append_option(s.lon);
+            self.lat.append_option(s.lat);
+            self.is_cache.append_option(s.is_cache);
+            self.is_projected.append_option(s.is_projected);
+            self.is_problem.append_option(s.is_problem);
+            self.pace_gap.append_option(s.pace_gap);
+            self.positional_gap.append_option(s.positional_gap);
+            self.pace.append_option(s.pace);
+            self.battery.append_option(s.battery);
+            let when = s.fix_ts.and_then(DateTime::<Utc>::from_timestamp_micros);
+            self.event_date.append_option(when.map(|t| date32(t.date_naive())));
+            self.year.append_option(when.map(|t| t.year()));
+            self.month.append_option(when.map(|t| t.month() as i32));
+            self.day.append_option(when.map(|t| t.day() as i32));
+            self.weekday.append_option(when.map(|t| t.weekday().number_from_monday() as i32));
+            self.nine.append_option(s.nine);
+            match (s.lon, s.lat) {
+                (Some(x), Some(y)) => {
+                    use std::fmt::Write;
+                    self.wkt_text.clear();
+                    let _ = write!(self.wkt_text, "POINT({x} {y})");
+                    self.wkt.append_value(&self.wkt_text);
+                }
+                _ => self.wkt.append_null(),
+            }
+            self.ts_missing.append_value(s.fix_ts.is_none());
         }
-        self.ts_missing.append_value(s.fix_ts.is_none());
     }
 
+    /// The rows so far as a batch; the builder starts again, empty, with the same room.
     fn finish(&mut self) -> Result<RecordBatch, datafusion::arrow::error::ArrowError> {
-        self.len = 0;
+        let fresh = Builder::new(&self.course_id, self.ingest_date, self.capacity);
+        std::mem::replace(self, fresh).batch()
+    }
+
+    fn batch(mut self) -> Result<RecordBatch, datafusion::arrow::error::ArrowError> {
         let cols: Vec<ArrayRef> = vec![
             Arc::new(self.round_id.finish()),
             Arc::new(self.course.finish()),
@@ -722,7 +788,7 @@ pub fn transform_partition(
     counts.retain(|_, n| *n > 1);
 
     // Pass 2: rows. Rounds seen once go straight out; repeated rounds wait for their best slots.
-    let mut builder = Builder::new(course_id, ingest_date);
+    let mut builder = Builder::new(course_id, date32(ingest_date), batch_rows);
     let mut repeated: HashMap<String, Vec<(Arc<RoundFields>, SlotFields)>> = HashMap::new();
     let mut sink_error: Option<String> = None;
     for input in inputs {
@@ -737,6 +803,7 @@ pub fn transform_partition(
             }
             assign_nines(&mut slots);
             let is_repeated = round.round_id.as_ref().is_some_and(|id| counts.contains_key(id));
+            let mut out: Vec<SlotFields> = Vec::with_capacity(slots.len());
             for slot in slots {
                 if !round.problems.is_empty() || !slot.problems.is_empty() {
                     let q = quarantine_row(course_id, ingest_date, &round, &slot);
@@ -748,14 +815,17 @@ pub fn transform_partition(
                 } else {
                     stats.rows_out += 1;
                     stats.padding_rows += u64::from(slot.padding);
-                    builder.push(&round, &slot);
-                    if builder.len >= batch_rows {
-                        let batch = builder.finish().map_err(|e| e.to_string())?;
-                        sink(batch).inspect_err(|e| sink_error = Some(e.clone()))?;
-                    }
+                    out.push(slot);
                 }
             }
-            Ok(())
+            let out: Vec<&SlotFields> = out.iter().collect();
+            emit(&mut builder, &round, &out, batch_rows, sink).map_err(|e| match e {
+                Emit::Build(e) => e,
+                Emit::Sink(e) => {
+                    sink_error = Some(e.clone());
+                    e
+                }
+            })
         };
         let read = match format {
             Format::Csv => read::read_csv(&input.name, reader, &mut on_round),
@@ -784,20 +854,50 @@ pub fn transform_partition(
                 }
             }
         }
-        for (round, slot) in best.into_values() {
-            stats.rows_out += 1;
-            stats.padding_rows += u64::from(slot.padding);
-            builder.push(&round, &slot);
-            if builder.len >= batch_rows {
-                sink(builder.finish().map_err(|e| TransformError::Sink(e.to_string()))?)
-                    .map_err(TransformError::Sink)?;
-            }
+        let kept: Vec<(Arc<RoundFields>, SlotFields)> = best.into_values().collect();
+        stats.rows_out += kept.len() as u64;
+        stats.padding_rows += kept.iter().filter(|(_, s)| s.padding).count() as u64;
+        // Consecutive slots taken from the same copy of the round go out as one run.
+        for run in kept.chunk_by(|a, b| Arc::ptr_eq(&a.0, &b.0)) {
+            let slots: Vec<&SlotFields> = run.iter().map(|(_, s)| s).collect();
+            emit(&mut builder, &run[0].0, &slots, batch_rows, sink).map_err(|e| match e {
+                Emit::Build(e) | Emit::Sink(e) => TransformError::Sink(e),
+            })?;
         }
     }
     if builder.len > 0 {
         sink(builder.finish().map_err(|e| TransformError::Sink(e.to_string()))?).map_err(TransformError::Sink)?;
     }
     Ok(stats)
+}
+
+/// Why [`emit`] stopped.
+enum Emit {
+    Build(String),
+    Sink(String),
+}
+
+/// Appends the rows of one round (`slots`, in output order) to `builder`, handing a batch to `sink`
+/// each time the builder reaches `batch_rows` rows.
+fn emit(
+    builder: &mut Builder,
+    round: &RoundFields,
+    slots: &[&SlotFields],
+    batch_rows: usize,
+    sink: &mut dyn FnMut(RecordBatch) -> Result<(), String>,
+) -> Result<(), Emit> {
+    let mut rest = slots;
+    while !rest.is_empty() {
+        let room = batch_rows.saturating_sub(builder.len).max(1);
+        let (now, later) = rest.split_at(room.min(rest.len()));
+        builder.push_run(round, now);
+        if builder.len >= batch_rows {
+            let batch = builder.finish().map_err(|e| Emit::Build(e.to_string()))?;
+            sink(batch).map_err(Emit::Sink)?;
+        }
+        rest = later;
+    }
+    Ok(())
 }
 
 fn read_head(reader: &mut dyn Read, buf: &mut [u8]) -> std::io::Result<usize> {
@@ -813,6 +913,8 @@ fn read_head(reader: &mut dyn Read, buf: &mut [u8]) -> std::io::Result<usize> {
 
 #[cfg(test)]
 mod tests {
+    use datafusion::arrow::array::AsArray;
+
     use super::*;
 
     #[test]
@@ -859,6 +961,83 @@ mod tests {
         let mut s: Vec<SlotFields> = (5..=9).chain(1..=4).map(|h| slot(Some(h), Some(h))).collect();
         assign_nines(&mut s);
         assert!(s.iter().all(|x| x.nine == Some(1)));
+    }
+
+    #[test]
+    fn booleans_parse_in_any_ascii_case() {
+        for (text, want) in [("true", Some(true)), (" YES ", Some(true)), ("T", Some(true)), ("1", Some(true))] {
+            assert_eq!(parse_bool(text), want, "{text:?}");
+        }
+        for (text, want) in [("False", Some(false)), ("n", Some(false)), ("0", Some(false)), ("NO", Some(false))] {
+            assert_eq!(parse_bool(text), want, "{text:?}");
+        }
+        for text in ["", "tru", "yes please", "2", "ﬁ"] {
+            assert_eq!(parse_bool(text), None, "{text:?}");
+        }
+        let mut problems = Vec::new();
+        assert_eq!(boolean(Raw::Str("maybe"), "isCache", &mut problems), None);
+        assert_eq!(problems, [("invalid_value", "isCache = \"maybe\" is not true or false".to_string())]);
+    }
+
+    /// Rows and batch boundaries do not depend on how rows are appended: every batch but the last
+    /// is full, and the rows are the same, in the same order, whatever the batch size.
+    #[test]
+    fn batches_split_runs_of_one_round_anywhere() {
+        let a = "_id,course,startTime,locations[0].startTime,locations[0].hole,locations[0].batteryPercentage,\
+                 locations[1].startTime,locations[1].hole,locations[1].batteryPercentage,locations[2].startTime\n\
+                 r1,c,2024-11-01T12:00:00Z,10,1,90,20,2,140,30\n\
+                 r2,c,2024-11-01T13:00:00Z,10,1,50,20,2,50,30\n\
+                 r3,c,2024-11-01T14:00:00Z,10,1,50,20,2,50,\n";
+        let b = "_id,course,startTime,locations[0].startTime,locations[0].hole,locations[0].batteryPercentage,\
+                 locations[1].startTime,locations[1].hole,locations[1].batteryPercentage\n\
+                 r2,c,2024-11-01T13:00:00Z,10,1,40,20,2,60\n\
+                 r4,c,2024-11-01T15:00:00Z,10,1,50,20,2,50\n";
+        let input = |name: &str, text: &'static str| Input {
+            name: name.into(),
+            open: Box::new(move || Ok(Box::new(text.as_bytes()) as Box<dyn Read + Send>)),
+        };
+        let inputs = [input("a.csv", a), input("b.csv", b)];
+        let run = |batch_rows: usize| {
+            let mut batches = Vec::new();
+            let date = NaiveDate::from_ymd_opt(2024, 11, 2).unwrap();
+            let stats = transform_partition(
+                "c",
+                date,
+                &inputs,
+                &Rules::default(),
+                batch_rows,
+                &mut |batch| {
+                    batches.push(batch);
+                    Ok(())
+                },
+                &mut |_| {},
+            )
+            .unwrap();
+            (stats, batches)
+        };
+        let (stats, whole) = run(1000);
+        assert_eq!((stats.rows_out, stats.duplicate_rows_removed, whole.len()), (10, 2, 1));
+        let rows = |batches: &[RecordBatch]| {
+            datafusion::arrow::compute::concat_batches(&super::super::schema(), batches).unwrap()
+        };
+        let battery = |b: &RecordBatch| {
+            b.column_by_name("battery_percentage")
+                .unwrap()
+                .as_primitive::<datafusion::arrow::datatypes::Float64Type>()
+                .clone()
+        };
+        // r1 slot 1 is quarantined; r2 slot 0 keeps battery 50 (file a), slot 1 keeps 60 (file b).
+        assert_eq!(
+            battery(&whole[0]).iter().flatten().sum::<f64>(),
+            90.0 + (50.0 + 60.0) + (50.0 + 50.0) + (50.0 + 50.0)
+        );
+        for batch_rows in 1..=4 {
+            let (s, batches) = run(batch_rows);
+            assert_eq!(s, stats);
+            let sizes: Vec<usize> = batches.iter().map(RecordBatch::num_rows).collect();
+            assert!(sizes[..sizes.len() - 1].iter().all(|&n| n == batch_rows), "{batch_rows}: {sizes:?}");
+            assert_eq!(rows(&batches), whole[0], "batch_rows {batch_rows}");
+        }
     }
 
     #[test]
