@@ -48,6 +48,16 @@ pub struct BenchArgs {
     /// Minute boundaries to time the cron latency on (with --daemons; 0 skips it).
     #[arg(long, default_value_t = 2)]
     ticks: usize,
+    /// Instead: seed 2,000 runs / 100,000 task tries into a fresh state DB (SQLite unless
+    /// `--db postgres`), serve it in-process and report p50/p99 per UI page and API endpoint.
+    #[arg(long)]
+    ui: bool,
+    /// Requests per page (with --ui).
+    #[arg(long, default_value_t = 200)]
+    requests: usize,
+    /// Concurrent HTTP clients (with --ui).
+    #[arg(long, default_value_t = 4)]
+    concurrency: usize,
 }
 
 #[derive(Debug, Clone, serde::Serialize)]
@@ -240,6 +250,18 @@ pub async fn run(base: &Settings, args: BenchArgs) -> Result<()> {
     }
     if let Some(list) = &args.daemons {
         return run_daemons(&args, list).await;
+    }
+    if args.ui {
+        let opts = crate::web::bench::UiBenchOptions {
+            db: if args.db == "all" { "sqlite".into() } else { args.db.clone() },
+            pg_url: args.pg_url.clone(),
+            requests: args.requests,
+            concurrency: args.concurrency,
+            json: args.json,
+            ..Default::default()
+        };
+        crate::web::bench::run(base, &opts).await?;
+        return Ok(());
     }
     let dbs: Vec<&str> = match args.db.as_str() {
         "all" => vec!["sqlite", "postgres"],

@@ -321,6 +321,37 @@ impl Drop for LeaseKeeper {
     }
 }
 
+/// How often a running try's log so far is written to its attempt row (for the UI's live tail).
+const LOG_FLUSH_EVERY: Duration = Duration::from_secs(2);
+
+/// Writes a running try's log to the state DB every [`LOG_FLUSH_EVERY`] until dropped (the
+/// final log is written with the try's end).
+struct LogFlusher(tokio::task::JoinHandle<()>);
+
+impl LogFlusher {
+    fn start(store: Store, attempt_id: i64, log: LogBuffer) -> Self {
+        LogFlusher(tokio::spawn(async move {
+            let mut written = 0;
+            loop {
+                tokio::time::sleep(LOG_FLUSH_EVERY).await;
+                let text = log.contents();
+                if text.len() != written {
+                    written = text.len();
+                    if let Err(e) = store.update_running_log(attempt_id, &text).await {
+                        tracing::debug!(attempt_id, error = %e, "could not write the running log");
+                    }
+                }
+            }
+        }))
+    }
+}
+
+impl Drop for LogFlusher {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
 /// This machine's name, as recorded with runs and tries.
 pub fn hostname() -> String {
     nix::unistd::gethostname().ok().and_then(|h| h.into_string().ok()).unwrap_or_else(|| "localhost".into())
@@ -420,7 +451,9 @@ impl TaskRunner {
             exec.task_event(&self.run, &self.ti, TaskState::Running, None);
 
             let log = LogBuffer::new();
+            let flusher = LogFlusher::start(exec.store.clone(), attempt_id, log.clone());
             let end = self.one_try(try_number, &log).await;
+            drop(flusher);
             if matches!(end, TryEnd::Released) {
                 if self.lost.load(Ordering::SeqCst) {
                     // Another process holds the run now; it records this try as abandoned.

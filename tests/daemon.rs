@@ -749,3 +749,34 @@ async fn a_cli_run_failure_is_mailed_before_exit_or_left_for_the_daemon_exactly_
     tokio::time::sleep(Duration::from_secs(2)).await;
     assert_eq!(smtp.messages().len(), 1, "mailed more than once");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_running_try_shows_its_log_so_far() {
+    let dag = "id = \"chatty\"\n[[task]]\nid = \"talk\"\nkind = \"command\"\nprogram = \"/bin/sh\"\n\
+               args = [\"-c\", \"echo one-$((40+2)); sleep 4; echo two-$((40+2))\"]\n";
+    let env = Env::new(common::sqlite_db(), &[("chatty.toml", dag)]);
+    let daemon = env.serve();
+    let http = client();
+    let r = http
+        .post(format!("{}/api/v1/dags/chatty/runs", daemon.url))
+        .bearer_auth(TOKEN)
+        .json(&json!({"logical_date": "2025-01-01"}))
+        .send()
+        .await
+        .unwrap();
+    let run_pk = r.json::<Value>().await.unwrap()["id"].as_i64().unwrap();
+    let url = format!("{}/api/v1/runs/{run_pk}/tasks/talk", daemon.url);
+    let try1: Value = eventually(Duration::from_secs(10), "the first line while the try runs", || async {
+        let v: Value = http.get(&url).send().await.ok()?.json().await.ok()?;
+        let t = v["tries"].get(0)?.clone();
+        (t["state"] == "running" && t["log"].as_str()?.contains("one-42")).then_some(t)
+    })
+    .await;
+    assert!(!try1["log"].as_str().unwrap().contains("two-42"), "{try1}");
+    eventually(Duration::from_secs(15), "the full log at the end", || async {
+        let v: Value = http.get(&url).send().await.ok()?.json().await.ok()?;
+        let t = &v["tries"][0];
+        (t["state"] == "success" && t["log"].as_str()?.contains("two-42")).then_some(())
+    })
+    .await;
+}

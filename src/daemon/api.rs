@@ -18,7 +18,7 @@ use super::Daemon;
 use crate::backfill::{BackfillError, Request};
 use crate::dag::schedule;
 use crate::executor::{ExecError, Prepared, prepare_run};
-use crate::store::{RunFilter, RunRow, RunType, StoreError};
+use crate::store::{RunFilter, RunRow, RunState, RunType, StoreError, TaskState};
 
 pub fn router(d: Arc<Daemon>) -> Router {
     Router::new()
@@ -30,6 +30,8 @@ pub fn router(d: Arc<Daemon>) -> Router {
         .route("/api/v1/dags/{dag_id}/unpause", post(unpause))
         .route("/api/v1/runs/{run_pk}", get(show_run))
         .route("/api/v1/runs/{run_pk}/tasks/{task_id}", get(show_task))
+        .route("/api/v1/runs/{run_pk}/tasks/{task_id}/clear", post(clear_task_api))
+        .route("/api/v1/runs/{run_pk}/tasks/{task_id}/mark", post(mark_task_api))
         .route("/api/v1/backfills", get(list_backfills).post(submit_backfill))
         .route("/api/v1/backfills/{id}", get(show_backfill))
         .route("/api/v1/backfills/{id}/{action}", post(change_backfill))
@@ -366,4 +368,133 @@ pub async fn change_backfill_state(
         other => return Ok(Err(format!("unknown action `{other}` (pause, resume, cancel)"))),
     };
     if store.transition_backfill(id, from, to).await? { Ok(Ok(to)) } else { Ok(Err(format!("cannot {action} it"))) }
+}
+
+/// Why a task action (clear, mark) was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum ActionError {
+    #[error("{0}")]
+    NotFound(String),
+    /// The run is in a state that does not allow it (e.g. still running).
+    #[error("{0}")]
+    Conflict(String),
+    #[error("{0}")]
+    Invalid(String),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+impl From<ActionError> for ApiError {
+    fn from(e: ActionError) -> Self {
+        match e {
+            ActionError::NotFound(m) => not_found(m),
+            ActionError::Conflict(m) => ApiError(StatusCode::CONFLICT, m),
+            ActionError::Invalid(m) => bad(m),
+            ActionError::Store(e) => e.into(),
+        }
+    }
+}
+
+/// The run, its DAG and the check that the DAG has the task and the run has finished.
+async fn finished_run_with_task(
+    d: &Daemon,
+    run_pk: i64,
+    task_id: &str,
+    action: &str,
+) -> Result<(RunRow, Arc<crate::dag::Dag>), ActionError> {
+    let run = d.store.get_run(run_pk).await?.ok_or_else(|| ActionError::NotFound(format!("no run {run_pk}")))?;
+    let dag = d
+        .dag(&run.dag_id)
+        .ok_or_else(|| ActionError::NotFound(format!("DAG `{}` of run {run_pk} is not loaded", run.dag_id)))?;
+    if dag.task(task_id).is_none() {
+        return Err(ActionError::NotFound(format!("DAG `{}` has no task `{task_id}`", dag.id)));
+    }
+    if !run.state.is_finished() {
+        return Err(ActionError::Conflict(format!(
+            "run {run_pk} is {}; {action} its tasks once it has finished",
+            run.state
+        )));
+    }
+    Ok((run, dag))
+}
+
+/// Clears a task (and, with `downstream`, everything downstream of it) in a finished run so it
+/// runs again: the cleared tasks get their tries back, the others keep their state, and the run
+/// goes back to `queued` for a worker. Returns the cleared task ids in topological order.
+pub async fn clear_task(d: &Daemon, run_pk: i64, task_id: &str, downstream: bool) -> Result<Vec<String>, ActionError> {
+    let (run, dag) = finished_run_with_task(d, run_pk, task_id, "clear").await?;
+    let ids: Vec<&str> = if downstream { dag.with_downstream(task_id) } else { vec![task_id] };
+    let tasks: Vec<(&str, u32)> =
+        ids.iter().map(|id| (*id, dag.task(id).map(|t| t.policy.max_tries()).unwrap_or(1))).collect();
+    d.store.clear_task_instances(run.id, &tasks).await?;
+    d.store.requeue_run(run.id, &run.conf, None, None).await?;
+    d.wake.notify_waiters();
+    tracing::info!(run = run.id, task = task_id, downstream, cleared = ids.len(), "tasks cleared");
+    Ok(ids.into_iter().map(String::from).collect())
+}
+
+/// Marks a task of a finished run `success` or `failed` (no try is recorded) and recomputes the
+/// run's state: success when every task succeeded or was skipped, else failed.
+pub async fn mark_task(d: &Daemon, run_pk: i64, task_id: &str, state: &str, by: &str) -> Result<RunState, ActionError> {
+    let state = match state {
+        "success" => TaskState::Success,
+        "failed" => TaskState::Failed,
+        other => return Err(ActionError::Invalid(format!("state `{other}` cannot be set; use success or failed"))),
+    };
+    let (run, _dag) = finished_run_with_task(d, run_pk, task_id, "mark").await?;
+    let tis = d.store.list_task_instances(run.id).await?;
+    let ti = tis
+        .iter()
+        .find(|t| t.task_id == task_id)
+        .ok_or_else(|| ActionError::NotFound(format!("run {run_pk} has no task instance `{task_id}`")))?;
+    let error = (state == TaskState::Failed).then(|| format!("marked failed by {by}"));
+    d.store.set_task_state(ti.id, Some(state), error.as_deref()).await?;
+    let all_ok = tis.iter().all(|t| {
+        let s = if t.id == ti.id { Some(state) } else { t.state };
+        matches!(s, Some(TaskState::Success | TaskState::Skipped))
+    });
+    let run_state = if all_ok { RunState::Success } else { RunState::Failed };
+    if run_state != run.state {
+        d.store.set_run_state(run.id, run_state).await?;
+    }
+    tracing::info!(run = run.id, task = task_id, state = %state, by, "task marked");
+    Ok(run_state)
+}
+
+#[derive(Deserialize, Default)]
+struct ClearBody {
+    #[serde(default)]
+    downstream: bool,
+}
+
+/// `POST /api/v1/runs/{run_id}/tasks/{task_id}/clear` `{"downstream": bool}`.
+async fn clear_task_api(
+    State(d): State<Arc<Daemon>>,
+    Path((run_pk, task_id)): Path<(i64, String)>,
+    headers: HeaderMap,
+    body: Option<Json<ClearBody>>,
+) -> ApiResult {
+    authorize(&d, &headers)?;
+    let downstream = body.map(|Json(b)| b.downstream).unwrap_or_default();
+    let cleared = clear_task(&d, run_pk, &task_id, downstream).await?;
+    Ok(Json(json!({ "run_id": run_pk, "cleared": cleared, "state": "queued" })).into_response())
+}
+
+#[derive(Deserialize)]
+struct MarkBody {
+    state: String,
+}
+
+/// `POST /api/v1/runs/{run_id}/tasks/{task_id}/mark` `{"state": "success"|"failed"}`.
+async fn mark_task_api(
+    State(d): State<Arc<Daemon>>,
+    Path((run_pk, task_id)): Path<(i64, String)>,
+    headers: HeaderMap,
+    body: Result<Json<MarkBody>, axum::extract::rejection::JsonRejection>,
+) -> ApiResult {
+    authorize(&d, &headers)?;
+    let Json(body) = body.map_err(|e| bad(format!("body must be {{\"state\": \"success\"|\"failed\"}}: {e}")))?;
+    let run_state = mark_task(&d, run_pk, &task_id, &body.state, "api").await?;
+    Ok(Json(json!({ "run_id": run_pk, "task_id": task_id, "state": body.state, "run_state": run_state.as_str() }))
+        .into_response())
 }

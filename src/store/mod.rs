@@ -10,7 +10,9 @@ mod dags;
 mod iceberg;
 mod registry;
 mod runs;
+pub mod seed;
 mod summaries;
+mod ui;
 mod web;
 
 use std::fmt;
@@ -27,6 +29,7 @@ pub use daemons::{DaemonRow, SchedulerLock};
 pub use registry::{IngestStatus, IngestionFilter, IngestionRow, NewIngestion};
 pub use runs::{AttemptFinish, AttemptRow, NewRun, RunFilter, RunRow, TaskInstanceRow};
 pub use summaries::SummaryRow;
+pub use ui::{AttemptSpan, TaskCell};
 pub use web::WebSession;
 
 use crate::timefmt;

@@ -470,6 +470,17 @@ impl Store {
         Ok(())
     }
 
+    /// The log so far of a try that is still running (a finished try keeps its final log).
+    pub async fn update_running_log(&self, attempt_id: i64, log: &str) -> Result<()> {
+        sqlx::query("UPDATE task_attempts SET log = $1 WHERE id = $2 AND state = 'running'")
+            .bind(clean_text(log))
+            .bind(attempt_id)
+            .execute(self.pool())
+            .await
+            .ctx("write running log")?;
+        Ok(())
+    }
+
     /// Every try of one task in a run, oldest first.
     pub async fn list_attempts(&self, run_pk: i64, task_id: &str) -> Result<Vec<AttemptRow>> {
         let sql =

@@ -7,6 +7,10 @@
 //! state DB, so any daemon behind a load balancer accepts them.
 
 pub mod auth;
+pub mod bench;
+pub mod charts;
+pub mod lakehouse;
+pub mod runs;
 
 use std::sync::Arc;
 
@@ -75,5 +79,10 @@ async fn app_js() -> Response {
 
 /// The UI's routes (merged with the API's by the daemon).
 pub fn router() -> Router<Arc<Daemon>> {
-    Router::new().route("/static/app.css", get(app_css)).route("/static/app.js", get(app_js)).merge(auth::router())
+    Router::new()
+        .route("/static/app.css", get(app_css))
+        .route("/static/app.js", get(app_js))
+        .merge(auth::router())
+        .merge(runs::router())
+        .merge(lakehouse::router())
 }

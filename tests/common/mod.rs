@@ -3,6 +3,7 @@
 //! `postgres://postgres@127.0.0.1:5432/postgres`), dropped when the guard goes.
 #![allow(dead_code)]
 
+pub mod browser;
 pub mod smtp;
 
 use std::sync::atomic::{AtomicU32, Ordering};

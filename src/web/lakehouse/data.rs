@@ -1,0 +1,272 @@
+//! Reading the lakehouse for the UI: a DataFusion session over the Iceberg tables (built by
+//! `crate::lake::session`), rows as plain values, and the tables that exist. Every query takes the
+//! course filter as the bound parameter `$1` (`''` = all courses); table and column names that
+//! end up in SQL come from the catalog and pass [`is_identifier`].
+
+use std::collections::{BTreeSet, HashMap};
+use std::sync::{Arc, Mutex, OnceLock};
+
+use datafusion::arrow::array::{Array, ArrayRef, AsArray};
+use datafusion::arrow::compute::cast;
+use datafusion::arrow::datatypes::{DataType, Float64Type, Int64Type};
+use datafusion::arrow::record_batch::RecordBatch;
+use datafusion::arrow::util::display::array_value_to_string;
+use datafusion::execution::context::SessionContext;
+use datafusion::scalar::ScalarValue;
+
+use crate::daemon::Daemon;
+use crate::lake::{Lake, SessionOptions};
+
+/// `WHERE` clause fragment of the course filter (`$1`).
+pub const COURSE: &str = "($1 = '' OR course_id = $1)";
+
+/// One value of a result row.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Val {
+    Null,
+    Int(i64),
+    Float(f64),
+    Bool(bool),
+    Str(String),
+}
+
+/// One result row, read by column position.
+#[derive(Debug, Clone)]
+pub struct Row(pub Vec<Val>);
+
+impl Row {
+    pub fn f(&self, i: usize) -> Option<f64> {
+        match self.0.get(i) {
+            Some(Val::Int(n)) => Some(*n as f64),
+            Some(Val::Float(x)) if x.is_finite() => Some(*x),
+            _ => None,
+        }
+    }
+
+    pub fn i(&self, i: usize) -> i64 {
+        match self.0.get(i) {
+            Some(Val::Int(n)) => *n,
+            Some(Val::Float(x)) => *x as i64,
+            _ => 0,
+        }
+    }
+
+    pub fn s(&self, i: usize) -> String {
+        match self.0.get(i) {
+            Some(Val::Str(s)) => s.clone(),
+            Some(Val::Int(n)) => n.to_string(),
+            Some(Val::Float(x)) => x.to_string(),
+            Some(Val::Bool(b)) => b.to_string(),
+            _ => String::new(),
+        }
+    }
+
+    pub fn b(&self, i: usize) -> bool {
+        matches!(self.0.get(i), Some(Val::Bool(true)))
+    }
+}
+
+fn column_vals(col: &ArrayRef) -> Vec<Val> {
+    let n = col.len();
+    let nulls = |i: usize| col.is_null(i);
+    match col.data_type() {
+        DataType::Int8
+        | DataType::Int16
+        | DataType::Int32
+        | DataType::Int64
+        | DataType::UInt8
+        | DataType::UInt16
+        | DataType::UInt32
+        | DataType::UInt64 => match cast(col, &DataType::Int64) {
+            Ok(a) => {
+                let a = a.as_primitive::<Int64Type>();
+                (0..n).map(|i| if nulls(i) { Val::Null } else { Val::Int(a.value(i)) }).collect()
+            }
+            Err(_) => vec![Val::Null; n],
+        },
+        DataType::Float16
+        | DataType::Float32
+        | DataType::Float64
+        | DataType::Decimal128(..)
+        | DataType::Decimal256(..) => match cast(col, &DataType::Float64) {
+            Ok(a) => {
+                let a = a.as_primitive::<Float64Type>();
+                (0..n).map(|i| if nulls(i) { Val::Null } else { Val::Float(a.value(i)) }).collect()
+            }
+            Err(_) => vec![Val::Null; n],
+        },
+        DataType::Boolean => {
+            let a = col.as_boolean();
+            (0..n).map(|i| if nulls(i) { Val::Null } else { Val::Bool(a.value(i)) }).collect()
+        }
+        _ => (0..n)
+            .map(|i| if nulls(i) { Val::Null } else { Val::Str(array_value_to_string(col, i).unwrap_or_default()) })
+            .collect(),
+    }
+}
+
+/// The rows of record batches as values.
+pub fn to_rows(batches: &[RecordBatch]) -> Vec<Row> {
+    let mut out = Vec::new();
+    for b in batches {
+        let cols: Vec<Vec<Val>> = b.columns().iter().map(column_vals).collect();
+        for r in 0..b.num_rows() {
+            out.push(Row(cols.iter().map(|c| c[r].clone()).collect()));
+        }
+    }
+    out
+}
+
+/// A name that may go into SQL as an identifier: lower-case letters, digits, `_`.
+pub fn is_identifier(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 128
+        && s.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+        && !s.starts_with(|c: char| c.is_ascii_digit())
+}
+
+/// The lakes opened by this process, one per state DB (opening one costs catalog round trips).
+fn lakes() -> &'static Mutex<HashMap<String, Lake>> {
+    static LAKES: OnceLock<Mutex<HashMap<String, Lake>>> = OnceLock::new();
+    LAKES.get_or_init(|| Mutex::new(HashMap::new()))
+}
+
+pub async fn lake(d: &Daemon) -> Result<Lake, String> {
+    let key = d.settings.database_url.clone();
+    if let Some(l) = lakes().lock().map_err(|_| "lake cache poisoned".to_string())?.get(&key) {
+        return Ok(l.clone());
+    }
+    let lake =
+        Lake::open(d.settings.clone(), d.store.clone()).await.map_err(|e| format!("cannot open the lake: {e}"))?;
+    lakes().lock().map_err(|_| "lake cache poisoned".to_string())?.insert(key, lake.clone());
+    Ok(lake)
+}
+
+/// A session over the current state of the lake plus the tables it has.
+pub struct Gold {
+    pub lake: Lake,
+    pub ctx: SessionContext,
+    /// `namespace.table` of every table.
+    pub tables: BTreeSet<String>,
+    /// The course filter (`""` = all).
+    pub course: String,
+}
+
+impl Gold {
+    pub async fn open(d: &Daemon, course: &str) -> Result<Arc<Gold>, String> {
+        match Gold::open_with(lake(d).await?, course).await {
+            Ok(g) => Ok(g),
+            Err(e) => {
+                // A cached lake can outlive the runtime its pool was made on (tests start
+                // daemons on several runtimes): forget it and try once with a fresh one.
+                tracing::debug!(error = %e, "reopening the lake");
+                if let Ok(mut cache) = lakes().lock() {
+                    cache.remove(&d.settings.database_url);
+                }
+                Gold::open_with(lake(d).await?, course).await
+            }
+        }
+    }
+
+    async fn open_with(lake: Lake, course: &str) -> Result<Arc<Gold>, String> {
+        let mut tables = BTreeSet::new();
+        for ns in crate::lake::iceberg::NAMESPACES {
+            for ident in lake.list_tables(ns).await.map_err(|e| e.to_string())? {
+                tables.insert(format!("{ns}.{}", ident.name()));
+            }
+        }
+        let ctx = lake.session(&SessionOptions::current()).await.map_err(|e| e.to_string())?;
+        Ok(Arc::new(Gold { lake, ctx, tables, course: course.to_string() }))
+    }
+
+    pub fn has(&self, table: &str) -> bool {
+        self.tables.contains(table)
+    }
+
+    pub fn has_all(&self, tables: &[&str]) -> bool {
+        tables.iter().all(|t| self.has(t))
+    }
+
+    /// Runs `sql` with the course filter bound as `$1` (when the SQL uses it).
+    pub async fn rows(&self, sql: &str) -> Result<Vec<Row>, String> {
+        self.rows_for(sql, &self.course).await
+    }
+
+    /// Runs `sql` with `course` bound as `$1` (when the SQL uses it).
+    pub async fn rows_for(&self, sql: &str, course: &str) -> Result<Vec<Row>, String> {
+        let df = self.ctx.sql(sql).await.map_err(|e| format!("query failed: {e}"))?;
+        let df = if sql.contains("$1") {
+            df.with_param_values(vec![ScalarValue::Utf8(Some(course.to_string()))])
+                .map_err(|e| format!("query: {e}"))?
+        } else {
+            df
+        };
+        let batches = df.collect().await.map_err(|e| format!("query failed: {e}"))?;
+        Ok(to_rows(&batches))
+    }
+
+    /// The column names of a table.
+    pub async fn columns(&self, table: &str) -> Vec<String> {
+        match self.ctx.table(table).await {
+            Ok(df) => df.schema().fields().iter().map(|f| f.name().clone()).collect(),
+            Err(_) => Vec::new(),
+        }
+    }
+
+    /// Courses for the filter, from `gold.dim_course`.
+    pub async fn courses(&self) -> Vec<String> {
+        if !self.has("gold.dim_course") {
+            return Vec::new();
+        }
+        self.rows("SELECT course_id FROM gold.dim_course ORDER BY course_id")
+            .await
+            .map(|rows| rows.iter().map(|r| r.s(0)).collect())
+            .unwrap_or_default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn batches_become_rows_of_plain_values() {
+        use datafusion::arrow::array::{BooleanArray, Float32Array, Int32Array, StringArray};
+        use datafusion::arrow::datatypes::{Field, Schema};
+        let schema = Arc::new(Schema::new(vec![
+            Field::new("n", DataType::Int32, true),
+            Field::new("x", DataType::Float32, true),
+            Field::new("b", DataType::Boolean, true),
+            Field::new("s", DataType::Utf8, true),
+        ]));
+        let batch = RecordBatch::try_new(
+            schema,
+            vec![
+                Arc::new(Int32Array::from(vec![Some(7), None])),
+                Arc::new(Float32Array::from(vec![Some(1.5), None])),
+                Arc::new(BooleanArray::from(vec![Some(true), None])),
+                Arc::new(StringArray::from(vec![Some("a"), None])),
+            ],
+        )
+        .unwrap();
+        let rows = to_rows(&[batch]);
+        assert_eq!(rows.len(), 2);
+        assert_eq!(rows[0].0, vec![Val::Int(7), Val::Float(1.5), Val::Bool(true), Val::Str("a".into())]);
+        assert_eq!(rows[0].i(0), 7);
+        assert_eq!(rows[0].f(1), Some(1.5));
+        assert!(rows[0].b(2));
+        assert_eq!(rows[1].0, vec![Val::Null; 4]);
+        assert_eq!((rows[1].i(0), rows[1].f(1), rows[1].b(2), rows[1].s(3)), (0, None, false, String::new()));
+    }
+
+    #[test]
+    fn identifiers_are_plain_names() {
+        assert!(is_identifier("fact_rounds"));
+        assert!(is_identifier("course_id"));
+        assert!(!is_identifier("x' OR '1'='1"));
+        assert!(!is_identifier("Fact"));
+        assert!(!is_identifier("a.b"));
+        assert!(!is_identifier(""));
+        assert!(!is_identifier("1a"));
+    }
+}

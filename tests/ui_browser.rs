@@ -1,0 +1,408 @@
+//! The web UI in a real browser: headless Chromium (through chromedriver, see
+//! `common/browser.rs`) drives a `tmctl serve` child process on a free port, whose home holds a
+//! small lakehouse built by `tmctl demo`. Every page visited is checked for HTTP status, browser
+//! console errors (JS exceptions, failed loads) and error text, and is saved as a screenshot under
+//! `target/ui-screenshots/` (kept by CI as artifacts).
+//!
+//! Needs `chromium` and `chromedriver` (`apt-get install -y chromium chromium-driver`); without
+//! them the test fails saying so.
+
+mod common;
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::browser::Browser;
+use serde_json::Value;
+
+const BIN: &str = env!("CARGO_BIN_EXE_tmctl");
+const TOKEN: &str = "ui-test-token-0123456789";
+
+/// A three-task DAG without a schedule, with one param (so the trigger form has a field).
+const UI_DAG: &str = r#"
+id = "ui_demo"
+description = "browser test: start -> say -> finish"
+timezone = "UTC"
+max_active_runs = 4
+
+[params]
+greeting = { type = "string", default = "hello", description = "printed by the say task" }
+
+[[task]]
+id = "start"
+kind = "noop"
+
+[[task]]
+id = "say"
+kind = "command"
+depends_on = ["start"]
+program = "/bin/sh"
+args = ["-c", "echo \"$0 from the browser test for {{ ds }}\"", "{{ params.greeting }}"]
+
+[[task]]
+id = "finish"
+kind = "noop"
+depends_on = ["say"]
+"#;
+
+/// A home (state DB, buckets) and a DAG directory.
+struct Env {
+    home: tempfile::TempDir,
+    dags: PathBuf,
+}
+
+impl Env {
+    fn new() -> Env {
+        let home = tempfile::tempdir().expect("temp dir");
+        let dags = home.path().join("dags");
+        std::fs::create_dir_all(&dags).expect("dags dir");
+        std::fs::write(dags.join("ui_demo.toml"), UI_DAG).expect("write DAG");
+        Env { home, dags }
+    }
+
+    fn command(&self, dags: &Path) -> Command {
+        let mut c = Command::new(BIN);
+        c.env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env("HOME", self.home.path())
+            .env("TM_HOME", self.home.path())
+            .env("TM_DAGS_DIR", dags)
+            .env("TM_API_TOKEN", TOKEN)
+            .env("TM_DAEMON_LEASE", "3s")
+            .env("TM_SHUTDOWN_GRACE", "2s")
+            .env("TM_LOG", "info")
+            .env("NO_COLOR", "1");
+        c
+    }
+
+    /// `tmctl demo` with the repository's lakehouse DAGs: 2 courses × 2 days × 20 rounds through
+    /// bronze, silver and gold, so the lakehouse pages have gold tables to show.
+    fn demo(&self) {
+        let repo_dags = Path::new(env!("CARGO_MANIFEST_DIR")).join("dags");
+        let out = self
+            .command(&repo_dags)
+            .args(["demo", "--days", "2", "--rounds", "20", "--courses", "2"])
+            .output()
+            .expect("run tmctl demo");
+        assert!(
+            out.status.success(),
+            "tmctl demo failed\nstdout:\n{}\nstderr:\n{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    fn serve(&self) -> Daemon {
+        let mut child = self
+            .command(&self.dags)
+            .args(["serve", "--bind", "127.0.0.1:0"])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start tmctl serve");
+        let stdout = child.stdout.take().expect("stdout");
+        let mut lines = BufReader::new(stdout).lines();
+        let first = lines.next().and_then(|l| l.ok()).unwrap_or_default();
+        let url = first
+            .split_whitespace()
+            .find(|w| w.starts_with("http://"))
+            .unwrap_or_else(|| panic!("tmctl serve did not say where it listens: {first:?}"))
+            .to_string();
+        std::thread::spawn(move || for _ in lines {});
+        let log = self.home.path().join("serve.log");
+        let stderr = child.stderr.take().expect("stderr");
+        let log_path = log.clone();
+        std::thread::spawn(move || {
+            let mut f = std::fs::File::create(&log_path).expect("log file");
+            let _ = std::io::copy(&mut BufReader::new(stderr), &mut f);
+        });
+        Daemon { child, url, log }
+    }
+}
+
+struct Daemon {
+    child: Child,
+    url: String,
+    log: PathBuf,
+}
+
+impl Daemon {
+    fn at(&self, path: &str) -> String {
+        format!("{}{path}", self.url)
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn http() -> reqwest::Client {
+    reqwest::Client::builder()
+        .timeout(Duration::from_secs(20))
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .expect("http client")
+}
+
+async fn get_json(url: &str) -> Value {
+    let r = http().get(url).send().await.unwrap_or_else(|e| panic!("GET {url}: {e}"));
+    assert!(r.status().is_success(), "GET {url}: {}", r.status());
+    r.json().await.unwrap_or_else(|e| panic!("GET {url}: not JSON: {e}"))
+}
+
+/// Polls `check` every 200 ms until it returns Some, or panics after `limit` with `what`.
+async fn eventually<T, F, Fut>(limit: Duration, what: &str, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let start = Instant::now();
+    loop {
+        if let Some(v) = check().await {
+            return v;
+        }
+        assert!(start.elapsed() < limit, "timed out after {limit:?} waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// The browser's console errors, except the favicon request Chromium makes by itself (the UI
+/// ships no favicon).
+async fn console_errors(b: &Browser) -> Vec<String> {
+    b.console_errors().await.into_iter().filter(|e| !e.contains("/favicon.ico")).collect()
+}
+
+/// Texts that mean a page failed even if it answered 200.
+const ERROR_MARKERS: &[&str] = &["template error", "internal server error", "panicked", "stack backtrace"];
+
+/// The checks every page gets once the browser shows it: no console errors (JS exceptions,
+/// `console.error`, failed loads of scripts, styles or images), no error paragraph of
+/// `error.html`, no error text; then a full-page screenshot named `shot`.
+async fn check_page(b: &Browser, d: &Daemon, shot: &str) {
+    let url = b.current_url().await;
+    let errors = console_errors(b).await;
+    assert!(errors.is_empty(), "{url}: browser console errors:\n{}\n--- daemon log:\n{}", errors.join("\n"), d.log());
+    let text = b.body_text().await;
+    let lower = text.to_lowercase();
+    for m in ERROR_MARKERS {
+        assert!(!lower.contains(m), "{url}: page shows `{m}`:\n{text}");
+    }
+    if let Some(e) = b.try_find("main p.error").await {
+        panic!("{url}: page shows an error: {}", b.text(&e).await);
+    }
+    let title = b.title().await;
+    assert!(title.ends_with("· tmctl"), "{url}: unexpected title {title:?}");
+    let path = b.full_page_screenshot(shot).await;
+    let size = std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
+    assert!(size > 1000, "{}: screenshot is empty", path.display());
+    eprintln!("screenshot {}", path.display());
+}
+
+/// Loads `path` in the browser after checking over plain HTTP that it answers 200 (the browser
+/// does not report status codes); then [`check_page`].
+async fn visit(b: &Browser, d: &Daemon, path: &str, shot: &str) {
+    let status = http().get(d.at(path)).send().await.unwrap_or_else(|e| panic!("GET {path}: {e}")).status();
+    assert_eq!(status, reqwest::StatusCode::OK, "GET {path}\n--- daemon log:\n{}", d.log());
+    b.goto(&d.at(path)).await;
+    check_page(b, d, shot).await;
+}
+
+/// Submits the form matching `form_css` by clicking its submit button (as a user would).
+async fn submit(b: &Browser, form_css: &str) {
+    let button = b.find(&format!("{form_css} button[type=submit], {form_css} input[type=submit]")).await;
+    b.click(&button).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ui_in_chromium_login_trigger_grid_log_clear_lakehouse() {
+    // Fail first (and clearly) if the browser is missing, before building the lakehouse.
+    let b = Browser::start().await;
+    let env = Env::new();
+    env.demo();
+    let d = env.serve();
+    let health = get_json(&d.at("/health")).await;
+    assert_eq!(health["status"], "ok", "{health}");
+
+    // ---- log in ---------------------------------------------------------------------------------
+    // Anonymous: the header offers a login link.
+    visit(&b, &d, "/login", "01-login").await;
+    assert!(b.try_find("header a[href='/login']").await.is_some(), "anonymous header has no login link");
+
+    // A wrong password is refused with the form shown again (and no session).
+    let user = b.find("form[action='/login'] input[name=username]").await;
+    b.send_keys(&user, "admin").await;
+    let pass = b.find("form[action='/login'] input[name=password]").await;
+    b.send_keys(&pass, "not-the-token").await;
+    submit(&b, "form[action='/login']").await;
+    let err = b.wait_for("main p.error", Duration::from_secs(5)).await;
+    assert!(b.text(&err).await.contains("Wrong user name or password"), "{}", b.body_text().await);
+    assert!(console_errors(&b).await.iter().all(|e| e.contains("401")), "only the 401 itself may be logged");
+    b.screenshot("02-login-refused").await;
+
+    // The right one (the API token, as no password hash is configured) logs in and goes back to
+    // where `next` says.
+    b.goto(&d.at("/login?next=/health")).await;
+    let user = b.find("form[action='/login'] input[name=username]").await;
+    b.send_keys(&user, "admin").await;
+    let pass = b.find("form[action='/login'] input[name=password]").await;
+    b.send_keys(&pass, TOKEN).await;
+    submit(&b, "form[action='/login']").await;
+    eventually(Duration::from_secs(10), "the redirect after login", || async {
+        b.current_url().await.ends_with("/health").then_some(())
+    })
+    .await;
+    assert!(b.source().await.contains("\"status\":\"ok\""));
+
+    // Logged in: the header names the user and offers a logout form with the CSRF token.
+    b.goto(&d.at("/login")).await;
+    let who = b.find("header .who").await;
+    assert!(b.text(&who).await.contains("admin"), "header does not name the user: {}", b.text(&who).await);
+    let csrf = b.find("header form[action='/logout'] input[name=csrf]").await;
+    assert_eq!(b.attr(&csrf, "value").await.map(|v| v.len()), Some(64), "logout form has no CSRF token");
+    b.console_errors().await;
+    check_page(&b, &d, "03-logged-in").await;
+
+    // Static assets are served from the binary.
+    for asset in ["/static/app.css", "/static/app.js"] {
+        let r = http().get(d.at(asset)).send().await.expect("asset");
+        assert_eq!(r.status(), reqwest::StatusCode::OK, "{asset}");
+    }
+
+    // ---- DAG list → grid → trigger form ---------------------------------------------------------
+    visit(&b, &d, "/", "04-dag-list").await;
+    let link = b.find("main a[href='/dags/ui_demo']").await;
+    b.click(&link).await;
+    eventually(Duration::from_secs(10), "the grid page", || async {
+        b.current_url().await.ends_with("/dags/ui_demo").then_some(())
+    })
+    .await;
+    check_page(&b, &d, "05-grid-empty").await;
+    let trigger = b.find("main a[href='/dags/ui_demo/trigger']").await;
+    b.click(&trigger).await;
+    let form = "form[action='/dags/ui_demo/trigger']";
+    b.wait_for(form, Duration::from_secs(10)).await;
+    check_page(&b, &d, "06-trigger-form").await;
+    // The form is generated from the DAG's params: the greeting field holds its default.
+    let greeting = b.find(&format!("{form} input[name='param.greeting']")).await;
+    assert_eq!(b.attr(&greeting, "value").await.as_deref(), Some("hello"));
+    b.clear(&greeting).await;
+    b.send_keys(&greeting, "hi from chromium").await;
+    submit(&b, form).await;
+
+    // ---- the run succeeds -----------------------------------------------------------------------
+    // The form redirects to the new run's page.
+    let run_pk: i64 = eventually(Duration::from_secs(10), "the redirect to the run", || async {
+        let url = b.current_url().await;
+        url.rsplit_once("/runs/").and_then(|(_, pk)| pk.parse().ok())
+    })
+    .await;
+    eventually(Duration::from_secs(60), "the triggered run to succeed", || async {
+        b.goto(&d.at(&format!("/runs/{run_pk}"))).await;
+        let state = b.find("main h1 .state").await;
+        let s = b.text(&state).await;
+        assert_ne!(s, "failed", "the triggered run failed:\n{}\n--- daemon log:\n{}", b.body_text().await, d.log());
+        (s == "success").then_some(())
+    })
+    .await;
+    check_page(&b, &d, "07-run-detail").await;
+    assert!(b.try_find("main svg.gantt").await.is_some(), "run page has no gantt chart");
+
+    // The grid shows the run's three tasks as success squares linking to their tries.
+    visit(&b, &d, "/dags/ui_demo", "08-grid-success").await;
+    let squares = b.find_all(&format!("main table.grid a.sq.success[href^='/runs/{run_pk}/tasks/']")).await;
+    assert_eq!(squares.len(), 3, "grid: expected 3 success squares for run {run_pk}:\n{}", b.source().await);
+    assert!(b.try_find(&format!("main table.grid a[href='/runs/{run_pk}'] .bar.success")).await.is_some());
+
+    // ---- a task's log -----------------------------------------------------------------------------
+    let say = b.find(&format!("main table.grid a.sq[href='/runs/{run_pk}/tasks/say']")).await;
+    b.click(&say).await;
+    let log = b.wait_for("main pre.log", Duration::from_secs(10)).await;
+    let text = b.text(&log).await;
+    assert!(text.contains("hi from chromium from the browser test"), "log of `say` lacks the param's value:\n{text}");
+    check_page(&b, &d, "09-task-log").await;
+
+    // ---- clear the task and its downstream; the daemon runs them again --------------------------
+    let clear_form = format!("form[action='/runs/{run_pk}/tasks/say/clear']");
+    let downstream = b.find(&format!("{clear_form} input[name=downstream]")).await;
+    b.click(&downstream).await;
+    submit(&b, &clear_form).await;
+    eventually(Duration::from_secs(10), "the redirect after clear", || async {
+        b.current_url().await.ends_with(&format!("/runs/{run_pk}")).then_some(())
+    })
+    .await;
+    let tries = |task: &'static str| {
+        let url = d.at(&format!("/api/v1/runs/{run_pk}/tasks/{task}"));
+        async move { get_json(&url).await["tries"].as_array().map(|a| a.len()).unwrap_or(0) }
+    };
+    eventually(Duration::from_secs(60), "the cleared tasks to run again and succeed", || async {
+        let run = get_json(&d.at(&format!("/api/v1/runs/{run_pk}"))).await;
+        let state = run["state"].as_str().unwrap_or_default().to_string();
+        (state == "success" && tries("say").await == 2 && tries("finish").await == 2).then_some(())
+    })
+    .await;
+    assert_eq!(tries("start").await, 1, "clear touched the upstream task");
+    visit(&b, &d, &format!("/runs/{run_pk}/tasks/say"), "10-task-after-clear").await;
+    let rows = b.find_all("main table.tries tbody tr").await;
+    assert_eq!(rows.len(), 2, "task page after clear should list two tries");
+    assert!(b.text(&b.find("main pre.log").await).await.contains("hi from chromium"), "log of try 2");
+
+    // ---- the other run views ----------------------------------------------------------------------
+    visit(&b, &d, &format!("/dags/ui_demo/graph?run={run_pk}"), "11-graph").await;
+    assert_eq!(b.find_all("main svg.graph g.node.success").await.len(), 3, "graph: three success nodes");
+    visit(&b, &d, "/backfills", "12-backfills").await;
+    visit(&b, &d, "/ingestion", "13-ingestion").await;
+    assert!(b.body_text().await.contains("accepted"), "ingestion page lists the demo's accepted files");
+
+    // ---- pause and unpause from the DAG list ----------------------------------------------------
+    b.goto(&d.at("/")).await;
+    submit(&b, "main form[action='/dags/ui_demo/pause']").await;
+    b.wait_for("main form[action='/dags/ui_demo/unpause']", Duration::from_secs(10)).await;
+    assert_eq!(get_json(&d.at("/api/v1/dags/ui_demo")).await["paused"], true);
+    check_page(&b, &d, "13b-dag-list-paused").await;
+    submit(&b, "main form[action='/dags/ui_demo/unpause']").await;
+    b.wait_for("main form[action='/dags/ui_demo/pause']", Duration::from_secs(10)).await;
+    assert_eq!(get_json(&d.at("/api/v1/dags/ui_demo")).await["paused"], false);
+
+    // ---- lakehouse pages (from the demo's gold tables) -------------------------------------------
+    for (i, page) in ["overview", "quality", "pace", "rounds", "devices", "tables"].iter().enumerate() {
+        let path = format!("/lakehouse/{page}");
+        visit(&b, &d, &path, &format!("{:02}-lakehouse-{page}", 14 + i)).await;
+        assert!(b.try_find("main .nodata").await.is_none(), "{path} says there is no data:\n{}", b.body_text().await);
+        let charts_or_tables = b.find_all("main svg, main table").await.len();
+        assert!(charts_or_tables > 0, "{path} shows neither a chart nor a table");
+    }
+    // The course filter: pick the second option (a course) and submit.
+    b.goto(&d.at("/lakehouse/pace")).await;
+    let course = b
+        .execute(
+            "var s = document.querySelector('main form.filter select[name=course]'); \
+             s.selectedIndex = 1; return s.value;",
+            vec![],
+        )
+        .await
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    assert!(!course.is_empty() && course != "all", "course filter has no course to pick");
+    submit(&b, "main form.filter").await;
+    let shown = b.wait_for("main .course-filter", Duration::from_secs(10)).await;
+    assert_eq!(b.text(&shown).await, course);
+    check_page(&b, &d, "20-lakehouse-pace-one-course").await;
+
+    // ---- log out --------------------------------------------------------------------------------
+    let logout = b.find("header form[action='/logout'] button[type=submit]").await;
+    b.click(&logout).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    b.goto(&d.at("/login")).await;
+    b.wait_for("header a[href='/login']", Duration::from_secs(5)).await;
+    assert!(b.try_find("header form[action='/logout']").await.is_none(), "still logged in after logout");
+}
