@@ -177,6 +177,19 @@ where
     }
 }
 
+/// Triggers a run of `dag` for `date` through the API (asserting 201); returns the run's id.
+async fn trigger(http: &reqwest::Client, base: &str, dag: &str, date: &str) -> i64 {
+    let r = http
+        .post(format!("{base}/api/v1/dags/{dag}/runs"))
+        .bearer_auth(TOKEN)
+        .json(&json!({ "logical_date": date }))
+        .send()
+        .await
+        .expect("trigger");
+    assert_eq!(r.status(), 201, "trigger {dag} {date}");
+    r.json::<Value>().await.expect("run JSON")["id"].as_i64().expect("run id")
+}
+
 fn client() -> reqwest::Client {
     reqwest::Client::builder().timeout(Duration::from_secs(10)).build().expect("http client")
 }
@@ -351,14 +364,7 @@ async fn downstream_dag_starts_as_soon_as_the_upstream_run_succeeds() {
     let daemon = env.serve();
     let http = client();
     for dag in ["down", "up"] {
-        let r = http
-            .post(format!("{}/api/v1/dags/{dag}/runs", daemon.url))
-            .bearer_auth(TOKEN)
-            .json(&json!({"logical_date": "2025-05-05"}))
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(r.status(), 201);
+        trigger(&http, &daemon.url, dag, "2025-05-05").await;
     }
     let store = env.store().await;
     let down_run = eventually(Duration::from_secs(20), "the downstream run to succeed", || async {
@@ -491,14 +497,7 @@ async fn sigterm_releases_a_long_try_and_the_next_daemon_finishes_the_run() {
     let env = Env::new(common::sqlite_db(), &[("long.toml", long)]).env("TM_SHUTDOWN_GRACE", "1s");
     let mut daemon = env.serve();
     let http = client();
-    let r = http
-        .post(format!("{}/api/v1/dags/long/runs", daemon.url))
-        .bearer_auth(TOKEN)
-        .json(&json!({"logical_date": "2025-01-01"}))
-        .send()
-        .await
-        .unwrap();
-    let run_pk = r.json::<Value>().await.unwrap()["id"].as_i64().unwrap();
+    let run_pk = trigger(&http, &daemon.url, "long", "2025-01-01").await;
     let store = env.store().await;
     eventually(Duration::from_secs(10), "the try to start", || async {
         let a = store.list_attempts(run_pk, "nap").await.ok()?;
@@ -642,14 +641,7 @@ async fn two_daemons_share_the_work_and_take_over_from_a_killed_one() {
     for i in 0..n_runs {
         let date = NaiveDate::from_ymd_opt(2025, 1, 1).unwrap() + chrono::Duration::days(i);
         let url = if i % 2 == 0 { &one.url } else { &two.url };
-        let r = http
-            .post(format!("{url}/api/v1/dags/work/runs"))
-            .bearer_auth(TOKEN)
-            .json(&json!({"logical_date": date.to_string()}))
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(r.status(), 201);
+        trigger(&http, url, "work", &date.to_string()).await;
     }
     let store = env.store().await;
     // Kill one daemon once some runs are done: its runs in flight are taken over by the other.
@@ -757,14 +749,7 @@ async fn a_running_try_shows_its_log_so_far() {
     let env = Env::new(common::sqlite_db(), &[("chatty.toml", dag)]);
     let daemon = env.serve();
     let http = client();
-    let r = http
-        .post(format!("{}/api/v1/dags/chatty/runs", daemon.url))
-        .bearer_auth(TOKEN)
-        .json(&json!({"logical_date": "2025-01-01"}))
-        .send()
-        .await
-        .unwrap();
-    let run_pk = r.json::<Value>().await.unwrap()["id"].as_i64().unwrap();
+    let run_pk = trigger(&http, &daemon.url, "chatty", "2025-01-01").await;
     let url = format!("{}/api/v1/runs/{run_pk}/tasks/talk", daemon.url);
     let try1: Value = eventually(Duration::from_secs(10), "the first line while the try runs", || async {
         let v: Value = http.get(&url).send().await.ok()?.json().await.ok()?;

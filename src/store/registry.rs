@@ -110,10 +110,10 @@ pub struct IngestionFilter<'a> {
     pub limit: i64,
 }
 
-const COLS: &str = "id, layer, course_id, ingest_date, filename, sha256, size_bytes, row_count, status, reason, \
+pub(super) const COLS: &str = "id, layer, course_id, ingest_date, filename, sha256, size_bytes, row_count, status, reason, \
                     landing_key, quarantine_key, run_pk, task_id, created_at";
 
-fn row_to_ingestion(row: &AnyRow) -> Result<IngestionRow> {
+pub(super) fn row_to_ingestion(row: &AnyRow) -> Result<IngestionRow> {
     let ingest_date = match get_opt_str(row, "ingest_date")? {
         None => None,
         Some(s) => Some(

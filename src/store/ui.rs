@@ -2,10 +2,11 @@
 //! for a gantt (without logs), one try's log, pages of backfills and of the ingestion registry.
 //! Every list is bounded (a page size and a keyset cursor), so pages stay fast with a long history.
 
-use chrono::{DateTime, NaiveDate, Utc};
+use chrono::{DateTime, Utc};
 use sqlx::any::AnyRow;
 
 use super::backfills::{BACKFILL_COLS, backfill_from};
+use super::registry::{COLS as INGEST_COLS, row_to_ingestion as ingestion_from};
 use super::runs::{RUN_COLS, run_from};
 use super::*;
 
@@ -50,36 +51,6 @@ fn span_from(row: &AnyRow) -> Result<AttemptSpan> {
 }
 
 const SPAN_COLS: &str = "task_id, try_number, state, hostname, pid, started_at, ended_at, duration_ms, error";
-
-const INGEST_COLS: &str = "id, layer, course_id, ingest_date, filename, sha256, size_bytes, row_count, status, \
-                           reason, landing_key, quarantine_key, run_pk, task_id, created_at";
-
-fn ingestion_from(row: &AnyRow) -> Result<IngestionRow> {
-    let ingest_date = match get_opt_str(row, "ingest_date")? {
-        None => None,
-        Some(s) => Some(
-            NaiveDate::parse_from_str(&s, "%Y-%m-%d")
-                .map_err(|_| StoreError::Corrupt { column: "ingest_date", value: s })?,
-        ),
-    };
-    Ok(IngestionRow {
-        id: get_i64(row, "id")?,
-        layer: get_str(row, "layer")?,
-        course_id: get_opt_str(row, "course_id")?,
-        ingest_date,
-        filename: get_str(row, "filename")?,
-        sha256: get_opt_str(row, "sha256")?,
-        size_bytes: get_opt_i64(row, "size_bytes")?,
-        row_count: get_opt_i64(row, "row_count")?,
-        status: get_enum(row, "status")?,
-        reason: get_opt_str(row, "reason")?,
-        landing_key: get_opt_str(row, "landing_key")?,
-        quarantine_key: get_opt_str(row, "quarantine_key")?,
-        run_pk: get_opt_i64(row, "run_pk")?,
-        task_id: get_opt_str(row, "task_id")?,
-        created_at: get_ts(row, "created_at")?,
-    })
-}
 
 /// `$first, $first+1, …` for an `IN (…)` list of `n` bound values.
 fn placeholders(first: usize, n: usize) -> String {
