@@ -7,10 +7,12 @@
 mod common;
 
 use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
+
+use common::serve::ServeProcess;
 
 use chrono::{NaiveDate, Utc};
 use serde_json::{Value, json};
@@ -90,31 +92,8 @@ impl Env {
     }
 
     fn serve(&self) -> Daemon {
-        let mut child = self
-            .command()
-            .args(["serve", "--bind", "127.0.0.1:0"])
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("start tmctl serve");
-        let stdout = child.stdout.take().expect("stdout");
-        let mut lines = BufReader::new(stdout).lines();
-        let first = lines.next().and_then(|l| l.ok()).unwrap_or_default();
-        let url = first
-            .split_whitespace()
-            .find(|w| w.starts_with("http://"))
-            .unwrap_or_else(|| panic!("tmctl serve did not say where it listens: {first:?}"))
-            .to_string();
-        // Keep draining stdout so the daemon never blocks on a full pipe.
-        std::thread::spawn(move || for _ in lines {});
-        let log_path = self.home.path().join(format!("serve-{}.log", child.id()));
-        let stderr = child.stderr.take().expect("stderr");
-        let log = log_path.clone();
-        std::thread::spawn(move || {
-            let mut f = std::fs::File::create(&log).expect("log file");
-            let _ = std::io::copy(&mut BufReader::new(stderr), &mut f);
-        });
-        Daemon { child, url, log: log_path }
+        let log = self.home.path().join(format!("serve-{}.log", SERVES.fetch_add(1, Ordering::SeqCst)));
+        ServeProcess::spawn(self.command(), log)
     }
 
     async fn store(&self) -> Store {
@@ -127,39 +106,10 @@ impl Env {
     }
 }
 
-struct Daemon {
-    child: Child,
-    url: String,
-    log: PathBuf,
-}
+type Daemon = ServeProcess;
 
-impl Daemon {
-    fn pid(&self) -> i32 {
-        self.child.id() as i32
-    }
-
-    fn kill9(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-
-    fn sigterm(&mut self) -> std::process::ExitStatus {
-        nix::sys::signal::kill(nix::unistd::Pid::from_raw(self.pid()), nix::sys::signal::Signal::SIGTERM)
-            .expect("SIGTERM");
-        self.child.wait().expect("wait for daemon")
-    }
-
-    fn log(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-}
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
+/// Numbers the log files of the daemons a test starts.
+static SERVES: AtomicUsize = AtomicUsize::new(0);
 
 /// Polls `check` every 100 ms until it returns Some, or panics after `limit` with `what`.
 async fn eventually<T, F, Fut>(limit: Duration, what: &str, mut check: F) -> T

@@ -9,12 +9,12 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use common::browser::Browser;
+use common::serve::ServeProcess;
 use serde_json::Value;
 
 const BIN: &str = env!("CARGO_BIN_EXE_tmctl");
@@ -95,53 +95,19 @@ impl Env {
     }
 
     fn serve(&self) -> Daemon {
-        let mut child = self
-            .command(&self.dags)
-            .args(["serve", "--bind", "127.0.0.1:0"])
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("start tmctl serve");
-        let stdout = child.stdout.take().expect("stdout");
-        let mut lines = BufReader::new(stdout).lines();
-        let first = lines.next().and_then(|l| l.ok()).unwrap_or_default();
-        let url = first
-            .split_whitespace()
-            .find(|w| w.starts_with("http://"))
-            .unwrap_or_else(|| panic!("tmctl serve did not say where it listens: {first:?}"))
-            .to_string();
-        std::thread::spawn(move || for _ in lines {});
-        let log = self.home.path().join("serve.log");
-        let stderr = child.stderr.take().expect("stderr");
-        let log_path = log.clone();
-        std::thread::spawn(move || {
-            let mut f = std::fs::File::create(&log_path).expect("log file");
-            let _ = std::io::copy(&mut BufReader::new(stderr), &mut f);
-        });
-        Daemon { child, url, log }
+        ServeProcess::spawn(self.command(&self.dags), self.home.path().join("serve.log"))
     }
 }
 
-struct Daemon {
-    child: Child,
-    url: String,
-    log: PathBuf,
+type Daemon = ServeProcess;
+
+trait At {
+    fn at(&self, path: &str) -> String;
 }
 
-impl Daemon {
+impl At for Daemon {
     fn at(&self, path: &str) -> String {
         format!("{}{path}", self.url)
-    }
-
-    fn log(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-}
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
 

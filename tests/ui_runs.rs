@@ -507,7 +507,7 @@ async fn the_grid_pages_through_runs() {
 /// every run view renders in well under 200 ms. Seeding takes a while, so it runs on demand:
 /// `cargo nextest run --test ui_runs --run-ignored only`.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-#[ignore]
+#[ignore = "seeds 100k tries and times pages; the speed target is measured by `tmctl bench --ui`: cargo nextest run --test ui_runs --run-ignored only"]
 async fn pages_stay_fast_with_a_long_history() {
     let db = common::sqlite_db();
     let home = tempfile::tempdir().expect("home");

@@ -4,6 +4,7 @@
 #![allow(dead_code)]
 
 pub mod browser;
+pub mod serve;
 pub mod smtp;
 
 use std::sync::atomic::{AtomicU32, Ordering};
