@@ -47,6 +47,10 @@ pub const KEYS: &[(&str, &str)] = &[
     ("s3.force_path_style", "TM_S3_FORCE_PATH_STYLE"),
     ("s3.allow_http", "TM_S3_ALLOW_HTTP"),
     ("catalog.name", "TM_ICEBERG_CATALOG_NAME"),
+    ("catalog.type", "TM_ICEBERG_CATALOG_TYPE"),
+    ("catalog.rest_uri", "TM_ICEBERG_REST_URI"),
+    ("catalog.rest_credential", "TM_ICEBERG_REST_CREDENTIAL"),
+    ("catalog.rest_token", "TM_ICEBERG_REST_TOKEN"),
     ("bronze.inbox", "TM_LOCAL_INPUT_DIR"),
     ("bronze.strict_course_match", "TM_STRICT_COURSE_MATCH"),
     ("silver.min_lon", "TM_COORD_MIN_LON"),
@@ -129,6 +133,39 @@ pub enum StorageKind {
     S3,
 }
 
+/// Which Iceberg catalog holds the table pointers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CatalogKind {
+    /// iceberg-catalog-sql in the state DB (SQLite or PostgreSQL).
+    Sql,
+    /// An Iceberg REST catalog (SeaweedFS, Polaris, Lakekeeper, Nessie, ...).
+    Rest,
+    /// AWS Glue: accepted as a name so configs can say what they mean, refused when opened (its
+    /// Iceberg REST endpoint needs SigV4-signed requests, which iceberg-catalog-rest 0.10 lacks).
+    Glue,
+}
+
+impl CatalogKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CatalogKind::Sql => "sql",
+            CatalogKind::Rest => "rest",
+            CatalogKind::Glue => "glue",
+        }
+    }
+}
+
+/// How to reach an Iceberg REST catalog.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RestCatalogSettings {
+    /// Base URI without `/v1`, e.g. `http://127.0.0.1:8181`.
+    pub uri: String,
+    /// OAuth2 client credentials `client_id:client_secret` (exchanged at `/v1/oauth/tokens`).
+    pub credential: String,
+    /// A static bearer token (used when no credential is set).
+    pub token: String,
+}
+
 /// Bucket names (the reference's `TM_BUCKET_*`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BucketNames {
@@ -139,12 +176,14 @@ pub struct BucketNames {
     pub observability: String,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// Serialisable because Iceberg's storage objects are (`typetag`); the secret never is.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct S3Settings {
     /// Empty for AWS itself; `http://127.0.0.1:8333` style for MinIO/SeaweedFS.
     pub endpoint: String,
     pub region: String,
     pub access_key: String,
+    #[serde(default, skip_serializing)]
     pub secret_key: String,
     pub force_path_style: bool,
     pub allow_http: bool,
@@ -158,6 +197,8 @@ pub struct LakeSettings {
     pub s3: S3Settings,
     /// Iceberg catalog name; rows in the SQL catalog's tables are keyed by it.
     pub catalog_name: String,
+    pub catalog_kind: CatalogKind,
+    pub rest: RestCatalogSettings,
     /// Folder the `bronze.ingest` task scans for new files.
     pub inbox: PathBuf,
     /// Reject files whose `course` does not match the course id (else a warning).
@@ -242,7 +283,7 @@ impl Settings {
         if web_base_url.is_empty() {
             web_base_url = format!("http://{web_bind}");
         }
-        Ok(Settings {
+        let settings = Settings {
             dags_dir: PathBuf::from(get_string(&raw, "dags_dir", false)?),
             database_url,
             database_max_connections: get_positive(&raw, "database.max_connections")? as u32,
@@ -308,6 +349,17 @@ impl Settings {
                     allow_http: get_bool(&raw, "s3.allow_http")?,
                 },
                 catalog_name: get_string(&raw, "catalog.name", false)?,
+                catalog_kind: match get_string(&raw, "catalog.type", false)?.as_str() {
+                    "sql" => CatalogKind::Sql,
+                    "rest" => CatalogKind::Rest,
+                    "glue" => CatalogKind::Glue,
+                    other => return Err(err(&raw, "catalog.type", format!("= \"{other}\" must be sql, rest or glue"))),
+                },
+                rest: RestCatalogSettings {
+                    uri: get_string(&raw, "catalog.rest_uri", true)?.trim_end_matches('/').to_string(),
+                    credential: get_string(&raw, "catalog.rest_credential", true)?,
+                    token: get_string(&raw, "catalog.rest_token", true)?,
+                },
                 inbox: match get_string(&raw, "bronze.inbox", true)? {
                     s if s.is_empty() => home.join("inbox"),
                     s => PathBuf::from(s),
@@ -319,7 +371,28 @@ impl Settings {
                 max_lat: get_f64(&raw, "silver.max_lat")?,
             },
             home,
-        })
+        };
+        let lake = &settings.lake;
+        if lake.catalog_kind == CatalogKind::Rest {
+            if lake.rest.uri.is_empty() {
+                return Err(err(&raw, "catalog.rest_uri", "must be set when catalog.type = \"rest\"".into()));
+            }
+            if lake.storage != StorageKind::S3 {
+                return Err(err(
+                    &raw,
+                    "catalog.type",
+                    "= \"rest\" needs storage.kind = \"s3\" (a REST catalog's tables live in object storage)".into(),
+                ));
+            }
+        }
+        if lake.storage == StorageKind::S3 && (lake.s3.access_key.is_empty() != lake.s3.secret_key.is_empty()) {
+            return Err(err(
+                &raw,
+                "s3.secret_key",
+                "and s3.access_key must be set together (or both left empty)".into(),
+            ));
+        }
+        Ok(settings)
     }
 
     pub fn is_postgres(&self) -> bool {

@@ -22,7 +22,7 @@ pub struct LakePublisher {
 
 /// Lake errors worth a retry: catalog/store trouble and lost commit races, not bad schemas.
 fn transient(e: &LakeError) -> bool {
-    !matches!(e, LakeError::Invalid { .. } | LakeError::UnsupportedStorage { .. } | LakeError::NoSuchTable { .. })
+    !matches!(e, LakeError::Invalid { .. } | LakeError::Unsupported { .. } | LakeError::NoSuchTable { .. })
 }
 
 #[async_trait]

@@ -7,7 +7,6 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use futures::TryStreamExt;
-use object_store::aws::AmazonS3Builder;
 use object_store::buffered::BufWriter;
 use object_store::local::LocalFileSystem;
 use object_store::path::Path;
@@ -63,7 +62,7 @@ pub enum BucketError {
         #[source]
         source: std::io::Error,
     },
-    #[error("cannot open bucket `{bucket}`: {source}")]
+    #[error("cannot open bucket `{bucket}`: {}", super::s3::explain(.source))]
     Open {
         bucket: String,
         #[source]
@@ -71,7 +70,7 @@ pub enum BucketError {
     },
     #[error("`{key}` is not a valid object key in bucket `{bucket}`: {message}")]
     BadKey { bucket: String, key: String, message: String },
-    #[error("{op} of `{key}` in bucket `{bucket}` failed: {source}")]
+    #[error("{op} of `{key}` in bucket `{bucket}` failed: {}", super::s3::explain(.source))]
     Object {
         op: &'static str,
         bucket: String,
@@ -174,11 +173,8 @@ impl Buckets {
                             .map_err(|e| BucketError::Open { bucket: name.clone(), source: Box::new(e) })?,
                     )
                 }
-                StorageKind::S3 => Arc::new(
-                    s3_builder(settings, &name)
-                        .build()
-                        .map_err(|e| BucketError::Open { bucket: name.clone(), source: Box::new(e) })?,
-                ),
+                StorageKind::S3 => super::s3::client(&settings.lake.s3, &name)
+                    .map_err(|e| BucketError::Open { bucket: name.clone(), source: Box::new(e) })?,
             };
             Ok(Handle { name, store })
         };
@@ -435,46 +431,6 @@ pub fn hex(bytes: &[u8]) -> String {
     s
 }
 
-/// The S3 client of one bucket from `settings.lake.s3`. Credentials left empty fall back to the
-/// usual AWS chain (environment, web identity, instance metadata).
-fn s3_builder(settings: &Settings, bucket: &str) -> AmazonS3Builder {
-    let s3 = &settings.lake.s3;
-    let mut builder = AmazonS3Builder::from_env()
-        .with_bucket_name(bucket)
-        .with_region(&s3.region)
-        .with_allow_http(s3.allow_http)
-        .with_virtual_hosted_style_request(!s3.force_path_style);
-    if !s3.endpoint.is_empty() {
-        let (endpoint, virtual_hosted) = endpoint_for(&s3.endpoint, bucket, s3.force_path_style);
-        builder = builder.with_endpoint(endpoint).with_virtual_hosted_style_request(virtual_hosted);
-    }
-    if !s3.access_key.is_empty() {
-        builder = builder.with_access_key_id(&s3.access_key);
-    }
-    if !s3.secret_key.is_empty() {
-        builder = builder.with_secret_access_key(&s3.secret_key);
-    }
-    builder
-}
-
-/// The endpoint URL of a bucket and whether requests are virtual-hosted. object_store expects a
-/// virtual-hosted endpoint to carry the bucket in its host (`https://s3.example.com` becomes
-/// `https://<bucket>.s3.example.com`); an endpoint whose host is an IP address cannot, so it is
-/// used path-style whatever `force_path_style` says.
-fn endpoint_for(endpoint: &str, bucket: &str, force_path_style: bool) -> (String, bool) {
-    if force_path_style {
-        return (endpoint.to_string(), false);
-    }
-    if let Ok(mut u) = url::Url::parse(endpoint)
-        && let Some(url::Host::Domain(host)) = u.host().map(|h| h.to_owned())
-        && u.set_host(Some(&format!("{bucket}.{host}"))).is_ok()
-    {
-        return (u.as_str().trim_end_matches('/').to_string(), true);
-    }
-    tracing::warn!(endpoint, bucket, "S3 endpoint has no domain name to put the bucket in; using path-style requests");
-    (endpoint.to_string(), false)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -484,15 +440,6 @@ mod tests {
         let mut s = Settings::load_with(&Overrides::default(), &Default::default()).unwrap();
         s.home = home.to_path_buf();
         s
-    }
-
-    #[test]
-    fn virtual_hosted_endpoints_carry_the_bucket() {
-        let e = |endpoint: &str, force| endpoint_for(endpoint, "b1", force);
-        assert_eq!(e("https://s3.example.com", false), ("https://b1.s3.example.com".into(), true));
-        assert_eq!(e("http://minio:9000/", false), ("http://b1.minio:9000".into(), true));
-        assert_eq!(e("http://minio:9000", true), ("http://minio:9000".into(), false));
-        assert_eq!(e("http://127.0.0.1:8333", false), ("http://127.0.0.1:8333".into(), false), "IP: path style");
     }
 
     #[test]

@@ -3,7 +3,9 @@
 //! iceberg-rust 0.10 lacks, built from its public pieces: data files of the replaced partitions
 //! are recorded DELETED in rewritten manifests, the rest stay EXISTING, new files are ADDED, one
 //! `overwrite` snapshot goes on `main`, and the catalog pointer moves with a compare-and-swap
-//! (`Store::swap_iceberg_metadata_location`); a lost race re-reads the table and tries again.
+//! (`Store::swap_iceberg_metadata_location` for the SQL catalog; the REST catalog's commit
+//! endpoint with "same table UUID, `main` still at the parent" requirements, [`super::rest`]); a
+//! lost race re-reads the table and tries again.
 //!
 //! # Run keys and resumed attempts
 //!
@@ -41,6 +43,7 @@ use iceberg::spec::{
     ManifestListWriter, ManifestWriterBuilder, Operation, PartitionKey, PartitionSpecRef, PrimitiveType,
     SchemaRef as IcebergSchemaRef, Snapshot, SnapshotSummaryCollector, Struct, Summary, TableMetadataBuilder,
 };
+use iceberg::spec::{SnapshotReference, SnapshotRetention};
 use iceberg::table::Table;
 use iceberg::writer::base_writer::data_file_writer::DataFileWriterBuilder;
 use iceberg::writer::file_writer::ParquetWriterBuilder;
@@ -49,10 +52,11 @@ use iceberg::writer::file_writer::rolling_writer::RollingFileWriterBuilder;
 use iceberg::writer::partitioning::PartitioningWriter;
 use iceberg::writer::partitioning::fanout_writer::FanoutWriter;
 use iceberg::writer::partitioning::unpartitioned_writer::UnpartitionedWriter;
-use iceberg::{MetadataLocation, TableIdent};
+use iceberg::{MetadataLocation, TableIdent, TableRequirement, TableUpdate};
 use serde::Serialize;
 
 use super::iceberg::{Lake, LakeError, Result, display_ident, table_err};
+use super::rest::CommitError;
 
 /// Snapshot summary keys tmctl writes.
 pub const PROP_RUN_KEY: &str = "tm.run-key";
@@ -533,25 +537,11 @@ impl Committer {
                     w.write_manifest_file().await.map_err(table_err(&self.ident, "write the manifest of new files"))?,
                 );
             }
-            let staged = self
+            let mut staged = self
                 .stage(&table, snapshot_id, data_files, added_manifest.clone(), replace, attempt, &mut manifest_counter)
                 .await?;
-            let old_location =
-                table.metadata_location_result().map_err(table_err(&self.ident, "read its metadata location"))?;
-            let ns = self.ident.namespace().join(".");
-            let swapped = self
-                .lake
-                .store()
-                .swap_iceberg_metadata_location(
-                    self.lake.catalog_name(),
-                    &ns,
-                    self.ident.name(),
-                    old_location,
-                    &staged.metadata_location,
-                )
-                .await;
-            match swapped {
-                Ok(true) => {
+            match self.publish(&table, &mut staged).await? {
+                Published::Landed => {
                     tracing::info!(
                         table = %self.name, run_key = %self.run_key, snapshot_id, attempt,
                         added_files = staged.outcome.added_files, deleted_files = staged.outcome.deleted_files,
@@ -559,19 +549,19 @@ impl Committer {
                     );
                     return Ok(CommitOutcome { attempts: attempt, ..staged.outcome });
                 }
-                Ok(false) => {
+                Published::Lost => {
                     tracing::debug!(table = %self.name, attempt, "Iceberg commit lost the race; retrying");
                     delete_quietly(&file_io, staged.files).await;
                 }
-                Err(e) => {
-                    // Unknown outcome: did the swap land before the error?
+                Published::Unknown(message) => {
+                    // Unknown outcome: did the commit land before the error?
                     let fresh = self.lake.load_table(&self.ident).await?;
                     if fresh.metadata().snapshot_by_id(snapshot_id).is_some() {
                         return Ok(CommitOutcome { attempts: attempt, ..staged.outcome });
                     }
-                    tracing::warn!(table = %self.name, attempt, error = %e, "Iceberg commit failed; retrying");
+                    tracing::warn!(table = %self.name, attempt, error = %message, "Iceberg commit failed; retrying");
                     if attempt == MAX_COMMIT_ATTEMPTS {
-                        return Err(LakeError::Store { table: self.name.clone(), source: e });
+                        return Err(LakeError::CommitFailed { table: self.name.clone(), message });
                     }
                 }
             }
@@ -582,8 +572,8 @@ impl Committer {
         Err(LakeError::Conflict { table: self.name.clone(), attempts: MAX_COMMIT_ATTEMPTS })
     }
 
-    /// Builds one commit attempt against `table`'s current state: manifests, manifest list,
-    /// snapshot, and the new metadata file (written, not yet pointed at).
+    /// Builds one commit attempt against `table`'s current state: manifests, manifest list and
+    /// the snapshot (not yet on any branch).
     #[allow(clippy::too_many_arguments)]
     async fn stage(
         &self,
@@ -734,19 +724,6 @@ impl Committer {
             .with_summary(Summary { operation: Operation::Overwrite, additional_properties: props })
             .with_schema_id(md.current_schema_id())
             .build();
-        let old_location = table.metadata_location_result().map_err(err("read its metadata location"))?;
-        let new_metadata = TableMetadataBuilder::new_from_metadata(md.clone(), Some(old_location.to_string()))
-            .set_branch_snapshot(snapshot, MAIN_BRANCH)
-            .and_then(|b| b.build())
-            .map_err(err("build new metadata"))?
-            .metadata;
-        let location = MetadataLocation::from_str(old_location)
-            .map_err(err("parse its metadata location"))?
-            .with_next_version()
-            .with_new_metadata(&new_metadata);
-        new_metadata.write_to(file_io, &location).await.map_err(err("write new metadata"))?;
-        let metadata_location = location.to_string();
-        files_written.push(metadata_location.clone());
         let outcome = CommitOutcome {
             table: self.name.clone(),
             run_key: self.run_key.key(),
@@ -759,7 +736,74 @@ impl Committer {
             already_committed: false,
             attempts: attempt,
         };
-        Ok(Staged { metadata_location, files: files_written, outcome })
+        Ok(Staged { snapshot, files: files_written, outcome })
+    }
+
+    /// Puts the staged snapshot on `main`. SQL catalog: writes the next metadata file and moves
+    /// the pointer with a compare-and-swap in the state DB. REST catalog: sends the snapshot to
+    /// the commit endpoint, which checks the requirements (same table, `main` still at the
+    /// parent) and writes the metadata file itself.
+    async fn publish(&self, table: &Table, staged: &mut Staged) -> Result<Published> {
+        let md = table.metadata();
+        let err = |action: &'static str| table_err(&self.ident, action);
+        let Some(rest) = self.lake.rest_commits() else {
+            let old_location = table.metadata_location_result().map_err(err("read its metadata location"))?;
+            let new_metadata = TableMetadataBuilder::new_from_metadata(md.clone(), Some(old_location.to_string()))
+                .set_branch_snapshot(staged.snapshot.clone(), MAIN_BRANCH)
+                .and_then(|b| b.build())
+                .map_err(err("build new metadata"))?
+                .metadata;
+            let location = MetadataLocation::from_str(old_location)
+                .map_err(err("parse its metadata location"))?
+                .with_next_version()
+                .with_new_metadata(&new_metadata);
+            new_metadata.write_to(table.file_io(), &location).await.map_err(err("write new metadata"))?;
+            let new_location = location.to_string();
+            staged.files.push(new_location.clone());
+            let ns = self.ident.namespace().join(".");
+            let swapped = self
+                .lake
+                .store()
+                .swap_iceberg_metadata_location(
+                    self.lake.catalog_name(),
+                    &ns,
+                    self.ident.name(),
+                    old_location,
+                    &new_location,
+                )
+                .await;
+            return Ok(match swapped {
+                Ok(true) => Published::Landed,
+                Ok(false) => Published::Lost,
+                Err(e) => Published::Unknown(e.to_string()),
+            });
+        };
+        let requirements = vec![
+            TableRequirement::UuidMatch { uuid: md.uuid() },
+            TableRequirement::RefSnapshotIdMatch {
+                r#ref: MAIN_BRANCH.to_string(),
+                snapshot_id: staged.snapshot.parent_snapshot_id(),
+            },
+        ];
+        let updates = vec![
+            TableUpdate::AddSnapshot { snapshot: staged.snapshot.clone() },
+            TableUpdate::SetSnapshotRef {
+                ref_name: MAIN_BRANCH.to_string(),
+                reference: SnapshotReference::new(
+                    staged.snapshot.snapshot_id(),
+                    SnapshotRetention::branch(None, None, None),
+                ),
+            },
+        ];
+        let warehouse = super::warehouse_url(self.lake.settings(), &self.ident.namespace().join("."));
+        Ok(match rest.commit(&warehouse, &self.ident, requirements, updates).await {
+            Ok(_) => Published::Landed,
+            Err(CommitError::Conflict(_)) => Published::Lost,
+            Err(CommitError::Unknown(message)) => Published::Unknown(message),
+            Err(refused @ CommitError::Rejected { .. }) => {
+                return Err(LakeError::CommitRefused { table: self.name.clone(), message: refused.to_string() });
+            }
+        })
     }
 
     fn manifest_path(&self, table: &Table, counter: &mut u32) -> String {
@@ -800,9 +844,18 @@ impl Committer {
     }
 }
 
+/// How putting a snapshot on `main` ended.
+enum Published {
+    Landed,
+    /// Another writer moved `main` first: plan again.
+    Lost,
+    /// No clear answer (the database or the catalog failed mid-way).
+    Unknown(String),
+}
+
 struct Staged {
-    metadata_location: String,
-    /// Files this attempt wrote that nothing references if the swap fails.
+    snapshot: Snapshot,
+    /// Files this attempt wrote that nothing references if the commit fails.
     files: Vec<String>,
     outcome: CommitOutcome,
 }

@@ -1,20 +1,27 @@
 //! The Iceberg catalog `tm`: iceberg-catalog-sql on the state DB (SQLite file or PostgreSQL), so
-//! PyIceberg's `SqlCatalog("tm", uri=…)` on the same database sees the same tables. [`Lake`] owns
-//! the catalog handle, the namespaces `silver` (source bucket) and `gold` (serve bucket), table
-//! creation with explicit locations, and snapshot look-ups (run keys, history).
+//! PyIceberg's `SqlCatalog("tm", uri=…)` on the same database sees the same tables, or an Iceberg
+//! REST catalog (`catalog.type = "rest"`, one warehouse per namespace). [`Lake`] owns the catalog
+//! handles, the namespaces `silver` (source bucket) and `gold` (serve bucket), table creation,
+//! and snapshot look-ups (run keys, history).
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 use datafusion::arrow::datatypes::{DataType, Field, Schema as ArrowSchema, SchemaRef, TimeUnit};
+use iceberg::io::StorageFactory;
 use iceberg::spec::{FormatVersion, Schema as IcebergSchema, Transform, UnboundPartitionSpec};
 use iceberg::table::Table;
 use iceberg::{Catalog, CatalogBuilder, ErrorKind, NamespaceIdent, TableCreation, TableIdent};
-use iceberg_catalog_sql::{SQL_CATALOG_PROP_URI, SQL_CATALOG_PROP_WAREHOUSE, SqlBindStyle, SqlCatalogBuilder};
+use iceberg_catalog_rest::{REST_CATALOG_PROP_URI, REST_CATALOG_PROP_WAREHOUSE, RestCatalog, RestCatalogBuilder};
+use iceberg_catalog_sql::{
+    SQL_CATALOG_PROP_URI, SQL_CATALOG_PROP_WAREHOUSE, SqlBindStyle, SqlCatalog, SqlCatalogBuilder,
+};
 use serde::Serialize;
 
-use crate::config::{Settings, StorageKind};
+use super::rest::RestCommits;
+use super::s3_io::S3StorageFactory;
+use crate::config::{CatalogKind, Settings, StorageKind};
 use crate::store::{Store, StoreError};
 
 /// The namespaces tmctl creates and reads.
@@ -33,8 +40,8 @@ pub enum LakeError {
         #[source]
         source: Box<iceberg::Error>,
     },
-    #[error("Iceberg catalog `{catalog}` does not support storage.kind = s3 yet (only local storage)")]
-    UnsupportedStorage { catalog: String },
+    #[error("Iceberg catalog `{catalog}`: {message}")]
+    Unsupported { catalog: String, message: String },
     #[error("Iceberg catalog: cannot {action}: {source}")]
     Catalog {
         action: String,
@@ -52,6 +59,10 @@ pub enum LakeError {
     },
     #[error("Iceberg table {table}: {message}")]
     Invalid { table: String, message: String },
+    #[error("Iceberg table {table}: the commit failed: {message}")]
+    CommitFailed { table: String, message: String },
+    #[error("Iceberg table {table}: the catalog refused the commit: {message}")]
+    CommitRefused { table: String, message: String },
     #[error("Iceberg table {table}: commit lost the race {attempts} times in a row; giving up")]
     Conflict { table: String, attempts: u32 },
     #[error("Iceberg table {table}: {source}")]
@@ -80,7 +91,8 @@ impl LakeError {
             self,
             LakeError::Invalid { .. }
                 | LakeError::Usage(_)
-                | LakeError::UnsupportedStorage { .. }
+                | LakeError::Unsupported { .. }
+                | LakeError::CommitRefused { .. }
                 | LakeError::NoSuchTable { .. }
                 | LakeError::SnapshotNotFound { .. }
         )
@@ -138,7 +150,11 @@ pub struct Lake {
 struct Inner {
     settings: Arc<Settings>,
     store: Store,
-    catalog: Arc<dyn Catalog>,
+    /// The catalog of each namespace in [`NAMESPACES`]: the SQL catalog serves both; a REST
+    /// catalog is opened once per warehouse (`s3://<bucket>`), silver's and gold's.
+    catalogs: Vec<(String, Arc<dyn Catalog>)>,
+    /// The REST commit endpoint client (REST catalogs only).
+    rest: Option<RestCommits>,
 }
 
 impl std::fmt::Debug for Lake {
@@ -148,13 +164,50 @@ impl std::fmt::Debug for Lake {
 }
 
 impl Lake {
-    /// Opens the SQL catalog `settings.lake.catalog_name` on `settings.database_url` (creating its
-    /// two tables on first use) and makes sure the namespaces `silver` and `gold` exist.
+    /// Opens the configured catalog and makes sure the namespaces `silver` and `gold` exist.
+    /// SQL: iceberg-catalog-sql on `settings.database_url` (its two tables are created on first
+    /// use). REST: `settings.lake.rest.uri`, one warehouse per namespace. Table files go through
+    /// the local file system or [`super::s3_io::S3Storage`], as `storage.kind` says.
     pub async fn open(settings: Arc<Settings>, store: Store) -> Result<Lake> {
         let name = settings.lake.catalog_name.clone();
-        if settings.lake.storage == StorageKind::S3 {
-            return Err(LakeError::UnsupportedStorage { catalog: name });
+        let factory: Arc<dyn StorageFactory> = match settings.lake.storage {
+            StorageKind::Local => Arc::new(iceberg::io::LocalFsStorageFactory),
+            StorageKind::S3 => Arc::new(S3StorageFactory::new(settings.lake.s3.clone())),
+        };
+        let open_err = |source: iceberg::Error| LakeError::Open { catalog: name.clone(), source: Box::new(source) };
+        let (catalogs, rest) = match settings.lake.catalog_kind {
+            CatalogKind::Sql => {
+                let catalog = Arc::new(Self::open_sql(&settings, factory).await.map_err(open_err)?) as Arc<dyn Catalog>;
+                (NAMESPACES.iter().map(|ns| (ns.to_string(), catalog.clone())).collect(), None)
+            }
+            CatalogKind::Rest => {
+                let mut catalogs = Vec::new();
+                for ns in NAMESPACES {
+                    let catalog = Self::open_rest(&settings, ns, factory.clone()).await.map_err(open_err)?;
+                    catalogs.push((ns.to_string(), Arc::new(catalog) as Arc<dyn Catalog>));
+                }
+                let commits = RestCommits::new(settings.lake.rest.clone())
+                    .map_err(|message| LakeError::Unsupported { catalog: name.clone(), message })?;
+                (catalogs, Some(commits))
+            }
+            CatalogKind::Glue => {
+                return Err(LakeError::Unsupported {
+                    catalog: name,
+                    message: "catalog.type = \"glue\" is not built in: Glue's Iceberg REST endpoint needs \
+                              SigV4-signed requests, which iceberg-catalog-rest 0.10 cannot send; use \
+                              catalog.type = \"rest\" with an OAuth2 REST catalog, or \"sql\""
+                        .into(),
+                });
+            }
+        };
+        let lake = Lake { inner: Arc::new(Inner { settings, store, catalogs, rest }) };
+        for ns in NAMESPACES {
+            lake.ensure_namespace(ns).await?;
         }
+        Ok(lake)
+    }
+
+    async fn open_sql(settings: &Settings, factory: Arc<dyn StorageFactory>) -> iceberg::Result<SqlCatalog> {
         let postgres = settings.is_postgres();
         // iceberg-catalog-sql rewrites `?` into `$N` itself for DollarNumeric (PostgreSQL); SQLite
         // takes `?` as is.
@@ -163,25 +216,61 @@ impl Lake {
         let max_connections = if postgres { settings.database_max_connections.max(2) } else { 2 };
         let props = HashMap::from([
             (SQL_CATALOG_PROP_URI.to_string(), settings.database_url.clone()),
-            (SQL_CATALOG_PROP_WAREHOUSE.to_string(), super::warehouse_url(&settings, "silver")),
+            (SQL_CATALOG_PROP_WAREHOUSE.to_string(), super::warehouse_url(settings, "silver")),
             ("pool.max-connections".to_string(), max_connections.to_string()),
         ]);
-        let catalog = SqlCatalogBuilder::default()
+        SqlCatalogBuilder::default()
             .sql_bind_style(bind_style)
-            .with_storage_factory(Arc::new(iceberg::io::LocalFsStorageFactory))
-            .load(name.clone(), props)
+            .with_storage_factory(factory)
+            .load(settings.lake.catalog_name.clone(), props)
             .await
-            .map_err(|source| LakeError::Open { catalog: name.clone(), source: Box::new(source) })?;
-        let lake = Lake { inner: Arc::new(Inner { settings, store, catalog: Arc::new(catalog) }) };
-        for ns in NAMESPACES {
-            lake.ensure_namespace(ns).await?;
-        }
-        Ok(lake)
     }
 
-    /// The catalog, for code that needs iceberg's own API (scans, inspection).
-    pub fn catalog(&self) -> Arc<dyn Catalog> {
-        self.inner.catalog.clone()
+    /// The REST catalog of namespace `ns`'s warehouse. Nothing is requested until first use.
+    async fn open_rest(
+        settings: &Settings,
+        ns: &str,
+        factory: Arc<dyn StorageFactory>,
+    ) -> iceberg::Result<RestCatalog> {
+        let rest = &settings.lake.rest;
+        let mut props = HashMap::from([
+            (REST_CATALOG_PROP_URI.to_string(), rest.uri.clone()),
+            (REST_CATALOG_PROP_WAREHOUSE.to_string(), super::warehouse_url(settings, ns)),
+        ]);
+        if !rest.credential.is_empty() {
+            props.insert("credential".into(), rest.credential.clone());
+            props.insert("scope".into(), "catalog".into());
+        } else if !rest.token.is_empty() {
+            props.insert("token".into(), rest.token.clone());
+        }
+        RestCatalogBuilder::default()
+            .with_storage_factory(factory)
+            .load(format!("{}-{ns}", settings.lake.catalog_name), props)
+            .await
+    }
+
+    /// The catalog that holds namespace `ns`.
+    pub fn catalog_for(&self, ns: &str) -> Result<Arc<dyn Catalog>> {
+        self.inner.catalogs.iter().find(|(n, _)| n == ns).map(|(_, c)| c.clone()).ok_or_else(|| LakeError::Catalog {
+            action: format!("find namespace {ns}"),
+            source: Box::new(iceberg::Error::new(
+                ErrorKind::DataInvalid,
+                format!("tmctl keeps tables in the namespaces {} only", NAMESPACES.join(" and ")),
+            )),
+        })
+    }
+
+    /// The namespaces and their catalogs.
+    pub(crate) fn catalogs(&self) -> &[(String, Arc<dyn Catalog>)] {
+        &self.inner.catalogs
+    }
+
+    pub(crate) fn rest_commits(&self) -> Option<&RestCommits> {
+        self.inner.rest.as_ref()
+    }
+
+    pub fn catalog_kind(&self) -> CatalogKind {
+        self.inner.settings.lake.catalog_kind
     }
 
     pub fn catalog_name(&self) -> &str {
@@ -207,7 +296,7 @@ impl Lake {
     /// is missing.
     pub async fn ensure_namespace(&self, ns: &str) -> Result<()> {
         let ident = NamespaceIdent::new(ns.to_string());
-        let catalog = &self.inner.catalog;
+        let catalog = self.catalog_for(ns)?;
         let exists = catalog.namespace_exists(&ident).await.map_err(|source| LakeError::Catalog {
             action: format!("look up namespace {ns}"),
             source: Box::new(source),
@@ -215,8 +304,15 @@ impl Lake {
         if exists {
             return Ok(());
         }
-        let location = format!("{}/{ns}", super::warehouse_url(&self.inner.settings, ns));
-        let props = HashMap::from([("location".to_string(), location)]);
+        // A REST catalog places namespaces in its warehouse itself.
+        let props = if self.catalog_kind() == CatalogKind::Sql {
+            HashMap::from([(
+                "location".to_string(),
+                format!("{}/{ns}", super::warehouse_url(&self.inner.settings, ns)),
+            )])
+        } else {
+            HashMap::new()
+        };
         match catalog.create_namespace(&ident, props).await {
             Ok(_) => Ok(()),
             // Another process created it in between.
@@ -233,7 +329,7 @@ impl Lake {
 
     /// Loads a table (its current metadata).
     pub async fn load_table(&self, ident: &TableIdent) -> Result<Table> {
-        match self.inner.catalog.load_table(ident).await {
+        match self.catalog_for(&ident.namespace().join("."))?.load_table(ident).await {
             Ok(t) => Ok(t),
             Err(e) if e.kind() == ErrorKind::TableNotFound => {
                 Err(LakeError::NoSuchTable { table: display_ident(ident) })
@@ -243,13 +339,13 @@ impl Lake {
     }
 
     pub async fn table_exists(&self, ident: &TableIdent) -> Result<bool> {
-        self.inner.catalog.table_exists(ident).await.map_err(table_err(ident, "look up"))
+        self.catalog_for(&ident.namespace().join("."))?.table_exists(ident).await.map_err(table_err(ident, "look up"))
     }
 
     /// The tables of a namespace, sorted by name.
     pub async fn list_tables(&self, namespace: &str) -> Result<Vec<TableIdent>> {
         let ns = NamespaceIdent::new(namespace.to_string());
-        let mut tables = self.inner.catalog.list_tables(&ns).await.map_err(|source| LakeError::Catalog {
+        let mut tables = self.catalog_for(namespace)?.list_tables(&ns).await.map_err(|source| LakeError::Catalog {
             action: format!("list the tables of {namespace}"),
             source: Box::new(source),
         })?;
@@ -279,16 +375,20 @@ impl Lake {
         let iceberg_schema = iceberg::arrow::arrow_schema_to_schema_auto_assign_ids(&normalised)
             .map_err(table_err(ident, "convert the Arrow schema"))?;
         let spec = identity_spec(&iceberg_schema, identity_partition_columns).map_err(invalid)?;
+        // A REST catalog chooses table locations itself (some refuse others); the SQL catalog is
+        // told where each table goes.
+        let location = (self.catalog_kind() == CatalogKind::Sql).then(|| self.table_location(ident));
         let creation = TableCreation::builder()
             .name(ident.name().to_string())
-            .location(self.table_location(ident))
+            .location_opt(location)
             .schema(iceberg_schema)
             .partition_spec(spec)
             .properties(TABLE_PROPERTIES.iter().map(|(k, v)| (k.to_string(), v.to_string())))
             .format_version(FormatVersion::V2)
             .build();
-        self.ensure_namespace(&ident.namespace().join(".")).await?;
-        match self.inner.catalog.create_table(ident.namespace(), creation).await {
+        let ns = ident.namespace().join(".");
+        self.ensure_namespace(&ns).await?;
+        match self.catalog_for(&ns)?.create_table(ident.namespace(), creation).await {
             Ok(table) => {
                 tracing::info!(table = %table_name, location = %table.metadata().location(), "created Iceberg table");
                 Ok(table)

@@ -1,10 +1,14 @@
-//! The lakehouse storage layer: buckets (object_store), the Iceberg SQL catalog `tm` kept in the
-//! state DB, the replace-partitions commit iceberg-rust 0.10 lacks, and the one place DataFusion
-//! sessions are built. Tasks (`bronze`, `silver`, `gold`) reach storage only through here.
+//! The lakehouse storage layer: buckets (object_store: local directories or S3), the Iceberg
+//! catalog (SQL in the state DB, or REST), Iceberg file I/O over the same S3 clients, the
+//! replace-partitions commit iceberg-rust 0.10 lacks, and the one place DataFusion sessions are
+//! built. Tasks (`bronze`, `silver`, `gold`) reach storage only through here.
 
 pub mod buckets;
 pub mod commit;
 pub mod iceberg;
+mod rest;
+pub mod s3;
+pub mod s3_io;
 pub mod session;
 
 pub use self::commit::{CommitOutcome, PartitionValue, PartitionValues, RunKey, TableWriter};
@@ -30,13 +34,16 @@ pub fn local_bucket_dir(settings: &Settings, bucket: &str) -> PathBuf {
 }
 
 /// The Iceberg warehouse of a namespace: silver in the source bucket, gold in the serve bucket
-/// (`<bucket>/warehouse`), as a URL Iceberg clients (and PyIceberg) understand.
+/// (`<bucket dir>/warehouse` locally, the bucket itself on S3), as a URL Iceberg clients (and
+/// PyIceberg) understand.
 pub fn warehouse_url(settings: &Settings, namespace: &str) -> String {
     let bucket = if namespace == "gold" { &settings.lake.buckets.serve } else { &settings.lake.buckets.source };
     match settings.lake.storage {
         crate::config::StorageKind::Local => {
             format!("file://{}/warehouse", local_bucket_dir(settings, bucket).display())
         }
-        crate::config::StorageKind::S3 => format!("s3://{bucket}/warehouse"),
+        // `s3://<bucket>`: tables at `s3://<bucket>/<namespace>/<table>`, the layout of REST
+        // catalogs whose warehouse is a (table) bucket, e.g. SeaweedFS's and S3 Tables'.
+        crate::config::StorageKind::S3 => format!("s3://{bucket}"),
     }
 }

@@ -71,10 +71,24 @@ impl Lake {
         let schemas: Vec<(String, Arc<dyn SchemaProvider>)> = match (opts.snapshot_id, opts.as_of) {
             (None, None) => {
                 // Catalog-backed providers: fresh metadata at every scan; `t$snapshots` etc. too.
-                let provider = IcebergCatalogProvider::try_new(self.catalog()).await.map_err(|source| {
-                    LakeError::Catalog { action: "list its tables for a session".into(), source: Box::new(source) }
-                })?;
-                provider.schema_names().into_iter().filter_map(|n| provider.schema(&n).map(|s| (n, s))).collect()
+                // Each namespace comes from its own catalog (one per REST warehouse; the SQL
+                // catalog is asked once).
+                let mut schemas = Vec::new();
+                let mut asked: Vec<usize> = Vec::new();
+                for (_, catalog) in self.catalogs() {
+                    let key = Arc::as_ptr(catalog) as *const () as usize;
+                    if asked.contains(&key) {
+                        continue;
+                    }
+                    asked.push(key);
+                    let provider = IcebergCatalogProvider::try_new(catalog.clone()).await.map_err(|source| {
+                        LakeError::Catalog { action: "list its tables for a session".into(), source: Box::new(source) }
+                    })?;
+                    schemas.extend(
+                        provider.schema_names().into_iter().filter_map(|n| provider.schema(&n).map(|s| (n, s))),
+                    );
+                }
+                schemas
             }
             _ => self.pinned_schemas(opts).await?,
         };
@@ -89,15 +103,10 @@ impl Lake {
 
     /// Static providers for every table, each pinned to the snapshot `opts` asks for.
     async fn pinned_schemas(&self, opts: &SessionOptions) -> Result<Vec<(String, Arc<dyn SchemaProvider>)>> {
-        let catalog = self.catalog();
-        let namespaces = catalog
-            .list_namespaces(None)
-            .await
-            .map_err(|source| LakeError::Catalog { action: "list namespaces".into(), source: Box::new(source) })?;
         let mut found_snapshot = false;
         let mut out = Vec::new();
-        for ns in namespaces {
-            let ns_name = ns.join(".");
+        for (ns_name, _) in self.catalogs() {
+            let ns_name = ns_name.clone();
             let schema = Arc::new(MemorySchemaProvider::new());
             for ident in self.list_tables(&ns_name).await? {
                 let table = self.load_table(&ident).await?;

@@ -1,0 +1,406 @@
+//! S3 clients (object_store's `AmazonS3`), one per bucket and process, shared by the bucket
+//! helpers ([`super::buckets`]) and Iceberg's file I/O ([`super::s3_io`]) so both go through one
+//! connection pool. Every client is wrapped in [`Counted`], which tallies the requests this
+//! process made by kind ([`requests`]): the numbers behind "what does one silver run cost on S3".
+
+use std::collections::HashMap;
+use std::fmt;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, LazyLock, Mutex};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use futures::StreamExt;
+use futures::stream::BoxStream;
+use object_store::aws::AmazonS3Builder;
+use object_store::path::Path;
+use object_store::{
+    BackoffConfig, ClientOptions, CopyOptions, GetOptions, GetResult, ListResult, MultipartUpload, ObjectMeta,
+    ObjectStore, PutMultipartOptions, PutOptions, PutPayload, PutResult, RetryConfig, UploadPart,
+};
+use serde::Serialize;
+
+use crate::config::S3Settings;
+
+/// A connection that does not open in this long counts as an unreachable endpoint.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+/// Bound on one request (a part of a multipart upload is one request).
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(120);
+/// Transient failures (5xx, throttling, resets) are retried this often within [`RETRY_TIMEOUT`].
+const MAX_RETRIES: usize = 4;
+const RETRY_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// (settings, bucket) → client.
+type ClientMap = HashMap<(String, String), Arc<dyn ObjectStore>>;
+
+/// The S3 client of `bucket`, built on first use and then shared by everything in this process
+/// that uses the same settings. Building makes no request.
+pub fn client(s3: &S3Settings, bucket: &str) -> object_store::Result<Arc<dyn ObjectStore>> {
+    static CLIENTS: LazyLock<Mutex<ClientMap>> = LazyLock::new(Default::default);
+    // The secret is part of the key so that changed credentials get a new client; the key never
+    // leaves this map.
+    let key = (
+        format!(
+            "{}|{}|{}|{}|{}|{}",
+            s3.endpoint, s3.region, s3.access_key, s3.secret_key, s3.force_path_style, s3.allow_http
+        ),
+        bucket.to_string(),
+    );
+    let mut clients = CLIENTS.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+    if let Some(c) = clients.get(&key) {
+        return Ok(c.clone());
+    }
+    let store: Arc<dyn ObjectStore> = Arc::new(Counted { inner: Arc::new(builder(s3, bucket).build()?) });
+    clients.insert(key, store.clone());
+    Ok(store)
+}
+
+/// The S3 builder of one bucket. Credentials left empty fall back to the usual AWS chain
+/// (environment, web identity, instance metadata).
+fn builder(s3: &S3Settings, bucket: &str) -> AmazonS3Builder {
+    // Client options first: `with_client_options` replaces them all, `allow_http` included.
+    let mut builder = AmazonS3Builder::from_env()
+        .with_client_options(
+            ClientOptions::new()
+                .with_allow_http(s3.allow_http)
+                .with_connect_timeout(CONNECT_TIMEOUT)
+                .with_timeout(REQUEST_TIMEOUT),
+        )
+        .with_bucket_name(bucket)
+        .with_region(&s3.region)
+        .with_virtual_hosted_style_request(!s3.force_path_style)
+        .with_retry(RetryConfig {
+            backoff: BackoffConfig::default(),
+            max_retries: MAX_RETRIES,
+            retry_timeout: RETRY_TIMEOUT,
+        });
+    if !s3.endpoint.is_empty() {
+        let (endpoint, virtual_hosted) = endpoint_for(&s3.endpoint, bucket, s3.force_path_style);
+        builder = builder.with_endpoint(endpoint).with_virtual_hosted_style_request(virtual_hosted);
+    }
+    if !s3.access_key.is_empty() {
+        builder = builder.with_access_key_id(&s3.access_key);
+    }
+    if !s3.secret_key.is_empty() {
+        builder = builder.with_secret_access_key(&s3.secret_key);
+    }
+    builder
+}
+
+/// The endpoint URL of a bucket and whether requests are virtual-hosted. object_store expects a
+/// virtual-hosted endpoint to carry the bucket in its host (`https://s3.example.com` becomes
+/// `https://<bucket>.s3.example.com`); an endpoint whose host is an IP address cannot, so it is
+/// used path-style whatever `force_path_style` says.
+pub(crate) fn endpoint_for(endpoint: &str, bucket: &str, force_path_style: bool) -> (String, bool) {
+    if force_path_style {
+        return (endpoint.to_string(), false);
+    }
+    if let Ok(mut u) = url::Url::parse(endpoint)
+        && let Some(url::Host::Domain(host)) = u.host().map(|h| h.to_owned())
+        && u.set_host(Some(&format!("{bucket}.{host}"))).is_ok()
+    {
+        return (u.as_str().trim_end_matches('/').to_string(), true);
+    }
+    tracing::warn!(endpoint, bucket, "S3 endpoint has no domain name to put the bucket in; using path-style requests");
+    (endpoint.to_string(), false)
+}
+
+/// One sentence for an object store error that says what is wrong and which setting to look
+/// at, for the three usual mistakes (bad credentials, unreachable endpoint, missing bucket),
+/// followed by the store's own words; other errors as the store words them.
+pub fn explain(e: &object_store::Error) -> String {
+    let chain = crate::alerts::error_chain(e);
+    let has = |needle: &str| chain.contains(needle);
+    let hint = if has("NoSuchBucket") || has("specified bucket does not exist") {
+        "the bucket does not exist: create it, or fix the bucket's name (buckets.* / TM_BUCKET_*)"
+    } else if has("SignatureDoesNotMatch")
+        || has("InvalidAccessKeyId")
+        || has("AccessDenied")
+        || has("Access Denied")
+        || matches!(e, object_store::Error::PermissionDenied { .. } | object_store::Error::Unauthenticated { .. })
+    {
+        "S3 refused the credentials (or they lack permission): check s3.access_key and s3.secret_key \
+         (TM_S3_ACCESS_KEY / TM_S3_SECRET_KEY)"
+    } else if has("error sending request")
+        || has("Connection refused")
+        || has("connection refused")
+        || has("dns error")
+        || has("error trying to connect")
+        || has("operation timed out")
+    {
+        "cannot reach the S3 endpoint: check s3.endpoint (TM_S3_ENDPOINT) and that the server runs"
+    } else {
+        return chain;
+    };
+    format!("{hint} ({})", brief(&chain))
+}
+
+/// The tail of an error chain that carries the cause, bounded in length.
+fn brief(chain: &str) -> String {
+    // S3 error bodies are XML; their <Code> is the useful part.
+    if let Some(start) = chain.find("<Code>")
+        && let Some(end) = chain[start..].find("</Code>")
+    {
+        return chain[start + 6..start + end].to_string();
+    }
+    let tail = chain.rsplit(": ").next().unwrap_or(chain);
+    tail.chars().take(200).collect()
+}
+
+/// Requests made through the S3 clients of this process, by kind.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct Requests {
+    /// GET of a whole object.
+    pub get: u64,
+    /// GET of a byte range (Parquet footers and column chunks, Avro manifests).
+    pub get_range: u64,
+    /// HEAD (existence and size checks).
+    pub head: u64,
+    /// Single-request PUT.
+    pub put: u64,
+    /// Multipart uploads started (CreateMultipartUpload)…
+    pub multipart_create: u64,
+    /// …their parts (UploadPart)…
+    pub multipart_part: u64,
+    /// …and completions (CompleteMultipartUpload).
+    pub multipart_complete: u64,
+    /// Objects deleted.
+    pub delete: u64,
+    /// LIST calls (ListObjectsV2; a long listing pages, each page is not counted).
+    pub list: u64,
+    /// Server-side copies.
+    pub copy: u64,
+    /// Bytes sent in PUTs and parts, and bytes received by GETs.
+    pub bytes_up: u64,
+    pub bytes_down: u64,
+}
+
+impl Requests {
+    /// What happened between `earlier` and `self`.
+    pub fn since(&self, earlier: &Requests) -> Requests {
+        Requests {
+            get: self.get - earlier.get,
+            get_range: self.get_range - earlier.get_range,
+            head: self.head - earlier.head,
+            put: self.put - earlier.put,
+            multipart_create: self.multipart_create - earlier.multipart_create,
+            multipart_part: self.multipart_part - earlier.multipart_part,
+            multipart_complete: self.multipart_complete - earlier.multipart_complete,
+            delete: self.delete - earlier.delete,
+            list: self.list - earlier.list,
+            copy: self.copy - earlier.copy,
+            bytes_up: self.bytes_up - earlier.bytes_up,
+            bytes_down: self.bytes_down - earlier.bytes_down,
+        }
+    }
+
+    pub fn total(&self) -> u64 {
+        self.get
+            + self.get_range
+            + self.head
+            + self.put
+            + self.multipart_create
+            + self.multipart_part
+            + self.multipart_complete
+            + self.delete
+            + self.list
+            + self.copy
+    }
+}
+
+impl fmt::Display for Requests {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{} requests: GET {} (+{} ranged), HEAD {}, PUT {}, multipart {} ({} parts, {} completed), \
+             DELETE {}, LIST {}, COPY {}; {:.1} MB up, {:.1} MB down",
+            self.total(),
+            self.get,
+            self.get_range,
+            self.head,
+            self.put,
+            self.multipart_create,
+            self.multipart_part,
+            self.multipart_complete,
+            self.delete,
+            self.list,
+            self.copy,
+            self.bytes_up as f64 / 1e6,
+            self.bytes_down as f64 / 1e6,
+        )
+    }
+}
+
+#[derive(Default)]
+struct Counters {
+    get: AtomicU64,
+    get_range: AtomicU64,
+    head: AtomicU64,
+    put: AtomicU64,
+    multipart_create: AtomicU64,
+    multipart_part: AtomicU64,
+    multipart_complete: AtomicU64,
+    delete: AtomicU64,
+    list: AtomicU64,
+    copy: AtomicU64,
+    bytes_up: AtomicU64,
+    bytes_down: AtomicU64,
+}
+
+static COUNTERS: LazyLock<Counters> = LazyLock::new(Counters::default);
+
+fn bump(counter: &AtomicU64, by: u64) {
+    counter.fetch_add(by, Ordering::Relaxed);
+}
+
+/// The requests this process has made to S3 so far (all buckets).
+pub fn requests() -> Requests {
+    let c = &*COUNTERS;
+    let v = |a: &AtomicU64| a.load(Ordering::Relaxed);
+    Requests {
+        get: v(&c.get),
+        get_range: v(&c.get_range),
+        head: v(&c.head),
+        put: v(&c.put),
+        multipart_create: v(&c.multipart_create),
+        multipart_part: v(&c.multipart_part),
+        multipart_complete: v(&c.multipart_complete),
+        delete: v(&c.delete),
+        list: v(&c.list),
+        copy: v(&c.copy),
+        bytes_up: v(&c.bytes_up),
+        bytes_down: v(&c.bytes_down),
+    }
+}
+
+/// An object store that counts the requests it forwards.
+#[derive(Debug)]
+struct Counted {
+    inner: Arc<dyn ObjectStore>,
+}
+
+impl fmt::Display for Counted {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.inner.fmt(f)
+    }
+}
+
+#[async_trait]
+impl ObjectStore for Counted {
+    async fn put_opts(
+        &self,
+        location: &Path,
+        payload: PutPayload,
+        opts: PutOptions,
+    ) -> object_store::Result<PutResult> {
+        bump(&COUNTERS.put, 1);
+        bump(&COUNTERS.bytes_up, payload.content_length() as u64);
+        self.inner.put_opts(location, payload, opts).await
+    }
+
+    async fn put_multipart_opts(
+        &self,
+        location: &Path,
+        opts: PutMultipartOptions,
+    ) -> object_store::Result<Box<dyn MultipartUpload>> {
+        bump(&COUNTERS.multipart_create, 1);
+        let inner = self.inner.put_multipart_opts(location, opts).await?;
+        Ok(Box::new(CountedUpload { inner }))
+    }
+
+    async fn get_opts(&self, location: &Path, options: GetOptions) -> object_store::Result<GetResult> {
+        if options.head {
+            bump(&COUNTERS.head, 1);
+        } else if options.range.is_some() {
+            bump(&COUNTERS.get_range, 1);
+        } else {
+            bump(&COUNTERS.get, 1);
+        }
+        let got = self.inner.get_opts(location, options).await?;
+        bump(&COUNTERS.bytes_down, got.range.end.saturating_sub(got.range.start));
+        Ok(got)
+    }
+
+    fn delete_stream(
+        &self,
+        locations: BoxStream<'static, object_store::Result<Path>>,
+    ) -> BoxStream<'static, object_store::Result<Path>> {
+        let counted = locations.inspect(|p| {
+            if p.is_ok() {
+                bump(&COUNTERS.delete, 1);
+            }
+        });
+        self.inner.delete_stream(counted.boxed())
+    }
+
+    fn list(&self, prefix: Option<&Path>) -> BoxStream<'static, object_store::Result<ObjectMeta>> {
+        bump(&COUNTERS.list, 1);
+        self.inner.list(prefix)
+    }
+
+    fn list_with_offset(
+        &self,
+        prefix: Option<&Path>,
+        offset: &Path,
+    ) -> BoxStream<'static, object_store::Result<ObjectMeta>> {
+        bump(&COUNTERS.list, 1);
+        self.inner.list_with_offset(prefix, offset)
+    }
+
+    async fn list_with_delimiter(&self, prefix: Option<&Path>) -> object_store::Result<ListResult> {
+        bump(&COUNTERS.list, 1);
+        self.inner.list_with_delimiter(prefix).await
+    }
+
+    async fn copy_opts(&self, from: &Path, to: &Path, options: CopyOptions) -> object_store::Result<()> {
+        bump(&COUNTERS.copy, 1);
+        self.inner.copy_opts(from, to, options).await
+    }
+}
+
+#[derive(Debug)]
+struct CountedUpload {
+    inner: Box<dyn MultipartUpload>,
+}
+
+#[async_trait]
+impl MultipartUpload for CountedUpload {
+    fn put_part(&mut self, data: PutPayload) -> UploadPart {
+        bump(&COUNTERS.multipart_part, 1);
+        bump(&COUNTERS.bytes_up, data.content_length() as u64);
+        self.inner.put_part(data)
+    }
+
+    async fn complete(&mut self) -> object_store::Result<PutResult> {
+        bump(&COUNTERS.multipart_complete, 1);
+        self.inner.complete().await
+    }
+
+    async fn abort(&mut self) -> object_store::Result<()> {
+        self.inner.abort().await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn virtual_hosted_endpoints_carry_the_bucket() {
+        let e = |endpoint: &str, force| endpoint_for(endpoint, "b1", force);
+        assert_eq!(e("https://s3.example.com", false), ("https://b1.s3.example.com".into(), true));
+        assert_eq!(e("http://minio:9000/", false), ("http://b1.minio:9000".into(), true));
+        assert_eq!(e("http://minio:9000", true), ("http://minio:9000".into(), false));
+        assert_eq!(e("http://127.0.0.1:8333", false), ("http://127.0.0.1:8333".into(), false), "IP: path style");
+    }
+
+    #[test]
+    fn request_counts_subtract() {
+        let a = Requests { get: 2, put: 3, bytes_up: 10, ..Default::default() };
+        let b = Requests { get: 5, put: 3, list: 1, bytes_up: 30, ..Default::default() };
+        let d = b.since(&a);
+        assert_eq!(d, Requests { get: 3, list: 1, bytes_up: 20, ..Default::default() });
+        assert_eq!(d.total(), 4);
+        assert!(d.to_string().starts_with("4 requests: GET 3 (+0 ranged)"), "{d}");
+    }
+}
