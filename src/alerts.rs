@@ -119,6 +119,22 @@ impl Mailer {
         }))
     }
 
+    /// `host:port` of the SMTP server.
+    pub fn server(&self) -> &str {
+        &self.server
+    }
+
+    /// Connects, says EHLO (and STARTTLS/AUTH as configured) and quits, within the timeout: the
+    /// server's answer, or why there is none.
+    pub async fn check(&self) -> Result<(), String> {
+        match tokio::time::timeout(self.timeout, self.transport.test_connection()).await {
+            Ok(Ok(true)) => Ok(()),
+            Ok(Ok(false)) => Err(format!("{} did not accept the connection", self.server)),
+            Ok(Err(e)) => Err(format!("{}: {}", self.server, error_chain(&e))),
+            Err(_) => Err(format!("{} did not answer within {:?} (smtp.timeout)", self.server, self.timeout)),
+        }
+    }
+
     /// How long a claim must hold for one batch: every send is bounded by the timeout.
     fn claim_for(&self) -> Duration {
         self.timeout.saturating_mul(BATCH as u32 + 1).saturating_add(Duration::from_secs(60))
@@ -164,7 +180,8 @@ impl Mailer {
 }
 
 /// An error with its sources, `a: b: c`.
-fn error_chain(e: &dyn std::error::Error) -> String {
+/// `e` and its sources, each once, joined by `: `.
+pub(crate) fn error_chain(e: &dyn std::error::Error) -> String {
     let mut text = e.to_string();
     let mut source = e.source();
     while let Some(s) = source {

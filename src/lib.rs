@@ -13,6 +13,7 @@ pub mod config;
 pub mod daemon;
 pub mod dag;
 pub mod demo;
+pub mod doctor;
 pub mod executor;
 pub mod generate;
 pub mod gold;

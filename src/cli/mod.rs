@@ -71,6 +71,12 @@ enum Command {
     Ingest(crate::bronze::IngestArgs),
     /// The whole lakehouse on the embedded defaults: generate, ingest, backfill silver and gold.
     Demo(crate::demo::DemoArgs),
+    /// Check the configuration end to end: state DB, Iceberg catalog, every bucket (write, read,
+    /// delete) and SMTP; exit code 1 if any check fails.
+    Doctor {
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -316,6 +322,18 @@ async fn dispatch(command: Command, settings: Arc<Settings>) -> CliResult {
                 _ => Err(CliError::Failed(format!("{e:#}"))),
             },
         },
+        Command::Doctor { json } => {
+            let checks = crate::doctor::run(settings.clone()).await;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&checks).map_err(|e| CliError::Failed(e.to_string()))?);
+            } else {
+                println!("{}", crate::doctor::render(&checks));
+            }
+            match checks.iter().filter(|c| c.status == crate::doctor::Status::Failed).count() {
+                0 => Ok(()),
+                n => Err(CliError::Failed(format!("{n} check(s) failed"))),
+            }
+        }
         Command::Demo(args) => {
             let store = open_store(&settings).await?;
             match crate::demo::run(settings.clone(), store, args).await {
@@ -610,6 +628,10 @@ async fn run(settings: &Arc<Settings>, args: RunArgs) -> CliResult {
     drop(exec);
     let _ = printer.await;
     let state = state?;
+    if settings.lake.storage == crate::config::StorageKind::S3 {
+        // What the run cost on S3 (`TM_LOG=tmctl::s3=info` shows it; benches read it).
+        tracing::info!(target: "tmctl::s3", "run {}: S3 {}", run.id, crate::lake::s3::requests());
+    }
     flush_alerts(&store, settings, &owner, &[run.id]).await;
     let took = timefmt::human_duration(started.elapsed());
     match state {
