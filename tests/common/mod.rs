@@ -4,6 +4,7 @@
 #![allow(dead_code)]
 
 pub mod browser;
+pub mod seaweed;
 pub mod serve;
 pub mod smtp;
 
