@@ -20,11 +20,6 @@ pub struct LakePublisher {
     pub run_key: RunKey,
 }
 
-/// Lake errors worth a retry: catalog/store trouble and lost commit races, not bad schemas.
-fn transient(e: &LakeError) -> bool {
-    !matches!(e, LakeError::Invalid { .. } | LakeError::Unsupported { .. } | LakeError::NoSuchTable { .. })
-}
-
 #[async_trait]
 impl Publisher for LakePublisher {
     async fn publish(
@@ -39,7 +34,7 @@ impl Publisher for LakePublisher {
             .map_err(|e| GoldError::Publish {
                 model: model.table.clone(),
                 table: table.clone(),
-                transient: transient(&e),
+                transient: e.is_transient(),
                 message: e.to_string(),
             })
     }

@@ -62,22 +62,14 @@ pub enum BucketError {
         #[source]
         source: std::io::Error,
     },
-    #[error("cannot open bucket `{bucket}`: {}", super::s3::explain(.source))]
-    Open {
-        bucket: String,
-        #[source]
-        source: Box<object_store::Error>,
-    },
+    // The store's error is explained in the message, not chained as a source: printed with its
+    // sources it would repeat the same request three times over.
+    #[error("cannot open bucket `{bucket}`: {}", super::s3::explain(.error))]
+    Open { bucket: String, error: Box<object_store::Error> },
     #[error("`{key}` is not a valid object key in bucket `{bucket}`: {message}")]
     BadKey { bucket: String, key: String, message: String },
-    #[error("{op} of `{key}` in bucket `{bucket}` failed: {}", super::s3::explain(.source))]
-    Object {
-        op: &'static str,
-        bucket: String,
-        key: String,
-        #[source]
-        source: Box<object_store::Error>,
-    },
+    #[error("{op} of `{key}` in bucket `{bucket}` failed: {}", super::s3::explain(.error))]
+    Object { op: &'static str, bucket: String, key: String, error: Box<object_store::Error> },
     #[error("{op} of `{key}` in bucket `{bucket}` failed: {source}")]
     Io {
         op: &'static str,
@@ -112,7 +104,7 @@ pub enum BucketError {
 impl BucketError {
     /// True when the error says the object does not exist.
     pub fn is_not_found(&self) -> bool {
-        matches!(self, BucketError::Object { source, .. } if matches!(**source, object_store::Error::NotFound { .. }))
+        matches!(self, BucketError::Object { error, .. } if matches!(**error, object_store::Error::NotFound { .. }))
     }
 }
 
@@ -170,11 +162,11 @@ impl Buckets {
                     })?;
                     Arc::new(
                         LocalFileSystem::new_with_prefix(&dir)
-                            .map_err(|e| BucketError::Open { bucket: name.clone(), source: Box::new(e) })?,
+                            .map_err(|e| BucketError::Open { bucket: name.clone(), error: Box::new(e) })?,
                     )
                 }
                 StorageKind::S3 => super::s3::client(&settings.lake.s3, &name)
-                    .map_err(|e| BucketError::Open { bucket: name.clone(), source: Box::new(e) })?,
+                    .map_err(|e| BucketError::Open { bucket: name.clone(), error: Box::new(e) })?,
             };
             Ok(Handle { name, store })
         };
@@ -263,7 +255,7 @@ impl Buckets {
     fn object_err(&self, op: &'static str, b: Bucket, key: &str) -> impl FnOnce(object_store::Error) -> BucketError {
         let bucket = self.name(b).to_string();
         let key = key.to_string();
-        move |source| BucketError::Object { op, bucket, key, source: Box::new(source) }
+        move |error| BucketError::Object { op, bucket, key, error: Box::new(error) }
     }
 
     fn io_err(&self, op: &'static str, b: Bucket, key: &str) -> impl FnOnce(std::io::Error) -> BucketError {

@@ -34,7 +34,7 @@ const TABLE_PROPERTIES: &[(&str, &str)] =
 /// Errors of the lakehouse layer. Each names the table (or catalog) it is about.
 #[derive(Debug, thiserror::Error)]
 pub enum LakeError {
-    #[error("cannot open the Iceberg catalog `{catalog}`: {source}")]
+    #[error("cannot open the Iceberg catalog `{catalog}`: {}{source}", catalog_hint(source))]
     Open {
         catalog: String,
         #[source]
@@ -42,7 +42,7 @@ pub enum LakeError {
     },
     #[error("Iceberg catalog `{catalog}`: {message}")]
     Unsupported { catalog: String, message: String },
-    #[error("Iceberg catalog: cannot {action}: {source}")]
+    #[error("Iceberg catalog: cannot {action}: {}{source}", catalog_hint(source))]
     Catalog {
         action: String,
         #[source]
@@ -83,10 +83,29 @@ pub enum LakeError {
     },
 }
 
+/// What a REST catalog failure usually means, as a lead-in naming the setting to check: refused
+/// credentials and an unreachable catalog are the two usual mistakes.
+fn catalog_hint(e: &iceberg::Error) -> &'static str {
+    let text = e.to_string();
+    if text.contains("401 Unauthorized") || text.contains("403 Forbidden") || text.contains("invalid_client") {
+        "the REST catalog refused the credentials (check catalog.rest_credential / TM_ICEBERG_REST_CREDENTIAL \
+         or catalog.rest_token / TM_ICEBERG_REST_TOKEN): "
+    } else if text.contains("error sending request") || text.contains("Connection refused") {
+        "cannot reach the REST catalog (check catalog.rest_uri / TM_ICEBERG_REST_URI and that it runs): "
+    } else {
+        ""
+    }
+}
+
 impl LakeError {
     /// Whether trying again may help (I/O, the database, a lost commit race), as opposed to bad
-    /// input or a missing table, which fail the same way every time.
+    /// input, a missing table or refused credentials, which fail the same way every time.
     pub fn is_transient(&self) -> bool {
+        if let LakeError::Open { source, .. } | LakeError::Catalog { source, .. } = self
+            && catalog_hint(source).starts_with("the REST catalog refused")
+        {
+            return false;
+        }
         !matches!(
             self,
             LakeError::Invalid { .. }

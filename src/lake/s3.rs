@@ -135,15 +135,20 @@ pub fn explain(e: &object_store::Error) -> String {
     format!("{hint} ({})", brief(&chain))
 }
 
-/// The tail of an error chain that carries the cause, bounded in length.
+/// The part of an error chain that carries the cause: an S3 error body's `<Code>`, else the HTTP
+/// status, else the chain's last link; bounded in length.
 fn brief(chain: &str) -> String {
-    // S3 error bodies are XML; their <Code> is the useful part.
     if let Some(start) = chain.find("<Code>")
         && let Some(end) = chain[start..].find("</Code>")
+        && end > 6
     {
         return chain[start + 6..start + end].to_string();
     }
-    let tail = chain.rsplit(": ").next().unwrap_or(chain);
+    if let Some(at) = chain.find("status code: ") {
+        let rest = &chain[at + "status code: ".len()..];
+        return rest.split(':').next().unwrap_or(rest).trim().to_string();
+    }
+    let tail = chain.rsplit(": ").find(|part| !part.trim().is_empty()).unwrap_or(chain);
     tail.chars().take(200).collect()
 }
 
@@ -392,6 +397,27 @@ mod tests {
         assert_eq!(e("http://minio:9000/", false), ("http://b1.minio:9000".into(), true));
         assert_eq!(e("http://minio:9000", true), ("http://minio:9000".into(), false));
         assert_eq!(e("http://127.0.0.1:8333", false), ("http://127.0.0.1:8333".into(), false), "IP: path style");
+    }
+
+    fn generic(text: &str) -> object_store::Error {
+        object_store::Error::Generic { store: "S3", source: text.to_string().into() }
+    }
+
+    #[test]
+    fn the_usual_mistakes_are_explained_with_their_setting() {
+        let e = explain(&generic("404 Not Found: <Error><Code>NoSuchBucket</Code><Message>x</Message></Error>"));
+        assert!(e.starts_with("the bucket does not exist: create it, or fix the bucket's name"), "{e}");
+        assert!(e.ends_with("(NoSuchBucket)"), "{e}");
+        let e = explain(&object_store::Error::PermissionDenied {
+            path: "k".into(),
+            source: "Server returned non-2xx status code: 403 Forbidden: ".to_string().into(),
+        });
+        assert!(e.contains("check s3.access_key and s3.secret_key") && e.ends_with("(403 Forbidden)"), "{e}");
+        let e = explain(&generic("error sending request: tcp connect error: Connection refused (os error 111)"));
+        assert!(e.starts_with("cannot reach the S3 endpoint: check s3.endpoint (TM_S3_ENDPOINT)"), "{e}");
+        assert!(e.ends_with("(Connection refused (os error 111))"), "{e}");
+        // Anything else: the store's own words.
+        assert_eq!(explain(&generic("something else")), "Generic S3 error: something else");
     }
 
     #[test]

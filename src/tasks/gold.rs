@@ -36,7 +36,7 @@ impl Task for GoldModel {
         tracing::info!(model = %model.table, sql = %model.sql_file.display(), reads = ?model.reads, "running gold model");
         let lake = Lake::open(ctx.settings.clone(), ctx.store.clone())
             .await
-            .map_err(|e| TaskError::Failed(format!("model `{}`: cannot open the lake: {e}", model.table)))?;
+            .map_err(super::lake_failed(&format!("model `{}`: cannot open the lake", model.table)))?;
         let session = lake
             .session(&SessionOptions::current())
             .await

@@ -122,6 +122,15 @@ pub(crate) fn failed<E: fmt::Display>(what: &str) -> impl Fn(E) -> TaskError + '
     move |e| TaskError::Failed(format!("{what}: {e}"))
 }
 
+/// A lake error as a task failure: retried only when trying again may help (refused
+/// credentials, a bad schema or a missing table fail the same way every time).
+pub(crate) fn lake_failed(what: &str) -> impl Fn(crate::lake::LakeError) -> TaskError + '_ {
+    move |e| {
+        let text = format!("{what}: {e}");
+        if e.is_transient() { TaskError::Failed(text) } else { TaskError::Fatal(text) }
+    }
+}
+
 /// A task that did not succeed.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum TaskError {

@@ -17,7 +17,7 @@ use futures::TryStreamExt;
 use object_store::{ObjectStore, ObjectStoreExt};
 use sha2::{Digest, Sha256};
 
-use super::{BuildInput, SettingError, Task, TaskContext, TaskError, TaskOutput, failed};
+use super::{BuildInput, SettingError, Task, TaskContext, TaskError, TaskOutput, failed, lake_failed};
 use crate::lake::buckets::{Bucket, Buckets};
 use crate::lake::{Lake, PartitionValues, RunKey, SessionOptions, parse_ident};
 use crate::silver::{self, Quarantined, Rules};
@@ -133,7 +133,7 @@ impl Task for SilverTransform {
         let started = Instant::now();
         let settings = ctx.settings.clone();
         let buckets = Buckets::open(&settings).map_err(failed("opening buckets"))?;
-        let lake = Lake::open(settings.clone(), ctx.store.clone()).await.map_err(failed("opening the lake"))?;
+        let lake = Lake::open(settings.clone(), ctx.store.clone()).await.map_err(lake_failed("opening the lake"))?;
         let ident = parse_ident(&self.table).map_err(|e| TaskError::Fatal(e.to_string()))?;
         lake.ensure_table(&ident, &silver::schema(), &["course_id", "ingest_date"])
             .await
