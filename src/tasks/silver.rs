@@ -89,30 +89,42 @@ async fn courses_in_table(lake: &Lake, table: &str, ds: NaiveDate) -> Result<Vec
 }
 
 /// Opens a landing object as a blocking reader: the file itself in the embedded mode, else the
-/// object spooled to a temporary file (memory stays bounded either way).
+/// object spooled to a temporary file (memory stays bounded either way). The spool is made once
+/// per object and kept in `spooled`: the transform reads each file twice (a cheap first pass
+/// counts round ids), and the second read must not download it again. The two reads never
+/// overlap, so they can share the file handle, rewound each time.
 fn open_landing(
     buckets: &Buckets,
     key: &str,
     handle: &tokio::runtime::Handle,
+    spooled: &std::sync::Mutex<Option<std::fs::File>>,
 ) -> std::io::Result<Box<dyn std::io::Read + Send>> {
+    use std::io::Seek;
     if let Some(path) = buckets.local_path(Bucket::Landing, key) {
         return Ok(Box::new(std::io::BufReader::with_capacity(1 << 20, std::fs::File::open(path)?)));
     }
-    let store = buckets.landing().clone();
-    let location = object_store::path::Path::from(key);
-    let mut spool = tempfile_spool()?;
-    handle.block_on(async {
-        let got = store.get(&location).await.map_err(std::io::Error::other)?;
-        let mut stream = got.into_stream();
-        use std::io::Write;
-        while let Some(chunk) = stream.try_next().await.map_err(std::io::Error::other)? {
-            spool.write_all(&chunk)?;
+    let mut cached = spooled.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+    let mut file = match cached.as_ref() {
+        Some(f) => f.try_clone()?,
+        None => {
+            let store = buckets.landing().clone();
+            let location = object_store::path::Path::from(key);
+            let mut spool = tempfile_spool()?;
+            handle.block_on(async {
+                let got = store.get(&location).await.map_err(std::io::Error::other)?;
+                let mut stream = got.into_stream();
+                use std::io::Write;
+                while let Some(chunk) = stream.try_next().await.map_err(std::io::Error::other)? {
+                    spool.write_all(&chunk)?;
+                }
+                Ok::<(), std::io::Error>(())
+            })?;
+            *cached = Some(spool.try_clone()?);
+            spool
         }
-        Ok::<(), std::io::Error>(())
-    })?;
-    use std::io::Seek;
-    spool.seek(std::io::SeekFrom::Start(0))?;
-    Ok(Box::new(std::io::BufReader::with_capacity(1 << 20, spool)))
+    };
+    file.seek(std::io::SeekFrom::Start(0))?;
+    Ok(Box::new(std::io::BufReader::with_capacity(1 << 20, file)))
 }
 
 /// An anonymous temporary file (removed when closed).
@@ -202,9 +214,10 @@ impl Task for SilverTransform {
                         let key = f.key.clone();
                         let b = buckets_r.clone();
                         let h = handle.clone();
+                        let spooled = std::sync::Mutex::new(None);
                         silver::rows::Input {
                             name: key.rsplit('/').next().unwrap_or(&key).to_string(),
-                            open: Box::new(move || open_landing(&b, &key, &h)),
+                            open: Box::new(move || open_landing(&b, &key, &h, &spooled)),
                         }
                     })
                     .collect();
