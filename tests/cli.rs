@@ -1338,3 +1338,47 @@ fn nul_and_invalid_utf8_output_sqlite() {
 fn nul_and_invalid_utf8_output_postgres() {
     scenario_odd_bytes_in_output(&Tm::postgres());
 }
+
+// ---- doctor ---------------------------------------------------------------------------------------
+
+/// `tmctl doctor` on the embedded defaults (SQLite, local buckets, SQL catalog) with a real SMTP
+/// server: every check passes; the same with the SMTP port closed fails that row (and exit 1);
+/// `--json` carries the same checks. (S3 and the REST catalog: tests/s3_rest.rs.)
+#[test]
+fn doctor_checks_db_catalog_buckets_and_smtp() {
+    let tm = Tm::sqlite();
+    let smtp = common::smtp::SmtpServer::start();
+    let port = smtp.port.to_string();
+    let good = [("TM_SMTP_HOST", "127.0.0.1"), ("TM_SMTP_PORT", port.as_str())];
+    let out = tm.run_env(&["doctor", "--json"], &good).code(0);
+    let checks = out.json();
+    let rows = checks.as_array().expect("an array of checks");
+    let names: Vec<&str> = rows.iter().map(|c| c["check"].as_str().unwrap()).collect();
+    assert_eq!(
+        names,
+        [
+            "state DB",
+            "Iceberg catalog",
+            "bucket landing",
+            "bucket quarantine",
+            "bucket observability",
+            "bucket source",
+            "bucket serve",
+            "SMTP"
+        ],
+        "{}",
+        out.dump()
+    );
+    assert!(rows.iter().all(|c| c["status"] == "ok"), "{}", out.dump());
+    // The probes cleaned up after themselves.
+    let landing = tm.home.path().join("buckets/tm-lakehouse-landing");
+    assert_eq!(std::fs::read_dir(landing.join("_tmctl_doctor")).map(|d| d.count()).unwrap_or(0), 0);
+
+    let closed = common::smtp::free_port().to_string();
+    let bad = [("TM_SMTP_HOST", "127.0.0.1"), ("TM_SMTP_PORT", closed.as_str()), ("TM_SMTP_TIMEOUT", "2s")];
+    let out = tm.run_env(&["doctor"], &bad).code(1).stderr_has("1 check(s) failed");
+    let smtp_row = out.stdout.lines().find(|l| l.contains("SMTP")).expect("an SMTP row").to_string();
+    assert!(smtp_row.contains("FAILED") && smtp_row.contains(&format!("127.0.0.1:{closed}")), "{}", out.dump());
+    assert_eq!(out.stdout.matches(" ok ").count(), 7, "{}", out.dump());
+    drop(smtp);
+}

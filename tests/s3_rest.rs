@@ -1,13 +1,18 @@
 //! The production backends end to end through the real binary: object storage on SeaweedFS's S3
 //! endpoint (real SigV4), the Iceberg REST catalog SeaweedFS serves (OAuth2 client credentials),
 //! and PostgreSQL for the state DB — the demo (generate → ingest → silver → gold → query), then
-//! PyIceberg reading the same tables through the REST catalog and S3, `tmctl doctor`, and one
-//! clear error each for wrong credentials, an unreachable endpoint and a missing bucket.
+//! PyIceberg reading the same tables through the REST catalog and S3, the web UI's lakehouse
+//! pages, `tmctl doctor`, and one clear error each for wrong credentials, an unreachable endpoint
+//! and a missing bucket.
 
 mod common;
 
 use std::path::Path;
 use std::process::Command;
+use std::sync::Arc;
+
+use tmctl::config::{Overrides, Settings};
+use tmctl::store::Store;
 
 use common::seaweed::{self, TestBuckets};
 
@@ -124,6 +129,26 @@ async fn demo_runs_on_s3_the_rest_catalog_and_postgres() {
     let t = &py["silver.fact_telemetry_event"];
     assert_eq!(t["rows"].as_i64(), Some(silver), "a replace, not an append: {py}");
     assert_eq!(t["snapshots"].as_array().unwrap().len(), before + 1, "{py}");
+
+    // The web UI's lakehouse pages read the same tables through the REST catalog and S3.
+    let empty_dags = env.home.path().join("no-dags");
+    std::fs::create_dir_all(&empty_dags).unwrap();
+    let overrides = Overrides { config_file: None, home: Some(env.home.path().into()), dags_dir: Some(empty_dags) };
+    let settings = Settings::load_with(&overrides, &env.vars.iter().cloned().collect()).expect("settings");
+    let store = Store::connect(&settings.database_url, 4).await.expect("state DB");
+    let running =
+        tmctl::daemon::start(Arc::new(settings), store, "127.0.0.1:0".parse().unwrap()).await.expect("daemon");
+    let client = reqwest::Client::new();
+    for (page, expect) in [("overview", "fact_rounds"), ("tables", "fact_telemetry_event")] {
+        let resp = client.get(format!("http://{}/lakehouse/{page}", running.addr)).send().await.expect("GET");
+        assert_eq!(resp.status().as_u16(), 200, "/lakehouse/{page}");
+        let html = resp.text().await.unwrap();
+        assert!(!html.contains("No data yet"), "/lakehouse/{page} sees the S3 tables");
+        if page == "tables" {
+            assert!(html.contains(expect), "/lakehouse/tables lists {expect}");
+        }
+    }
+    running.stop().await;
 }
 
 /// Each broken setting gives one error that says what is wrong and which setting to look at:
