@@ -20,7 +20,7 @@ use crate::executor::Executor;
 use crate::generate::{self, GenerateArgs};
 use crate::lake::buckets::Buckets;
 use crate::lake::{Lake, SessionOptions};
-use crate::store::Store;
+use crate::store::{RunFilter, Store};
 
 #[derive(clap::Args, Debug, Clone)]
 pub struct DemoArgs {
@@ -175,25 +175,18 @@ pub async fn run(settings: Arc<Settings>, store: Store, args: DemoArgs) -> Resul
     }
     println!("{t}");
 
-    let mut tests: BTreeMap<String, (u64, u64, u64)> = BTreeMap::new();
-    let mut seen_tasks = std::collections::BTreeSet::new();
-    for s in summaries.iter().filter(|s| s.kind == "gold.model" && s.ds == end) {
-        if !seen_tasks.insert(s.task_id.clone()) {
-            continue;
-        }
-        let entry = tests.entry(s.task_id.clone()).or_default();
-        for test in s.summary["tests"].as_array().into_iter().flatten() {
-            match test["status"].as_str() {
-                Some("pass") => entry.0 += 1,
-                Some("warn") => entry.1 += 1,
-                _ => entry.2 += 1,
-            }
-        }
-    }
-    let (pass, warn, fail) = tests.values().fold((0, 0, 0), |a, t| (a.0 + t.0, a.1 + t.1, a.2 + t.2));
-    println!("data tests on {end}: {pass} passed, {warn} warned, {fail} failed across {} models", tests.len());
-    for (model, (_, w, f)) in tests.iter().filter(|(_, t)| t.1 + t.2 > 0) {
-        println!("  {model}: {w} warned, {f} failed (see `tmctl runs list --dag gold`)");
+    // The data tests of the gold run of the last date (from its tries' outputs).
+    let gold_runs = store.list_runs(&RunFilter { dag_id: Some("gold"), state: None, limit: 1_000 }).await?;
+    let tests = match gold_runs.iter().find(|r| r.ds == end) {
+        Some(run) => crate::gold::datatests::tests_of_run(&store.list_run_attempts(run.id).await?),
+        None => Default::default(),
+    };
+    println!(
+        "data tests on {end}: {} passed, {} warned, {} failed across {} models",
+        tests.pass, tests.warn, tests.failed, tests.models
+    );
+    for failing in &tests.failing {
+        println!("  {failing} (see `tmctl runs list --dag gold`)");
     }
 
     section("next");

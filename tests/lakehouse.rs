@@ -61,6 +61,11 @@ fn demo_builds_every_layer_and_reruns_replace_one_date() {
     }
     // Every generated bad file was rejected, not lost.
     assert!(out.contains("rejected"), "{out}");
+    // The data tests of the last date's gold run, counted from its tries (every model has tests).
+    let tests_line = out.lines().find(|l| l.starts_with("data tests on 2025-06-02")).unwrap();
+    let models: u64 = tests_line.rsplit("across ").next().unwrap().trim_end_matches(" models").parse().unwrap();
+    let passed: u64 = tests_line.split(": ").nth(1).unwrap().split(' ').next().unwrap().parse().unwrap();
+    assert!(models >= 10 && passed >= models, "{tests_line}");
 
     // Silver: both dates, every course, rows only once per (round_id, location_index, ingest_date).
     let per_date = query(

@@ -700,3 +700,54 @@ mod tests {
         assert_eq!(t.sql("s.t"), "SELECT * FROM s.t WHERE \"rate\" < 0 OR \"rate\" > 1.0");
     }
 }
+
+/// The data-test outcome of one gold run, from the last try of each of its tasks: a model task's
+/// output carries its `tests` (name, status); a try that failed on an error test carries it in
+/// its error instead.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RunTests {
+    pub models: u64,
+    pub pass: u64,
+    pub warn: u64,
+    pub failed: u64,
+    /// `task: test` of every warned (marked `(warn)`) or failed test.
+    pub failing: Vec<String>,
+}
+
+pub fn tests_of_run(attempts: &[crate::store::AttemptRow]) -> RunTests {
+    let mut last: std::collections::BTreeMap<&str, &crate::store::AttemptRow> = Default::default();
+    for a in attempts {
+        if last.get(a.task_id.as_str()).is_none_or(|prev| prev.try_number <= a.try_number) {
+            last.insert(&a.task_id, a);
+        }
+    }
+    let mut out = RunTests::default();
+    for (task, a) in &last {
+        if let Some(o) = &a.output
+            && o.get("tests").is_some()
+        {
+            out.models += 1;
+            for t in o["tests"].as_array().into_iter().flatten() {
+                let name = t["name"].as_str().unwrap_or("?");
+                match t["status"].as_str() {
+                    Some("pass") => out.pass += 1,
+                    Some("warn") => {
+                        out.warn += 1;
+                        out.failing.push(format!("{task}: {name} (warn)"));
+                    }
+                    _ => {
+                        out.failed += 1;
+                        out.failing.push(format!("{task}: {name}"));
+                    }
+                }
+            }
+        } else if let Some(err) = &a.error
+            && err.contains("test")
+        {
+            out.models += 1;
+            out.failed += 1;
+            out.failing.push(format!("{task}: {}", err.chars().take(160).collect::<String>()));
+        }
+    }
+    out
+}

@@ -499,42 +499,8 @@ async fn data_tests_section(d: &Daemon, p: &mut Page) {
                 continue;
             }
         };
-        // The last try of each task.
-        let mut last: BTreeMap<&str, &crate::store::AttemptRow> = BTreeMap::new();
-        for a in &attempts {
-            let keep = last.get(a.task_id.as_str()).is_none_or(|prev| prev.try_number <= a.try_number);
-            if keep {
-                last.insert(&a.task_id, a);
-            }
-        }
-        let (mut models, mut pass, mut warn, mut failed) = (0u64, 0u64, 0u64, 0u64);
-        let mut failing = Vec::new();
-        for (task, a) in &last {
-            if let Some(out) = &a.output
-                && out.get("tests").is_some()
-            {
-                models += 1;
-                for t in out["tests"].as_array().into_iter().flatten() {
-                    match t["status"].as_str() {
-                        Some("pass") => pass += 1,
-                        Some("warn") => {
-                            warn += 1;
-                            failing.push(format!("{task}: {} (warn)", t["name"].as_str().unwrap_or("?")));
-                        }
-                        _ => {
-                            failed += 1;
-                            failing.push(format!("{task}: {}", t["name"].as_str().unwrap_or("?")));
-                        }
-                    }
-                }
-            } else if let Some(err) = &a.error
-                && err.contains("test")
-            {
-                models += 1;
-                failed += 1;
-                failing.push(format!("{task}: {}", err.chars().take(160).collect::<String>()));
-            }
-        }
+        let crate::gold::datatests::RunTests { models, pass, warn, failed, failing } =
+            crate::gold::datatests::tests_of_run(&attempts);
         dates.push(run.ds.to_string());
         pass_s.push(Some(pass as f64));
         warn_s.push(Some(warn as f64));
