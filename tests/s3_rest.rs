@@ -152,7 +152,8 @@ async fn demo_runs_on_s3_the_rest_catalog_and_postgres() {
 }
 
 /// Each broken setting gives one error that says what is wrong and which setting to look at:
-/// in `tmctl doctor`'s table and when a command touches storage.
+/// in `tmctl doctor`'s table and when a command touches storage. S3: wrong secret, unreachable
+/// endpoint, missing bucket; REST catalog: a refused credential.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_s3_settings_give_one_clear_error_each() {
     let buckets = TestBuckets::create("bad");
@@ -198,4 +199,18 @@ async fn bad_s3_settings_give_one_clear_error_each() {
         let error_lines = err.lines().filter(|l| l.starts_with("error:")).count();
         assert_eq!(error_lines, 1, "{what}: one error line\n{err}");
     }
+
+    // The REST catalog refusing the credential: doctor's catalog row says so, and a silver run
+    // fails on its first try instead of retrying what cannot work.
+    let mut env = Env::new(&buckets, &db.url);
+    env.set("TM_ICEBERG_REST_CREDENTIAL", &format!("{}:not-the-secret", seaweed::ACCESS_KEY));
+    let (code, out, err) = env.tmctl(&["doctor"]);
+    assert_eq!(code, 1, "{out}\n{err}");
+    let row = out.lines().find(|l| l.contains("Iceberg catalog")).unwrap_or_default();
+    assert!(row.contains("FAILED") && row.contains("refused the credentials"), "{out}");
+    assert!(row.contains("TM_ICEBERG_REST_CREDENTIAL"), "{out}");
+    let (code, out, err) = env.tmctl(&["run", "silver", "--date", "2025-06-01"]);
+    assert_eq!(code, 1, "{out}\n{err}");
+    assert!(out.contains("refused the credentials"), "{out}");
+    assert!(!out.contains("up_for_retry"), "no retries of a refused credential:\n{out}");
 }
