@@ -91,7 +91,7 @@ def start_weed(scratch):
             f"-master.port={PORTS['master']}", f"-volume.port={PORTS['volume']}", f"-filer.port={PORTS['filer']}",
             f"-s3.port={PORTS['s3']}", f"-s3.port.iceberg={PORTS['iceberg']}", f"-s3.port.lance={PORTS['lance']}",
             "-webdav=false", "-admin.ui=false", f"-admin.port={PORTS['admin']}", "-master.telemetry=false",
-            "-s3.autoCreateBucket=false"]
+            "-s3.autoCreateBucket=false", "-volume.max=2000"]
     env = dict(os.environ, AWS_ACCESS_KEY_ID=KEY, AWS_SECRET_ACCESS_KEY=SECRET)
     p = subprocess.Popen(argv, stdout=log, stderr=log, env=env, start_new_session=True)
     deadline = time.time() + 90

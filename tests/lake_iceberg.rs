@@ -27,6 +27,8 @@ struct TestLake {
     lake: Lake,
     home: tempfile::TempDir,
     url: String,
+    /// SeaweedFS buckets of a REST lake (deleted when the test ends).
+    _buckets: Option<common::seaweed::TestBuckets>,
 }
 
 async fn open_lake(db: &TestDb) -> TestLake {
@@ -36,7 +38,7 @@ async fn open_lake(db: &TestDb) -> TestLake {
     settings.database_url = db.url.clone();
     let store = Store::connect(&db.url, 4).await.unwrap_or_else(|e| panic!("{}: {e}", db.backend));
     let lake = Lake::open(Arc::new(settings), store).await.unwrap_or_else(|e| panic!("{}: {e}", db.backend));
-    TestLake { lake, home, url: db.url.clone() }
+    TestLake { lake, home, url: db.url.clone(), _buckets: None }
 }
 
 /// A lake on SeaweedFS (S3 buckets of its own and the Iceberg REST catalog) with `db` as the
@@ -50,7 +52,7 @@ async fn open_rest_lake(db: &TestDb) -> TestLake {
     settings.database_url = db.url.clone();
     let store = Store::connect(&db.url, 4).await.unwrap_or_else(|e| panic!("{}: {e}", db.backend));
     let lake = Lake::open(Arc::new(settings), store).await.unwrap_or_else(|e| panic!("REST catalog: {e}"));
-    TestLake { lake, home, url: db.url.clone() }
+    TestLake { lake, home, url: db.url.clone(), _buckets: Some(buckets) }
 }
 
 fn schema() -> SchemaRef {
@@ -309,7 +311,7 @@ async fn concurrent_commits_both_land_by_retrying() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn concurrent_commits_both_land_by_retrying_on_the_rest_catalog() {
     let db = common::postgres_db().await;
-    let TestLake { lake, .. } = open_rest_lake(&db).await;
+    let TestLake { lake, _buckets, .. } = open_rest_lake(&db).await;
     racing_commits(&lake, "rest").await;
     let table = lake.load_table(&parse_ident("silver.t").unwrap()).await.unwrap();
     assert!(table.metadata().location().starts_with("s3://"), "{}", table.metadata().location());

@@ -48,6 +48,9 @@ pub fn ensure() {
     let lock = std::fs::File::create(dir.join("lock")).expect("SeaweedFS lock file");
     lock.lock().expect("lock the SeaweedFS start");
     if !ready() {
+        // A fresh store for a fresh server: buckets of earlier runs would only use up volumes.
+        let _ = std::fs::remove_dir_all(dir.join("data"));
+        std::fs::create_dir_all(dir.join("data")).expect("SeaweedFS data dir");
         let log = std::fs::OpenOptions::new().create(true).append(true).open(dir.join("weed.log")).expect("weed.log");
         let child = Command::new("weed")
             .args([
@@ -67,6 +70,10 @@ pub fn ensure() {
                 "-master.telemetry=false",
                 // A PUT into a missing bucket must fail, as on AWS (mini creates it by default).
                 "-s3.autoCreateBucket=false",
+                // Every bucket is a collection with volumes of its own; mini sizes the number of
+                // volume slots by free disk (1 GB each: 76 here), which a day of test runs used
+                // up. Volume files grow as written, so more slots cost nothing.
+                "-volume.max=2000",
             ])
             .env("AWS_ACCESS_KEY_ID", ACCESS_KEY)
             .env("AWS_SECRET_ACCESS_KEY", SECRET_KEY)
@@ -130,6 +137,10 @@ impl TestBuckets {
         b
     }
 
+    fn all(&self) -> [&String; 5] {
+        [&self.landing, &self.quarantine, &self.observability, &self.source, &self.serve]
+    }
+
     /// The environment that points tmctl at these buckets, SeaweedFS's S3 and its REST catalog.
     pub fn env(&self) -> Vec<(String, String)> {
         [
@@ -152,6 +163,31 @@ impl TestBuckets {
         .into_iter()
         .map(|(k, v)| (k.to_string(), v))
         .collect()
+    }
+}
+
+impl Drop for TestBuckets {
+    /// Best effort: the shared server outlives the test, its buckets need not.
+    fn drop(&mut self) {
+        let mut script = String::new();
+        for b in self.all() {
+            script.push_str(&format!("s3.bucket.delete -name {b}\n"));
+        }
+        for t in [&self.source, &self.serve] {
+            script.push_str(&format!("s3tables.bucket -delete -name {t} -account admin\n"));
+        }
+        let _ = Command::new("weed")
+            .args(["shell", &format!("-master=127.0.0.1:{MASTER_PORT}")])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .and_then(|mut child| {
+                if let Some(mut stdin) = child.stdin.take() {
+                    let _ = stdin.write_all(script.as_bytes());
+                }
+                child.wait()
+            });
     }
 }
 
