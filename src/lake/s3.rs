@@ -152,53 +152,56 @@ fn brief(chain: &str) -> String {
     tail.chars().take(200).collect()
 }
 
-/// Requests made through the S3 clients of this process, by kind.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
-pub struct Requests {
+/// Declares [`Requests`] (counts by kind), the process-wide atomics behind it and [`requests`]
+/// from one list of fields.
+macro_rules! request_counts {
+    ($( $(#[$doc:meta])* $field:ident ),* $(,)?) => {
+        /// Requests made through the S3 clients of this process, by kind.
+        #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+        pub struct Requests {
+            $( $(#[$doc])* pub $field: u64, )*
+        }
+
+        #[derive(Default)]
+        struct Counters {
+            $( $field: AtomicU64, )*
+        }
+
+        /// The requests this process has made to S3 so far (all buckets).
+        pub fn requests() -> Requests {
+            Requests { $( $field: COUNTERS.$field.load(Ordering::Relaxed), )* }
+        }
+    };
+}
+
+request_counts! {
     /// GET of a whole object.
-    pub get: u64,
+    get,
     /// GET of a byte range (Parquet footers and column chunks, Avro manifests).
-    pub get_range: u64,
+    get_range,
     /// HEAD (existence and size checks).
-    pub head: u64,
+    head,
     /// Single-request PUT.
-    pub put: u64,
+    put,
     /// Multipart uploads started (CreateMultipartUpload)…
-    pub multipart_create: u64,
+    multipart_create,
     /// …their parts (UploadPart)…
-    pub multipart_part: u64,
+    multipart_part,
     /// …and completions (CompleteMultipartUpload).
-    pub multipart_complete: u64,
+    multipart_complete,
     /// Objects deleted.
-    pub delete: u64,
+    delete,
     /// LIST calls (ListObjectsV2; a long listing pages, each page is not counted).
-    pub list: u64,
+    list,
     /// Server-side copies.
-    pub copy: u64,
-    /// Bytes sent in PUTs and parts, and bytes received by GETs.
-    pub bytes_up: u64,
-    pub bytes_down: u64,
+    copy,
+    /// Bytes sent in PUTs and parts.
+    bytes_up,
+    /// Bytes received by GETs.
+    bytes_down,
 }
 
 impl Requests {
-    /// What happened between `earlier` and `self`.
-    pub fn since(&self, earlier: &Requests) -> Requests {
-        Requests {
-            get: self.get - earlier.get,
-            get_range: self.get_range - earlier.get_range,
-            head: self.head - earlier.head,
-            put: self.put - earlier.put,
-            multipart_create: self.multipart_create - earlier.multipart_create,
-            multipart_part: self.multipart_part - earlier.multipart_part,
-            multipart_complete: self.multipart_complete - earlier.multipart_complete,
-            delete: self.delete - earlier.delete,
-            list: self.list - earlier.list,
-            copy: self.copy - earlier.copy,
-            bytes_up: self.bytes_up - earlier.bytes_up,
-            bytes_down: self.bytes_down - earlier.bytes_down,
-        }
-    }
-
     pub fn total(&self) -> u64 {
         self.get
             + self.get_range
@@ -236,46 +239,10 @@ impl fmt::Display for Requests {
     }
 }
 
-#[derive(Default)]
-struct Counters {
-    get: AtomicU64,
-    get_range: AtomicU64,
-    head: AtomicU64,
-    put: AtomicU64,
-    multipart_create: AtomicU64,
-    multipart_part: AtomicU64,
-    multipart_complete: AtomicU64,
-    delete: AtomicU64,
-    list: AtomicU64,
-    copy: AtomicU64,
-    bytes_up: AtomicU64,
-    bytes_down: AtomicU64,
-}
-
 static COUNTERS: LazyLock<Counters> = LazyLock::new(Counters::default);
 
 fn bump(counter: &AtomicU64, by: u64) {
     counter.fetch_add(by, Ordering::Relaxed);
-}
-
-/// The requests this process has made to S3 so far (all buckets).
-pub fn requests() -> Requests {
-    let c = &*COUNTERS;
-    let v = |a: &AtomicU64| a.load(Ordering::Relaxed);
-    Requests {
-        get: v(&c.get),
-        get_range: v(&c.get_range),
-        head: v(&c.head),
-        put: v(&c.put),
-        multipart_create: v(&c.multipart_create),
-        multipart_part: v(&c.multipart_part),
-        multipart_complete: v(&c.multipart_complete),
-        delete: v(&c.delete),
-        list: v(&c.list),
-        copy: v(&c.copy),
-        bytes_up: v(&c.bytes_up),
-        bytes_down: v(&c.bytes_down),
-    }
 }
 
 /// An object store that counts the requests it forwards.
@@ -421,12 +388,10 @@ mod tests {
     }
 
     #[test]
-    fn request_counts_subtract() {
-        let a = Requests { get: 2, put: 3, bytes_up: 10, ..Default::default() };
-        let b = Requests { get: 5, put: 3, list: 1, bytes_up: 30, ..Default::default() };
-        let d = b.since(&a);
-        assert_eq!(d, Requests { get: 3, list: 1, bytes_up: 20, ..Default::default() });
-        assert_eq!(d.total(), 4);
-        assert!(d.to_string().starts_with("4 requests: GET 3 (+0 ranged)"), "{d}");
+    fn request_counts_add_up_and_print() {
+        let r = Requests { get: 3, list: 1, bytes_up: 20_000_000, ..Default::default() };
+        assert_eq!(r.total(), 4);
+        assert!(r.to_string().starts_with("4 requests: GET 3 (+0 ranged)"), "{r}");
+        assert!(r.to_string().ends_with("20.0 MB up, 0.0 MB down"), "{r}");
     }
 }
