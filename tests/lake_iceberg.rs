@@ -1,6 +1,7 @@
 //! The Iceberg lake end to end: tables in the SQL catalog on the state DB (SQLite and
 //! PostgreSQL), the replace-partitions and full-refresh commits, run-key short-circuit, commit
-//! races, DataFusion sessions with time travel, and PyIceberg reading what we wrote.
+//! races (also with table files on S3: SeaweedFS's REST catalog, and the SQL catalog over S3),
+//! DataFusion sessions with time travel, and PyIceberg reading what we wrote.
 
 mod common;
 
@@ -44,14 +45,19 @@ async fn open_lake(db: &TestDb) -> TestLake {
 /// A lake on SeaweedFS (S3 buckets of its own and the Iceberg REST catalog) with `db` as the
 /// state DB.
 async fn open_rest_lake(db: &TestDb) -> TestLake {
+    open_s3_lake(db, common::seaweed::TestBuckets::create("lake"), "rest").await
+}
+
+/// A lake on SeaweedFS's S3 with `catalog` (`rest`, or `sql` in the state DB).
+async fn open_s3_lake(db: &TestDb, buckets: common::seaweed::TestBuckets, catalog: &str) -> TestLake {
     let home = tempfile::tempdir().expect("temp dir");
-    let buckets = common::seaweed::TestBuckets::create("lake");
-    let env: BTreeMap<String, String> = buckets.env().into_iter().collect();
+    let mut env: BTreeMap<String, String> = buckets.env().into_iter().collect();
+    env.insert("TM_ICEBERG_CATALOG_TYPE".into(), catalog.into());
     let overrides = Overrides { home: Some(home.path().to_path_buf()), ..Default::default() };
     let mut settings = Settings::load_with(&overrides, &env).expect("settings");
     settings.database_url = db.url.clone();
     let store = Store::connect(&db.url, 4).await.unwrap_or_else(|e| panic!("{}: {e}", db.backend));
-    let lake = Lake::open(Arc::new(settings), store).await.unwrap_or_else(|e| panic!("REST catalog: {e}"));
+    let lake = Lake::open(Arc::new(settings), store).await.unwrap_or_else(|e| panic!("{catalog} catalog on S3: {e}"));
     TestLake { lake, home, url: db.url.clone(), _buckets: Some(buckets) }
 }
 
@@ -315,6 +321,22 @@ async fn concurrent_commits_both_land_by_retrying_on_the_rest_catalog() {
     racing_commits(&lake, "rest").await;
     let table = lake.load_table(&parse_ident("silver.t").unwrap()).await.unwrap();
     assert!(table.metadata().location().starts_with("s3://"), "{}", table.metadata().location());
+}
+
+/// And with table files on S3 but the SQL catalog in PostgreSQL (the compare-and-swap commit).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_commits_both_land_by_retrying_on_s3_with_the_sql_catalog() {
+    let db = common::postgres_db().await;
+    let buckets = common::seaweed::TestBuckets::create_plain("sqls3");
+    let source = buckets.source.clone();
+    let TestLake { lake, _buckets, .. } = open_s3_lake(&db, buckets, "sql").await;
+    racing_commits(&lake, "sql on s3").await;
+    let table = lake.load_table(&parse_ident("silver.t").unwrap()).await.unwrap();
+    assert!(
+        table.metadata().location().starts_with(&format!("s3://{source}/silver/")),
+        "{}",
+        table.metadata().location()
+    );
 }
 
 async fn racing_commits(lake: &Lake, be: &str) {

@@ -115,6 +115,15 @@ pub struct TestBuckets {
 
 impl TestBuckets {
     pub fn create(tag: &str) -> TestBuckets {
+        TestBuckets::make(tag, true)
+    }
+
+    /// Five plain S3 buckets (for the SQL catalog on S3, which writes its own metadata files).
+    pub fn create_plain(tag: &str) -> TestBuckets {
+        TestBuckets::make(tag, false)
+    }
+
+    fn make(tag: &str, table_buckets: bool) -> TestBuckets {
         ensure();
         let unique =
             format!("{:x}", (std::process::id() as u64) << 20 ^ chrono::Utc::now().timestamp_subsec_micros() as u64);
@@ -130,8 +139,12 @@ impl TestBuckets {
         for plain in [&b.landing, &b.quarantine, &b.observability] {
             script.push_str(&format!("s3.bucket.create -name {plain}\n"));
         }
-        for table in [&b.source, &b.serve] {
-            script.push_str(&format!("s3tables.bucket -create -name {table} -account admin\n"));
+        for warehouse in [&b.source, &b.serve] {
+            script.push_str(&if table_buckets {
+                format!("s3tables.bucket -create -name {warehouse} -account admin\n")
+            } else {
+                format!("s3.bucket.create -name {warehouse}\n")
+            });
         }
         weed_shell(&script);
         b
