@@ -145,16 +145,6 @@ pub enum CatalogKind {
     Glue,
 }
 
-impl CatalogKind {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            CatalogKind::Sql => "sql",
-            CatalogKind::Rest => "rest",
-            CatalogKind::Glue => "glue",
-        }
-    }
-}
-
 /// How to reach an Iceberg REST catalog.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RestCatalogSettings {
