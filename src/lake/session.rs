@@ -73,14 +73,12 @@ impl Lake {
                 // Catalog-backed providers: fresh metadata at every scan; `t$snapshots` etc. too.
                 // Each namespace comes from its own catalog (one per REST warehouse; the SQL
                 // catalog is asked once).
+                let catalogs = self.catalogs();
                 let mut schemas = Vec::new();
-                let mut asked: Vec<usize> = Vec::new();
-                for (_, catalog) in self.catalogs() {
-                    let key = Arc::as_ptr(catalog) as *const () as usize;
-                    if asked.contains(&key) {
+                for (i, (_, catalog)) in catalogs.iter().enumerate() {
+                    if catalogs[..i].iter().any(|(_, earlier)| Arc::ptr_eq(earlier, catalog)) {
                         continue;
                     }
-                    asked.push(key);
                     let provider = IcebergCatalogProvider::try_new(catalog.clone()).await.map_err(|source| {
                         LakeError::Catalog { action: "list its tables for a session".into(), source: Box::new(source) }
                     })?;
