@@ -111,21 +111,8 @@ type Daemon = ServeProcess;
 /// Numbers the log files of the daemons a test starts.
 static SERVES: AtomicUsize = AtomicUsize::new(0);
 
-/// Polls `check` every 100 ms until it returns Some, or panics after `limit` with `what`.
-async fn eventually<T, F, Fut>(limit: Duration, what: &str, mut check: F) -> T
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = Option<T>>,
-{
-    let start = Instant::now();
-    loop {
-        if let Some(v) = check().await {
-            return v;
-        }
-        assert!(start.elapsed() < limit, "timed out after {limit:?} waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
+/// How often `eventually` polls.
+const POLL: Duration = Duration::from_millis(100);
 
 /// Triggers a run of `dag` for `date` through the API (asserting 201); returns the run's id.
 async fn trigger(http: &reqwest::Client, base: &str, dag: &str, date: &str) -> i64 {
@@ -238,7 +225,7 @@ async fn cron_dag_is_scheduled_by_the_daemon_and_paused_dags_are_not() {
     let _daemon = env.serve();
     let store = env.store().await;
     // catchup = false: only the latest due interval (the minute that just ended) gets a run.
-    let run = eventually(Duration::from_secs(20), "the scheduled run to succeed", || async {
+    let run = common::eventually(POLL, Duration::from_secs(20), "the scheduled run to succeed", || async {
         let runs = store.list_runs(&RunFilter { dag_id: Some("tick"), state: None, limit: 10 }).await.ok()?;
         runs.into_iter().find(|r| r.state == RunState::Success)
     })
@@ -281,7 +268,7 @@ async fn api_reads_are_open_and_mutations_need_the_token() {
     let run: Value = created.json().await.unwrap();
     assert_eq!(run["ds"], "2025-02-03");
     let id = run["id"].as_i64().unwrap();
-    let done: Value = eventually(Duration::from_secs(20), "the triggered run to succeed", || async {
+    let done: Value = common::eventually(POLL, Duration::from_secs(20), "the triggered run to succeed", || async {
         let v: Value = http.get(format!("{}/api/v1/runs/{id}", daemon.url)).send().await.ok()?.json().await.ok()?;
         (v["state"] == "success").then_some(v)
     })
@@ -317,7 +304,7 @@ async fn downstream_dag_starts_as_soon_as_the_upstream_run_succeeds() {
         trigger(&http, &daemon.url, dag, "2025-05-05").await;
     }
     let store = env.store().await;
-    let down_run = eventually(Duration::from_secs(20), "the downstream run to succeed", || async {
+    let down_run = common::eventually(POLL, Duration::from_secs(20), "the downstream run to succeed", || async {
         let r = store.find_run_by_ds("down", NaiveDate::from_ymd_opt(2025, 5, 5).unwrap()).await.ok()??;
         (r.state == RunState::Success).then_some(r)
     })
@@ -356,14 +343,14 @@ async fn backfill_is_handed_to_the_daemon_and_survives_the_cli() {
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    let id = eventually(Duration::from_secs(10), "the second backfill to be submitted", || async {
+    let id = common::eventually(POLL, Duration::from_secs(10), "the second backfill to be submitted", || async {
         let b = store.list_backfills(Some("hello"), 1).await.ok()?.remove(0);
         (b.from_date == NaiveDate::from_ymd_opt(2025, 2, 1).unwrap()).then_some(b.id)
     })
     .await;
     follower.kill().unwrap();
     let _ = follower.wait();
-    eventually(Duration::from_secs(20), "the detached backfill to complete", || async {
+    common::eventually(POLL, Duration::from_secs(20), "the detached backfill to complete", || async {
         let b = store.get_backfill(id).await.ok()??;
         (b.state == "completed").then_some(())
     })
@@ -404,7 +391,7 @@ async fn paused_backfill_starts_nothing_until_resumed_and_cancel_skips_the_rest(
     let act =
         |action: &'static str| http.post(format!("{url}/api/v1/backfills/{id}/{action}")).bearer_auth(TOKEN).send();
     // Wait for the first date to run, then pause: the running date finishes, nothing new starts.
-    eventually(Duration::from_secs(10), "a date to start", || async {
+    common::eventually(POLL, Duration::from_secs(10), "a date to start", || async {
         let dates = store.list_backfill_dates(id).await.ok()?;
         dates.iter().any(|d| d.outcome == "running").then_some(())
     })
@@ -416,13 +403,13 @@ async fn paused_backfill_starts_nothing_until_resumed_and_cancel_skips_the_rest(
     assert!(started <= 2, "a paused backfill kept starting dates: {dates:?}");
     assert!(dates.iter().all(|d| d.outcome != "running"), "the running date should have finished: {dates:?}");
     assert_eq!(act("resume").await.unwrap().status(), 200);
-    eventually(Duration::from_secs(10), "another date to start after resume", || async {
+    common::eventually(POLL, Duration::from_secs(10), "another date to start after resume", || async {
         let n = store.list_backfill_dates(id).await.ok()?.iter().filter(|d| d.outcome != "pending").count();
         (n > started).then_some(())
     })
     .await;
     assert_eq!(act("cancel").await.unwrap().status(), 200);
-    let b = eventually(Duration::from_secs(15), "the cancelled backfill to end", || async {
+    let b = common::eventually(POLL, Duration::from_secs(15), "the cancelled backfill to end", || async {
         let b = store.get_backfill(id).await.ok()??;
         b.completed_at.is_some().then_some(b)
     })
@@ -449,7 +436,7 @@ async fn sigterm_releases_a_long_try_and_the_next_daemon_finishes_the_run() {
     let http = client();
     let run_pk = trigger(&http, &daemon.url, "long", "2025-01-01").await;
     let store = env.store().await;
-    eventually(Duration::from_secs(10), "the try to start", || async {
+    common::eventually(POLL, Duration::from_secs(10), "the try to start", || async {
         let a = store.list_attempts(run_pk, "nap").await.ok()?;
         (!a.is_empty()).then_some(())
     })
@@ -468,7 +455,7 @@ async fn sigterm_releases_a_long_try_and_the_next_daemon_finishes_the_run() {
     let shorter = long.replace("20s", "100ms");
     std::fs::write(env.dags.join("long.toml"), shorter).unwrap();
     let _next = env.serve();
-    let done = eventually(Duration::from_secs(20), "the resumed run to succeed", || async {
+    let done = common::eventually(POLL, Duration::from_secs(20), "the resumed run to succeed", || async {
         let r = store.get_run(run_pk).await.ok()??;
         r.state.is_finished().then_some(r)
     })
@@ -535,7 +522,7 @@ async fn kill_9_in_the_middle_of_a_silver_backfill_loses_nothing() {
         .spawn()
         .unwrap();
     // Kill the daemon while a date's transform try is running, after at least one date finished.
-    eventually(Duration::from_secs(120), "a date done and the next one's try running", || async {
+    common::eventually(POLL, Duration::from_secs(120), "a date done and the next one's try running", || async {
         let b = store.list_backfills(Some("silver"), 1).await.ok()?.into_iter().next()?;
         let dates = store.list_backfill_dates(b.id).await.ok()?;
         let done = dates.iter().filter(|d| d.outcome == "succeeded").count();
@@ -554,11 +541,12 @@ async fn kill_9_in_the_middle_of_a_silver_backfill_loses_nothing() {
     assert_ne!(b.state, "completed", "the kill came too late to test anything");
 
     let _second = env.serve();
-    let b = eventually(Duration::from_secs(180), "the backfill to complete after the restart", || async {
-        let b = store.get_backfill(b.id).await.ok()??;
-        b.completed_at.is_some().then_some(b)
-    })
-    .await;
+    let b =
+        common::eventually(POLL, Duration::from_secs(180), "the backfill to complete after the restart", || async {
+            let b = store.get_backfill(b.id).await.ok()??;
+            b.completed_at.is_some().then_some(b)
+        })
+        .await;
     assert_eq!(b.state, "completed");
     let dates = store.list_backfill_dates(b.id).await.unwrap();
     assert_eq!(dates.len(), 7);
@@ -595,7 +583,7 @@ async fn two_daemons_share_the_work_and_take_over_from_a_killed_one() {
     }
     let store = env.store().await;
     // Kill one daemon once some runs are done: its runs in flight are taken over by the other.
-    eventually(Duration::from_secs(60), "a few runs to finish", || async {
+    common::eventually(POLL, Duration::from_secs(60), "a few runs to finish", || async {
         let runs = store
             .list_runs(&RunFilter { dag_id: Some("work"), state: Some(RunState::Success), limit: 0 })
             .await
@@ -605,7 +593,7 @@ async fn two_daemons_share_the_work_and_take_over_from_a_killed_one() {
     .await;
     let killed_pid = one.pid();
     one.kill9();
-    let runs = eventually(Duration::from_secs(120), "every run to finish", || async {
+    let runs = common::eventually(POLL, Duration::from_secs(120), "every run to finish", || async {
         let runs = store.list_runs(&RunFilter { dag_id: Some("work"), state: None, limit: 0 }).await.ok()?;
         runs.iter().all(|r| r.state.is_finished()).then_some(runs)
     })
@@ -683,7 +671,7 @@ async fn a_cli_run_failure_is_mailed_before_exit_or_left_for_the_daemon_exactly_
     let mails = smtp.wait_for(1, Duration::from_secs(60));
     assert_eq!(mails.len(), 1, "{mails:?}");
     assert!(mails[0].subject.contains("2025-01-02"), "{}", mails[0].subject);
-    eventually(Duration::from_secs(10), "the alert to be marked sent", || async {
+    common::eventually(POLL, Duration::from_secs(10), "the alert to be marked sent", || async {
         let sent = store.list_alerts(Some("sent"), 10).await.ok()?;
         (sent.len() == 2).then_some(())
     })
@@ -701,14 +689,15 @@ async fn a_running_try_shows_its_log_so_far() {
     let http = client();
     let run_pk = trigger(&http, &daemon.url, "chatty", "2025-01-01").await;
     let url = format!("{}/api/v1/runs/{run_pk}/tasks/talk", daemon.url);
-    let try1: Value = eventually(Duration::from_secs(10), "the first line while the try runs", || async {
-        let v: Value = http.get(&url).send().await.ok()?.json().await.ok()?;
-        let t = v["tries"].get(0)?.clone();
-        (t["state"] == "running" && t["log"].as_str()?.contains("one-42")).then_some(t)
-    })
-    .await;
+    let try1: Value =
+        common::eventually(POLL, Duration::from_secs(10), "the first line while the try runs", || async {
+            let v: Value = http.get(&url).send().await.ok()?.json().await.ok()?;
+            let t = v["tries"].get(0)?.clone();
+            (t["state"] == "running" && t["log"].as_str()?.contains("one-42")).then_some(t)
+        })
+        .await;
     assert!(!try1["log"].as_str().unwrap().contains("two-42"), "{try1}");
-    eventually(Duration::from_secs(15), "the full log at the end", || async {
+    common::eventually(POLL, Duration::from_secs(15), "the full log at the end", || async {
         let v: Value = http.get(&url).send().await.ok()?.json().await.ok()?;
         let t = &v["tries"][0];
         (t["state"] == "success" && t["log"].as_str()?.contains("two-42")).then_some(())

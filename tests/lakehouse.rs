@@ -3,24 +3,12 @@
 //! data replaces exactly that date's partitions in one overwrite snapshot, and PyIceberg — an
 //! independent Iceberg client — reads the current and the previous snapshot from the same catalog.
 
+mod common;
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-fn tmctl(home: &Path, args: &[&str]) -> (i32, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_tmctl"))
-        .args(args)
-        .env_remove("TM_DATABASE_URL")
-        .env_remove("TM_CONFIG")
-        .env("TM_HOME", home)
-        .env("TM_DAGS_DIR", Path::new(env!("CARGO_MANIFEST_DIR")).join("dags"))
-        .output()
-        .expect("run tmctl");
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
+use common::tmctl_on as tmctl;
 
 fn query(home: &Path, sql: &str) -> serde_json::Value {
     let (code, out, err) = tmctl(home, &["query", "--format", "json", sql]);

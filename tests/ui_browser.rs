@@ -11,7 +11,7 @@ mod common;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use common::browser::Browser;
 use common::serve::ServeProcess;
@@ -125,21 +125,8 @@ async fn get_json(url: &str) -> Value {
     r.json().await.unwrap_or_else(|e| panic!("GET {url}: not JSON: {e}"))
 }
 
-/// Polls `check` every 200 ms until it returns Some, or panics after `limit` with `what`.
-async fn eventually<T, F, Fut>(limit: Duration, what: &str, mut check: F) -> T
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = Option<T>>,
-{
-    let start = Instant::now();
-    loop {
-        if let Some(v) = check().await {
-            return v;
-        }
-        assert!(start.elapsed() < limit, "timed out after {limit:?} waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-}
+/// How often `eventually` polls.
+const POLL: Duration = Duration::from_millis(200);
 
 /// The browser's console errors, except the favicon request Chromium makes by itself (the UI
 /// ships no favicon).
@@ -222,7 +209,7 @@ async fn ui_in_chromium_login_trigger_grid_log_clear_lakehouse() {
     let pass = b.find("form[action='/login'] input[name=password]").await;
     b.send_keys(&pass, TOKEN).await;
     submit(&b, "form[action='/login']").await;
-    eventually(Duration::from_secs(10), "the redirect after login", || async {
+    common::eventually(POLL, Duration::from_secs(10), "the redirect after login", || async {
         b.current_url().await.ends_with("/health").then_some(())
     })
     .await;
@@ -247,7 +234,7 @@ async fn ui_in_chromium_login_trigger_grid_log_clear_lakehouse() {
     visit(&b, &d, "/", "04-dag-list").await;
     let link = b.find("main a[href='/dags/ui_demo']").await;
     b.click(&link).await;
-    eventually(Duration::from_secs(10), "the grid page", || async {
+    common::eventually(POLL, Duration::from_secs(10), "the grid page", || async {
         b.current_url().await.ends_with("/dags/ui_demo").then_some(())
     })
     .await;
@@ -266,12 +253,12 @@ async fn ui_in_chromium_login_trigger_grid_log_clear_lakehouse() {
 
     // ---- the run succeeds -----------------------------------------------------------------------
     // The form redirects to the new run's page.
-    let run_pk: i64 = eventually(Duration::from_secs(10), "the redirect to the run", || async {
+    let run_pk: i64 = common::eventually(POLL, Duration::from_secs(10), "the redirect to the run", || async {
         let url = b.current_url().await;
         url.rsplit_once("/runs/").and_then(|(_, pk)| pk.parse().ok())
     })
     .await;
-    eventually(Duration::from_secs(60), "the triggered run to succeed", || async {
+    common::eventually(POLL, Duration::from_secs(60), "the triggered run to succeed", || async {
         b.goto(&d.at(&format!("/runs/{run_pk}"))).await;
         let state = b.find("main h1 .state").await;
         let s = b.text(&state).await;
@@ -301,7 +288,7 @@ async fn ui_in_chromium_login_trigger_grid_log_clear_lakehouse() {
     let downstream = b.find(&format!("{clear_form} input[name=downstream]")).await;
     b.click(&downstream).await;
     submit(&b, &clear_form).await;
-    eventually(Duration::from_secs(10), "the redirect after clear", || async {
+    common::eventually(POLL, Duration::from_secs(10), "the redirect after clear", || async {
         b.current_url().await.ends_with(&format!("/runs/{run_pk}")).then_some(())
     })
     .await;
@@ -309,7 +296,7 @@ async fn ui_in_chromium_login_trigger_grid_log_clear_lakehouse() {
         let url = d.at(&format!("/api/v1/runs/{run_pk}/tasks/{task}"));
         async move { get_json(&url).await["tries"].as_array().map(|a| a.len()).unwrap_or(0) }
     };
-    eventually(Duration::from_secs(60), "the cleared tasks to run again and succeed", || async {
+    common::eventually(POLL, Duration::from_secs(60), "the cleared tasks to run again and succeed", || async {
         let run = get_json(&d.at(&format!("/api/v1/runs/{run_pk}"))).await;
         let state = run["state"].as_str().unwrap_or_default().to_string();
         (state == "success" && tries("say").await == 2 && tries("finish").await == 2).then_some(())

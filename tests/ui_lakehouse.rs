@@ -4,9 +4,10 @@
 //! `tmctl query` on the gold tables, hostile course values are shown escaped and match nothing,
 //! and a fresh install answers "no data yet" with 200.
 
+mod common;
+
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::sync::Arc;
 
 use tmctl::config::{Overrides, Settings};
@@ -15,21 +16,7 @@ use tmctl::web::charts::{fmt_int, fmt_num, fmt_pace};
 
 const PAGES: &[&str] = &["overview", "quality", "pace", "rounds", "devices", "tables"];
 
-fn tmctl(home: &Path, args: &[&str]) -> (i32, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_tmctl"))
-        .args(args)
-        .env_remove("TM_DATABASE_URL")
-        .env_remove("TM_CONFIG")
-        .env("TM_HOME", home)
-        .env("TM_DAGS_DIR", Path::new(env!("CARGO_MANIFEST_DIR")).join("dags"))
-        .output()
-        .expect("run tmctl");
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
+use common::tmctl_on as tmctl;
 
 fn query(home: &Path, sql: &str) -> Vec<serde_json::Value> {
     let (code, out, err) = tmctl(home, &["query", "--format", "json", sql]);

@@ -8,7 +8,10 @@ pub mod seaweed;
 pub mod serve;
 pub mod smtp;
 
+use std::path::Path;
+use std::process::Command;
 use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, Instant};
 
 use tmctl::store::Store;
 
@@ -67,4 +70,39 @@ pub async fn both() -> Vec<TestDb> {
 
 pub async fn open(db: &TestDb) -> Store {
     Store::connect(&db.url, 4).await.unwrap_or_else(|e| panic!("{}: {e}", db.backend))
+}
+
+/// Runs the tmctl binary on `home` with the shipped DAGs and the embedded defaults (a
+/// `TM_DATABASE_URL` or `TM_CONFIG` of the caller's environment is left out): exit code, stdout,
+/// stderr.
+pub fn tmctl_on(home: &Path, args: &[&str]) -> (i32, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_tmctl"))
+        .args(args)
+        .env_remove("TM_DATABASE_URL")
+        .env_remove("TM_CONFIG")
+        .env("TM_HOME", home)
+        .env("TM_DAGS_DIR", Path::new(env!("CARGO_MANIFEST_DIR")).join("dags"))
+        .output()
+        .expect("run tmctl");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// Polls `check` every `every` until it returns Some, or panics after `limit` with `what`.
+pub async fn eventually<T, F, Fut>(every: Duration, limit: Duration, what: &str, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let start = Instant::now();
+    loop {
+        if let Some(v) = check().await {
+            return v;
+        }
+        assert!(start.elapsed() < limit, "timed out after {limit:?} waiting for {what}");
+        tokio::time::sleep(every).await;
+    }
 }
