@@ -148,19 +148,51 @@ async fn task_state(store: &Store, run_pk: i64, task: &str) -> (Option<String>, 
     }
 }
 
+/// Settings of a daemon on `home` whose DAGs directory holds one file `name` with `text`, with
+/// the test API token and `extra` settings.
+fn settings_with_dag(home: &std::path::Path, name: &str, text: &str, extra: &[(&str, &str)]) -> Arc<Settings> {
+    let dags = home.join("dags");
+    std::fs::create_dir_all(&dags).expect("dags dir");
+    std::fs::write(dags.join(name), text).expect("write DAG");
+    let env: BTreeMap<String, String> =
+        [("TM_API_TOKEN", TOKEN)].iter().chain(extra).map(|(k, v)| (k.to_string(), v.to_string())).collect();
+    let overrides = Overrides { home: Some(home.to_path_buf()), dags_dir: Some(dags), ..Overrides::default() };
+    Arc::new(Settings::load_with(&overrides, &env).expect("settings"))
+}
+
+/// A run of `dag_id` for `ds` (logical date at `hour`, a one-day interval), written straight to
+/// the store and left `running`.
+async fn seed_running_run(
+    store: &Store,
+    dag_id: &str,
+    run_type: tmctl::store::RunType,
+    ds: chrono::NaiveDate,
+    hour: u32,
+) -> tmctl::store::RunRow {
+    let t = ds.and_hms_opt(hour, 0, 0).unwrap().and_utc();
+    let conf = serde_json::json!({});
+    let run = store
+        .create_run(&tmctl::store::NewRun {
+            dag_id,
+            run_type,
+            logical_date: t,
+            ds,
+            data_interval_start: t,
+            data_interval_end: t + chrono::Duration::days(1),
+            conf: &conf,
+            backfill_id: None,
+            hold: None,
+        })
+        .await
+        .unwrap();
+    store.set_run_state(run.id, RunState::Running).await.unwrap();
+    run
+}
+
 async fn run_views_and_actions(db: common::TestDb) {
     let home = tempfile::tempdir().expect("home");
-    let dags = home.path().join("dags");
-    std::fs::create_dir_all(&dags).expect("dags dir");
-    std::fs::write(dags.join("web.toml"), DAG).expect("write DAG");
-    let env: BTreeMap<String, String> =
-        [("TM_API_TOKEN", TOKEN), ("TM_DAEMON_LEASE", "3s"), ("TM_SHUTDOWN_GRACE", "1s")]
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect();
-    let overrides =
-        Overrides { home: Some(home.path().to_path_buf()), dags_dir: Some(dags.clone()), ..Overrides::default() };
-    let settings = Arc::new(Settings::load_with(&overrides, &env).expect("settings"));
+    let settings =
+        settings_with_dag(home.path(), "web.toml", DAG, &[("TM_DAEMON_LEASE", "3s"), ("TM_SHUTDOWN_GRACE", "1s")]);
     let store = common::open(&db).await;
     let running = tmctl::daemon::start(settings, store.clone(), "127.0.0.1:0".parse().expect("addr"))
         .await
@@ -452,34 +484,12 @@ async fn run_views_and_actions_on_postgres() {
 async fn the_grid_pages_through_runs() {
     let db = common::sqlite_db();
     let home = tempfile::tempdir().expect("home");
-    let dags = home.path().join("dags");
-    std::fs::create_dir_all(&dags).expect("dags dir");
-    std::fs::write(dags.join("web.toml"), DAG).expect("write DAG");
-    let env: BTreeMap<String, String> = [("TM_API_TOKEN".to_string(), TOKEN.to_string())].into_iter().collect();
-    let overrides =
-        Overrides { home: Some(home.path().to_path_buf()), dags_dir: Some(dags.clone()), ..Overrides::default() };
-    let settings = Arc::new(Settings::load_with(&overrides, &env).expect("settings"));
+    let settings = settings_with_dag(home.path(), "web.toml", DAG, &[]);
     let store = common::open(&db).await;
     // 30 finished runs, written straight to the store.
-    let conf = serde_json::json!({});
     for day in 1..=30 {
         let ds = chrono::NaiveDate::from_ymd_opt(2025, 4, day).unwrap();
-        let t = ds.and_hms_opt(4, 0, 0).unwrap().and_utc();
-        let run = store
-            .create_run(&tmctl::store::NewRun {
-                dag_id: "web",
-                run_type: tmctl::store::RunType::Backfill,
-                logical_date: t,
-                ds,
-                data_interval_start: t,
-                data_interval_end: t + chrono::Duration::days(1),
-                conf: &conf,
-                backfill_id: None,
-                hold: None,
-            })
-            .await
-            .unwrap();
-        store.set_run_state(run.id, RunState::Running).await.unwrap();
+        let run = seed_running_run(&store, "web", tmctl::store::RunType::Backfill, ds, 4).await;
         store.set_run_state(run.id, RunState::Success).await.unwrap();
     }
     store.set_paused("web", true).await.unwrap();
@@ -511,8 +521,6 @@ async fn the_grid_pages_through_runs() {
 async fn pages_stay_fast_with_a_long_history() {
     let db = common::sqlite_db();
     let home = tempfile::tempdir().expect("home");
-    let dags = home.path().join("dags");
-    std::fs::create_dir_all(&dags).expect("dags dir");
     let mut dag = String::from(
         "id = \"big\"\ndescription = \"50 tasks\"\ntimezone = \"UTC\"\nschedule = \"@daily\"\nstart_date = \"2020-01-01\"\n",
     );
@@ -522,13 +530,8 @@ async fn pages_stay_fast_with_a_long_history() {
             dag.push_str(&format!("depends_on = [\"t{:02}\"]\n", (i - 1) / 2));
         }
     }
-    std::fs::write(dags.join("big.toml"), dag).expect("write DAG");
-    let env: BTreeMap<String, String> = [("TM_API_TOKEN".to_string(), TOKEN.to_string())].into_iter().collect();
-    let overrides =
-        Overrides { home: Some(home.path().to_path_buf()), dags_dir: Some(dags.clone()), ..Overrides::default() };
-    let settings = Arc::new(Settings::load_with(&overrides, &env).expect("settings"));
+    let settings = settings_with_dag(home.path(), "big.toml", &dag, &[]);
     let store = common::open(&db).await;
-    let conf = serde_json::json!({});
     let tasks: Vec<(String, String)> = (0..50).map(|i| (format!("t{i:02}"), "noop".to_string())).collect();
     let spec: Vec<(&str, &str, u32)> = tasks.iter().map(|(t, k)| (t.as_str(), k.as_str(), 1)).collect();
     let log = "a log line of a task try, long enough to matter\n".repeat(40);
@@ -537,22 +540,7 @@ async fn pages_stay_fast_with_a_long_history() {
     let mut last_run = 0;
     for day in 0..2000 {
         let ds = first + chrono::Duration::days(day);
-        let t = ds.and_hms_opt(0, 0, 0).unwrap().and_utc();
-        let run = store
-            .create_run(&tmctl::store::NewRun {
-                dag_id: "big",
-                run_type: tmctl::store::RunType::Scheduled,
-                logical_date: t,
-                ds,
-                data_interval_start: t,
-                data_interval_end: t + chrono::Duration::days(1),
-                conf: &conf,
-                backfill_id: None,
-                hold: None,
-            })
-            .await
-            .unwrap();
-        store.set_run_state(run.id, RunState::Running).await.unwrap();
+        let run = seed_running_run(&store, "big", tmctl::store::RunType::Scheduled, ds, 0).await;
         for ti in store.ensure_task_instances(run.id, &spec).await.unwrap() {
             let a = store.start_attempt(&ti, 1, "host", 1).await.unwrap();
             let finish = tmctl::store::AttemptFinish {
@@ -614,15 +602,9 @@ async fn log_in(b: &mut Browser) -> String {
 async fn a_running_task_is_tailed_and_cannot_be_cleared_yet() {
     let db = common::sqlite_db();
     let home = tempfile::tempdir().expect("home");
-    let dags = home.path().join("dags");
-    std::fs::create_dir_all(&dags).expect("dags dir");
     let dag = "id = \"slow\"\ntimezone = \"UTC\"\nstart_date = \"2025-01-01\"\n\n[[task]]\nid = \"nap\"\nkind = \"sleep\"\n\
                duration = \"3s\"\n\n[[task]]\nid = \"after\"\nkind = \"noop\"\ndepends_on = [\"nap\"]\n";
-    std::fs::write(dags.join("slow.toml"), dag).expect("write DAG");
-    let env: BTreeMap<String, String> = [("TM_API_TOKEN".to_string(), TOKEN.to_string())].into_iter().collect();
-    let overrides =
-        Overrides { home: Some(home.path().to_path_buf()), dags_dir: Some(dags.clone()), ..Overrides::default() };
-    let settings = Arc::new(Settings::load_with(&overrides, &env).expect("settings"));
+    let settings = settings_with_dag(home.path(), "slow.toml", dag, &[]);
     let store = common::open(&db).await;
     let running = tmctl::daemon::start(settings, store.clone(), "127.0.0.1:0".parse().unwrap()).await.unwrap();
     let mut b = Browser::new(format!("http://{}", running.addr));
