@@ -57,6 +57,9 @@ pub const KEYS: &[(&str, &str)] = &[
     ("silver.max_lon", "TM_COORD_MAX_LON"),
     ("silver.min_lat", "TM_COORD_MIN_LAT"),
     ("silver.max_lat", "TM_COORD_MAX_LAT"),
+    ("lake.memory_limit", "TM_LAKE_MEMORY_LIMIT"),
+    ("lake.spill_dir", "TM_LAKE_SPILL_DIR"),
+    ("lake.max_parallel_models", "TM_LAKE_MAX_PARALLEL_MODELS"),
 ];
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -198,6 +201,13 @@ pub struct LakeSettings {
     pub max_lon: f64,
     pub min_lat: f64,
     pub max_lat: f64,
+    /// Bytes DataFusion may hold at once in this process (all queries together); operators that
+    /// can spill (sorts, aggregations) spill to `spill_dir` beyond it.
+    pub memory_limit: u64,
+    /// Where queries spill (`<home>/spill` unless set).
+    pub spill_dir: PathBuf,
+    /// Gold models running at once in this process.
+    pub max_parallel_models: usize,
 }
 
 /// Values that beat files and environment (the CLI's `--home` and `--dags`).
@@ -359,6 +369,12 @@ impl Settings {
                 max_lon: get_f64(&raw, "silver.max_lon")?,
                 min_lat: get_f64(&raw, "silver.min_lat")?,
                 max_lat: get_f64(&raw, "silver.max_lat")?,
+                memory_limit: get_size(&raw, "lake.memory_limit")?,
+                spill_dir: match get_string(&raw, "lake.spill_dir", true)? {
+                    s if s.is_empty() => home.join("spill"),
+                    s => PathBuf::from(s),
+                },
+                max_parallel_models: get_positive(&raw, "lake.max_parallel_models")? as usize,
             },
             home,
         };
@@ -496,6 +512,45 @@ fn get_duration(raw: &BTreeMap<&'static str, Raw>, key: &str) -> Result<Duration
     }
 }
 
+/// A size in bytes: a number with an optional unit (`B`, `KiB`, `MiB`, `GiB`, `KB`, `MB`, `GB`),
+/// at least 1 MiB.
+fn get_size(raw: &BTreeMap<&'static str, Raw>, key: &str) -> Result<u64, ConfigError> {
+    let text = match raw.get(key).map(|r| &r.value) {
+        Some(toml::Value::Integer(i)) => i.to_string(),
+        Some(toml::Value::String(s)) => s.trim().to_string(),
+        None => return Err(err(raw, key, "is missing".into())),
+        Some(other) => return Err(err(raw, key, format!("must be a size like \"1GiB\", found {}", other.type_str()))),
+    };
+    match parse_size(&text) {
+        Some(n) if n >= 1 << 20 => Ok(n),
+        Some(_) => Err(err(raw, key, format!("= \"{text}\" must be at least 1MiB"))),
+        None => Err(err(raw, key, format!("= \"{text}\" is not a size like 512MiB or 2GiB"))),
+    }
+}
+
+/// `1GiB` → 1073741824; units B, KiB, MiB, GiB, TiB (powers of 1024) and KB, MB, GB, TB (of
+/// 1000), any case; a bare number is bytes.
+pub fn parse_size(text: &str) -> Option<u64> {
+    let text = text.trim();
+    let split = text.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(text.len());
+    let (number, unit) = text.split_at(split);
+    let number: f64 = number.parse().ok()?;
+    let factor: u64 = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1,
+        "kib" | "k" => 1 << 10,
+        "mib" | "m" => 1 << 20,
+        "gib" | "g" => 1 << 30,
+        "tib" | "t" => 1 << 40,
+        "kb" => 1_000,
+        "mb" => 1_000_000,
+        "gb" => 1_000_000_000,
+        "tb" => 1_000_000_000_000,
+        _ => return None,
+    };
+    let bytes = number * factor as f64;
+    (bytes.is_finite() && bytes >= 0.0 && bytes < u64::MAX as f64).then_some(bytes as u64)
+}
+
 fn get_positive(raw: &BTreeMap<&'static str, Raw>, key: &str) -> Result<u64, ConfigError> {
     let n = match raw.get(key).map(|r| &r.value) {
         Some(toml::Value::Integer(i)) => Some(*i),
@@ -589,6 +644,31 @@ mod tests {
         );
         let e = Settings::load_with(&Overrides::default(), &env(&[("TM_STORAGE", "gcs")])).unwrap_err();
         assert_eq!(e.key, "storage.kind");
+    }
+
+    #[test]
+    fn lake_memory_settings_parse_sizes_and_name_bad_ones() {
+        let s = Settings::load_with(&Overrides::default(), &env(&[])).unwrap();
+        assert_eq!(s.lake.memory_limit, 1 << 30);
+        assert_eq!(s.lake.spill_dir, PathBuf::from(".tm/spill"));
+        assert_eq!(s.lake.max_parallel_models, 2);
+        let s = Settings::load_with(
+            &Overrides::default(),
+            &env(&[("TM_LAKE_MEMORY_LIMIT", "64MiB"), ("TM_LAKE_SPILL_DIR", "/var/tmp/x")]),
+        )
+        .unwrap();
+        assert_eq!(s.lake.memory_limit, 64 << 20);
+        assert_eq!(s.lake.spill_dir, PathBuf::from("/var/tmp/x"));
+        assert_eq!(parse_size("1.5GB"), Some(1_500_000_000));
+        assert_eq!(parse_size("512 mib"), Some(512 << 20));
+        assert_eq!(parse_size("12 parsecs"), None);
+        let e = Settings::load_with(&Overrides::default(), &env(&[("TM_LAKE_MEMORY_LIMIT", "lots")])).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "config error: `lake.memory_limit` = \"lots\" is not a size like 512MiB or 2GiB (from TM_LAKE_MEMORY_LIMIT=lots)"
+        );
+        let e = Settings::load_with(&Overrides::default(), &env(&[("TM_LAKE_MEMORY_LIMIT", "10KiB")])).unwrap_err();
+        assert_eq!(e.key, "lake.memory_limit");
     }
 
     #[test]

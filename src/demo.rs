@@ -18,8 +18,8 @@ use crate::bronze::{self, IngestRequest};
 use crate::config::Settings;
 use crate::executor::Executor;
 use crate::generate::{self, GenerateArgs};
+use crate::lake::SessionOptions;
 use crate::lake::buckets::Buckets;
-use crate::lake::{Lake, SessionOptions};
 use crate::store::{RunFilter, Store};
 
 #[derive(clap::Args, Debug, Clone)]
@@ -127,7 +127,7 @@ pub async fn run(settings: Arc<Settings>, store: Store, args: DemoArgs) -> Resul
     }
 
     section("summary");
-    let lake = Lake::open(settings.clone(), store.clone()).await?;
+    let lake = exec.lake().get().await?;
     let ctx = lake.session(&SessionOptions::current()).await?;
     let count = |sql: String| {
         let ctx = ctx.clone();

@@ -16,6 +16,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::config::Settings;
 use crate::dag::{Backoff, Dag, ParamType, Slot, TaskDef, TaskPolicy};
+use crate::lake::LakeHandle;
 use crate::logcapture::{self, LogBuffer};
 use crate::store::{
     AttemptFinish, AttemptState, NewAlert, NewRun, RunRow, RunState, RunType, Store, StoreError, TaskInstanceRow,
@@ -67,6 +68,7 @@ pub struct Executor {
     hostname: String,
     owner: String,
     lease: Duration,
+    lake: LakeHandle,
 }
 
 impl Executor {
@@ -75,7 +77,9 @@ impl Executor {
         let hostname = hostname();
         let owner = format!("{hostname}:{}", std::process::id());
         let lease = settings.daemon.lease;
+        let lake = LakeHandle::new(settings.clone(), store.clone());
         Self {
+            lake,
             store,
             settings,
             slots,
@@ -86,6 +90,11 @@ impl Executor {
             owner,
             lease,
         }
+    }
+
+    /// The lake this executor's tasks use (opened on first use).
+    pub fn lake(&self) -> &LakeHandle {
+        &self.lake
     }
 
     /// Who this executor is in `dag_runs.owner` (`host:pid`).
@@ -551,6 +560,7 @@ impl TaskRunner {
             params: (*self.params).clone(),
             settings: self.exec.settings.clone(),
             store: self.exec.store.clone(),
+            lake: self.exec.lake.clone(),
         };
         log.line(&format!(
             "tmctl: starting try {try_number} of {} for {}.{} ({}, logical date {}) on {} pid {}",

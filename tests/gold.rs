@@ -2007,6 +2007,7 @@ mod on_the_lake {
             params: Default::default(),
             settings: settings.clone(),
             store: store.clone(),
+            lake: tmctl::lake::LakeHandle::new(settings.clone(), store.clone()),
         }
     }
 
@@ -2093,6 +2094,7 @@ mod on_the_lake {
         std::fs::create_dir(dir.path().join("gold")).unwrap();
         std::fs::copy(dags_dir().join("gold/fact_rounds.sql"), dir.path().join("gold/fact_rounds.sql")).unwrap();
         let toml = "id = \"strict\"\n[[task]]\nid = \"fact_rounds\"\nkind = \"gold.model\"\nsql = \"gold/fact_rounds.sql\"\n\
+                    partition_by = [\"course_id\"]\n\
                     tests = [{ accepted_range = \"duration_sec\", max = 10000 }]\n";
         let strict = tmctl::dag::load_str(toml, &dir.path().join("strict.toml")).unwrap();
         let mut ctx = context(&settings, &store, "fact_rounds");

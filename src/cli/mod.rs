@@ -115,6 +115,10 @@ struct RunArgs {
     /// Run configuration as a JSON object; overrides the DAG's params.
     #[arg(long)]
     conf: Option<String>,
+    /// Rebuild the lakehouse tables of this run even where the same inputs were already committed
+    /// (sets the DAG's `full_refresh` param; the gold and silver DAGs declare it).
+    #[arg(long)]
+    full_refresh: bool,
 }
 
 #[derive(Args, Debug)]
@@ -594,7 +598,18 @@ fn cancel_on_ctrl_c(exec: &Executor) {
 async fn run(settings: &Arc<Settings>, args: RunArgs) -> CliResult {
     let dag = find_dag(settings, &args.dag)?;
     let date = date_arg("--date", &args.date)?;
-    let conf = parse_conf(args.conf.as_deref())?;
+    let mut conf = parse_conf(args.conf.as_deref())?;
+    if args.full_refresh {
+        if !dag.params.contains_key("full_refresh") {
+            return Err(CliError::Usage(format!(
+                "--full-refresh: DAG `{}` has no `full_refresh` param (only lakehouse DAGs rebuild tables)",
+                dag.id
+            )));
+        }
+        if let Some(m) = conf.as_object_mut() {
+            m.insert("full_refresh".into(), serde_json::Value::Bool(true));
+        }
+    }
     let store = open_store(settings).await?;
     let slot = schedule::slot_for_date(dag.schedule.as_ref(), dag.timezone, date);
     let (tx, mut rx) = mpsc::unbounded_channel();

@@ -1,71 +1,135 @@
-//! Gold on the real lakehouse: the [`Publisher`] that commits a model's staged result to
-//! `gold.<table>` as one full-refresh Iceberg snapshot (`TableWriter::replace_all`) carrying the
-//! attempt's run key, and the input fingerprint that makes a resumed attempt's commit
+//! Gold on the real lakehouse: the [`Publisher`] that stages a model's result as uncommitted
+//! Parquet data files of `gold.<table>` and commits them as one full-refresh Iceberg snapshot
+//! (`StagedFiles::replace_all`) carrying the attempt's run key, and the input fingerprint that makes a resumed attempt's commit
 //! recognisable without hiding a deliberate re-run over new inputs.
+
+use std::sync::Arc;
 
 use async_trait::async_trait;
 use datafusion::arrow::array::RecordBatch;
 use datafusion::arrow::datatypes::SchemaRef;
+use datafusion::datasource::TableProvider;
+use iceberg::TableIdent;
 use sha2::{Digest, Sha256};
 
 use super::GoldError;
 use super::models::ModelSpec;
-use super::wap::{Published, Publisher};
-use crate::lake::{Lake, LakeError, RunKey, parse_ident};
+use super::wap::{Published, Publisher, Stage};
+use crate::lake::commit::StagedFiles;
+use crate::lake::scan::LakeTable;
+use crate::lake::{Lake, LakeError, RunKey, TableWriter, parse_ident};
 
-/// Commits to the lake's `gold` namespace.
+/// Stages model results as uncommitted data files of `gold.<table>` and commits them as the
+/// table's new content.
 #[derive(Debug, Clone)]
 pub struct LakePublisher {
     pub lake: Lake,
     pub run_key: RunKey,
+    /// Commit even if the table's current snapshot already carries this run key and inputs (a
+    /// deliberate rebuild, `tmctl run gold --full-refresh`).
+    pub force: bool,
 }
 
 #[async_trait]
 impl Publisher for LakePublisher {
-    async fn publish(
-        &self,
-        model: &ModelSpec,
-        schema: SchemaRef,
-        batches: Vec<RecordBatch>,
-    ) -> Result<Published, GoldError> {
+    async fn stage(&self, model: &ModelSpec, schema: SchemaRef) -> Result<Box<dyn Stage>, GoldError> {
         let table = model.qualified_table();
-        commit_full_refresh(&self.lake, &table, schema, batches, &model.partition_by, self.run_key.clone())
-            .await
-            .map_err(|e| GoldError::Publish {
-                model: model.table.clone(),
-                table: table.clone(),
-                transient: e.is_transient(),
-                message: e.to_string(),
-            })
+        let fail = |e: LakeError| GoldError::Publish {
+            model: model.table.clone(),
+            table: table.clone(),
+            transient: e.is_transient(),
+            message: e.to_string(),
+        };
+        let ident = parse_ident(&table).map_err(fail)?;
+        let partition_by: Vec<&str> = model.partition_by.iter().map(String::as_str).collect();
+        let existed = self.lake.table_exists(&ident).await.map_err(fail)?;
+        self.lake.ensure_table(&ident, &schema, &partition_by).await.map_err(fail)?;
+        let mut writer = self.lake.writer(&ident, self.run_key.clone()).await.map_err(fail)?;
+        if self.force {
+            writer = writer.force();
+        }
+        Ok(Box::new(LakeStage {
+            lake: self.lake.clone(),
+            ident,
+            model: model.table.clone(),
+            table,
+            created: !existed,
+            writer: Some(writer),
+            staged: None,
+        }))
     }
 }
 
-/// Creates `table` if needed, writes `batches` and commits them as its whole content.
-async fn commit_full_refresh(
-    lake: &Lake,
-    table: &str,
-    schema: SchemaRef,
-    batches: Vec<RecordBatch>,
-    partition_by: &[String],
-    run_key: RunKey,
-) -> Result<Published, LakeError> {
-    let ident = parse_ident(table)?;
-    let partition_by: Vec<&str> = partition_by.iter().map(String::as_str).collect();
-    lake.ensure_table(&ident, &schema, &partition_by).await?;
-    let mut writer = lake.writer(&ident, run_key).await?;
-    if let Some(snapshot_id) = writer.already_committed() {
-        tracing::info!(table, snapshot_id, "already committed by an earlier try of this run");
-        writer.abort().await;
-        return Ok(Published { snapshot_id: Some(snapshot_id), already_committed: true });
-    }
-    for batch in batches {
-        if let Err(e) = writer.write(batch).await {
-            writer.abort().await;
-            return Err(e);
+/// A model result being written to (or written to and not yet committed in) `gold.<table>`.
+struct LakeStage {
+    lake: Lake,
+    ident: TableIdent,
+    model: String,
+    table: String,
+    /// This stage created the table (so discarding it drops the empty table again).
+    created: bool,
+    writer: Option<TableWriter>,
+    staged: Option<StagedFiles>,
+}
+
+impl LakeStage {
+    fn fail(&self, e: LakeError) -> GoldError {
+        GoldError::Publish {
+            model: self.model.clone(),
+            table: self.table.clone(),
+            transient: e.is_transient(),
+            message: e.to_string(),
         }
     }
-    let outcome = writer.replace_all().await?;
-    Ok(Published { snapshot_id: Some(outcome.snapshot_id), already_committed: outcome.already_committed })
+
+    fn used_up(&self) -> GoldError {
+        self.fail(LakeError::Invalid { table: self.table.clone(), message: "stage used after it was finished".into() })
+    }
+}
+
+#[async_trait]
+impl Stage for LakeStage {
+    fn already_committed(&self) -> Option<i64> {
+        self.writer.as_ref().and_then(TableWriter::already_committed)
+    }
+
+    async fn write(&mut self, batch: RecordBatch) -> Result<(), GoldError> {
+        let Some(writer) = self.writer.as_mut() else { return Err(self.used_up()) };
+        match writer.write(batch).await {
+            Ok(()) => Ok(()),
+            Err(e) => Err(self.fail(e)),
+        }
+    }
+
+    async fn finish(&mut self) -> Result<Arc<dyn TableProvider>, GoldError> {
+        let Some(writer) = self.writer.take() else { return Err(self.used_up()) };
+        let staged = writer.stage().await.map_err(|e| self.fail(e))?;
+        let schema = staged.arrow_schema().map_err(|e| self.fail(e))?;
+        let table = LakeTable::files(format!("{} (staged)", self.table), &schema, staged.files());
+        self.staged = Some(staged);
+        Ok(Arc::new(table))
+    }
+
+    async fn commit(mut self: Box<Self>) -> Result<Published, GoldError> {
+        if self.staged.is_none() {
+            self.finish().await?;
+        }
+        let Some(staged) = self.staged.take() else { return Err(self.used_up()) };
+        let outcome = staged.replace_all().await.map_err(|e| self.fail(e))?;
+        Ok(Published { snapshot_id: Some(outcome.snapshot_id), already_committed: outcome.already_committed })
+    }
+
+    async fn discard(mut self: Box<Self>) {
+        if let Some(writer) = self.writer.take() {
+            writer.abort().await;
+        }
+        if let Some(staged) = self.staged.take() {
+            staged.discard().await;
+        }
+        if self.created {
+            self.lake.drop_if_empty(&self.ident).await;
+        }
+    }
 }
 
 /// A digest of what a model's result depends on: its SQL and tests, and the current snapshot of

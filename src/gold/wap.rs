@@ -1,8 +1,9 @@
-//! Write-audit-publish for one gold model: plan the model's query, execute it as a stream into a
-//! staged in-memory table (`tm_staging.staged.<table>`, what `{{ this }}` names in tests), run
-//! the model's data tests against the staged rows, and hand the result to a [`Publisher`] for a
-//! full-refresh commit only if no error-severity test failed. Until then readers keep seeing
-//! the previous version of `gold.<table>`.
+//! Write-audit-publish for one gold model: plan the model's query, stream its result into a
+//! [`Stage`] (on the lake: Parquet data files of `gold.<table>`, written as batches come and not
+//! committed), run the model's data tests against the staged rows (`tm_staging.staged.<table>`,
+//! what `{{ this }}` names in tests), then commit the stage if no error-severity test failed and
+//! delete it otherwise. No result is held in memory; until the commit, readers keep seeing the
+//! previous version of `gold.<table>`.
 
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -13,8 +14,9 @@ use datafusion::arrow::array::RecordBatch;
 use datafusion::arrow::compute::cast;
 use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use datafusion::catalog::{CatalogProvider, MemTable, MemoryCatalogProvider, MemorySchemaProvider, SchemaProvider};
+use datafusion::datasource::TableProvider;
 use datafusion::error::DataFusionError;
-use datafusion::prelude::SessionContext;
+use datafusion::prelude::{DataFrame, SessionContext};
 use futures::StreamExt;
 
 use super::GoldError;
@@ -25,18 +27,33 @@ use super::models::ModelSpec;
 pub const STAGING_CATALOG: &str = "tm_staging";
 pub const STAGING_SCHEMA: &str = "staged";
 
-/// Commits a staged result as the new full content of `gold.<table>`.
+/// Opens stages for model results. A publisher is made per attempt and knows the attempt's run
+/// key.
 #[async_trait]
 pub trait Publisher: Send + Sync {
-    /// Replaces the table's content with `batches` in one commit (creating the table, partitioned
-    /// by `model.partition_by`, if missing). A publisher is made per attempt and knows the
-    /// attempt's run key.
-    async fn publish(
-        &self,
-        model: &ModelSpec,
-        schema: SchemaRef,
-        batches: Vec<RecordBatch>,
-    ) -> Result<Published, GoldError>;
+    /// A stage for `model`'s new result with columns `schema` (creating the table, partitioned by
+    /// `model.partition_by`, if missing).
+    async fn stage(&self, model: &ModelSpec, schema: SchemaRef) -> Result<Box<dyn Stage>, GoldError>;
+}
+
+/// One model result on its way in: written batch by batch, readable once finished, then
+/// committed as the table's new content or discarded.
+#[async_trait]
+pub trait Stage: Send {
+    /// The snapshot that already holds this attempt's commit (a resumed attempt): nothing needs
+    /// to be written.
+    fn already_committed(&self) -> Option<i64>;
+
+    async fn write(&mut self, batch: RecordBatch) -> Result<(), GoldError>;
+
+    /// Finishes writing; the returned table reads exactly the staged rows.
+    async fn finish(&mut self) -> Result<Arc<dyn TableProvider>, GoldError>;
+
+    /// Makes the staged rows the table's content in one commit.
+    async fn commit(self: Box<Self>) -> Result<Published, GoldError>;
+
+    /// Removes whatever was staged.
+    async fn discard(self: Box<Self>);
 }
 
 /// What a commit produced.
@@ -118,21 +135,49 @@ pub async fn run_model(
         transient: transient(&e),
         message: e.to_string(),
     };
-    let mut stream = df.execute_stream().await.map_err(execute_error)?;
-    let mut batches = Vec::new();
-    let mut rows = 0u64;
-    while let Some(batch) = stream.next().await {
-        let batch = conform(&schema, batch.map_err(execute_error)?).map_err(execute_error)?;
-        rows += batch.num_rows() as u64;
-        if batch.num_rows() > 0 {
-            batches.push(batch);
-        }
+    let mut stage = publisher.stage(model, schema.clone()).await?;
+    if let Some(snapshot_id) = stage.already_committed() {
+        tracing::info!(model = %model.table, snapshot_id, "already committed by an earlier try of this run");
+        stage.discard().await;
+        return Ok(ModelRun {
+            table,
+            rows: 0,
+            published: true,
+            snapshot_id: Some(snapshot_id),
+            already_committed: true,
+            tests: Vec::new(),
+            elapsed_ms: started.elapsed().as_millis() as u64,
+        });
     }
+    let staged = match stream_into(df, &schema, stage.as_mut(), &execute_error).await {
+        Ok(rows) => rows,
+        Err(e) => {
+            stage.discard().await;
+            return Err(e);
+        }
+    };
+    let rows = staged;
     tracing::info!(model = %model.table, rows, "staged the new result");
 
-    let staged = Arc::new(MemTable::try_new(schema.clone(), vec![batches.clone()]).map_err(execute_error)?);
-    let staging = staging_schema(ctx).map_err(execute_error)?;
-    staging.register_table(model.table.clone(), staged).map_err(execute_error)?;
+    let staged = match stage.finish().await {
+        Ok(t) => t,
+        Err(e) => {
+            stage.discard().await;
+            return Err(e);
+        }
+    };
+    let staging = match staging_schema(ctx) {
+        Ok(s) => s,
+        Err(e) => {
+            stage.discard().await;
+            return Err(execute_error(e));
+        }
+    };
+    let _ = staging.deregister_table(&model.table);
+    if let Err(e) = staging.register_table(model.table.clone(), staged) {
+        stage.discard().await;
+        return Err(execute_error(e));
+    }
     let this = format!("{STAGING_CATALOG}.{STAGING_SCHEMA}.{}", model.table);
     let tests = run_tests(ctx, &model.tests, &this).await;
     let _ = staging.deregister_table(&model.table);
@@ -152,8 +197,9 @@ pub async fn run_model(
         ModelRun { table, rows, published: false, snapshot_id: None, already_committed: false, tests, elapsed_ms: 0 };
     if run.tests.iter().any(|t| t.status == TestStatus::Fail) {
         tracing::error!(model = %model.table, "error-severity data tests failed: not publishing; the previous version stays current");
+        stage.discard().await;
     } else {
-        let published = publisher.publish(model, schema, batches).await?;
+        let published = stage.commit().await?;
         run.snapshot_id = published.snapshot_id;
         run.already_committed = published.already_committed;
         run.published = true;
@@ -161,6 +207,25 @@ pub async fn run_model(
     }
     run.elapsed_ms = started.elapsed().as_millis() as u64;
     Ok(run)
+}
+
+/// Executes `df` and writes its batches, cast to `schema`, into `stage`; returns the rows.
+async fn stream_into(
+    df: DataFrame,
+    schema: &SchemaRef,
+    stage: &mut dyn Stage,
+    execute_error: &(dyn Fn(DataFusionError) -> GoldError + Sync),
+) -> Result<u64, GoldError> {
+    let mut stream = df.execute_stream().await.map_err(execute_error)?;
+    let mut rows = 0u64;
+    while let Some(batch) = stream.next().await {
+        let batch = conform(schema, batch.map_err(execute_error)?).map_err(execute_error)?;
+        if batch.num_rows() > 0 {
+            rows += batch.num_rows() as u64;
+            stage.write(batch).await?;
+        }
+    }
+    Ok(rows)
 }
 
 /// The staging schema, created on first use.
@@ -237,7 +302,7 @@ fn conform(schema: &SchemaRef, batch: RecordBatch) -> Result<RecordBatch, DataFu
 /// A session for running models without a lake: schemas `silver` and `gold` (in-memory) in the
 /// default catalog, so `silver.<t>` and `gold.<t>` resolve to tables registered there.
 pub fn memory_session() -> SessionContext {
-    let ctx = SessionContext::new();
+    let ctx = SessionContext::new_with_config(crate::lake::session_config());
     if let Some(catalog) = ctx.catalog("datafusion") {
         for ns in ["silver", "gold"] {
             let _ = catalog.register_schema(ns, Arc::new(MemorySchemaProvider::new()));
@@ -247,55 +312,95 @@ pub fn memory_session() -> SessionContext {
 }
 
 /// Publishes into the `gold` schema of an in-memory session (see [`memory_session`]): each
-/// publish replaces the table and gets the next snapshot id (1, 2, …). For tests and dry runs.
+/// publish replaces the table and gets the next snapshot id (1, 2, …). Stages are kept in memory.
+/// For tests and dry runs.
+#[derive(Clone)]
 pub struct MemoryPublisher {
+    inner: Arc<MemoryInner>,
+}
+
+struct MemoryInner {
     ctx: SessionContext,
     next_snapshot: AtomicI64,
     /// `(table, rows)` of every publish, in order.
-    pub log: Mutex<Vec<(String, usize)>>,
+    log: Mutex<Vec<(String, usize)>>,
 }
 
 impl std::fmt::Debug for MemoryPublisher {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("MemoryPublisher").field("log", &self.log).finish()
+        f.debug_struct("MemoryPublisher").field("log", &self.inner.log).finish()
     }
 }
 
 impl MemoryPublisher {
     pub fn new(ctx: &SessionContext) -> Self {
-        Self { ctx: ctx.clone(), next_snapshot: AtomicI64::new(1), log: Mutex::new(Vec::new()) }
+        let inner = MemoryInner { ctx: ctx.clone(), next_snapshot: AtomicI64::new(1), log: Mutex::new(Vec::new()) };
+        Self { inner: Arc::new(inner) }
     }
 
     /// The tables published so far, in order.
     pub fn published(&self) -> Vec<String> {
-        self.log.lock().unwrap_or_else(|p| p.into_inner()).iter().map(|(t, _)| t.clone()).collect()
+        self.inner.log.lock().unwrap_or_else(|p| p.into_inner()).iter().map(|(t, _)| t.clone()).collect()
     }
 }
 
 #[async_trait]
 impl Publisher for MemoryPublisher {
-    async fn publish(
-        &self,
-        model: &ModelSpec,
-        schema: SchemaRef,
-        batches: Vec<RecordBatch>,
-    ) -> Result<Published, GoldError> {
-        let rows = batches.iter().map(RecordBatch::num_rows).sum();
-        let fail = |e: DataFusionError| GoldError::Publish {
-            model: model.table.clone(),
-            table: model.qualified_table(),
+    async fn stage(&self, model: &ModelSpec, schema: SchemaRef) -> Result<Box<dyn Stage>, GoldError> {
+        Ok(Box::new(MemoryStage { inner: self.inner.clone(), model: model.clone(), schema, batches: Vec::new() }))
+    }
+}
+
+struct MemoryStage {
+    inner: Arc<MemoryInner>,
+    model: ModelSpec,
+    schema: SchemaRef,
+    batches: Vec<RecordBatch>,
+}
+
+impl MemoryStage {
+    fn fail(&self, e: DataFusionError) -> GoldError {
+        GoldError::Publish {
+            model: self.model.table.clone(),
+            table: self.model.qualified_table(),
             message: e.to_string(),
             transient: false,
-        };
+        }
+    }
+}
+
+#[async_trait]
+impl Stage for MemoryStage {
+    fn already_committed(&self) -> Option<i64> {
+        None
+    }
+
+    async fn write(&mut self, batch: RecordBatch) -> Result<(), GoldError> {
+        self.batches.push(batch);
+        Ok(())
+    }
+
+    async fn finish(&mut self) -> Result<Arc<dyn TableProvider>, GoldError> {
+        let table = MemTable::try_new(self.schema.clone(), vec![self.batches.clone()]).map_err(|e| self.fail(e))?;
+        Ok(Arc::new(table))
+    }
+
+    async fn commit(self: Box<Self>) -> Result<Published, GoldError> {
+        let rows = self.batches.iter().map(RecordBatch::num_rows).sum();
         let gold = self
+            .inner
             .ctx
             .catalog("datafusion")
             .and_then(|c| c.schema("gold"))
-            .ok_or_else(|| fail(DataFusionError::Plan("the session has no `gold` schema".into())))?;
-        let table = Arc::new(MemTable::try_new(schema, vec![batches]).map_err(fail)?);
-        gold.deregister_table(&model.table).map_err(fail)?;
-        gold.register_table(model.table.clone(), table).map_err(fail)?;
-        self.log.lock().unwrap_or_else(|p| p.into_inner()).push((model.qualified_table(), rows));
-        Ok(Published { snapshot_id: Some(self.next_snapshot.fetch_add(1, Ordering::SeqCst)), already_committed: false })
+            .ok_or_else(|| self.fail(DataFusionError::Plan("the session has no `gold` schema".into())))?;
+        let table =
+            Arc::new(MemTable::try_new(self.schema.clone(), vec![self.batches.clone()]).map_err(|e| self.fail(e))?);
+        gold.deregister_table(&self.model.table).map_err(|e| self.fail(e))?;
+        gold.register_table(self.model.table.clone(), table).map_err(|e| self.fail(e))?;
+        self.inner.log.lock().unwrap_or_else(|p| p.into_inner()).push((self.model.qualified_table(), rows));
+        let snapshot_id = self.inner.next_snapshot.fetch_add(1, Ordering::SeqCst);
+        Ok(Published { snapshot_id: Some(snapshot_id), already_committed: false })
     }
+
+    async fn discard(self: Box<Self>) {}
 }

@@ -437,11 +437,7 @@ impl TableWriter {
     /// partition the new rows fall in, in one `overwrite` snapshot. A listed partition without new
     /// rows ends up empty.
     pub async fn replace_partitions(self, partitions: Vec<PartitionValues>) -> Result<CommitOutcome> {
-        let mut set = HashSet::new();
-        for p in &partitions {
-            set.insert(partition_struct(&self.name, &self.spec, &self.schema, p)?);
-        }
-        self.commit(Replace::Partitions(set)).await
+        self.stage().await?.replace_partitions(partitions).await
     }
 
     /// Commits the written files as the table's whole content (full refresh): every existing file
@@ -461,17 +457,108 @@ impl TableWriter {
     }
 
     async fn commit(self, replace: Replace) -> Result<CommitOutcome> {
+        self.stage().await?.commit(replace).await
+    }
+
+    /// Finishes the data files without committing them: a [`StagedFiles`] result that can be read
+    /// ([`StagedFiles::files`]), then committed or discarded. Nothing of it is visible to readers of
+    /// the table until it is committed.
+    pub async fn stage(self) -> Result<StagedFiles> {
         // What the commit needs, apart from the (not `Sync`) Parquet writers.
-        let TableWriter { lake, ident, name, run_key, table, already, schema, spec, writer, commit_id, .. } = self;
+        let TableWriter { lake, ident, name, run_key, table, already, schema, spec, writer, commit_id, rows, .. } =
+            self;
         let committer = Committer { lake, ident, name, run_key, table, schema, spec, commit_id };
-        if let Some(id) = already {
-            return Ok(committer.earlier_outcome(id));
+        if already.is_some() {
+            if let Some(writer) = writer {
+                drop(close_writer(writer).await);
+            }
+            return Ok(StagedFiles { committer, data_files: Vec::new(), already, rows });
         }
         let writer = writer.ok_or_else(|| LakeError::Invalid {
             table: committer.name.clone(),
             message: "writer used after it failed".into(),
         })?;
         let data_files = close_writer(writer).await.map_err(table_err(&committer.ident, "finish data files"))?;
+        Ok(StagedFiles { committer, data_files, already, rows })
+    }
+}
+
+/// Data files written for one table and not committed yet (see [`TableWriter::stage`]). Dropping
+/// it without [`StagedFiles::discard`] leaves the files as orphans.
+pub struct StagedFiles {
+    committer: Committer,
+    data_files: Vec<DataFile>,
+    already: Option<i64>,
+    rows: u64,
+}
+
+impl std::fmt::Debug for StagedFiles {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StagedFiles")
+            .field("table", &self.committer.name)
+            .field("files", &self.data_files.len())
+            .field("rows", &self.rows)
+            .finish()
+    }
+}
+
+impl StagedFiles {
+    /// The staged data files (path, size, rows), to read them before committing.
+    pub fn files(&self) -> Vec<super::scan::DataFileRef> {
+        self.data_files
+            .iter()
+            .map(|f| super::scan::DataFileRef {
+                path: f.file_path().to_string(),
+                size: f.file_size_in_bytes(),
+                rows: f.record_count(),
+            })
+            .collect()
+    }
+
+    /// Rows written.
+    pub fn rows(&self) -> u64 {
+        self.rows
+    }
+
+    /// The snapshot that already holds this run key's commit (nothing was staged).
+    pub fn already_committed(&self) -> Option<i64> {
+        self.already
+    }
+
+    /// The table's current schema as Arrow (what the staged files hold).
+    pub fn arrow_schema(&self) -> Result<SchemaRef> {
+        schema_to_arrow_schema(&self.committer.schema)
+            .map(Arc::new)
+            .map_err(table_err(&self.committer.ident, "map its schema"))
+    }
+
+    /// Commits the staged files as the table's whole content (full refresh).
+    pub async fn replace_all(self) -> Result<CommitOutcome> {
+        self.commit(Replace::All).await
+    }
+
+    /// Commits the staged files, replacing every existing file of `partitions` and of every
+    /// partition the staged rows fall in, in one `overwrite` snapshot.
+    pub async fn replace_partitions(self, partitions: Vec<PartitionValues>) -> Result<CommitOutcome> {
+        let c = &self.committer;
+        let mut set = HashSet::new();
+        for p in &partitions {
+            set.insert(partition_struct(&c.name, &c.spec, &c.schema, p)?);
+        }
+        self.commit(Replace::Partitions(set)).await
+    }
+
+    /// Deletes the staged files.
+    pub async fn discard(self) {
+        let paths: Vec<String> = self.data_files.iter().map(|f| f.file_path().to_string()).collect();
+        delete_quietly(self.committer.table.file_io(), paths).await;
+    }
+
+    async fn commit(self, replace: Replace) -> Result<CommitOutcome> {
+        let StagedFiles { committer, data_files, already, .. } = self;
+        if let Some(id) = already {
+            return Ok(committer.earlier_outcome(id));
+        }
         let mut replace = replace;
         if let Replace::Partitions(set) = &mut replace {
             for f in &data_files {

@@ -9,6 +9,7 @@ use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 use datafusion::arrow::datatypes::{DataType, Field, Schema as ArrowSchema, SchemaRef, TimeUnit};
+use datafusion::execution::runtime_env::RuntimeEnv;
 use iceberg::io::StorageFactory;
 use iceberg::spec::{FormatVersion, Schema as IcebergSchema, Transform, UnboundPartitionSpec};
 use iceberg::table::Table;
@@ -18,6 +19,7 @@ use iceberg_catalog_sql::{
     SQL_CATALOG_PROP_URI, SQL_CATALOG_PROP_WAREHOUSE, SqlBindStyle, SqlCatalog, SqlCatalogBuilder,
 };
 use serde::Serialize;
+use tokio::sync::Semaphore;
 
 use super::rest::RestCommits;
 use super::s3_io::S3StorageFactory;
@@ -174,6 +176,11 @@ struct Inner {
     catalogs: Vec<(String, Arc<dyn Catalog>)>,
     /// The REST commit endpoint client (REST catalogs only).
     rest: Option<RestCommits>,
+    /// DataFusion's runtime shared by every session of this lake: one memory pool of
+    /// `lake.memory_limit` (spilling to `lake.spill_dir`), the buckets' object stores.
+    runtime: Arc<RuntimeEnv>,
+    /// Gold models running at once (`lake.max_parallel_models`).
+    models: Arc<Semaphore>,
 }
 
 impl std::fmt::Debug for Lake {
@@ -219,7 +226,9 @@ impl Lake {
                 });
             }
         };
-        let lake = Lake { inner: Arc::new(Inner { settings, store, catalogs, rest }) };
+        let runtime = super::session::runtime(&settings)?;
+        let models = Arc::new(Semaphore::new(settings.lake.max_parallel_models.max(1)));
+        let lake = Lake { inner: Arc::new(Inner { settings, store, catalogs, rest, runtime, models }) };
         for ns in NAMESPACES {
             lake.ensure_namespace(ns).await?;
         }
@@ -286,6 +295,17 @@ impl Lake {
 
     pub(crate) fn rest_commits(&self) -> Option<&RestCommits> {
         self.inner.rest.as_ref()
+    }
+
+    /// The DataFusion runtime (memory pool, spill directory, object stores) of this lake.
+    pub fn runtime(&self) -> &Arc<RuntimeEnv> {
+        &self.inner.runtime
+    }
+
+    /// Waits for a gold model slot (`lake.max_parallel_models`); held while the model runs.
+    pub async fn model_slot(&self) -> tokio::sync::OwnedSemaphorePermit {
+        // The semaphore is never closed.
+        self.inner.models.clone().acquire_owned().await.expect("model semaphore open")
     }
 
     pub fn catalog_kind(&self) -> CatalogKind {
@@ -422,6 +442,24 @@ impl Lake {
                     Err(table_err(ident, "create")(e))
                 }
             }
+        }
+    }
+
+    /// Drops `ident` if it has no snapshot (a table created for a result that was then discarded);
+    /// failures are only logged.
+    pub async fn drop_if_empty(&self, ident: &TableIdent) {
+        let Ok(table) = self.load_table(ident).await else { return };
+        if table.metadata().current_snapshot_id().is_some() {
+            return;
+        }
+        let ns = ident.namespace().join(".");
+        match self.catalog_for(&ns) {
+            Ok(catalog) => {
+                if let Err(e) = catalog.drop_table(ident).await {
+                    tracing::warn!(table = %display_ident(ident), error = %e, "cannot drop the empty table");
+                }
+            }
+            Err(e) => tracing::warn!(error = %e, "cannot drop the empty table"),
         }
     }
 

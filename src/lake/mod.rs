@@ -5,13 +5,16 @@
 
 pub mod buckets;
 pub mod commit;
+pub mod handle;
 pub mod iceberg;
 mod rest;
 pub mod s3;
 pub mod s3_io;
+pub mod scan;
 pub mod session;
 
 pub use self::commit::{CommitOutcome, PartitionValue, PartitionValues, RunKey, TableWriter};
+pub use self::handle::LakeHandle;
 pub use self::iceberg::{Lake, LakeError, SnapshotInfo, display_ident, parse_ident};
 pub use self::session::{SessionOptions, plain_session, session_config};
 

@@ -4,19 +4,32 @@
 //! per task attempt: the table list is read when the session is built (tables created later are
 //! not in it), while the data of a current-state session is re-read at every scan.
 
+use std::any::Any;
+use std::collections::BTreeMap;
+use std::num::NonZeroUsize;
 use std::sync::Arc;
 
+use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use datafusion::catalog::{CatalogProvider, MemorySchemaProvider, SchemaProvider};
+use datafusion::catalog::CatalogProvider;
+use datafusion::catalog::{MemorySchemaProvider, SchemaProvider};
 use datafusion::datasource::TableProvider;
 use datafusion::datasource::empty::EmptyTable;
+use datafusion::error::DataFusionError;
 use datafusion::execution::context::SessionContext;
+use datafusion::execution::disk_manager::{DiskManagerBuilder, DiskManagerMode};
+use datafusion::execution::memory_pool::{FairSpillPool, TrackConsumersPool};
+use datafusion::execution::runtime_env::{RuntimeEnv, RuntimeEnvBuilder};
 use datafusion::prelude::SessionConfig;
+use iceberg::Catalog;
 use iceberg::arrow::schema_to_arrow_schema;
+use iceberg::inspect::MetadataTableType;
 use iceberg::table::Table;
-use iceberg_datafusion::{IcebergCatalogProvider, IcebergStaticTableProvider};
+use iceberg_datafusion::IcebergCatalogProvider;
 
 use super::iceberg::{Lake, LakeError, Result, table_err};
+use super::scan::LakeTable;
+use crate::config::{Settings, StorageKind};
 
 /// Which state of the tables a session reads. The default is the current state.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -42,14 +55,50 @@ impl SessionOptions {
     }
 }
 
-/// The session configuration every tmctl session uses.
+/// The session configuration every tmctl session uses (gold models, `tmctl query`, the web UI):
+/// all cores, Parquet filters evaluated inside the reader (late materialisation) with page
+/// indexes, strings as views, and `information_schema` on.
 pub fn session_config() -> SessionConfig {
     let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
     let mut config = SessionConfig::new().with_target_partitions(cores).with_information_schema(true);
+    let options = config.options_mut();
     // Iceberg scans carry Parquet field-id metadata that DataFusion 53's aggregate planner
     // compares strictly ("Physical input schema should be the same"); the schemas are equal.
-    config.options_mut().execution.skip_physical_aggregate_schema_check = true;
+    options.execution.skip_physical_aggregate_schema_check = true;
+    options.execution.parquet.pushdown_filters = true;
+    options.execution.parquet.reorder_filters = true;
+    options.execution.parquet.enable_page_index = true;
+    options.execution.parquet.schema_force_view_types = true;
     config
+}
+
+/// The DataFusion runtime of one lake (made once per process with the [`Lake`]): a fair spilling
+/// memory pool of `lake.memory_limit`, spill files under `lake.spill_dir`, and the S3 client of
+/// each table bucket registered for `s3://<bucket>` so scans share the lake's connection pool.
+pub(crate) fn runtime(settings: &Settings) -> Result<Arc<RuntimeEnv>> {
+    let limit = usize::try_from(settings.lake.memory_limit).unwrap_or(usize::MAX);
+    let spill = &settings.lake.spill_dir;
+    std::fs::create_dir_all(spill).map_err(|e| {
+        LakeError::Usage(format!("cannot create lake.spill_dir {}: {e} (set TM_LAKE_SPILL_DIR)", spill.display()))
+    })?;
+    let pool = TrackConsumersPool::new(FairSpillPool::new(limit), NonZeroUsize::new(5).expect("5 > 0"));
+    let disk = DiskManagerBuilder::default().with_mode(DiskManagerMode::Directories(vec![super::absolute(spill)]));
+    let runtime = RuntimeEnvBuilder::new()
+        .with_memory_pool(Arc::new(pool))
+        .with_disk_manager_builder(disk)
+        .build_arc()
+        .map_err(|source| LakeError::Session { source: Box::new(source) })?;
+    if settings.lake.storage == StorageKind::S3 {
+        let buckets = &settings.lake.buckets;
+        for bucket in [&buckets.source, &buckets.serve] {
+            let client = super::s3::client(&settings.lake.s3, bucket)
+                .map_err(|e| LakeError::Usage(format!("bucket {bucket}: {}", super::s3::explain(&e))))?;
+            let url = url::Url::parse(&format!("s3://{bucket}"))
+                .map_err(|e| LakeError::Usage(format!("bucket {bucket}: not a URL host: {e}")))?;
+            runtime.register_object_store(&url, client);
+        }
+    }
+    Ok(runtime)
 }
 
 /// A session without lake tables (for reading raw files), configured like all others.
@@ -58,36 +107,21 @@ pub fn plain_session() -> SessionContext {
 }
 
 impl Lake {
-    /// A fresh DataFusion session where `<namespace>.<table>` resolves to the Iceberg tables of the
-    /// catalog, read as `opts` says. In a current-state session each table also has iceberg's
-    /// metadata tables (`silver.t$snapshots`, `$manifests`, …), which `information_schema` lists.
+    /// A fresh DataFusion session on this lake's runtime where `<namespace>.<table>` resolves to
+    /// the Iceberg tables of the catalog, read as `opts` says (through [`LakeTable`]: DataFusion's
+    /// Parquet scan over the files iceberg-rust plans). In a current-state session each table
+    /// also has iceberg's metadata tables (`silver.t$snapshots`, `$manifests`), which
+    /// `information_schema` lists. The table list is read when the session is built; the data of
+    /// a current-state session is looked up again at every scan.
     pub async fn session(&self, opts: &SessionOptions) -> Result<SessionContext> {
         if opts.snapshot_id.is_some() && opts.as_of.is_some() {
             return Err(LakeError::Usage("a session reads at a snapshot id or as of a time, not both".into()));
         }
         let config = session_config();
         let default_catalog = config.options().catalog.default_catalog.clone();
-        let ctx = SessionContext::new_with_config(config);
+        let ctx = SessionContext::new_with_config_rt(config, self.runtime().clone());
         let schemas: Vec<(String, Arc<dyn SchemaProvider>)> = match (opts.snapshot_id, opts.as_of) {
-            (None, None) => {
-                // Catalog-backed providers: fresh metadata at every scan; `t$snapshots` etc. too.
-                // Each namespace comes from its own catalog (one per REST warehouse; the SQL
-                // catalog is asked once).
-                let catalogs = self.catalogs();
-                let mut schemas = Vec::new();
-                for (i, (_, catalog)) in catalogs.iter().enumerate() {
-                    if catalogs[..i].iter().any(|(_, earlier)| Arc::ptr_eq(earlier, catalog)) {
-                        continue;
-                    }
-                    let provider = IcebergCatalogProvider::try_new(catalog.clone()).await.map_err(|source| {
-                        LakeError::Catalog { action: "list its tables for a session".into(), source: Box::new(source) }
-                    })?;
-                    schemas.extend(
-                        provider.schema_names().into_iter().filter_map(|n| provider.schema(&n).map(|s| (n, s))),
-                    );
-                }
-                schemas
-            }
+            (None, None) => self.current_schemas().await?,
             _ => self.pinned_schemas(opts).await?,
         };
         let default = ctx
@@ -99,7 +133,24 @@ impl Lake {
         Ok(ctx)
     }
 
-    /// Static providers for every table, each pinned to the snapshot `opts` asks for.
+    /// One schema per namespace whose tables read their current snapshot at every scan.
+    async fn current_schemas(&self) -> Result<Vec<(String, Arc<dyn SchemaProvider>)>> {
+        let mut out = Vec::new();
+        for (ns_name, catalog) in self.catalogs() {
+            let mut tables = BTreeMap::new();
+            for ident in self.list_tables(ns_name).await? {
+                let table = self.load_table(&ident).await?;
+                let provider =
+                    LakeTable::current(catalog.clone(), &table).map_err(table_err(&ident, "map its schema"))?;
+                tables.insert(ident.name().to_string(), Arc::new(provider) as Arc<dyn TableProvider>);
+            }
+            let schema = LakeSchema { namespace: ns_name.clone(), catalog: catalog.clone(), tables };
+            out.push((ns_name.clone(), Arc::new(schema) as Arc<dyn SchemaProvider>));
+        }
+        Ok(out)
+    }
+
+    /// Providers for every table, each pinned to the snapshot `opts` asks for.
     async fn pinned_schemas(&self, opts: &SessionOptions) -> Result<Vec<(String, Arc<dyn SchemaProvider>)>> {
         let mut found_snapshot = false;
         let mut out = Vec::new();
@@ -109,22 +160,17 @@ impl Lake {
             for ident in self.list_tables(&ns_name).await? {
                 let table = self.load_table(&ident).await?;
                 let provider: Option<Arc<dyn TableProvider>> = if let Some(id) = opts.snapshot_id {
-                    if table.metadata().snapshot_by_id(id).is_some() {
+                    let at = if table.metadata().snapshot_by_id(id).is_some() {
                         found_snapshot = true;
-                        Some(Arc::new(
-                            IcebergStaticTableProvider::try_new_from_table_snapshot(table, id)
-                                .await
-                                .map_err(table_err(&ident, format!("read snapshot {id}")))?,
-                        ))
+                        Some(id)
                     } else {
-                        Some(Arc::new(
-                            IcebergStaticTableProvider::try_new_from_table(table)
-                                .await
-                                .map_err(table_err(&ident, "read"))?,
-                        ))
-                    }
+                        None
+                    };
+                    Some(Arc::new(
+                        LakeTable::snapshot(table, at).map_err(table_err(&ident, format!("read snapshot {id}")))?,
+                    ))
                 } else if let Some(at) = opts.as_of {
-                    as_of_provider(table, at).await.map_err(table_err(&ident, format!("read as of {at}")))?
+                    as_of_provider(table, at).map_err(table_err(&ident, format!("read as of {at}")))?
                 } else {
                     None
                 };
@@ -145,13 +191,67 @@ impl Lake {
     }
 }
 
+/// The tables of one namespace at their current state, plus iceberg's metadata tables
+/// (`<table>$snapshots`, `<table>$manifests`).
+struct LakeSchema {
+    namespace: String,
+    catalog: Arc<dyn Catalog>,
+    tables: BTreeMap<String, Arc<dyn TableProvider>>,
+}
+
+impl std::fmt::Debug for LakeSchema {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LakeSchema").field("namespace", &self.namespace).finish()
+    }
+}
+
+#[async_trait]
+impl SchemaProvider for LakeSchema {
+    fn as_any(&self) -> &dyn Any {
+        self
+    }
+
+    fn table_names(&self) -> Vec<String> {
+        let mut names = Vec::new();
+        for name in self.tables.keys() {
+            names.push(name.clone());
+            names.extend(MetadataTableType::all_types().map(|t| format!("{name}${}", t.as_str())));
+        }
+        names
+    }
+
+    async fn table(&self, name: &str) -> datafusion::error::Result<Option<Arc<dyn TableProvider>>> {
+        if let Some((table, kind)) = name.split_once('$') {
+            MetadataTableType::try_from(kind).map_err(DataFusionError::Plan)?;
+            if !self.tables.contains_key(table) {
+                return Ok(None);
+            }
+            // iceberg-datafusion builds metadata tables only through its own catalog provider
+            // (which loads every table, so only now that one is asked for).
+            let provider = IcebergCatalogProvider::try_new(self.catalog.clone())
+                .await
+                .map_err(|e| DataFusionError::External(Box::new(e)))?;
+            let Some(schema) = provider.schema(&self.namespace) else { return Ok(None) };
+            return schema.table(name).await;
+        }
+        Ok(self.tables.get(name).cloned())
+    }
+
+    fn table_exist(&self, name: &str) -> bool {
+        match name.split_once('$') {
+            Some((table, kind)) => self.tables.contains_key(table) && MetadataTableType::try_from(kind).is_ok(),
+            None => self.tables.contains_key(name),
+        }
+    }
+}
+
 /// The provider that shows `table` as it was at `at`, or `None` if it did not exist then.
-async fn as_of_provider(table: Table, at: DateTime<Utc>) -> iceberg::Result<Option<Arc<dyn TableProvider>>> {
+fn as_of_provider(table: Table, at: DateTime<Utc>) -> iceberg::Result<Option<Arc<dyn TableProvider>>> {
     let md = table.metadata();
     let t = at.timestamp_millis();
     let snapshot = md.history().iter().rev().find(|l| l.timestamp_ms <= t).map(|l| l.snapshot_id);
     if let Some(id) = snapshot.filter(|id| md.snapshot_by_id(*id).is_some()) {
-        return Ok(Some(Arc::new(IcebergStaticTableProvider::try_new_from_table_snapshot(table, id).await?)));
+        return Ok(Some(Arc::new(LakeTable::snapshot(table, Some(id))?)));
     }
     // No snapshot yet at `at`: the table is empty if it already existed (its first metadata file
     // is its creation), absent otherwise.

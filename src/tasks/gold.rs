@@ -11,7 +11,7 @@ use async_trait::async_trait;
 use super::{BuildInput, SettingError, Task, TaskContext, TaskError, TaskOutput};
 use crate::gold::lake::{LakePublisher, input_fingerprint};
 use crate::gold::{GoldError, ModelSpec, run_model};
-use crate::lake::{Lake, RunKey, SessionOptions};
+use crate::lake::{RunKey, SessionOptions};
 
 /// Kind-specific keys.
 pub const KEYS: &[&str] = crate::gold::models::KEYS;
@@ -34,22 +34,21 @@ impl Task for GoldModel {
     async fn run(&self, ctx: &TaskContext) -> Result<TaskOutput, TaskError> {
         let model = &self.model;
         tracing::info!(model = %model.table, sql = %model.sql_file.display(), reads = ?model.reads, "running gold model");
-        let lake = Lake::open(ctx.settings.clone(), ctx.store.clone())
+        let lake = ctx
+            .lake
+            .get()
             .await
             .map_err(super::lake_failed(&format!("model `{}`: cannot open the lake", model.table)))?;
+        // Bounded parallelism: each model may use all cores and the memory pool.
+        let _slot = lake.model_slot().await;
         let session = lake
             .session(&SessionOptions::current())
             .await
             .map_err(|e| TaskError::Failed(format!("model `{}`: cannot build a session: {e}", model.table)))?;
-        // DataFusion 53 wrongly rejects some aggregates over Iceberg scans (the Parquet field-id
-        // metadata of a column differs between the logical and the physical input schema).
-        session
-            .sql("SET datafusion.execution.skip_physical_aggregate_schema_check = true")
-            .await
-            .map_err(|e| TaskError::Failed(format!("model `{}`: cannot configure the session: {e}", model.table)))?;
         let fingerprint = input_fingerprint(&lake, model).await;
         let run_key = RunKey::new(&ctx.dag_id, &ctx.task_id, ctx.ds).with_fingerprint(fingerprint);
-        let publisher = LakePublisher { lake, run_key };
+        let force = ctx.params.get("full_refresh").and_then(|v| v.as_bool()).unwrap_or(false);
+        let publisher = LakePublisher { lake, run_key, force };
         let run = run_model(&session, model, &publisher).await.map_err(task_error)?;
         let summary = run.summary();
         if run.published {

@@ -115,6 +115,8 @@ pub struct TaskContext {
     pub settings: Arc<crate::config::Settings>,
     /// The state DB (registry rows, run summaries).
     pub store: crate::store::Store,
+    /// The lake of this process (opened on first use, shared by all attempts).
+    pub lake: crate::lake::LakeHandle,
 }
 
 /// Maps an infrastructure error to a retryable task failure that says what was being done.

@@ -13,6 +13,8 @@ use std::time::Instant;
 use async_trait::async_trait;
 use chrono::NaiveDate;
 use datafusion::arrow::array::{AsArray, RecordBatch};
+use datafusion::arrow::compute::cast;
+use datafusion::arrow::datatypes::DataType;
 use futures::TryStreamExt;
 use object_store::{ObjectStore, ObjectStoreExt};
 use sha2::{Digest, Sha256};
@@ -82,8 +84,8 @@ async fn courses_in_table(lake: &Lake, table: &str, ds: NaiveDate) -> Result<Vec
         .map_err(failed("reading existing partitions"))?;
     let mut out = Vec::new();
     for b in &batches {
-        let col = b.column(0).as_string::<i32>();
-        out.extend(col.iter().flatten().map(str::to_string));
+        let col = cast(b.column(0), &DataType::Utf8).map_err(failed("reading existing partitions"))?;
+        out.extend(col.as_string::<i32>().iter().flatten().map(str::to_string));
     }
     Ok(out)
 }
@@ -145,7 +147,7 @@ impl Task for SilverTransform {
         let started = Instant::now();
         let settings = ctx.settings.clone();
         let buckets = Buckets::open(&settings).map_err(failed("opening buckets"))?;
-        let lake = Lake::open(settings.clone(), ctx.store.clone()).await.map_err(lake_failed("opening the lake"))?;
+        let lake = ctx.lake.get().await.map_err(lake_failed("opening the lake"))?;
         let ident = parse_ident(&self.table).map_err(|e| TaskError::Fatal(e.to_string()))?;
         lake.ensure_table(&ident, &silver::schema(), &["course_id", "ingest_date"])
             .await
@@ -172,7 +174,9 @@ impl Task for SilverTransform {
                 h.update(format!("{course}\n{}\n{}\n{}\n", f.key, f.size, f.modified));
             }
         }
-        let force = ctx.params.get("force").and_then(|v| v.as_bool()).unwrap_or(false);
+        // `full_refresh` (declared by the silver DAG; `tmctl run --full-refresh`), or the older `force`.
+        let flag = |name: &str| ctx.params.get(name).and_then(|v| v.as_bool()).unwrap_or(false);
+        let force = flag("full_refresh") || flag("force");
         let run_key =
             RunKey::new(&ctx.dag_id, &ctx.task_id, ds).with_fingerprint(crate::lake::buckets::hex(&h.finalize()));
         let mut writer = lake.writer(&ident, run_key).await.map_err(failed("opening the table writer"))?;

@@ -3,8 +3,8 @@
 //! course filter as the bound parameter `$1` (`''` = all courses); table and column names that
 //! end up in SQL come from the catalog and pass [`is_identifier`].
 
-use std::collections::{BTreeSet, HashMap};
-use std::sync::{Arc, Mutex, OnceLock};
+use std::collections::BTreeSet;
+use std::sync::Arc;
 
 use datafusion::arrow::array::{Array, ArrayRef, AsArray};
 use datafusion::arrow::compute::cast;
@@ -125,21 +125,9 @@ pub fn is_identifier(s: &str) -> bool {
         && !s.starts_with(|c: char| c.is_ascii_digit())
 }
 
-/// The lakes opened by this process, one per state DB (opening one costs catalog round trips).
-fn lakes() -> &'static Mutex<HashMap<String, Lake>> {
-    static LAKES: OnceLock<Mutex<HashMap<String, Lake>>> = OnceLock::new();
-    LAKES.get_or_init(|| Mutex::new(HashMap::new()))
-}
-
+/// The daemon's lake (its executor's: one catalog connection and memory pool per process).
 pub async fn lake(d: &Daemon) -> Result<Lake, String> {
-    let key = d.settings.database_url.clone();
-    if let Some(l) = lakes().lock().map_err(|_| "lake cache poisoned".to_string())?.get(&key) {
-        return Ok(l.clone());
-    }
-    let lake =
-        Lake::open(d.settings.clone(), d.store.clone()).await.map_err(|e| format!("cannot open the lake: {e}"))?;
-    lakes().lock().map_err(|_| "lake cache poisoned".to_string())?.insert(key, lake.clone());
-    Ok(lake)
+    d.exec.lake().get().await.map_err(|e| format!("cannot open the lake: {e}"))
 }
 
 /// A session over the current state of the lake plus the tables it has.
@@ -154,18 +142,7 @@ pub struct Gold {
 
 impl Gold {
     pub async fn open(d: &Daemon, course: &str) -> Result<Arc<Gold>, String> {
-        match Gold::open_with(lake(d).await?, course).await {
-            Ok(g) => Ok(g),
-            Err(e) => {
-                // A cached lake can outlive the runtime its pool was made on (tests start
-                // daemons on several runtimes): forget it and try once with a fresh one.
-                tracing::debug!(error = %e, "reopening the lake");
-                if let Ok(mut cache) = lakes().lock() {
-                    cache.remove(&d.settings.database_url);
-                }
-                Gold::open_with(lake(d).await?, course).await
-            }
-        }
+        Gold::open_with(lake(d).await?, course).await
     }
 
     async fn open_with(lake: Lake, course: &str) -> Result<Arc<Gold>, String> {
