@@ -106,12 +106,10 @@ impl ModelRun {
 }
 
 /// Whether a DataFusion error is worth retrying (I/O, object store) rather than a property of
-/// the SQL or the data.
+/// the SQL or the data. Running out of `lake.memory_limit` is not: the same query under the
+/// same limit fails the same way (raise the limit).
 fn transient(e: &DataFusionError) -> bool {
-    matches!(
-        e.find_root(),
-        DataFusionError::IoError(_) | DataFusionError::ObjectStore(_) | DataFusionError::ResourcesExhausted(_)
-    )
+    matches!(e.find_root(), DataFusionError::IoError(_) | DataFusionError::ObjectStore(_))
 }
 
 /// Runs one model against `ctx` (which must resolve the tables the model reads): stage, test,

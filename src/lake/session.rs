@@ -18,7 +18,7 @@ use datafusion::datasource::empty::EmptyTable;
 use datafusion::error::DataFusionError;
 use datafusion::execution::context::SessionContext;
 use datafusion::execution::disk_manager::{DiskManagerBuilder, DiskManagerMode};
-use datafusion::execution::memory_pool::{FairSpillPool, TrackConsumersPool};
+use datafusion::execution::memory_pool::{GreedyMemoryPool, TrackConsumersPool};
 use datafusion::execution::runtime_env::{RuntimeEnv, RuntimeEnvBuilder};
 use datafusion::prelude::SessionConfig;
 use iceberg::Catalog;
@@ -72,7 +72,7 @@ pub fn session_config() -> SessionConfig {
     config
 }
 
-/// The DataFusion runtime of one lake (made once per process with the [`Lake`]): a fair spilling
+/// The DataFusion runtime of one lake (made once per process with the [`Lake`]): a spilling
 /// memory pool of `lake.memory_limit`, spill files under `lake.spill_dir`, and the S3 client of
 /// each table bucket registered for `s3://<bucket>` so scans share the lake's connection pool.
 pub(crate) fn runtime(settings: &Settings) -> Result<Arc<RuntimeEnv>> {
@@ -81,7 +81,10 @@ pub(crate) fn runtime(settings: &Settings) -> Result<Arc<RuntimeEnv>> {
     std::fs::create_dir_all(spill).map_err(|e| {
         LakeError::Usage(format!("cannot create lake.spill_dir {}: {e} (set TM_LAKE_SPILL_DIR)", spill.display()))
     })?;
-    let pool = TrackConsumersPool::new(FairSpillPool::new(limit), NonZeroUsize::new(5).expect("5 > 0"));
+    // Greedy, not fair: a fair pool gives each of the many spillable operators of a gold query an
+    // equal slice, and aggregates that cannot spill (COUNT(DISTINCT …)) then fail far below the
+    // limit; a greedy pool lets any operator use what is free and makes the others spill.
+    let pool = TrackConsumersPool::new(GreedyMemoryPool::new(limit), NonZeroUsize::new(5).expect("5 > 0"));
     let disk = DiskManagerBuilder::default().with_mode(DiskManagerMode::Directories(vec![super::absolute(spill)]));
     let runtime = RuntimeEnvBuilder::new()
         .with_memory_pool(Arc::new(pool))
