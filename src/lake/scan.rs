@@ -191,7 +191,7 @@ impl TableProvider for LakeTable {
         for (store, files) in by_store {
             let url = ObjectStoreUrl::parse(&store)?;
             let groups = balance(files, target);
-            let rows: u64 = groups.iter().flatten().map(|f| stat_rows(f)).sum();
+            let rows: u64 = groups.iter().flatten().map(stat_rows).sum();
             let statistics = Statistics::new_unknown(&self.schema).with_num_rows(Precision::Exact(rows as usize));
             let source = format.file_source(self.schema.clone().into());
             let config = FileScanConfigBuilder::new(url, source)
