@@ -1,7 +1,8 @@
 //! Gold on the real lakehouse: the [`Publisher`] that stages a model's result as uncommitted
 //! Parquet data files of `gold.<table>` and commits them as one full-refresh Iceberg snapshot
-//! (`StagedFiles::replace_all`) carrying the attempt's run key, and the input fingerprint that makes a resumed attempt's commit
-//! recognisable without hiding a deliberate re-run over new inputs.
+//! (`StagedFiles::replace_all`) carrying the attempt's run key, and the input fingerprint that
+//! makes a resumed attempt's commit recognisable without hiding a deliberate re-run over new
+//! inputs.
 
 use std::sync::Arc;
 
@@ -34,17 +35,12 @@ pub struct LakePublisher {
 impl Publisher for LakePublisher {
     async fn stage(&self, model: &ModelSpec, schema: SchemaRef) -> Result<Box<dyn Stage>, GoldError> {
         let table = model.qualified_table();
-        let fail = |e: LakeError| GoldError::Publish {
-            model: model.table.clone(),
-            table: table.clone(),
-            transient: e.is_transient(),
-            message: e.to_string(),
-        };
+        let fail = |e| publish_error(&model.table, &table, e);
         let ident = parse_ident(&table).map_err(fail)?;
         let partition_by: Vec<&str> = model.partition_by.iter().map(String::as_str).collect();
         let existed = self.lake.table_exists(&ident).await.map_err(fail)?;
-        self.lake.ensure_table(&ident, &schema, &partition_by).await.map_err(fail)?;
-        let mut writer = self.lake.writer(&ident, self.run_key.clone()).await.map_err(fail)?;
+        let loaded = self.lake.ensure_table(&ident, &schema, &partition_by).await.map_err(fail)?;
+        let mut writer = self.lake.writer_on(loaded, self.run_key.clone()).map_err(fail)?;
         if self.force {
             writer = writer.force();
         }
@@ -72,14 +68,19 @@ struct LakeStage {
     staged: Option<StagedFiles>,
 }
 
+/// A lake error while staging or committing `table` for `model`.
+fn publish_error(model: &str, table: &str, e: LakeError) -> GoldError {
+    GoldError::Publish {
+        model: model.to_string(),
+        table: table.to_string(),
+        transient: e.is_transient(),
+        message: e.to_string(),
+    }
+}
+
 impl LakeStage {
     fn fail(&self, e: LakeError) -> GoldError {
-        GoldError::Publish {
-            model: self.model.clone(),
-            table: self.table.clone(),
-            transient: e.is_transient(),
-            message: e.to_string(),
-        }
+        publish_error(&self.model, &self.table, e)
     }
 
     fn used_up(&self) -> GoldError {

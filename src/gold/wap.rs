@@ -147,38 +147,14 @@ pub async fn run_model(
             elapsed_ms: started.elapsed().as_millis() as u64,
         });
     }
-    let staged = match stream_into(df, &schema, stage.as_mut(), &execute_error).await {
-        Ok(rows) => rows,
+    // Any failure before the verdict deletes what was staged.
+    let (rows, tests) = match audit(ctx, model, df, &schema, stage.as_mut(), &execute_error).await {
+        Ok(audited) => audited,
         Err(e) => {
             stage.discard().await;
             return Err(e);
         }
     };
-    let rows = staged;
-    tracing::info!(model = %model.table, rows, "staged the new result");
-
-    let staged = match stage.finish().await {
-        Ok(t) => t,
-        Err(e) => {
-            stage.discard().await;
-            return Err(e);
-        }
-    };
-    let staging = match staging_schema(ctx) {
-        Ok(s) => s,
-        Err(e) => {
-            stage.discard().await;
-            return Err(execute_error(e));
-        }
-    };
-    let _ = staging.deregister_table(&model.table);
-    if let Err(e) = staging.register_table(model.table.clone(), staged) {
-        stage.discard().await;
-        return Err(execute_error(e));
-    }
-    let this = format!("{STAGING_CATALOG}.{STAGING_SCHEMA}.{}", model.table);
-    let tests = run_tests(ctx, &model.tests, &this).await;
-    let _ = staging.deregister_table(&model.table);
     for t in &tests {
         match t.status {
             TestStatus::Pass => tracing::info!(model = %model.table, test = %t.name, "data test passed"),
@@ -207,13 +183,16 @@ pub async fn run_model(
     Ok(run)
 }
 
-/// Executes `df` and writes its batches, cast to `schema`, into `stage`; returns the rows.
-async fn stream_into(
+/// Executes `df` into `stage` (batches cast to `schema`), finishes the stage and runs the model's
+/// data tests on the staged rows as `tm_staging.staged.<table>`; returns the rows and the tests.
+async fn audit(
+    ctx: &SessionContext,
+    model: &ModelSpec,
     df: DataFrame,
     schema: &SchemaRef,
     stage: &mut dyn Stage,
     execute_error: &(dyn Fn(DataFusionError) -> GoldError + Sync),
-) -> Result<u64, GoldError> {
+) -> Result<(u64, Vec<TestOutcome>), GoldError> {
     let mut stream = df.execute_stream().await.map_err(execute_error)?;
     let mut rows = 0u64;
     while let Some(batch) = stream.next().await {
@@ -223,7 +202,15 @@ async fn stream_into(
             stage.write(batch).await?;
         }
     }
-    Ok(rows)
+    tracing::info!(model = %model.table, rows, "staged the new result");
+    let staged = stage.finish().await?;
+    let staging = staging_schema(ctx).map_err(execute_error)?;
+    let _ = staging.deregister_table(&model.table);
+    staging.register_table(model.table.clone(), staged).map_err(execute_error)?;
+    let this = format!("{STAGING_CATALOG}.{STAGING_SCHEMA}.{}", model.table);
+    let tests = run_tests(ctx, &model.tests, &this).await;
+    let _ = staging.deregister_table(&model.table);
+    Ok((rows, tests))
 }
 
 /// The staging schema, created on first use.

@@ -268,12 +268,18 @@ impl Lake {
     /// [`TableWriter::already_committed`]).
     pub async fn writer(&self, ident: &TableIdent, run_key: RunKey) -> Result<TableWriter> {
         let table = self.load_table(ident).await?;
+        self.writer_on(table, run_key)
+    }
+
+    /// [`Lake::writer`] on a table already loaded (e.g. by [`Lake::ensure_table`]).
+    pub fn writer_on(&self, table: Table, run_key: RunKey) -> Result<TableWriter> {
+        let ident = table.identifier().clone();
         let already = table
             .metadata()
             .current_snapshot()
             .filter(|s| run_key.is_recorded_in(&s.summary().additional_properties))
             .map(|s| s.snapshot_id());
-        TableWriter::new(self.clone(), ident.clone(), run_key, table, already)
+        TableWriter::new(self.clone(), ident, run_key, table, already)
     }
 }
 
@@ -465,21 +471,18 @@ impl TableWriter {
     /// the table until it is committed.
     pub async fn stage(self) -> Result<StagedFiles> {
         // What the commit needs, apart from the (not `Sync`) Parquet writers.
-        let TableWriter { lake, ident, name, run_key, table, already, schema, spec, writer, commit_id, rows, .. } =
-            self;
+        let TableWriter { lake, ident, name, run_key, table, already, schema, spec, writer, commit_id, .. } = self;
         let committer = Committer { lake, ident, name, run_key, table, schema, spec, commit_id };
         if already.is_some() {
-            if let Some(writer) = writer {
-                drop(close_writer(writer).await);
-            }
-            return Ok(StagedFiles { committer, data_files: Vec::new(), already, rows });
+            // Nothing was written (`write` is a no-op then): the commit reports the earlier one.
+            return Ok(StagedFiles { committer, data_files: Vec::new(), already });
         }
         let writer = writer.ok_or_else(|| LakeError::Invalid {
             table: committer.name.clone(),
             message: "writer used after it failed".into(),
         })?;
         let data_files = close_writer(writer).await.map_err(table_err(&committer.ident, "finish data files"))?;
-        Ok(StagedFiles { committer, data_files, already, rows })
+        Ok(StagedFiles { committer, data_files, already })
     }
 }
 
@@ -489,7 +492,6 @@ pub struct StagedFiles {
     committer: Committer,
     data_files: Vec<DataFile>,
     already: Option<i64>,
-    rows: u64,
 }
 
 impl std::fmt::Debug for StagedFiles {
@@ -497,7 +499,6 @@ impl std::fmt::Debug for StagedFiles {
         f.debug_struct("StagedFiles")
             .field("table", &self.committer.name)
             .field("files", &self.data_files.len())
-            .field("rows", &self.rows)
             .finish()
     }
 }
@@ -513,16 +514,6 @@ impl StagedFiles {
                 rows: f.record_count(),
             })
             .collect()
-    }
-
-    /// Rows written.
-    pub fn rows(&self) -> u64 {
-        self.rows
-    }
-
-    /// The snapshot that already holds this run key's commit (nothing was staged).
-    pub fn already_committed(&self) -> Option<i64> {
-        self.already
     }
 
     /// The table's current schema as Arrow (what the staged files hold).

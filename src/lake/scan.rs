@@ -6,8 +6,8 @@
 //! runtime. Row counts come from the manifests, so `count(*)` without a filter reads no data file.
 //!
 //! iceberg-datafusion's own provider reads every table as one stream through iceberg's Arrow
-//! reader; on a 16 M-row silver table that made gold 20–150× slower than DuckDB on the same
-//! files (see benches/README.md, "Gold").
+//! reader; on a 16 M-row silver table that made single gold models 28–150× slower than DuckDB on
+//! the same files (see benches/README.md, "Gold refresh").
 
 use std::any::Any;
 use std::collections::BTreeMap;
@@ -98,14 +98,14 @@ impl LakeTable {
 
     /// The files a scan with `filters` reads.
     async fn plan(&self, filters: &[Expr]) -> DfResult<Vec<DataFileRef>> {
+        let loaded;
         let (table, snapshot_id) = match &self.source {
             Source::Files(files) => return Ok(files.as_ref().clone()),
             Source::Current { catalog, ident } => {
-                let table = catalog.load_table(ident).await.map_err(|e| external(&self.name, "load", e))?;
-                let id = table.metadata().current_snapshot_id();
-                (table, id)
+                loaded = catalog.load_table(ident).await.map_err(|e| external(&self.name, "load", e))?;
+                (&loaded, loaded.metadata().current_snapshot_id())
             }
-            Source::Snapshot { table, snapshot_id } => (table.as_ref().clone(), *snapshot_id),
+            Source::Snapshot { table, snapshot_id } => (table.as_ref(), *snapshot_id),
         };
         let Some(snapshot_id) = snapshot_id else { return Ok(Vec::new()) };
         let mut scan = table.scan().snapshot_id(snapshot_id).select_empty();
@@ -173,8 +173,8 @@ impl TableProvider for LakeTable {
         if files.is_empty() {
             return Ok(Arc::new(EmptyExec::new(projected)));
         }
-        // Files by object store (one store per bucket; a table lives in one).
-        let mut by_store: BTreeMap<String, Vec<(PartitionedFile, u64)>> = BTreeMap::new();
+        // Files by object store (one store per bucket; a table lives in one), with their rows.
+        let mut by_store: BTreeMap<String, (Vec<(PartitionedFile, u64)>, u64)> = BTreeMap::new();
         for f in &files {
             let (store, path) = split_location(&f.path).ok_or_else(|| {
                 DataFusionError::Plan(format!("{}: cannot read data file location {}", self.name, f.path))
@@ -183,15 +183,16 @@ impl TableProvider for LakeTable {
                 .with_num_rows(Precision::Exact(f.rows as usize))
                 .with_total_byte_size(Precision::Inexact(f.size as usize));
             let file = PartitionedFile::new(path, f.size).with_statistics(Arc::new(stats));
-            by_store.entry(store).or_default().push((file, f.size));
+            let (store_files, rows) = by_store.entry(store).or_default();
+            store_files.push((file, f.size));
+            *rows += f.rows;
         }
         let format = ParquetFormat::default().with_options(state.table_options().parquet.clone());
         let target = state.config_options().execution.target_partitions.max(1);
         let mut plans = Vec::new();
-        for (store, files) in by_store {
+        for (store, (files, rows)) in by_store {
             let url = ObjectStoreUrl::parse(&store)?;
             let groups = balance(files, target);
-            let rows: u64 = groups.iter().flatten().map(stat_rows).sum();
             let statistics = Statistics::new_unknown(&self.schema).with_num_rows(Precision::Exact(rows as usize));
             let source = format.file_source(self.schema.clone().into());
             let config = FileScanConfigBuilder::new(url, source)
@@ -209,10 +210,6 @@ impl TableProvider for LakeTable {
         // Used to prune files here and row groups in the reader; DataFusion still applies them.
         Ok(vec![TableProviderFilterPushDown::Inexact; filters.len()])
     }
-}
-
-fn stat_rows(f: &PartitionedFile) -> u64 {
-    f.statistics.as_ref().and_then(|s| s.num_rows.get_value().copied()).unwrap_or(0) as u64
 }
 
 /// Spreads files over `n` groups of about equal bytes (largest first, each to the lightest group).
