@@ -1,8 +1,8 @@
-//! The lake of one process: opened on first use and then shared by every task attempt, the web
-//! UI and the CLI command of that process, so they share one catalog connection, one S3 client
-//! per bucket and one DataFusion memory pool (`lake.memory_limit` bounds them all together).
-//! The executor owns one and hands it to tasks through `TaskContext::lake`; the daemon's web UI
-//! uses the executor's.
+//! The lake of one process: opened on first use and then shared by every task attempt and the
+//! daemon's web UI, so they share one catalog connection, one S3 client per bucket and one
+//! DataFusion memory pool (`lake.memory_limit` bounds them all together). The executor owns one
+//! and hands it to tasks through `TaskContext::lake`; the web UI and `tmctl demo` use the
+//! executor's. (`tmctl query` and `tmctl doctor` run no executor and open their one lake directly.)
 
 use std::sync::Arc;
 
