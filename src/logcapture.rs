@@ -74,6 +74,34 @@ impl<'a> MakeWriter<'a> for LogBuffer {
     }
 }
 
+/// The console log (stderr) with the configured secrets masked, for the process's own log.
+#[derive(Clone, Debug)]
+pub struct MaskedStderr(pub Masker);
+
+/// One console log event on its way to stderr.
+pub struct MaskedStderrWriter(Masker);
+
+impl Write for MaskedStderrWriter {
+    fn write(&mut self, data: &[u8]) -> std::io::Result<usize> {
+        if self.0.is_empty() {
+            return std::io::stderr().write(data);
+        }
+        std::io::stderr().write_all(self.0.mask(&String::from_utf8_lossy(data)).as_bytes())?;
+        Ok(data.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        std::io::stderr().flush()
+    }
+}
+
+impl<'a> MakeWriter<'a> for MaskedStderr {
+    type Writer = MaskedStderrWriter;
+    fn make_writer(&'a self) -> Self::Writer {
+        MaskedStderrWriter(self.0.clone())
+    }
+}
+
 /// Runs `fut` with every `tracing` event it emits written to `buffer`.
 pub async fn capture<F: std::future::Future>(buffer: &LogBuffer, fut: F) -> F::Output {
     let subscriber = tracing_subscriber::fmt()

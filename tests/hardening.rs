@@ -172,6 +172,7 @@ async fn command_tasks_get_no_settings_and_secrets_are_masked_in_logs_errors_and
 
     let (log, _) = task_log(&http, &daemon.url, id, "own_env").await;
     assert!(log.contains("mine=declared-by-the-task ds=2025-03-01"), "{log}");
+    assert!(!daemon.log().contains(SMTP_PASSWORD), "the daemon's own log:\n{}", daemon.log());
 }
 
 /// The failure alert of a CLI run carries no secret (its last log lines and error are masked).

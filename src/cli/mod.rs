@@ -271,7 +271,9 @@ pub fn main() -> ExitCode {
             return ExitCode::from(3);
         }
     };
-    init_console_log(&settings.log_level);
+    // Whatever a library put into a log line or an error text, no configured secret is printed.
+    let masker = crate::secrets::Masker::from_settings(&settings);
+    init_console_log(&settings.log_level, &masker);
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {
@@ -279,8 +281,6 @@ pub fn main() -> ExitCode {
             return ExitCode::from(1);
         }
     };
-    // Whatever a library put into an error text, no configured secret is printed.
-    let masker = crate::secrets::Masker::from_settings(&settings);
     match runtime.block_on(dispatch(cli.command, settings)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
@@ -330,10 +330,11 @@ fn config_show(mut overrides: Overrides, json: bool) -> ExitCode {
     ExitCode::SUCCESS
 }
 
-fn init_console_log(level: &str) {
+fn init_console_log(level: &str, masker: &crate::secrets::Masker) {
     let filter =
         tracing_subscriber::EnvFilter::try_new(level).unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
-    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).try_init();
+    let writer = crate::logcapture::MaskedStderr(masker.clone());
+    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(writer).try_init();
 }
 
 async fn dispatch(command: Command, settings: Arc<Settings>) -> CliResult {
