@@ -20,6 +20,7 @@ pub mod gold;
 pub mod lake;
 pub mod logcapture;
 pub mod query;
+pub mod secrets;
 pub mod silver;
 pub mod store;
 pub mod tasks;

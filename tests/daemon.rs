@@ -133,6 +133,8 @@ fn client() -> reqwest::Client {
 
 const NOOP_DAG: &str = r#"
 id = "hello"
+[params]
+k = 0
 [[task]]
 id = "a"
 kind = "noop"

@@ -112,7 +112,7 @@ pub fn run_json(r: &RunRow) -> Value {
         "data_interval_start": r.data_interval_start.to_rfc3339(),
         "data_interval_end": r.data_interval_end.to_rfc3339(),
         "state": r.state.as_str(),
-        "conf": r.conf,
+        "conf": crate::secrets::mask_conf(&r.conf),
         "backfill_id": r.backfill_id,
         "started_at": r.started_at.map(|t| t.to_rfc3339()),
         "ended_at": r.ended_at.map(|t| t.to_rfc3339()),
@@ -310,6 +310,9 @@ struct BackfillBody {
     run_backwards: bool,
     #[serde(default)]
     conf: Value,
+    /// Most schedule slots the range may hold (default `backfill::DEFAULT_MAX_SLOTS`).
+    #[serde(default)]
+    max_slots: Option<usize>,
 }
 
 async fn submit_backfill(
@@ -331,6 +334,7 @@ async fn submit_backfill(
         max_active_runs: body.max_active_runs,
         run_backwards: body.run_backwards,
         conf: body.conf,
+        max_slots: body.max_slots.unwrap_or(crate::backfill::DEFAULT_MAX_SLOTS),
     };
     let b = super::backfills::submit(&d.store, &dag, &req).await.map_err(|e| match e {
         BackfillError::Invalid(m) => bad(m),
