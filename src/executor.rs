@@ -70,6 +70,8 @@ pub struct Executor {
     owner: String,
     lease: Duration,
     lake: LakeHandle,
+    /// Woken when a run of this executor finishes (`wait.dag_run` tasks listen).
+    run_finished: Arc<tokio::sync::Notify>,
     /// The configured secrets, masked in try logs, errors and alerts.
     masker: Masker,
 }
@@ -85,6 +87,7 @@ impl Executor {
         Self {
             masker,
             lake,
+            run_finished: Arc::default(),
             store,
             settings,
             slots,
@@ -280,7 +283,7 @@ impl Executor {
         self.store.set_run_state(run_pk, final_state).await?;
         self.store.release_run(run_pk, &self.owner, false).await?;
         self.emit(Event::Run { run_pk, dag_id: dag.id.clone(), ds: run.ds, state: final_state });
-        crate::tasks::wait::notify_run_finished();
+        self.run_finished.notify_waiters();
         Ok(final_state)
     }
 
@@ -572,6 +575,7 @@ impl TaskRunner {
             settings: self.exec.settings.clone(),
             store: self.exec.store.clone(),
             lake: self.exec.lake.clone(),
+            run_finished: self.exec.run_finished.clone(),
         };
         log.line(&format!(
             "tmctl: starting try {try_number} of {} for {}.{} ({}, logical date {}) on {} pid {}",

@@ -2013,6 +2013,7 @@ mod on_the_lake {
             settings: settings.clone(),
             store: store.clone(),
             lake: tmctl::lake::LakeHandle::new(settings.clone(), store.clone()),
+            run_finished: Default::default(),
         }
     }
 

@@ -117,6 +117,8 @@ pub struct TaskContext {
     pub store: crate::store::Store,
     /// The lake of this process (opened on first use, shared by all attempts).
     pub lake: crate::lake::LakeHandle,
+    /// Woken whenever a run of the same executor finishes (what `wait.dag_run` waits on).
+    pub run_finished: Arc<tokio::sync::Notify>,
 }
 
 /// Maps an infrastructure error to a retryable task failure that says what was being done.

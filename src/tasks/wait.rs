@@ -1,20 +1,11 @@
 //! `wait.dag_run`: a data-aware wait. Succeeds as soon as the run of another DAG for the same date
 //! (`ds`) has succeeded — gold for day D waits for silver for day D. It looks at the state DB when
-//! a run of this process finishes and at least once a second (runs finished by other processes),
-//! fails at once if that run failed, and is bounded by the task's `timeout`.
+//! a run of the same executor finishes (`TaskContext::run_finished`) and at least once a second
+//! (runs finished by other processes), fails at once if that run failed, and is bounded by the
+//! task's `timeout`.
 
-use std::sync::{Arc, LazyLock};
+use std::sync::Arc;
 use std::time::Duration;
-
-use tokio::sync::Notify;
-
-/// Woken whenever a run executed by this process finishes.
-static RUN_FINISHED: LazyLock<Notify> = LazyLock::new(Notify::new);
-
-/// Wakes the waits of this process (the executor calls this when a run finishes).
-pub fn notify_run_finished() {
-    RUN_FINISHED.notify_waiters();
-}
 
 use async_trait::async_trait;
 
@@ -34,7 +25,7 @@ impl Task for WaitDagRun {
         let mut last: Option<RunState> = None;
         loop {
             // Registered before looking, so a run finishing in between still wakes this wait.
-            let finished = RUN_FINISHED.notified();
+            let finished = ctx.run_finished.notified();
             let run = ctx
                 .store
                 .find_run_by_ds(&self.dag, ctx.ds)
