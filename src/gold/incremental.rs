@@ -162,16 +162,21 @@ fn narrow(
     let mut df = ctx.read_table(inner)?;
     for (k, values) in inc.incremental_key.iter().zip(&changed.in_lists) {
         if let Some(values) = values {
-            df = df.filter(ident(k).in_list(values.iter().cloned().map(lit).collect(), false))?;
+            df = df.filter(one_of(k, values))?;
         }
     }
     if let Some(dates) = &changed.dates
         && df.schema().has_column_with_unqualified_name(&inc.date_column)
     {
-        df = df.filter(ident(&inc.date_column).in_list(dates.iter().cloned().map(lit).collect(), false))?;
+        df = df.filter(one_of(&inc.date_column, dates))?;
     }
     let keys = ctx.read_table(changed.table.clone())?;
     Ok(semi(df, keys, &inc.incremental_key, JoinType::LeftSemi)?.into_view())
+}
+
+/// `column IN (values)`; FALSE for no values.
+fn one_of(column: &str, values: &[ScalarValue]) -> datafusion::logical_expr::Expr {
+    if values.is_empty() { lit(false) } else { ident(column).in_list(values.iter().cloned().map(lit).collect(), false) }
 }
 
 /// `left` semi- or anti-joined with `keys` (columns `__k0…`) on `columns`.
@@ -353,7 +358,7 @@ fn current_rows(
         for (i, c) in model.partition_by.iter().enumerate() {
             let values = partitions.distinct(i);
             if values.len() <= IN_LIST_LIMIT {
-                df = df.filter(ident(c).in_list(values.into_iter().map(lit).collect(), false))?;
+                df = df.filter(one_of(c, &values))?;
             }
         }
     }

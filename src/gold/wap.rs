@@ -129,7 +129,8 @@ impl ModelRun {
             "refresh": if self.incremental.is_some() { "incremental" } else { "full" },
             "changed_keys": self.incremental.as_ref().map(|i| i.changed_keys),
             "rows_carried": self.incremental.as_ref().map(|i| i.rows_carried),
-            "partitions_replaced": self.incremental.as_ref().map(|i| i.partitions.clone()),
+            "partitions_replaced": self.incremental.as_ref().map(|i| i.partitions.len()),
+            "partitions": self.incremental.as_ref().map(|i| i.partitions.iter().take(100).collect::<Vec<_>>()),
         })
     }
 }
