@@ -35,6 +35,9 @@ use crate::ops::{Actor, Role};
 
 const SESSION_COOKIE: &str = "tm_session";
 const LOGIN_CSRF_COOKIE: &str = "tm_login_csrf";
+/// An argon2id hash (default parameters) of a password nobody has: verified for unknown users.
+const UNKNOWN_USER_HASH: &str =
+    "$argon2id$v=19$m=19456,t=2,p=1$5KyaIYbCGOUvTrDXOiMtZw$fjZqrigpqmXOXHmeohUyhjSkJN09/W8M7fCSCIvYaRk";
 
 /// Who is looking at a page or calling the API.
 #[derive(Debug, Clone, Default)]
@@ -290,6 +293,8 @@ pub async fn authenticate(d: &Daemon, username: &str, password: &str) -> Option<
         }
     }
     if !constant_time_eq(username.as_bytes(), d.settings.web_user.as_bytes()) {
+        // As long as a real check, so timing does not tell which user names exist.
+        d.passwords.verify(password.to_string(), UNKNOWN_USER_HASH.to_string()).await;
         return None;
     }
     let hash = &d.settings.web_password_hash;
