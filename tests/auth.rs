@@ -265,6 +265,27 @@ async fn users_roles_and_tokens(db: common::TestDb) {
     env.ok(&["users", "remove", "otto"], "");
     let removed = api(reqwest::Method::GET, &base, "/api/v1/dags", Some(&operator_token), None).await;
     assert_eq!(removed.status, StatusCode::UNAUTHORIZED, "{be}");
+    // Admins manage users over the API too; others get 403; bad roles are named.
+    let get = reqwest::Method::GET;
+    let made = json!({"username": "api-made", "password": "password-1", "role": "operator"});
+    let refused = api(post.clone(), &base, "/api/v1/users", Some(&operator_token), Some(made.clone())).await;
+    assert_eq!(refused.status, StatusCode::UNAUTHORIZED, "{be}: the removed user's token");
+    let created = api(post.clone(), &base, "/api/v1/users", Some(TOKEN), Some(made)).await;
+    assert_eq!(created.status, StatusCode::CREATED, "{be}: {}", created.body);
+    let bad = api(post.clone(), &base, "/api/v1/users/api-made/role", Some(TOKEN), Some(json!({"role": "root"}))).await;
+    assert_eq!(bad.status, StatusCode::BAD_REQUEST, "{be}");
+    assert!(bad.body.contains("role `root` is not one of viewer, operator, admin"), "{be}: {}", bad.body);
+    let role = json!({"role": "viewer"});
+    let changed = api(post.clone(), &base, "/api/v1/users/api-made/role", Some(TOKEN), Some(role)).await;
+    assert_eq!(changed.status, StatusCode::OK, "{be}: {}", changed.body);
+    let api_made = session(&base, "api-made", "password-1").await;
+    let listed = http().get(format!("{base}/api/v1/users")).header(COOKIE, &api_made).send().await.unwrap();
+    assert_eq!(listed.status(), StatusCode::FORBIDDEN, "{be}: viewers may not list users");
+    let listed = api(get.clone(), &base, "/api/v1/users", Some(TOKEN), None).await;
+    assert!(listed.body.contains("\"api-made\"") && !listed.body.contains("argon2"), "{be}: {}", listed.body);
+    let gone = api(reqwest::Method::DELETE, &base, "/api/v1/users/api-made", Some(TOKEN), None).await;
+    assert_eq!(gone.status, StatusCode::NO_CONTENT, "{be}");
+    assert_eq!(get_with(&base, "/", Some(&api_made)).await.status, StatusCode::SEE_OTHER, "{be}: removed, logged out");
     // The CLI's changes are in the audit log too, named after the OS user.
     let store = env.store().await;
     let rows = store.list_audit(None, 100).await.expect("audit log");

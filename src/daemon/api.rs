@@ -40,6 +40,10 @@ pub fn router(d: Arc<Daemon>) -> Router {
         .route("/api/v1/backfills/{id}", get(show_backfill))
         .route("/api/v1/backfills/{id}/{action}", post(change_backfill))
         .route("/api/v1/audit", get(list_audit))
+        .route("/api/v1/users", get(list_users).post(add_user))
+        .route("/api/v1/users/{username}", axum::routing::delete(remove_user))
+        .route("/api/v1/users/{username}/role", post(set_user_role))
+        .route("/api/v1/users/{username}/password", post(set_user_password))
         .merge(crate::web::router())
         .layer(axum::middleware::from_fn_with_state(d.clone(), crate::web::auth::guard))
         .with_state(d)
@@ -422,4 +426,88 @@ async fn list_audit(State(d): State<Arc<Daemon>>, caller: Caller, Query(page): Q
         })
         .collect();
     Ok(Json(json!({ "audit": rows })).into_response())
+}
+
+fn user_json(u: &crate::store::UserRow) -> Value {
+    json!({ "username": u.username, "role": u.role, "created_at": u.created_at.to_rfc3339(),
+            "updated_at": u.updated_at.to_rfc3339() })
+}
+
+fn role_of(text: &str) -> Result<ops::Role, ApiError> {
+    text.parse::<ops::Role>().map_err(bad)
+}
+
+/// `GET /api/v1/users` (admins).
+async fn list_users(State(d): State<Arc<Daemon>>, caller: Caller) -> ApiResult {
+    let users = ops::users::list(&d.store, &caller.0).await?;
+    Ok(Json(json!({ "users": users.iter().map(user_json).collect::<Vec<_>>() })).into_response())
+}
+
+#[derive(Deserialize)]
+struct NewUserBody {
+    username: String,
+    password: String,
+    #[serde(default = "viewer")]
+    role: String,
+}
+
+fn viewer() -> String {
+    "viewer".into()
+}
+
+/// `POST /api/v1/users` `{"username", "password", "role"?}` (admins) → 201.
+async fn add_user(
+    State(d): State<Arc<Daemon>>,
+    caller: Caller,
+    body: Result<Json<NewUserBody>, axum::extract::rejection::JsonRejection>,
+) -> ApiResult {
+    ops::require_audited(&d.store, &caller.0, ops::Role::Admin, "add users", "users.add", "user").await?;
+    let Json(b) = body.map_err(|e| bad(format!("body must be {{\"username\", \"password\", \"role\"}}: {e}")))?;
+    let role = role_of(&b.role)?;
+    ops::users::add(&d.store, &d.passwords, &caller.0, &b.username, &b.password, role).await?;
+    Ok((StatusCode::CREATED, Json(json!({ "username": b.username, "role": role.as_str() }))).into_response())
+}
+
+#[derive(Deserialize)]
+struct RoleBody {
+    role: String,
+}
+
+/// `POST /api/v1/users/{username}/role` `{"role"}` (admins; ends the user's sessions).
+async fn set_user_role(
+    State(d): State<Arc<Daemon>>,
+    caller: Caller,
+    Path(username): Path<String>,
+    body: Result<Json<RoleBody>, axum::extract::rejection::JsonRejection>,
+) -> ApiResult {
+    let Json(b) =
+        body.map_err(|e| bad(format!("body must be {{\"role\": \"viewer\"|\"operator\"|\"admin\"}}: {e}")))?;
+    let role = role_of(&b.role)?;
+    ops::users::set_role(&d.store, &caller.0, &username, role).await?;
+    Ok(Json(json!({ "username": username, "role": role.as_str() })).into_response())
+}
+
+#[derive(Deserialize)]
+struct PasswordBody {
+    password: String,
+}
+
+/// `POST /api/v1/users/{username}/password` `{"password"}` (admins; ends the user's sessions).
+async fn set_user_password(
+    State(d): State<Arc<Daemon>>,
+    caller: Caller,
+    Path(username): Path<String>,
+    body: Result<Json<PasswordBody>, axum::extract::rejection::JsonRejection>,
+) -> ApiResult {
+    ops::require_audited(&d.store, &caller.0, ops::Role::Admin, "set passwords", "users.set-password", &username)
+        .await?;
+    let Json(b) = body.map_err(|e| bad(format!("body must be {{\"password\": \"...\"}}: {e}")))?;
+    ops::users::set_password(&d.store, &d.passwords, &caller.0, &username, &b.password).await?;
+    Ok(Json(json!({ "username": username })).into_response())
+}
+
+/// `DELETE /api/v1/users/{username}` (admins; with their tokens and sessions).
+async fn remove_user(State(d): State<Arc<Daemon>>, caller: Caller, Path(username): Path<String>) -> ApiResult {
+    ops::users::remove(&d.store, &caller.0, &username).await?;
+    Ok(StatusCode::NO_CONTENT.into_response())
 }
