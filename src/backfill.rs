@@ -8,6 +8,8 @@ use std::fmt;
 use std::str::FromStr;
 use std::sync::Arc;
 
+use std::collections::HashMap;
+
 use chrono::{DateTime, NaiveDate, Utc};
 use futures::StreamExt;
 use serde::Serialize;
@@ -58,7 +60,12 @@ pub struct Request {
     pub max_active_runs: Option<u32>,
     pub run_backwards: bool,
     pub conf: serde_json::Value,
+    /// Most schedule slots the range may hold ([`DEFAULT_MAX_SLOTS`] unless `--max-slots`).
+    pub max_slots: usize,
 }
+
+/// Slots one backfill may cover unless `--max-slots` says more: ten years of a daily DAG.
+pub const DEFAULT_MAX_SLOTS: usize = 3660;
 
 #[derive(Debug, thiserror::Error)]
 pub enum BackfillError {
@@ -157,13 +164,31 @@ pub async fn plan(store: &Store, dag: &Dag, req: &Request) -> Result<Vec<Planned
         return Err(BackfillError::Invalid("--max-active-runs must be at least 1".into()));
     }
     crate::executor::resolve_params(dag, &req.conf).map_err(BackfillError::Invalid)?;
-    let mut slots = schedule::slots_between(dag.schedule.as_ref(), dag.timezone, req.from, req.to);
+    let Some(mut slots) =
+        schedule::slots_between_at_most(dag.schedule.as_ref(), dag.timezone, req.from, req.to, req.max_slots)
+    else {
+        return Err(BackfillError::Invalid(format!(
+            "--from {} --to {} holds more than {} schedule slots of DAG `{}`; backfill a shorter range, or raise \
+             the limit with --max-slots",
+            req.from, req.to, req.max_slots, dag.id
+        )));
+    };
+    // One query for the runs already in the range, so planning is linear in the slots.
+    let mut existing: HashMap<DateTime<Utc>, crate::store::RunRow> = match (slots.first(), slots.last()) {
+        (Some(first), Some(last)) => store
+            .runs_between(&dag.id, first.logical_date, last.logical_date)
+            .await?
+            .into_iter()
+            .map(|r| (r.logical_date, r))
+            .collect(),
+        _ => HashMap::new(),
+    };
     if req.run_backwards {
         slots.reverse();
     }
     let mut out = Vec::with_capacity(slots.len());
     for slot in slots {
-        let action = match store.find_run(&dag.id, slot.logical_date).await? {
+        let action = match existing.remove(&slot.logical_date) {
             None => Action::Create,
             Some(run) if crate::executor::is_abandoned(&run, Utc::now()) => {
                 Action::Resume { run_pk: run.id, previous: run.state.to_string() }

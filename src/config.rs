@@ -31,6 +31,10 @@ pub const KEYS: &[(&str, &str)] = &[
     ("daemon.lease", "TM_DAEMON_LEASE"),
     ("daemon.max_runs", "TM_DAEMON_MAX_RUNS"),
     ("daemon.shutdown_grace", "TM_SHUTDOWN_GRACE"),
+    ("web.header_read_timeout", "TM_WEB_HEADER_READ_TIMEOUT"),
+    ("web.request_timeout", "TM_WEB_REQUEST_TIMEOUT"),
+    ("web.max_connections", "TM_WEB_MAX_CONNECTIONS"),
+    ("web.max_body", "TM_WEB_MAX_BODY"),
     ("smtp.host", "TM_SMTP_HOST"),
     ("smtp.port", "TM_SMTP_PORT"),
     ("smtp.tls", "TM_SMTP_TLS"),
@@ -102,6 +106,8 @@ pub struct Settings {
     /// Token for mutating API calls; empty = `tmctl serve` creates one in `<home>/api-token`.
     pub api_token: String,
     pub daemon: DaemonSettings,
+    /// Limits of the HTTP server.
+    pub http: HttpLimits,
     pub smtp: SmtpSettings,
     pub lake: LakeSettings,
 }
@@ -116,6 +122,19 @@ pub struct DaemonSettings {
     pub max_runs: usize,
     /// On SIGTERM/Ctrl-C, how long running attempts may finish before they are released.
     pub shutdown_grace: Duration,
+}
+
+/// What one client may take from `tmctl serve`'s HTTP server.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HttpLimits {
+    /// A connection must send a request's headers within this (slow clients are dropped).
+    pub header_read_timeout: Duration,
+    /// A request must be answered within this (503 after it).
+    pub request_timeout: Duration,
+    /// Connections served at once; more are answered 503 and closed.
+    pub max_connections: usize,
+    /// Largest request body in bytes (413 beyond).
+    pub max_body: u64,
 }
 
 /// How alert e-mail is sent.
@@ -246,33 +265,42 @@ impl Settings {
 
     /// Loads settings with an explicit environment (tests use this).
     pub fn load_with(overrides: &Overrides, env: &BTreeMap<String, String>) -> Result<Settings, ConfigError> {
-        let mut raw: BTreeMap<&'static str, Raw> = BTreeMap::new();
-        merge_file(&mut raw, EMBEDDED, EMBEDDED_NAME)?;
-        let file =
-            overrides.config_file.clone().or_else(|| env.get("TM_CONFIG").filter(|v| !v.is_empty()).map(PathBuf::from));
-        if let Some(path) = file {
-            let text = std::fs::read_to_string(&path).map_err(|e| ConfigError {
-                key: "config".into(),
-                message: format!("file cannot be read: {e}"),
-                source_name: path.display().to_string(),
-            })?;
-            merge_file(&mut raw, &text, &path.display().to_string())?;
-        }
-        for (key, var) in KEYS {
-            if let Some(v) = env.get(*var) {
-                raw.insert(key, Raw { value: toml::Value::String(v.clone()), source: format!("{var}={v}") });
-            }
-        }
-        if let Some(home) = &overrides.home {
-            raw.insert("home", Raw { value: toml::Value::String(home.display().to_string()), source: "--home".into() });
-        }
-        if let Some(dags) = &overrides.dags_dir {
-            raw.insert(
-                "dags_dir",
-                Raw { value: toml::Value::String(dags.display().to_string()), source: "--dags".into() },
-            );
-        }
+        Self::from_raw(collect_raw(overrides, env)?)
+    }
 
+    /// Every setting's effective value and where it came from (`tmctl config show`); secrets
+    /// are shown as `***` (empty ones as empty), the state DB URL without its password.
+    pub fn explain(overrides: &Overrides, env: &BTreeMap<String, String>) -> Result<Vec<Explained>, ConfigError> {
+        let raw = collect_raw(overrides, env)?;
+        let settings = Self::from_raw(raw.clone())?;
+        Ok(KEYS
+            .iter()
+            .map(|(key, var)| {
+                let r = raw.get(key);
+                let text = match r.map(|r| &r.value) {
+                    Some(toml::Value::String(s)) => s.clone(),
+                    Some(other) => other.to_string(),
+                    None => String::new(),
+                };
+                let effective = match *key {
+                    "database.url" => settings.database_url.clone(),
+                    "web.base_url" => settings.web_base_url.clone(),
+                    "bronze.inbox" => settings.lake.inbox.display().to_string(),
+                    "lake.spill_dir" => settings.lake.spill_dir.display().to_string(),
+                    _ => text,
+                };
+                let source = match r.map(|r| r.source.as_str()) {
+                    None | Some(EMBEDDED_NAME) => "default".to_string(),
+                    Some(s) if s.starts_with("TM_") => format!("env {var}"),
+                    Some(s) if s.starts_with("--") => format!("flag {s}"),
+                    Some(s) => format!("file {s}"),
+                };
+                Explained { key: key.to_string(), value: display_value(key, &effective), source, env: var.to_string() }
+            })
+            .collect())
+    }
+
+    fn from_raw(raw: BTreeMap<&'static str, Raw>) -> Result<Settings, ConfigError> {
         let home = PathBuf::from(get_string(&raw, "home", false)?);
         let database_url = match get_string(&raw, "database.url", true)? {
             url if url.is_empty() => sqlite_url(&home.join("tm.db")),
@@ -324,6 +352,12 @@ impl Settings {
                 lease: get_duration(&raw, "daemon.lease")?,
                 max_runs: get_positive(&raw, "daemon.max_runs")? as usize,
                 shutdown_grace: get_duration(&raw, "daemon.shutdown_grace")?,
+            },
+            http: HttpLimits {
+                header_read_timeout: get_duration(&raw, "web.header_read_timeout")?,
+                request_timeout: get_duration(&raw, "web.request_timeout")?,
+                max_connections: get_positive(&raw, "web.max_connections")? as usize,
+                max_body: get_size_at_least(&raw, "web.max_body", 1024)?,
             },
             smtp: SmtpSettings {
                 host: get_string(&raw, "smtp.host", true)?,
@@ -421,6 +455,64 @@ impl Settings {
     pub fn is_postgres(&self) -> bool {
         self.database_url.starts_with("postgres")
     }
+}
+
+/// One setting as `tmctl config show` prints it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Explained {
+    pub key: String,
+    /// The effective value (secrets `***`).
+    pub value: String,
+    /// `default`, `file PATH`, `env TM_X` or `flag --home`.
+    pub source: String,
+    /// The environment variable that sets it.
+    pub env: String,
+}
+
+/// A value for messages and `config show`: secrets become `***` (an empty one stays empty so
+/// "not set" is visible), URLs lose their passwords.
+fn display_value(key: &str, value: &str) -> String {
+    if key == "database.url" || key == "catalog.rest_uri" || key == "s3.endpoint" {
+        crate::secrets::redact_url(value)
+    } else if crate::secrets::looks_secret(key) && key != "s3.access_key" && !value.is_empty() {
+        crate::secrets::MASK.to_string()
+    } else {
+        value.to_string()
+    }
+}
+
+/// The raw values of every layer, last one winning: embedded defaults, file, environment, flags.
+fn collect_raw(
+    overrides: &Overrides,
+    env: &BTreeMap<String, String>,
+) -> Result<BTreeMap<&'static str, Raw>, ConfigError> {
+    let mut raw: BTreeMap<&'static str, Raw> = BTreeMap::new();
+    merge_file(&mut raw, EMBEDDED, EMBEDDED_NAME)?;
+    let file =
+        overrides.config_file.clone().or_else(|| env.get("TM_CONFIG").filter(|v| !v.is_empty()).map(PathBuf::from));
+    if let Some(path) = file {
+        let text = std::fs::read_to_string(&path).map_err(|e| ConfigError {
+            key: "config".into(),
+            message: format!("file cannot be read: {e}"),
+            source_name: path.display().to_string(),
+        })?;
+        merge_file(&mut raw, &text, &path.display().to_string())?;
+    }
+    for (key, var) in KEYS {
+        if let Some(v) = env.get(*var) {
+            // Error messages name the source; a secret's value never appears in them.
+            let shown = display_value(key, v);
+            raw.insert(key, Raw { value: toml::Value::String(v.clone()), source: format!("{var}={shown}") });
+        }
+    }
+    if let Some(home) = &overrides.home {
+        raw.insert("home", Raw { value: toml::Value::String(home.display().to_string()), source: "--home".into() });
+    }
+    if let Some(dags) = &overrides.dags_dir {
+        raw.insert("dags_dir", Raw { value: toml::Value::String(dags.display().to_string()), source: "--dags".into() });
+    }
+
+    Ok(raw)
 }
 
 /// `sqlite://` URL for a file, created on first use.
@@ -586,6 +678,11 @@ fn get_duration(raw: &BTreeMap<&'static str, Raw>, key: &str) -> Result<Duration
 /// A size in bytes: a number with an optional unit (`B`, `KiB`, `MiB`, `GiB`, `KB`, `MB`, `GB`),
 /// at least 1 MiB.
 fn get_size(raw: &BTreeMap<&'static str, Raw>, key: &str) -> Result<u64, ConfigError> {
+    get_size_at_least(raw, key, 1 << 20)
+}
+
+/// A size (as [`get_size`]) of at least `min` bytes.
+fn get_size_at_least(raw: &BTreeMap<&'static str, Raw>, key: &str, min: u64) -> Result<u64, ConfigError> {
     let text = match raw.get(key).map(|r| &r.value) {
         Some(toml::Value::Integer(i)) => i.to_string(),
         Some(toml::Value::String(s)) => s.trim().to_string(),
@@ -593,8 +690,9 @@ fn get_size(raw: &BTreeMap<&'static str, Raw>, key: &str) -> Result<u64, ConfigE
         Some(other) => return Err(err(raw, key, format!("must be a size like \"1GiB\", found {}", other.type_str()))),
     };
     match parse_size(&text) {
-        Some(n) if n >= 1 << 20 => Ok(n),
-        Some(_) => Err(err(raw, key, format!("= \"{text}\" must be at least 1MiB"))),
+        Some(n) if n >= min => Ok(n),
+        Some(_) if min == 1 << 20 => Err(err(raw, key, format!("= \"{text}\" must be at least 1MiB"))),
+        Some(_) => Err(err(raw, key, format!("= \"{text}\" must be at least {min} bytes"))),
         None => Err(err(raw, key, format!("= \"{text}\" is not a size like 512MiB or 2GiB"))),
     }
 }
@@ -740,6 +838,51 @@ mod tests {
         );
         let e = Settings::load_with(&Overrides::default(), &env(&[("TM_LAKE_MEMORY_LIMIT", "10KiB")])).unwrap_err();
         assert_eq!(e.key, "lake.memory_limit");
+    }
+
+    #[test]
+    fn secrets_never_appear_in_errors_or_config_show() {
+        let e = Settings::load_with(
+            &Overrides::default(),
+            &env(&[("TM_DATABASE_URL", "mysql://tm:hunter2@db/x?password=hunter3")]),
+        )
+        .unwrap_err();
+        assert!(!e.to_string().contains("hunter"), "{e}");
+        assert!(e.to_string().contains("TM_DATABASE_URL=mysql://tm:***@db/x?password=***"), "{e}");
+        let shown = Settings::explain(
+            &Overrides::default(),
+            &env(&[
+                ("TM_SMTP_PASSWORD", "smtp-secret"),
+                ("TM_DATABASE_URL", "postgres://tm:dbpass@db/tm"),
+                ("TM_EXECUTOR_SLOTS", "3"),
+            ]),
+        )
+        .unwrap();
+        let get = |k: &str| shown.iter().find(|e| e.key == k).unwrap().clone();
+        assert_eq!(
+            (get("smtp.password").value, get("smtp.password").source),
+            ("***".into(), "env TM_SMTP_PASSWORD".into())
+        );
+        assert_eq!(get("database.url").value, "postgres://tm:***@db/tm");
+        assert_eq!(
+            (get("executor.slots").value, get("executor.slots").source),
+            ("3".into(), "env TM_EXECUTOR_SLOTS".into())
+        );
+        assert_eq!((get("s3.secret_key").value, get("s3.secret_key").source), (String::new(), "default".into()));
+        assert_eq!(get("web.max_connections").value, "256");
+    }
+
+    #[test]
+    fn http_limits_have_defaults_and_name_bad_values() {
+        let s = Settings::load_with(&Overrides::default(), &env(&[])).unwrap();
+        assert_eq!(s.http.header_read_timeout, Duration::from_secs(10));
+        assert_eq!(s.http.request_timeout, Duration::from_secs(60));
+        assert_eq!((s.http.max_connections, s.http.max_body), (256, 1 << 20));
+        let e = Settings::load_with(&Overrides::default(), &env(&[("TM_WEB_MAX_BODY", "12")])).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "config error: `web.max_body` = \"12\" must be at least 1024 bytes (from TM_WEB_MAX_BODY=12)"
+        );
     }
 
     #[test]

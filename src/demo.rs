@@ -112,6 +112,7 @@ pub async fn run(settings: Arc<Settings>, store: Store, args: DemoArgs) -> Resul
             max_active_runs: Some(1),
             run_backwards: false,
             conf: serde_json::json!({}),
+            max_slots: usize::MAX,
         };
         let planned = backfill::plan(&store, dag, &req).await?;
         let report = backfill::execute(&exec, dag, &req, planned, &|d| {

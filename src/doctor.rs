@@ -50,15 +50,27 @@ pub async fn run(settings: Arc<Settings>) -> Vec<Check> {
                 "connected, migrations applied ({})",
                 if settings.is_postgres() { "PostgreSQL" } else { "SQLite" }
             );
-            out.push(check("state DB", redact(&settings.database_url), Status::Ok, detail, started));
+            out.push(check(
+                "state DB",
+                crate::secrets::redact_url(&settings.database_url),
+                Status::Ok,
+                detail,
+                started,
+            ));
             Some(store)
         }
         Ok(Err(e)) => {
-            out.push(check("state DB", redact(&settings.database_url), Status::Failed, e.to_string(), started));
+            out.push(check(
+                "state DB",
+                crate::secrets::redact_url(&settings.database_url),
+                Status::Failed,
+                e.to_string(),
+                started,
+            ));
             None
         }
         Err(t) => {
-            out.push(check("state DB", redact(&settings.database_url), Status::Failed, t, started));
+            out.push(check("state DB", crate::secrets::redact_url(&settings.database_url), Status::Failed, t, started));
             None
         }
     };
@@ -129,6 +141,12 @@ pub async fn run(settings: Arc<Settings>) -> Vec<Check> {
         }
         Err(e) => out.push(check("SMTP", settings.smtp.host.clone(), Status::Failed, e.to_string(), started)),
     }
+    // No password or key in the report, whatever a driver put into its error text.
+    let masker = crate::secrets::Masker::from_settings(&settings);
+    for c in &mut out {
+        c.target = masker.mask(&crate::secrets::redact_url(&c.target));
+        c.detail = masker.mask(&c.detail);
+    }
     out
 }
 
@@ -170,17 +188,6 @@ fn storage_target(settings: &Settings) -> String {
     }
 }
 
-/// A database URL without its password.
-pub fn redact(url: &str) -> String {
-    match url::Url::parse(url) {
-        Ok(mut u) if u.password().is_some() => {
-            let _ = u.set_password(Some("***"));
-            u.to_string()
-        }
-        _ => url.to_string(),
-    }
-}
-
 /// The report as a table (`Result` is `ok`, `FAILED` or `skipped`).
 pub fn render(checks: &[Check]) -> String {
     let mut t = Table::new();
@@ -195,16 +202,4 @@ pub fn render(checks: &[Check]) -> String {
         t.add_row([c.check.clone(), c.target.clone(), result.to_string(), c.detail.clone(), c.millis.to_string()]);
     }
     t.to_string()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn passwords_are_redacted() {
-        assert_eq!(redact("postgres://tm:hunter2@db:5432/tm"), "postgres://tm:***@db:5432/tm");
-        assert_eq!(redact("postgres://postgres@127.0.0.1/x"), "postgres://postgres@127.0.0.1/x");
-        assert_eq!(redact("sqlite://.tm/tm.db?mode=rwc"), "sqlite://.tm/tm.db?mode=rwc");
-    }
 }

@@ -18,6 +18,7 @@ use crate::config::Settings;
 use crate::dag::{Backoff, Dag, ParamType, Slot, TaskDef, TaskPolicy};
 use crate::lake::LakeHandle;
 use crate::logcapture::{self, LogBuffer};
+use crate::secrets::Masker;
 use crate::store::{
     AttemptFinish, AttemptState, NewAlert, NewRun, RunRow, RunState, RunType, Store, StoreError, TaskInstanceRow,
     TaskState,
@@ -72,6 +73,8 @@ pub struct Executor {
     owner: String,
     lease: Duration,
     lake: LakeHandle,
+    /// The configured secrets, masked in try logs, errors and alerts.
+    masker: Masker,
 }
 
 impl Executor {
@@ -81,7 +84,9 @@ impl Executor {
         let owner = format!("{hostname}:{}", std::process::id());
         let lease = settings.daemon.lease;
         let lake = LakeHandle::new(settings.clone(), store.clone());
+        let masker = Masker::from_settings(&settings);
         Self {
+            masker,
             lake,
             store,
             settings,
@@ -150,7 +155,10 @@ impl Executor {
         if run.dag_id != dag.id {
             return Err(ExecError::Invalid(format!("run {run_pk} belongs to DAG `{}`, not `{}`", run.dag_id, dag.id)));
         }
-        let params = Arc::new(resolve_params(dag, &run.conf).map_err(ExecError::Invalid)?);
+        // Lenient: a run queued before its DAG stopped accepting undeclared keys still runs, and
+        // those keys simply are not params (so they render nowhere).
+        let params = Arc::new(resolve_params_with(dag, &run.conf, false).map_err(ExecError::Invalid)?);
+        let masker = self.masker.with_params(&run.conf).with_params(&serde_json::Value::Object((*params).clone()));
         let spec: Vec<(&str, &str, u32)> =
             dag.tasks.iter().map(|t| (t.id.as_str(), t.kind.as_str(), t.policy.max_tries())).collect();
         if !self.store.claim_run(run_pk, &self.owner, self.lease).await? {
@@ -219,6 +227,7 @@ impl Executor {
                             run: run.clone(),
                             ti: ti.clone(),
                             params: params.clone(),
+                            masker: masker.clone(),
                             tz: dag.timezone,
                             stop: stop.clone(),
                             lost: lost.clone(),
@@ -403,6 +412,8 @@ struct TaskRunner {
     run: Arc<RunRow>,
     ti: TaskInstanceRow,
     params: Arc<serde_json::Map<String, serde_json::Value>>,
+    /// The process's secrets plus the run's secret-looking params.
+    masker: Masker,
     tz: chrono_tz::Tz,
     /// Fired when the run is released (shutdown) or its lease was lost (`lost` set).
     stop: CancellationToken,
@@ -429,7 +440,7 @@ impl TaskRunner {
             Ok(state) => state,
             Err(e) => {
                 tracing::error!(dag = %self.dag_id, task = %self.task.id, error = %e, "state DB error; task failed");
-                let reason = format!("state DB error: {e}");
+                let reason = self.masker.mask(&format!("state DB error: {e}"));
                 let _ = self.exec.store.fail_running_attempts_of(self.ti.id, &reason).await;
                 let _ = self.exec.store.set_task_state(self.ti.id, Some(TaskState::Failed), Some(&reason)).await;
                 Some(TaskState::Failed)
@@ -462,7 +473,7 @@ impl TaskRunner {
             self.ti.try_number = try_number;
             exec.task_event(&self.run, &self.ti, TaskState::Running, None);
 
-            let log = LogBuffer::new();
+            let log = LogBuffer::masked(self.masker.clone());
             let flusher = LogFlusher::start(exec.store.clone(), attempt_id, log.clone());
             let end = self.one_try(try_number, &log).await;
             drop(flusher);
@@ -591,6 +602,7 @@ impl TaskRunner {
             _ = self.stop.cancelled() => return TryEnd::Released,
         };
         let took = crate::timefmt::human_duration(started.elapsed());
+        let mask = |text: String| self.masker.mask(&text);
         let end = match result {
             None => TryEnd::Failed { error: "cancelled while running".into(), retryable: false },
             Some(Err(limit)) => TryEnd::Failed {
@@ -598,12 +610,12 @@ impl TaskRunner {
                 retryable: true,
             },
             Some(Ok(Err(panic))) => {
-                TryEnd::Failed { error: format!("task panicked: {}", panic_message(&panic)), retryable: true }
+                TryEnd::Failed { error: mask(format!("task panicked: {}", panic_message(&panic))), retryable: true }
             }
             Some(Ok(Ok(Ok(out)))) => TryEnd::Success(out.summary),
-            Some(Ok(Ok(Err(TaskError::Skip(reason))))) => TryEnd::Skipped(reason),
-            Some(Ok(Ok(Err(TaskError::Failed(error))))) => TryEnd::Failed { error, retryable: true },
-            Some(Ok(Ok(Err(TaskError::Fatal(error))))) => TryEnd::Failed { error, retryable: false },
+            Some(Ok(Ok(Err(TaskError::Skip(reason))))) => TryEnd::Skipped(mask(reason)),
+            Some(Ok(Ok(Err(TaskError::Failed(error))))) => TryEnd::Failed { error: mask(error), retryable: true },
+            Some(Ok(Ok(Err(TaskError::Fatal(error))))) => TryEnd::Failed { error: mask(error), retryable: false },
         };
         match &end {
             TryEnd::Success(_) => log.line(&format!("tmctl: try {try_number} succeeded in {took}")),
@@ -667,8 +679,8 @@ impl TaskRunner {
                 task_id: Some(&self.task.id),
                 try_number: Some(try_number),
                 recipients: &policy.email,
-                subject: &subject,
-                body: &body,
+                subject: &self.masker.mask(&subject),
+                body: &self.masker.mask(&body),
             })
             .await?;
         Ok(())
@@ -716,10 +728,21 @@ fn fnv1a(bytes: &[u8]) -> u64 {
 }
 
 /// The run's params: each declared param's default, overridden by the run's conf. A conf value
-/// of the wrong type, or a param with no default and no value, is an error naming the param.
+/// of the wrong type, a param with no default and no value, or a conf key the DAG does not
+/// declare (unless it sets `allow_undeclared_params = true`) is an error naming the key.
 pub fn resolve_params(
     dag: &Dag,
     conf: &serde_json::Value,
+) -> Result<serde_json::Map<String, serde_json::Value>, String> {
+    resolve_params_with(dag, conf, true)
+}
+
+/// [`resolve_params`]; with `strict` false, undeclared keys are dropped instead of refused (for
+/// runs recorded before their DAG refused them).
+fn resolve_params_with(
+    dag: &Dag,
+    conf: &serde_json::Value,
+    strict: bool,
 ) -> Result<serde_json::Map<String, serde_json::Value>, String> {
     let conf = match conf {
         serde_json::Value::Object(m) => m.clone(),
@@ -745,9 +768,19 @@ pub fn resolve_params(
         };
         out.insert(name.clone(), value);
     }
-    // Keys the DAG does not declare are passed through, as Airflow does with dag_run.conf.
-    for (k, v) in conf {
-        out.entry(k).or_insert(v);
+    if dag.allow_undeclared_params {
+        // The DAG asked for Airflow's dag_run.conf behaviour: other keys pass through.
+        for (k, v) in conf {
+            out.entry(k).or_insert(v);
+        }
+    } else if strict && let Some(key) = conf.keys().find(|k| !dag.params.contains_key(*k)) {
+        let declared: Vec<&str> = dag.params.keys().map(String::as_str).collect();
+        return Err(format!(
+            "conf key `{key}` is not a param of DAG `{}` (declared: {}; a DAG accepts other keys only with \
+             allow_undeclared_params = true)",
+            dag.id,
+            if declared.is_empty() { "none".to_string() } else { declared.join(", ") }
+        ));
     }
     Ok(out)
 }

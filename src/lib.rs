@@ -21,6 +21,7 @@ pub mod lake;
 pub mod logcapture;
 pub mod ops;
 pub mod query;
+pub mod secrets;
 pub mod silver;
 pub mod store;
 pub mod tasks;

@@ -1,6 +1,8 @@
 //! Per-attempt logs: an attempt's future runs under its own `tracing` dispatcher whose output
 //! goes to an in-memory buffer, so everything the task logs (and nothing from other tasks running
-//! at the same time) becomes that attempt's log in the state DB.
+//! at the same time) becomes that attempt's log in the state DB. A buffer may carry a
+//! [`Masker`]: every secret it knows is replaced by `***` as the text is written, so no secret
+//! reaches the stored log, the live tail or an alert e-mail.
 
 use std::io::Write;
 use std::sync::{Arc, Mutex};
@@ -8,18 +10,26 @@ use std::sync::{Arc, Mutex};
 use tracing::instrument::WithSubscriber;
 use tracing_subscriber::fmt::MakeWriter;
 
+use crate::secrets::Masker;
+
 /// A shared, growable log buffer.
 #[derive(Clone, Default, Debug)]
-pub struct LogBuffer(Arc<Mutex<Vec<u8>>>);
+pub struct LogBuffer(Arc<Mutex<Vec<u8>>>, Masker);
 
 impl LogBuffer {
     pub fn new() -> Self {
         Self::default()
     }
 
+    /// A buffer that masks `masker`'s secrets in everything written to it.
+    pub fn masked(masker: Masker) -> Self {
+        LogBuffer(Arc::default(), masker)
+    }
+
     /// Appends a line written by the executor itself (not through `tracing`).
     pub fn line(&self, text: &str) {
         let stamp = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Micros, true);
+        let text = self.1.mask(text);
         let mut buf = self.0.lock().unwrap_or_else(|p| p.into_inner());
         let _ = writeln!(buf, "{stamp} {text}");
     }
@@ -37,12 +47,18 @@ impl LogBuffer {
     }
 }
 
-pub struct BufferWriter(Arc<Mutex<Vec<u8>>>);
+pub struct BufferWriter(Arc<Mutex<Vec<u8>>>, Masker);
 
 impl Write for BufferWriter {
+    /// `tracing`'s formatter writes one whole event per call, so a secret is never split
+    /// between two writes.
     fn write(&mut self, data: &[u8]) -> std::io::Result<usize> {
+        let masked = if self.1.is_empty() { None } else { Some(self.1.mask(&String::from_utf8_lossy(data))) };
         let mut buf = self.0.lock().unwrap_or_else(|p| p.into_inner());
-        buf.extend_from_slice(data);
+        match &masked {
+            Some(text) => buf.extend_from_slice(text.as_bytes()),
+            None => buf.extend_from_slice(data),
+        }
         Ok(data.len())
     }
 
@@ -54,7 +70,35 @@ impl Write for BufferWriter {
 impl<'a> MakeWriter<'a> for LogBuffer {
     type Writer = BufferWriter;
     fn make_writer(&'a self) -> Self::Writer {
-        BufferWriter(self.0.clone())
+        BufferWriter(self.0.clone(), self.1.clone())
+    }
+}
+
+/// The console log (stderr) with the configured secrets masked, for the process's own log.
+#[derive(Clone, Debug)]
+pub struct MaskedStderr(pub Masker);
+
+/// One console log event on its way to stderr.
+pub struct MaskedStderrWriter(Masker);
+
+impl Write for MaskedStderrWriter {
+    fn write(&mut self, data: &[u8]) -> std::io::Result<usize> {
+        if self.0.is_empty() {
+            return std::io::stderr().write(data);
+        }
+        std::io::stderr().write_all(self.0.mask(&String::from_utf8_lossy(data)).as_bytes())?;
+        Ok(data.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        std::io::stderr().flush()
+    }
+}
+
+impl<'a> MakeWriter<'a> for MaskedStderr {
+    type Writer = MaskedStderrWriter;
+    fn make_writer(&'a self) -> Self::Writer {
+        MaskedStderrWriter(self.0.clone())
     }
 }
 
@@ -95,6 +139,16 @@ mod tests {
         assert_eq!(b.matches("from b").count(), 3, "{b}");
         assert!(!a.contains("from b") && !b.contains("from a"));
         assert!(b.contains("WARN"));
+    }
+
+    #[tokio::test]
+    async fn secrets_are_masked_in_lines_and_events() {
+        let buf = LogBuffer::masked(Masker::none().with_values(["hunter2-xyz".to_string()]));
+        buf.line("tmctl: password hunter2-xyz");
+        capture(&buf, async { tracing::info!(pw = "hunter2-xyz", "printed hunter2-xyz") }).await;
+        let text = buf.contents();
+        assert!(!text.contains("hunter2"), "{text}");
+        assert_eq!(text.matches("***").count(), 3, "{text}");
     }
 
     #[test]

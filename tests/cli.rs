@@ -378,6 +378,9 @@ fn scenario_backfill(tm: &Tm) {
     assert_eq!(bf.state, "completed");
 }
 
+/// The conf under which `picky` fails on no date.
+const NO_BAD_DATE: &str = r#"{"bad_date": ""}"#;
+
 /// `picky` fails on 2025-01-02: the backfill exits 1; `--reprocess failed` re-runs that date only,
 /// `--reprocess completed` every date.
 fn scenario_backfill_reprocess(tm: &Tm) {
@@ -416,8 +419,8 @@ fn scenario_backfill_reprocess(tm: &Tm) {
     assert_eq!(task(&tm.show(ids["2025-01-02"]), "check")["try_number"], 2);
     assert_eq!(task(&tm.show(ids["2025-01-01"]), "check")["try_number"], 1);
 
-    // The cause gone (CLI_BAD_DATE empty: no date fails), --reprocess failed repairs the date.
-    let fixed = tm.run_env(&args(&["--reprocess", "failed"]), &[("CLI_BAD_DATE", "")]).code(0).json();
+    // The cause gone (bad_date empty: no date fails), --reprocess failed repairs the date.
+    let fixed = tm.run(&args(&["--reprocess", "failed", "--conf", NO_BAD_DATE])).code(0).json();
     assert_eq!(
         outcomes(&fixed),
         pairs(&[("2025-01-01", "skipped"), ("2025-01-02", "succeeded"), ("2025-01-03", "skipped")])
@@ -426,11 +429,11 @@ fn scenario_backfill_reprocess(tm: &Tm) {
     assert_eq!(task(&tm.show(ids["2025-01-02"]), "publish")["state"], "success");
 
     // Nothing failed any more: --reprocess failed skips all.
-    let none_left = tm.run_env(&args(&["--reprocess", "failed"]), &[("CLI_BAD_DATE", "")]).code(0).json();
+    let none_left = tm.run(&args(&["--reprocess", "failed", "--conf", NO_BAD_DATE])).code(0).json();
     assert_eq!(none_left["skipped"], 3);
 
     // --reprocess completed re-runs every date, in the same runs.
-    let all = tm.run_env(&args(&["--reprocess", "completed"]), &[("CLI_BAD_DATE", "")]).code(0).json();
+    let all = tm.run(&args(&["--reprocess", "completed", "--conf", NO_BAD_DATE])).code(0).json();
     assert_eq!(all["succeeded"], 3);
     assert_eq!(
         backfill_dates(&all).iter().map(|d| d.2).collect::<Vec<_>>(),
@@ -441,7 +444,7 @@ fn scenario_backfill_reprocess(tm: &Tm) {
     assert_eq!(tm.runs().len(), 3);
 
     // A completed re-run that fails makes the backfill exit 1 again.
-    let broke = tm.run_env(&args(&["--reprocess", "completed"]), &[("CLI_BAD_DATE", "2025-01-03")]).code(1).json();
+    let broke = tm.run(&args(&["--reprocess", "completed", "--conf", r#"{"bad_date": "2025-01-03"}"#])).code(1).json();
     assert_eq!(
         outcomes(&broke),
         pairs(&[("2025-01-01", "succeeded"), ("2025-01-02", "succeeded"), ("2025-01-03", "failed")])
@@ -496,12 +499,12 @@ fn run_rejects_bad_dates_and_unknown_dags() {
 #[test]
 fn conf_params_reach_the_command_and_its_log() {
     let tm = Tm::sqlite();
-    tm.run(&["run", "params", "--date", "2025-01-01", "--conf", r#"{"x": "hello conf", "n": 42, "extra": true}"#])
+    tm.run(&["run", "params", "--date", "2025-01-01", "--conf", r#"{"x": "hello conf", "n": 42}"#])
         .code(0)
         .stdout_has("run 1 succeeded");
     tm.run(&["logs", "1", "show"]).code(0).stdout_has("param x is [hello conf], n is [42]");
     let run = tm.show(1);
-    assert_eq!(run["conf"], json!({"x": "hello conf", "n": 42, "extra": true}));
+    assert_eq!(run["conf"], json!({"x": "hello conf", "n": 42}));
 
     // Without --conf the declared defaults apply.
     tm.run(&["run", "params", "--date", "2025-01-02"]).code(0);
@@ -530,6 +533,9 @@ fn bad_conf_is_bad_input_and_creates_nothing() {
     tm.run(&["run", "params", "--date", "2025-01-01", "--conf", r#"{"x": 5}"#])
         .code(2)
         .stderr_has("param `x` must be a string");
+    tm.run(&["run", "params", "--date", "2025-01-01", "--conf", r#"{"x": "a", "extra": true}"#])
+        .code(2)
+        .stderr_has("conf key `extra` is not a param of DAG `params` (declared: n, x;");
     tm.run(&["backfill", "params", "--from", "2025-01-01", "--to", "2025-01-02", "--conf", "{x"])
         .code(2)
         .stderr_has("--conf is not valid JSON");

@@ -136,6 +136,8 @@ fn client() -> reqwest::Client {
 
 const NOOP_DAG: &str = r#"
 id = "hello"
+[params]
+k = 0
 [[task]]
 id = "a"
 kind = "noop"

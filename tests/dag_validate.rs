@@ -29,7 +29,7 @@ fn unknown_keys() {
         &[
             "3:1: unknown key `schedul`; did you mean `schedule`?",
             "4:1: unknown key `owner`; known keys: id, description, schedule, timezone, start_date, end_date, catchup, \
-             max_active_runs, deadline, defaults, params, task",
+             max_active_runs, deadline, defaults, params, allow_undeclared_params, task",
             "7:1: unknown key `defaults.retrys`; did you mean `defaults.retries`?",
             "13:1: task `wait`: unknown key `duraton`; did you mean `duration`?",
         ],
@@ -126,7 +126,7 @@ fn every_problem_at_once() {
             "6:11: `catchup` must be true or false, found string \"no\"",
             "7:19: `max_active_runs` must be a positive integer, found integer 0",
             "8:1: unknown key `owner`; known keys: id, description, schedule, timezone, start_date, end_date, catchup, \
-             max_active_runs, deadline, defaults, params, task",
+             max_active_runs, deadline, defaults, params, allow_undeclared_params, task",
             "11:11: `defaults.retries` must be a non-negative integer, found string \"3\"",
             "12:17: `defaults.retry_backoff` must be \"exponential\" or \"fixed\", found string \"linear\"",
             "13:9: `defaults.email`: \"data-team\" is not an e-mail address",

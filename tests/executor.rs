@@ -428,6 +428,7 @@ fn request(from: &str, to: &str, reprocess: Reprocess, fail_on: &str) -> backfil
         max_active_runs: None,
         run_backwards: false,
         conf: serde_json::json!({ "fail_on": fail_on }),
+        max_slots: backfill::DEFAULT_MAX_SLOTS,
     }
 }
 

@@ -31,7 +31,8 @@ use datafusion::arrow::util::display::array_value_to_string;
 use datafusion::catalog::MemTable;
 use datafusion::prelude::SessionContext;
 use tmctl::gold::{
-    GoldError, MemoryPublisher, ModelRun, ModelSpec, TestStatus, memory_session, model_reads, model_writes, run_model,
+    GoldError, MemoryPublisher, ModelRun, ModelSpec, Refresh, TestStatus, memory_session, model_reads, model_writes,
+    run_model,
 };
 
 // ---------------------------------------------------------------------------------------------
@@ -533,7 +534,7 @@ async fn run_gold(ctx: &SessionContext) -> BTreeMap<String, ModelRun> {
     let publisher = MemoryPublisher::new(ctx);
     let mut runs = BTreeMap::new();
     for model in gold_models() {
-        let run = run_model(ctx, &model, &publisher).await.unwrap_or_else(|e| panic!("{e}"));
+        let run = run_model(ctx, &model, &publisher, Refresh::Full).await.unwrap_or_else(|e| panic!("{e}"));
         for t in &run.tests {
             assert_eq!(t.status, TestStatus::Pass, "{}: {}", model.table, t.describe());
         }
@@ -916,6 +917,7 @@ async fn every_model_matches_hand_computed_values() {
                     S("Loop 1"),
                 ],
             ),
+            ("ingest_date", [vec![D("2025-06-03"); 3], vec![D("2025-07-06"); 2], vec![D("2025-06-02"); 9]].concat()),
         ],
     )
     .await;
@@ -952,6 +954,7 @@ async fn every_model_matches_hand_computed_values() {
             ("avg_pace", vec![F(190.0 / 3.0), F(250.0), F(37.5), F(21.5), N]),
             ("avg_pace_gap", vec![F(65.0 / 3.0), F(125.0), F(18.75), F(28.0 / 3.0), N]),
             ("avg_positional_gap", vec![F(4.0 / 3.0), F(4.5), F(0.75), F(1.0), N]),
+            ("ingest_date", vec![D("2025-06-03"), D("2025-07-06"), D("2025-06-02"), D("2025-06-02"), D("2025-06-02")]),
         ],
     )
     .await;
@@ -967,6 +970,7 @@ async fn every_model_matches_hand_computed_values() {
             ("problem_fix_count", vec![I(0), I(2), I(0), I(1), I(0)]),
             ("projected_rate", vec![F(0.25), F(0.0), F(0.0), F(0.25), F(0.0)]),
             ("problem_rate", vec![F(0.0), F(1.0), F(0.0), F(0.25), F(0.0)]),
+            ("ingest_date", vec![D("2025-06-03"), D("2025-07-06"), D("2025-06-02"), D("2025-06-02"), D("2025-06-02")]),
         ],
     )
     .await;
@@ -1003,6 +1007,7 @@ async fn every_model_matches_hand_computed_values() {
                     S("battery_critical"),
                 ],
             ),
+            ("ingest_date", vec![D("2025-07-06"), D("2025-07-06"), D("2025-06-02"), D("2025-06-02"), D("2025-06-02")]),
         ],
     )
     .await;
@@ -1628,13 +1633,13 @@ async fn a_failing_error_test_blocks_publication_and_a_warn_test_does_not() {
     set_silver(&ctx, &[fixture_rows(), cs3()].concat());
     let publisher = MemoryPublisher::new(&ctx);
     let latest = spec(r#"sql = "gold/silver_round_latest.sql""#);
-    assert!(run_model(&ctx, &latest, &publisher).await.unwrap().published);
+    assert!(run_model(&ctx, &latest, &publisher, Refresh::Full).await.unwrap().published);
 
     let strict = spec(
         r#"sql = "gold/fact_rounds.sql"
            tests = [ { unique = ["course_id", "round_id"] }, { accepted_range = "duration_sec", max = 10000, name = "short_rounds" } ]"#,
     );
-    let run = run_model(&ctx, &strict, &publisher).await.unwrap();
+    let run = run_model(&ctx, &strict, &publisher, Refresh::Full).await.unwrap();
     assert!(!run.published, "an error-severity failure must block publication");
     assert_eq!(run.rows, 6, "the staged result had the new round");
     assert_eq!(run.snapshot_id, None);
@@ -1660,7 +1665,7 @@ async fn a_failing_error_test_blocks_publication_and_a_warn_test_does_not() {
         r#"sql = "gold/fact_rounds.sql"
            tests = [ { accepted_range = "duration_sec", max = 10000, name = "short_rounds", severity = "warn" } ]"#,
     );
-    let run = run_model(&ctx, &lenient, &publisher).await.unwrap();
+    let run = run_model(&ctx, &lenient, &publisher, Refresh::Full).await.unwrap();
     assert!(run.published);
     assert_eq!((run.tests[0].status, run.tests[0].failing_rows), (TestStatus::Warn, Some(2)));
     assert_eq!(run.tests[0].sample.len(), 2);
@@ -1693,7 +1698,7 @@ async fn every_test_type_finds_its_failing_rows() {
              { sql = "SELECT * FROM {{ this }} WHERE is_complete AND round_length = '9'", name = "complete_nines", severity = "warn" },
            ]"#,
     );
-    let run = run_model(&ctx, &model, &MemoryPublisher::new(&ctx)).await.unwrap();
+    let run = run_model(&ctx, &model, &MemoryPublisher::new(&ctx), Refresh::Full).await.unwrap();
     let found: Vec<(&str, Option<u64>)> = run.tests.iter().map(|t| (t.name.as_str(), t.failing_rows)).collect();
     assert_eq!(
         found,
@@ -1722,7 +1727,7 @@ async fn a_test_that_cannot_run_counts_as_failed() {
         r#"sql = "gold/pace_summary_by_round.sql"
            tests = [ { not_null = "no_such_column" } ]"#,
     );
-    let run = run_model(&ctx, &model, &MemoryPublisher::new(&ctx)).await.unwrap();
+    let run = run_model(&ctx, &model, &MemoryPublisher::new(&ctx), Refresh::Full).await.unwrap();
     assert!(!run.published);
     assert_eq!(run.tests[0].status, TestStatus::Fail);
     assert_eq!(run.tests[0].failing_rows, None);
@@ -1736,7 +1741,7 @@ async fn planning_errors_name_the_model_and_are_not_retried() {
     std::fs::write(dir.path().join("broken.sql"), "SELECT no_such_column FROM silver.fact_telemetry_event").unwrap();
     let table: toml::Table = r#"sql = "broken.sql""#.parse().unwrap();
     let model = ModelSpec::from_settings(&table, dir.path()).unwrap();
-    let err = run_model(&ctx, &model, &MemoryPublisher::new(&ctx)).await.unwrap_err();
+    let err = run_model(&ctx, &model, &MemoryPublisher::new(&ctx), Refresh::Full).await.unwrap_err();
     assert!(matches!(err, GoldError::Plan { .. }), "{err}");
     assert!(!err.is_transient());
     let text = err.to_string();
@@ -1747,10 +1752,10 @@ async fn planning_errors_name_the_model_and_are_not_retried() {
         .parse()
         .unwrap();
     let model = ModelSpec::from_settings(&table, &dags_dir()).unwrap();
-    let err = run_model(&ctx, &model, &MemoryPublisher::new(&ctx)).await.unwrap_err();
+    let err = run_model(&ctx, &model, &MemoryPublisher::new(&ctx), Refresh::Full).await.unwrap_err();
     assert_eq!(
         err.to_string(),
-        "model `silver_round_latest`: partition column `course` is not in the result (columns: course_id, round_id, \
+        "model `silver_round_latest`: column `course` of partition_by / incremental_key is not in the result (columns: course_id, round_id, \
          latest_ingest_date, first_ingest_date, ingest_dates_seen, rows_all_ingest_dates)"
     );
 }

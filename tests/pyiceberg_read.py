@@ -2,7 +2,9 @@
 """Reads a tmctl Iceberg table through PyIceberg's SqlCatalog, the independent reader of the
 lake tests (tests/lake_iceberg.rs), and prints what it saw as one JSON object.
 
-usage: pyiceberg_read.py <db-uri> <warehouse> <namespace.table> [snapshot-id]
+usage: pyiceberg_read.py <db-uri> <warehouse> <namespace.table> [snapshot-id | all]
+
+With `all`, every snapshot is read: "at_snapshots" lists each one's id and row count.
 
 <db-uri> may be the sqlx URL tmctl uses (sqlite://PATH?mode=rwc, postgres://...) or a SQLAlchemy
 URL. Exit code 3: python packages missing (the message says which and how to install them).
@@ -44,7 +46,8 @@ def main() -> int:
         )
         return 3
     uri, warehouse, name = sys.argv[1], sys.argv[2], sys.argv[3]
-    snapshot_id = int(sys.argv[4]) if len(sys.argv) == 5 else None
+    every = len(sys.argv) == 5 and sys.argv[4] == "all"
+    snapshot_id = int(sys.argv[4]) if len(sys.argv) == 5 and not every else None
 
     catalog = SqlCatalog("tm", uri=sqlalchemy_uri(uri), warehouse=warehouse)
     table = catalog.load_table(name)
@@ -78,6 +81,11 @@ def main() -> int:
             "distinct_rows": distinct_rows(old),
             "partitions": partition_counts(old),
         }
+    if every:
+        out["at_snapshots"] = [
+            {"id": s.snapshot_id, "row_count": table.scan(snapshot_id=s.snapshot_id).to_arrow().num_rows}
+            for s in table.snapshots()
+        ]
     print(json.dumps(out, sort_keys=True))
     return 0
 

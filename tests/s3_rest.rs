@@ -123,7 +123,7 @@ async fn demo_runs_on_s3_the_rest_catalog_and_postgres() {
     assert_eq!(code, 0, "second demo failed\n{out2}\n{err2}");
     assert_eq!(env.count("SELECT count(*) AS n FROM silver.fact_telemetry_event"), silver);
     let before = t["snapshots"].as_array().unwrap().len();
-    let (code, out3, err3) = env.tmctl(&["run", "silver", "--date", "2025-06-01", "--conf", r#"{"force": true}"#]);
+    let (code, out3, err3) = env.tmctl(&["run", "silver", "--date", "2025-06-01", "--full-refresh"]);
     assert_eq!(code, 0, "{out3}\n{err3}");
     let py = pyiceberg(&source, &["silver.fact_telemetry_event"]);
     let t = &py["silver.fact_telemetry_event"];

@@ -18,7 +18,8 @@ SELECT
     device AS device_id,
     fix_timestamp,
     battery_percentage,
-    CASE WHEN battery_percentage < 10 THEN 'battery_critical' ELSE 'battery_low' END AS health_flag
+    CASE WHEN battery_percentage < 10 THEN 'battery_critical' ELSE 'battery_low' END AS health_flag,
+    ingest_date
 FROM silver_latest
 WHERE NOT is_location_padding
   AND battery_percentage IS NOT NULL

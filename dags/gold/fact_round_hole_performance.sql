@@ -21,6 +21,7 @@ per_hole AS (
         round_id,
         hole_number,
         nine_number,
+        MAX(ingest_date) AS ingest_date,
         MIN(fix_timestamp) AS hole_start_time,
         MAX(fix_timestamp) AS hole_end_time,
         COUNT(*) AS fix_count,
@@ -46,7 +47,8 @@ SELECT
     h.max_pace_sec,
     h.avg_pace_gap_sec,
     h.round_was_completed,
-    t.unit_name AS course_unit
+    t.unit_name AS course_unit,
+    h.ingest_date
 FROM per_hole AS h
 LEFT JOIN gold.course_topology AS t
   ON t.course_id = h.course_id

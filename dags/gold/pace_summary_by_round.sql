@@ -8,5 +8,6 @@ SELECT
     fix_count,
     avg_pace_sec AS avg_pace,
     avg_pace_gap_sec AS avg_pace_gap,
-    avg_positional_gap
+    avg_positional_gap,
+    ingest_date
 FROM gold.fact_rounds

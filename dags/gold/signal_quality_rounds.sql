@@ -8,5 +8,6 @@ SELECT
     projected_fix_count,
     problem_fix_count,
     projected_rate,
-    problem_rate
+    problem_rate,
+    ingest_date
 FROM gold.fact_rounds

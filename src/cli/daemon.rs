@@ -25,6 +25,11 @@ pub async fn serve(settings: Arc<Settings>, bind: Option<std::net::SocketAddr>) 
     let bind = bind.unwrap_or(settings.web_bind);
     crate::daemon::serve(settings, store, bind).await.map_err(|e| match e {
         crate::daemon::DaemonError::Bind { .. } => CliError::Usage(e.to_string()),
+        crate::daemon::DaemonError::Exposed { ref path, .. } => CliError::Config(crate::config::ConfigError {
+            key: "api.token".into(),
+            message: format!("file: {e}"),
+            source_name: path.display().to_string(),
+        }),
         other => CliError::Failed(other.to_string()),
     })
 }

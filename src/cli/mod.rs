@@ -84,6 +84,19 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Show the effective settings.
+    #[command(subcommand)]
+    Config(ConfigCmd),
+}
+
+#[derive(Subcommand, Debug)]
+enum ConfigCmd {
+    /// Every setting's effective value and where it came from (default, file, env, flag);
+    /// secrets are shown as `***`.
+    Show {
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -159,6 +172,9 @@ struct BackfillArgs {
     /// Run configuration (JSON object) for every run.
     #[arg(long)]
     conf: Option<String>,
+    /// Most schedule slots the range may hold (a guard against typos like --to 9999-12-31).
+    #[arg(long, default_value_t = backfill::DEFAULT_MAX_SLOTS)]
+    max_slots: usize,
     /// Machine-readable output.
     #[arg(long)]
     json: bool,
@@ -252,6 +268,9 @@ type CliResult = Result<(), CliError>;
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
     let overrides = Overrides { config_file: cli.config.clone(), home: cli.home.clone(), dags_dir: cli.dags.clone() };
+    if let Command::Config(ConfigCmd::Show { json }) = &cli.command {
+        return config_show(overrides, *json);
+    }
     let settings = match Settings::load(&overrides) {
         Ok(s) => Arc::new(s),
         Err(e) => {
@@ -259,7 +278,9 @@ pub fn main() -> ExitCode {
             return ExitCode::from(3);
         }
     };
-    init_console_log(&settings.log_level);
+    // Whatever a library put into a log line or an error text, no configured secret is printed.
+    let masker = crate::secrets::Masker::from_settings(&settings);
+    init_console_log(&settings.log_level, &masker);
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {
@@ -271,9 +292,9 @@ pub fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             match &e {
-                CliError::Usage(m) => eprintln!("error: {m}"),
-                CliError::Config(c) => eprintln!("error: {c}"),
-                CliError::Failed(m) if !m.is_empty() => eprintln!("error: {m}"),
+                CliError::Usage(m) => eprintln!("error: {}", masker.mask(m)),
+                CliError::Config(c) => eprintln!("error: {}", masker.mask(&c.to_string())),
+                CliError::Failed(m) if !m.is_empty() => eprintln!("error: {}", masker.mask(m)),
                 CliError::Failed(_) => {}
             }
             ExitCode::from(e.code())
@@ -281,10 +302,46 @@ pub fn main() -> ExitCode {
     }
 }
 
-fn init_console_log(level: &str) {
+/// `tmctl config show`: loads the settings as every command does and prints each with its source.
+fn config_show(mut overrides: Overrides, json: bool) -> ExitCode {
+    let env: std::collections::BTreeMap<String, String> =
+        std::env::vars().filter(|(k, _)| k.starts_with("TM_")).collect();
+    // clap fills --home/--dags/--config from TM_HOME/TM_DAGS_DIR/TM_CONFIG; say "env" for those.
+    let from_env =
+        |v: &Option<PathBuf>, var: &str| v.as_ref().is_some_and(|p| env.get(var) == Some(&p.display().to_string()));
+    if from_env(&overrides.home, "TM_HOME") {
+        overrides.home = None;
+    }
+    if from_env(&overrides.dags_dir, "TM_DAGS_DIR") {
+        overrides.dags_dir = None;
+    }
+    let shown = match Settings::explain(&overrides, &env) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(3);
+        }
+    };
+    if json {
+        return match print_json(&shown) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(_) => ExitCode::from(1),
+        };
+    }
+    let mut t = table();
+    t.set_header(["setting", "value", "source", "environment variable"]);
+    for e in &shown {
+        t.add_row([e.key.clone(), e.value.clone(), e.source.clone(), e.env.clone()]);
+    }
+    println!("{t}");
+    ExitCode::SUCCESS
+}
+
+fn init_console_log(level: &str, masker: &crate::secrets::Masker) {
     let filter =
         tracing_subscriber::EnvFilter::try_new(level).unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
-    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).try_init();
+    let writer = crate::logcapture::MaskedStderr(masker.clone());
+    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(writer).try_init();
 }
 
 async fn dispatch(command: Command, settings: Arc<Settings>) -> CliResult {
@@ -335,6 +392,11 @@ async fn dispatch(command: Command, settings: Arc<Settings>) -> CliResult {
                 _ => Err(CliError::Failed(format!("{e:#}"))),
             },
         },
+        Command::Config(ConfigCmd::Show { json }) => {
+            // Handled in `main` (it needs the overrides, not the loaded settings).
+            let _ = json;
+            Ok(())
+        }
         Command::Doctor { json } => {
             let checks = crate::doctor::run(settings.clone()).await;
             if json {
@@ -459,21 +521,33 @@ fn validate(settings: &Settings, paths: Vec<PathBuf>) -> CliResult {
     let mut problems: Vec<Diagnostic> = Vec::new();
     let mut files = 0usize;
     let mut ids: Vec<(String, PathBuf)> = Vec::new();
+    let mut warnings: Vec<String> = Vec::new();
+    let mut keep = |d: Dag, ids: &mut Vec<(String, PathBuf)>| {
+        for t in &d.tasks {
+            for w in t.task.warnings() {
+                warnings.push(format!("{}: warning: task `{}`: {w}", d.file.display(), t.id));
+            }
+        }
+        ids.push((d.id, d.file));
+    };
     for path in &paths {
         if path.is_dir() {
             let (dags, mut diags) = dag::load_dir(path);
             files += count_toml(path);
-            ids.extend(dags.into_iter().map(|d| (d.id, d.file)));
+            dags.into_iter().for_each(|d| keep(d, &mut ids));
             problems.append(&mut diags);
         } else if path.exists() {
             files += 1;
             match dag::load_file(path) {
-                Ok(d) => ids.push((d.id, d.file)),
+                Ok(d) => keep(d, &mut ids),
                 Err(mut diags) => problems.append(&mut diags),
             }
         } else {
             return Err(CliError::Usage(format!("{} does not exist", path.display())));
         }
+    }
+    for w in &warnings {
+        println!("{w}");
     }
     for p in &problems {
         println!("{p}");
@@ -686,6 +760,7 @@ async fn backfill_cmd(settings: &Arc<Settings>, args: BackfillArgs) -> CliResult
         max_active_runs: args.max_active_runs,
         run_backwards: args.run_backwards,
         conf,
+        max_slots: args.max_slots,
     };
     let store = open_store(settings).await?;
     let planned = backfill::plan(&store, &dag, &req).await.map_err(|e| match e {
@@ -866,7 +941,7 @@ async fn runs_show(settings: &Settings, run_id: i64, json: bool) -> CliResult {
         run.data_interval_end.to_rfc3339()
     );
     if run.conf.as_object().is_some_and(|o| !o.is_empty()) {
-        println!("  conf {}", run.conf);
+        println!("  conf {}", crate::secrets::mask_conf(&run.conf));
     }
     let mut t = table();
     t.set_header(["task", "kind", "state", "tries", "duration", "error"]);

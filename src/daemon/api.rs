@@ -148,7 +148,7 @@ pub fn run_json(r: &RunRow) -> Value {
         "data_interval_start": r.data_interval_start.to_rfc3339(),
         "data_interval_end": r.data_interval_end.to_rfc3339(),
         "state": r.state.as_str(),
-        "conf": r.conf,
+        "conf": crate::secrets::mask_conf(&r.conf),
         "backfill_id": r.backfill_id,
         "started_at": r.started_at.map(|t| t.to_rfc3339()),
         "ended_at": r.ended_at.map(|t| t.to_rfc3339()),
@@ -337,6 +337,9 @@ struct BackfillBody {
     run_backwards: bool,
     #[serde(default)]
     conf: Value,
+    /// Most schedule slots the range may hold (default `backfill::DEFAULT_MAX_SLOTS`).
+    #[serde(default)]
+    max_slots: Option<usize>,
 }
 
 async fn submit_backfill(
@@ -357,6 +360,7 @@ async fn submit_backfill(
         max_active_runs: body.max_active_runs,
         run_backwards: body.run_backwards,
         conf: body.conf,
+        max_slots: body.max_slots.unwrap_or(crate::backfill::DEFAULT_MAX_SLOTS),
     };
     let b = ops::runs::submit_backfill(&d, &caller.0, &body.dag_id, &req).await?;
     Ok((StatusCode::CREATED, Json(backfill_json(&b, &[]))).into_response())

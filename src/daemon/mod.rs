@@ -7,6 +7,7 @@
 pub mod api;
 pub mod backfills;
 pub mod bench;
+pub mod http;
 pub mod scheduler;
 mod worker;
 
@@ -39,6 +40,14 @@ pub enum DaemonError {
     },
     #[error("{0}")]
     Setup(String),
+    /// A file holding a secret is open to other users (exit code 3: the installation needs fixing).
+    #[error(
+        "{} is readable by group or others (mode {mode:04o}), so other users can read the API token; \
+         run `chmod 600 {}` and start again",
+        path.display(),
+        path.display()
+    )]
+    Exposed { path: std::path::PathBuf, mode: u32 },
     #[error(transparent)]
     Store(#[from] crate::store::StoreError),
 }
@@ -105,6 +114,9 @@ pub fn api_token(settings: &Settings) -> Result<String, DaemonError> {
         return Ok(settings.api_token.clone());
     }
     let path = settings.home.join("api-token");
+    if let Some(mode) = crate::secrets::exposed_mode(&path) {
+        return Err(DaemonError::Exposed { path, mode });
+    }
     if let Ok(text) = std::fs::read_to_string(&path)
         && !text.trim().is_empty()
     {
@@ -115,8 +127,7 @@ pub fn api_token(settings: &Settings) -> Result<String, DaemonError> {
         let mut rng = rand::rng();
         (0..40).map(|_| char::from(b"abcdefghijklmnopqrstuvwxyz0123456789"[rng.random_range(0..36)])).collect()
     };
-    std::fs::create_dir_all(&settings.home)
-        .map_err(|e| DaemonError::Setup(format!("cannot create {}: {e}", settings.home.display())))?;
+    private_home(settings)?;
     write_private(&path, &token).map_err(|e| DaemonError::Setup(format!("cannot write {}: {e}", path.display())))?;
     Ok(token)
 }
@@ -126,6 +137,19 @@ fn write_private(path: &Path, text: &str) -> std::io::Result<()> {
     use std::os::unix::fs::OpenOptionsExt;
     let mut f = std::fs::OpenOptions::new().write(true).create(true).truncate(true).mode(0o600).open(path)?;
     f.write_all(text.as_bytes())
+}
+
+/// Creates the home directory if needed and makes it 0700 (it holds the state DB, the API token
+/// and the local buckets).
+pub fn private_home(settings: &Settings) -> Result<(), DaemonError> {
+    match crate::secrets::private_dir(&settings.home) {
+        Ok(true) => {
+            tracing::warn!(home = %settings.home.display(), "home directory was open to other users; it is 0700 now");
+            Ok(())
+        }
+        Ok(false) => Ok(()),
+        Err(e) => Err(DaemonError::Setup(format!("cannot make {} private (0700): {e}", settings.home.display()))),
+    }
 }
 
 /// A started daemon: where it listens, and a handle to stop it and wait for it.
@@ -153,6 +177,7 @@ pub async fn start(settings: Arc<Settings>, store: Store, bind: SocketAddr) -> R
     let listener =
         tokio::net::TcpListener::bind(bind).await.map_err(|source| DaemonError::Bind { addr: bind, source })?;
     let addr = listener.local_addr().map_err(|source| DaemonError::Bind { addr: bind, source })?;
+    private_home(&settings)?;
     let token = api_token(&settings)?;
     let exec = Executor::new(store.clone(), settings.clone());
     let id = exec.owner().to_string();
@@ -185,16 +210,8 @@ pub async fn start(settings: Arc<Settings>, store: Store, bind: SocketAddr) -> R
             crate::alerts::run_sender(d.store.clone(), d.settings.smtp.clone(), d.id.clone(), d.shutdown.clone()).await
         }
     });
-    let router = api::router(daemon.clone());
-    let http_stop = daemon.shutdown.clone();
-    tasks.spawn(async move {
-        // The peer address feeds the login throttle.
-        let router = router.into_make_service_with_connect_info::<SocketAddr>();
-        let served = axum::serve(listener, router).with_graceful_shutdown(async move { http_stop.cancelled().await });
-        if let Err(e) = served.await {
-            tracing::error!(error = %e, "HTTP server stopped");
-        }
-    });
+    let router = http::harden(api::router(daemon.clone()), &settings.http);
+    tasks.spawn(http::serve(listener, router, settings.http.clone(), daemon.shutdown.clone()));
     let workers = tokio::spawn(worker::run(daemon.clone()));
 
     let d = daemon.clone();
@@ -226,7 +243,7 @@ pub async fn start(settings: Arc<Settings>, store: Store, bind: SocketAddr) -> R
 pub async fn serve(settings: Arc<Settings>, store: Store, bind: SocketAddr) -> Result<(), DaemonError> {
     let running = start(settings.clone(), store, bind).await?;
     println!("tmctl serve: listening on http://{} (daemon {})", running.addr, running.daemon.id);
-    println!("  state DB {}", crate::store::redact(&settings.database_url));
+    println!("  state DB {}", crate::secrets::redact_url(&settings.database_url));
     println!("  {} DAG(s) from {}", running.daemon.dags().len(), settings.dags_dir.display());
     if settings.web_password_hash.is_empty() && settings.api_token.is_empty() {
         let token = settings.home.join("api-token");

@@ -132,6 +132,9 @@ pub struct Dag {
     pub deadline: Option<Duration>,
     /// The DAG-level recipients: `[defaults] email` (tasks may override theirs in their policy).
     pub email: Vec<String>,
+    /// `allow_undeclared_params = true`: conf keys that are not params are accepted (and passed
+    /// to templates) as Airflow's `dag_run.conf` is; default false, such keys are refused.
+    pub allow_undeclared_params: bool,
     /// Tasks in file order.
     pub tasks: Vec<TaskDef>,
     graph: DiGraph<usize, ()>,
@@ -175,6 +178,7 @@ impl Dag {
             params: head.params,
             deadline: None,
             email: Vec::new(),
+            allow_undeclared_params: false,
             tasks,
             graph,
             topo,

@@ -31,6 +31,7 @@ const DAG_KEYS: &[&str] = &[
     "deadline",
     "defaults",
     "params",
+    "allow_undeclared_params",
     "task",
 ];
 const POLICY_KEYS: &[&str] = &[
@@ -860,6 +861,7 @@ fn compile(source: &str, path: &Path) -> Compiled {
     let mut deadline = None;
     let mut defaults = PolicyPatch::default();
     let mut params = BTreeMap::new();
+    let mut allow_undeclared_params = false;
     let mut specs: Vec<TaskSpec> = Vec::new();
     let mut saw_tasks = false;
 
@@ -906,6 +908,9 @@ fn compile(source: &str, path: &Path) -> Compiled {
                         params.insert(k.get_ref().to_string(), p);
                     }
                 }
+            }
+            "allow_undeclared_params" => {
+                allow_undeclared_params = top.boolean(&mut cx, "allow_undeclared_params", value).unwrap_or(false)
             }
             "task" => {
                 saw_tasks = true;
@@ -1008,6 +1013,7 @@ fn compile(source: &str, path: &Path) -> Compiled {
     let result = Dag::new(head, task_defs)
         .map(|mut dag| {
             dag.deadline = deadline.map(|(d, _)| d);
+            dag.allow_undeclared_params = allow_undeclared_params;
             dag.email = base.email;
             dag
         })
@@ -1157,7 +1163,7 @@ mod tests {
             [
                 "d.toml:1:6: `id` must be a non-empty string of letters, digits, `_`, `-` and `.`, found string \"é\"",
                 "d.toml:2:3: unknown key `ünknown`; known keys: id, description, schedule, timezone, start_date, end_date, \
-                 catchup, max_active_runs, deadline, defaults, params, task",
+                 catchup, max_active_runs, deadline, defaults, params, allow_undeclared_params, task",
                 "d.toml:3:27: `params.x` must be a string, integer, number, boolean or date, or a table with `type`, \
                  `default` and `description`, found array",
             ]

@@ -211,13 +211,30 @@ fn fire_slot(schedule: &Schedule, tz: Tz, fire: DateTime<Utc>, next: Option<Date
 /// The slots whose logical date falls on a local calendar date in `from..=to`.
 /// A DAG without a schedule has one slot per day (local midnight to midnight).
 pub fn slots_between(schedule: Option<&Schedule>, tz: Tz, from: NaiveDate, to: NaiveDate) -> Vec<Slot> {
+    slots_between_at_most(schedule, tz, from, to, usize::MAX).unwrap_or_default()
+}
+
+/// [`slots_between`], but `None` as soon as there would be more than `limit` slots, so a range
+/// like 2025-01-01..9999-12-31 costs `limit` steps, not millions.
+pub fn slots_between_at_most(
+    schedule: Option<&Schedule>,
+    tz: Tz,
+    from: NaiveDate,
+    to: NaiveDate,
+    limit: usize,
+) -> Option<Vec<Slot>> {
     let mut slots = Vec::new();
     if from > to {
-        return slots;
+        return Some(slots);
     }
     let Some(schedule) = schedule else {
-        slots.extend(from.iter_days().take_while(|d| *d <= to).map(|d| day_slot(tz, d)));
-        return slots;
+        for d in from.iter_days().take_while(|d| *d <= to) {
+            if slots.len() == limit {
+                return None;
+            }
+            slots.push(day_slot(tz, d));
+        }
+        return Some(slots);
     };
     let mut fire = schedule.next_after(start_of_day(tz, from) - Duration::nanoseconds(1), tz);
     while let Some(current) = fire {
@@ -227,11 +244,14 @@ pub fn slots_between(schedule: Option<&Schedule>, tz: Tz, from: NaiveDate, to: N
         }
         let next = schedule.next_after(current, tz);
         if ds >= from {
+            if slots.len() == limit {
+                return None;
+            }
             slots.push(fire_slot(schedule, tz, current, next));
         }
         fire = next;
     }
-    slots
+    Some(slots)
 }
 
 /// The slot a manual run for `date` belongs to: the first slot on that local date, or, when the

@@ -18,7 +18,10 @@ use super::models::ModelSpec;
 use super::wap::{Published, Publisher, Stage};
 use crate::lake::commit::StagedFiles;
 use crate::lake::scan::LakeTable;
-use crate::lake::{Lake, LakeError, RunKey, TableWriter, parse_ident};
+use crate::lake::{Lake, LakeError, PartitionValues, RunKey, TableWriter, parse_ident};
+
+/// Suffix of the table a full rebuild is staged in when the old table no longer fits the model.
+const REBUILD_SUFFIX: &str = "__tm_rebuild";
 
 /// Stages model results as uncommitted data files of `gold.<table>` and commits them as the
 /// table's new content.
@@ -29,6 +32,10 @@ pub struct LakePublisher {
     /// Commit even if the table's current snapshot already carries this run key and inputs (a
     /// deliberate rebuild, `tmctl run gold --full-refresh`).
     pub force: bool,
+    /// This is a full rebuild: an existing table that no longer fits the model (other partition
+    /// columns, missing columns) is rebuilt beside it and swapped in at the commit, as dbt's
+    /// `--full-refresh` does.
+    pub rebuild: bool,
 }
 
 #[async_trait]
@@ -39,17 +46,32 @@ impl Publisher for LakePublisher {
         let ident = parse_ident(&table).map_err(fail)?;
         let partition_by: Vec<&str> = model.partition_by.iter().map(String::as_str).collect();
         let existed = self.lake.table_exists(&ident).await.map_err(fail)?;
-        let loaded = self.lake.ensure_table(&ident, &schema, &partition_by).await.map_err(fail)?;
+        let (loaded, stage_ident, replaces) = match self.lake.ensure_table(&ident, &schema, &partition_by).await {
+            Ok(loaded) => (loaded, ident.clone(), None),
+            Err(LakeError::Invalid { message, .. }) if existed && self.rebuild => {
+                // Built and tested beside the old table, which stays current until the commit
+                // swaps them (as dbt builds `<table>__dbt_tmp`).
+                tracing::warn!(table = %table, reason = %message, "the table no longer fits the model: building a new one beside it");
+                let side = TableIdent::new(ident.namespace().clone(), format!("{}{REBUILD_SUFFIX}", ident.name()));
+                if self.lake.table_exists(&side).await.map_err(fail)? {
+                    self.lake.drop_table(&side).await.map_err(fail)?;
+                }
+                let loaded = self.lake.ensure_table(&side, &schema, &partition_by).await.map_err(fail)?;
+                (loaded, side, Some(ident.clone()))
+            }
+            Err(e) => return Err(fail(e)),
+        };
         let mut writer = self.lake.writer_on(loaded, self.run_key.clone()).map_err(fail)?;
         if self.force {
             writer = writer.force();
         }
         Ok(Box::new(LakeStage {
             lake: self.lake.clone(),
-            ident,
+            created: !existed || replaces.is_some(),
+            ident: stage_ident,
+            replaces,
             model: model.table.clone(),
             table,
-            created: !existed,
             writer: Some(writer),
             staged: None,
         }))
@@ -64,6 +86,9 @@ struct LakeStage {
     table: String,
     /// This stage created the table (so discarding it drops the empty table again).
     created: bool,
+    /// A full rebuild of a table that no longer fit the model is staged in a new table beside it
+    /// (`ident` = `<table>__tm_rebuild`); the commit drops this old table and renames the new one.
+    replaces: Option<TableIdent>,
     writer: Option<TableWriter>,
     staged: Option<StagedFiles>,
 }
@@ -111,12 +136,21 @@ impl Stage for LakeStage {
         Ok(Arc::new(table))
     }
 
-    async fn commit(mut self: Box<Self>) -> Result<Published, GoldError> {
+    async fn commit(mut self: Box<Self>, partitions: Option<Vec<PartitionValues>>) -> Result<Published, GoldError> {
         if self.staged.is_none() {
             self.finish().await?;
         }
         let Some(staged) = self.staged.take() else { return Err(self.used_up()) };
-        let outcome = staged.replace_all().await.map_err(|e| self.fail(e))?;
+        let outcome = match partitions {
+            None => staged.replace_all().await,
+            Some(partitions) => staged.replace_partitions(partitions).await,
+        }
+        .map_err(|e| self.fail(e))?;
+        if let Some(old) = self.replaces.take() {
+            self.lake.drop_table(&old).await.map_err(|e| self.fail(e))?;
+            self.lake.rename_table(&self.ident, &old).await.map_err(|e| self.fail(e))?;
+            tracing::info!(table = %self.table, "replaced the table by its rebuild");
+        }
         Ok(Published { snapshot_id: Some(outcome.snapshot_id), already_committed: outcome.already_committed })
     }
 

@@ -1,10 +1,12 @@
 //! Gold: SQL models over `silver.fact_telemetry_event`, each written as one Iceberg table in
-//! namespace `gold` by a full refresh. This module owns the model files (`models`: parsing, what a
-//! query reads and writes), the data tests declared next to each model (`datatests`) and the
-//! write-audit-publish run of one model (`wap`). The `gold.model` task kind (`tasks::gold`) is a
+//! namespace `gold`, by a full refresh or incrementally (the partitions holding the keys that
+//! changed on the run date). This module owns the model files (`models`: parsing, what a query
+//! reads and writes), the data tests declared next to each model (`datatests`), the write-audit-
+//! publish run of one model (`wap`) and what an incremental run recomputes (`incremental`). The `gold.model` task kind (`tasks::gold`) is a
 //! thin wrapper around it; `lake` provides the sessions and the commits.
 
 pub mod datatests;
+pub mod incremental;
 pub mod lake;
 pub mod models;
 pub mod wap;
@@ -13,7 +15,7 @@ use std::path::PathBuf;
 
 pub use datatests::{DataTest, Severity, TestKind, TestOutcome, TestStatus};
 pub use models::{Lineage, ModelSpec, lineage, model_reads, model_writes};
-pub use wap::{MemoryPublisher, ModelRun, Published, Publisher, memory_session, run_model};
+pub use wap::{MemoryPublisher, ModelRun, Published, Publisher, Refresh, memory_session, run_model};
 
 /// Everything that can go wrong with a gold model, naming the model (and file or test).
 #[derive(Debug, thiserror::Error)]
@@ -31,8 +33,10 @@ pub enum GoldError {
     /// Executing the model's query failed.
     #[error("model `{model}`: query failed: {message}")]
     Execute { model: String, message: String, transient: bool },
-    /// The result lacks a column named in `partition_by`.
-    #[error("model `{model}`: partition column `{column}` is not in the result (columns: {columns})")]
+    /// The result lacks a column named in `partition_by` or `unique_key`.
+    #[error(
+        "model `{model}`: column `{column}` of partition_by / incremental_key is not in the result (columns: {columns})"
+    )]
     PartitionColumn { model: String, column: String, columns: String },
     /// One or more error-severity data tests failed; nothing was published.
     #[error("model `{model}`: {} error-severity data test(s) failed, table `{table}` not published: {}", failed.len(), failed.join("; "))]

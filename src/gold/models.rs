@@ -18,7 +18,40 @@ use crate::tasks::SettingError;
 pub const GOLD_NAMESPACE: &str = "gold";
 
 /// Kind-specific keys of `gold.model`.
-pub const KEYS: &[&str] = &["sql", "table", "partition_by", "tests"];
+pub const KEYS: &[&str] =
+    &["sql", "table", "partition_by", "tests", "materialized", "incremental_key", "changes", "latest_only"];
+
+/// How a model's table is refreshed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Materialized {
+    /// Every run rebuilds the whole table (`materialized = "table"`, the default).
+    Table,
+    /// Every run recomputes only the keys that changed on its date and rewrites the partitions
+    /// they were and are in (`materialized = "incremental"`, see [`Incremental`]).
+    Incremental(Incremental),
+}
+
+/// An incremental model: `incremental_key` names the entity whose rows are recomputed together
+/// (`[course_id, round_id]`: a round, whether it has one row or one per hole);
+/// `changes` (`<ns>.<table>.<date column>`, a table the model reads) says which keys changed on
+/// run date D: those with `<date column> = D` there, plus the keys the model's own table holds
+/// in partitions whose date (the last `partition_by` column) is D. The run recomputes those keys
+/// from inputs narrowed to them, and replaces every partition they were or now are in.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Incremental {
+    pub incremental_key: Vec<String>,
+    /// `<ns>.<table>` of `changes`.
+    pub changes_table: String,
+    /// The date column of `changes_table`.
+    pub changes_column: String,
+    /// The model's own date column: the last of `partition_by`.
+    pub date_column: String,
+    /// `latest_only = true`: the model reads only each key's latest version (the rows dated as
+    /// `changes` dates the key), so inputs that have a `date_column` column are also narrowed to
+    /// the dates `changes` gives the changed keys, which prunes every other date's partitions.
+    /// Off for a model that must see every version (silver_round_latest itself).
+    pub latest_only: bool,
+}
 
 /// One validated gold model.
 #[derive(Debug, Clone)]
@@ -35,12 +68,21 @@ pub struct ModelSpec {
     pub reads: Vec<String>,
     pub partition_by: Vec<String>,
     pub tests: Vec<DataTest>,
+    pub materialized: Materialized,
 }
 
 impl ModelSpec {
     /// `gold.<table>`.
     pub fn qualified_table(&self) -> String {
         format!("{GOLD_NAMESPACE}.{}", self.table)
+    }
+
+    /// The incremental settings, if the model is incremental.
+    pub fn incremental(&self) -> Option<&Incremental> {
+        match &self.materialized {
+            Materialized::Incremental(i) => Some(i),
+            Materialized::Table => None,
+        }
     }
 
     /// Every table the model and its data tests read, sorted, without duplicates.
@@ -103,26 +145,7 @@ impl ModelSpec {
         }
         let partition_by = match settings.get("partition_by") {
             None => Vec::new(),
-            Some(toml::Value::Array(items)) => {
-                let mut cols = Vec::new();
-                for item in items {
-                    match item.as_str() {
-                        Some(c) if is_identifier(c) => cols.push(c.to_string()),
-                        _ => errors.push(SettingError::new(
-                            "partition_by",
-                            format!("`partition_by` entries must be lowercase column names, found {item}"),
-                        )),
-                    }
-                }
-                cols
-            }
-            Some(other) => {
-                errors.push(SettingError::new(
-                    "partition_by",
-                    format!("`partition_by` must be an array of column names, found {}", other.type_str()),
-                ));
-                Vec::new()
-            }
+            Some(value) => column_list("partition_by", value, &mut errors),
         };
         let tests = match settings.get("tests") {
             None => Vec::new(),
@@ -134,7 +157,98 @@ impl ModelSpec {
                 }
             },
         };
-        let (Some(sql_path), Some(table)) = (sql_path, table) else { return Err(errors) };
+        let incremental_key = match settings.get("incremental_key") {
+            None => Vec::new(),
+            Some(value) => column_list("incremental_key", value, &mut errors),
+        };
+        let changes = match settings.get("changes") {
+            None => None,
+            Some(toml::Value::String(s)) => match s.rsplit_once('.') {
+                Some((table, column)) if table.contains('.') && is_identifier(column) => {
+                    Some((table.to_string(), column.to_string()))
+                }
+                _ => {
+                    errors.push(SettingError::new(
+                        "changes",
+                        format!("`changes` must be `<ns>.<table>.<date column>`, e.g. \"gold.silver_round_latest.latest_ingest_date\", found \"{s}\""),
+                    ));
+                    None
+                }
+            },
+            Some(other) => {
+                errors.push(SettingError::new(
+                    "changes",
+                    format!("`changes` must be a string, found {}", other.type_str()),
+                ));
+                None
+            }
+        };
+        let latest_only = match settings.get("latest_only") {
+            None => false,
+            Some(toml::Value::Boolean(b)) => *b,
+            Some(other) => {
+                errors.push(SettingError::new(
+                    "latest_only",
+                    format!("`latest_only` must be true or false, found {other}"),
+                ));
+                false
+            }
+        };
+        let materialized = match settings.get("materialized").map(|v| (v, v.as_str())) {
+            None | Some((_, Some("table"))) => {
+                for key in ["incremental_key", "changes", "latest_only"] {
+                    if settings.contains_key(key) {
+                        errors.push(SettingError::new(
+                            key,
+                            format!("`{key}` only applies to materialized = \"incremental\""),
+                        ));
+                    }
+                }
+                Some(Materialized::Table)
+            }
+            Some((_, Some("incremental"))) => {
+                if incremental_key.is_empty() && !errors.iter().any(|e| e.key == "incremental_key") {
+                    errors.push(SettingError::new(
+                        "incremental_key",
+                        "an incremental model needs `incremental_key`, the columns naming one entity, e.g. incremental_key = [\"course_id\", \"round_id\"]",
+                    ));
+                }
+                if changes.is_none() && !settings.contains_key("changes") {
+                    errors.push(SettingError::new(
+                        "changes",
+                        "an incremental model needs `changes = \"<ns>.<table>.<date column>\"`: the input whose rows of the run date name the keys to recompute",
+                    ));
+                }
+                match partition_by.last() {
+                    Some(date_column) => changes.map(|(changes_table, changes_column)| {
+                        Materialized::Incremental(Incremental {
+                            incremental_key: incremental_key.clone(),
+                            changes_table,
+                            changes_column,
+                            date_column: date_column.clone(),
+                            latest_only,
+                        })
+                    }),
+                    None => {
+                        errors.push(SettingError::new(
+                            "partition_by",
+                            "an incremental model needs `partition_by`, ending with its date column (the ingest date its rows were computed from), e.g. partition_by = [\"course_id\", \"ingest_date\"]",
+                        ));
+                        None
+                    }
+                }
+            }
+            Some((v, _)) => {
+                errors.push(SettingError::new(
+                    "materialized",
+                    format!("`materialized` must be \"table\" or \"incremental\", found {v}"),
+                ));
+                None
+            }
+        };
+        let (Some(sql_path), Some(table), Some(materialized)) = (sql_path, table, materialized) else {
+            return Err(errors);
+        };
         let sql_file = dag_dir.join(&sql_path);
         let loaded = match std::fs::read_to_string(&sql_file) {
             Ok(sql) => match check_sql(&table, &sql_file, &sql_path, &sql) {
@@ -151,11 +265,43 @@ impl ModelSpec {
         };
         match loaded {
             Some((sql, reads)) if errors.is_empty() => {
-                Ok(ModelSpec { table, sql_path, sql_file, sql, reads, partition_by, tests })
+                if let Materialized::Incremental(inc) = &materialized
+                    && !reads.contains(&inc.changes_table)
+                {
+                    return Err(vec![SettingError::new(
+                        "changes",
+                        format!(
+                            "`changes` names `{}`, which {sql_path} does not read (it reads {})",
+                            inc.changes_table,
+                            reads.join(", ")
+                        ),
+                    )]);
+                }
+                Ok(ModelSpec { table, sql_path, sql_file, sql, reads, partition_by, tests, materialized })
             }
             _ => Err(errors),
         }
     }
+}
+
+/// A setting that lists column names (`partition_by`, `incremental_key`).
+fn column_list(key: &str, value: &toml::Value, errors: &mut Vec<SettingError>) -> Vec<String> {
+    let toml::Value::Array(items) = value else {
+        errors.push(SettingError::new(
+            key,
+            format!("`{key}` must be an array of column names, found {}", value.type_str()),
+        ));
+        return Vec::new();
+    };
+    let mut cols = Vec::new();
+    for item in items {
+        match item.as_str() {
+            Some(c) if is_identifier(c) => cols.push(c.to_string()),
+            _ => errors
+                .push(SettingError::new(key, format!("`{key}` entries must be lowercase column names, found {item}"))),
+        }
+    }
+    cols
 }
 
 /// Checks a model's SQL: one SELECT/WITH query reading only qualified tables, never its own.
@@ -368,6 +514,55 @@ mod tests {
         // sqlparser does not locate errors at the end of the input: they go after its last character.
         let e = parse_query("m", Path::new("m.sql"), "SELECT a\nFROM t WHERE\n  (\n").unwrap_err();
         assert!(matches!(e, GoldError::BadSql { line: 3, col: 4, .. }), "{e}");
+    }
+
+    /// Settings of a model reading `silver.t` (a temporary SQL file) plus `extra` TOML lines.
+    fn settings_errors(extra: &str) -> Result<ModelSpec, Vec<SettingError>> {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("m.sql"), "SELECT course_id, round_id, ingest_date FROM silver.t").unwrap();
+        let settings: toml::Table = format!("sql = \"m.sql\"\n{extra}").parse().unwrap();
+        ModelSpec::from_settings(&settings, dir.path())
+    }
+
+    fn keys_of(errors: Vec<SettingError>) -> Vec<String> {
+        errors.into_iter().map(|e| format!("{}: {}", e.key, e.message)).collect()
+    }
+
+    #[test]
+    fn incremental_settings_compile() {
+        let spec = settings_errors(
+            "materialized = \"incremental\"\nincremental_key = [\"course_id\", \"round_id\"]\n\
+             changes = \"silver.t.ingest_date\"\npartition_by = [\"course_id\", \"ingest_date\"]\nlatest_only = true",
+        )
+        .unwrap();
+        let inc = spec.incremental().unwrap();
+        assert_eq!(inc.incremental_key, ["course_id", "round_id"]);
+        assert_eq!((inc.changes_table.as_str(), inc.changes_column.as_str()), ("silver.t", "ingest_date"));
+        assert_eq!(inc.date_column, "ingest_date");
+        assert!(inc.latest_only);
+        assert_eq!(settings_errors("").unwrap().materialized, Materialized::Table);
+    }
+
+    #[test]
+    fn bad_incremental_settings_name_the_key() {
+        let e = keys_of(settings_errors("materialized = \"view\"").unwrap_err());
+        assert!(e[0].starts_with("materialized: ") && e[0].contains("\"view\""), "{e:?}");
+        let e = keys_of(settings_errors("materialized = \"incremental\"").unwrap_err());
+        assert!(e.iter().any(|m| m.starts_with("incremental_key: ")), "{e:?}");
+        assert!(e.iter().any(|m| m.starts_with("changes: ")), "{e:?}");
+        assert!(e.iter().any(|m| m.starts_with("partition_by: ")), "{e:?}");
+        let e = keys_of(
+            settings_errors(
+                "materialized = \"incremental\"\nincremental_key = [\"round_id\"]\n\
+                 changes = \"gold.other.ingest_date\"\npartition_by = [\"ingest_date\"]",
+            )
+            .unwrap_err(),
+        );
+        assert!(e[0].starts_with("changes: ") && e[0].contains("does not read"), "{e:?}");
+        let e = keys_of(settings_errors("changes = \"silver.t.ingest_date\"").unwrap_err());
+        assert!(e[0].starts_with("changes: ") && e[0].contains("only applies"), "{e:?}");
+        let e = keys_of(settings_errors("materialized = \"incremental\"\nchanges = \"t\"").unwrap_err());
+        assert!(e.iter().any(|m| m.starts_with("changes: ") && m.contains("<ns>.<table>.<date column>")), "{e:?}");
     }
 
     #[test]

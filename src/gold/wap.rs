@@ -21,7 +21,9 @@ use futures::StreamExt;
 
 use super::GoldError;
 use super::datatests::{TestOutcome, TestStatus, run_tests};
-use super::models::ModelSpec;
+use super::incremental::{self, ChangedKeys, Partitions};
+use super::models::{Incremental, ModelSpec};
+use crate::lake::PartitionValues;
 
 /// The catalog and schema staged results are registered under for data tests.
 pub const STAGING_CATALOG: &str = "tm_staging";
@@ -49,11 +51,23 @@ pub trait Stage: Send {
     /// Finishes writing; the returned table reads exactly the staged rows.
     async fn finish(&mut self) -> Result<Arc<dyn TableProvider>, GoldError>;
 
-    /// Makes the staged rows the table's content in one commit.
-    async fn commit(self: Box<Self>) -> Result<Published, GoldError>;
+    /// Makes the staged rows the table's content in one commit: all of it (`None`), or the
+    /// listed partitions (an incremental run; every other partition stays as it is).
+    async fn commit(self: Box<Self>, partitions: Option<Vec<PartitionValues>>) -> Result<Published, GoldError>;
 
     /// Removes whatever was staged.
     async fn discard(self: Box<Self>);
+}
+
+/// Which rows a run rebuilds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refresh {
+    /// The whole table (every `materialized = "table"` model, the first run of an incremental
+    /// one, `--full-refresh`).
+    Full,
+    /// For an incremental model whose table exists partitioned as declared: the keys that
+    /// changed on `ds` (see [`super::incremental`]). A table model ignores it.
+    Incremental { ds: chrono::NaiveDate },
 }
 
 /// What a commit produced.
@@ -78,6 +92,17 @@ pub struct ModelRun {
     pub already_committed: bool,
     pub tests: Vec<TestOutcome>,
     pub elapsed_ms: u64,
+    /// Incremental runs: the keys recomputed, the unchanged rows carried over from the replaced
+    /// partitions (counted in `rows`), and the partitions replaced (`course_id=…/ingest_date=…`).
+    pub incremental: Option<IncrementalRun>,
+}
+
+/// What an incremental run recomputed and replaced.
+#[derive(Debug, Clone, Default)]
+pub struct IncrementalRun {
+    pub changed_keys: usize,
+    pub rows_carried: u64,
+    pub partitions: Vec<String>,
 }
 
 impl ModelRun {
@@ -101,6 +126,10 @@ impl ModelRun {
             "tests_warn": count(TestStatus::Warn),
             "tests_fail": count(TestStatus::Fail),
             "tests": self.tests.iter().map(TestOutcome::to_json).collect::<Vec<_>>(),
+            "refresh": if self.incremental.is_some() { "incremental" } else { "full" },
+            "changed_keys": self.incremental.as_ref().map(|i| i.changed_keys),
+            "rows_carried": self.incremental.as_ref().map(|i| i.rows_carried),
+            "partitions_replaced": self.incremental.as_ref().map(|i| i.partitions.clone()),
         })
     }
 }
@@ -113,26 +142,40 @@ fn transient(e: &DataFusionError) -> bool {
 }
 
 /// Runs one model against `ctx` (which must resolve the tables the model reads): stage, test,
-/// publish unless an error-severity test failed. `Err` only for planning, execution or commit
-/// failures; failed tests come back as `ModelRun { published: false, .. }`.
+/// publish unless an error-severity test failed. `refresh` says whether the whole table or only
+/// the changed keys of an incremental model are rebuilt. `Err` only for planning, execution or
+/// commit failures; failed tests come back as `ModelRun { published: false, .. }`.
 pub async fn run_model(
     ctx: &SessionContext,
     model: &ModelSpec,
     publisher: &dyn Publisher,
+    refresh: Refresh,
 ) -> Result<ModelRun, GoldError> {
     let started = Instant::now();
     let table = model.qualified_table();
-    let df = ctx.sql(&model.sql).await.map_err(|e| GoldError::Plan {
+    let plan_error = |e: DataFusionError| GoldError::Plan {
         model: model.table.clone(),
         file: model.sql_file.clone(),
         message: e.to_string(),
-    })?;
-    let schema = storable_schema(model, df.schema().inner())?;
+    };
     let execute_error = |e: DataFusionError| GoldError::Execute {
         model: model.table.clone(),
         transient: transient(&e),
         message: e.to_string(),
     };
+    // An incremental run reads its inputs narrowed to the keys that changed on its date.
+    let increment = match (refresh, model.incremental()) {
+        (Refresh::Incremental { ds }, Some(inc)) => {
+            let changed = incremental::changed_keys(ctx, model, inc, ds).await.map_err(plan_error)?;
+            tracing::info!(model = %model.table, %ds, changed_keys = changed.rows, "incremental run");
+            let narrowed = incremental::narrowed_session(ctx, model, inc, &changed).await.map_err(plan_error)?;
+            Some((inc, changed, narrowed))
+        }
+        _ => None,
+    };
+    let query_ctx = increment.as_ref().map_or(ctx, |(_, _, narrowed)| narrowed);
+    let df = query_ctx.sql(&model.sql).await.map_err(plan_error)?;
+    let schema = storable_schema(model, df.schema().inner())?;
     let mut stage = publisher.stage(model, schema.clone()).await?;
     if let Some(snapshot_id) = stage.already_committed() {
         tracing::info!(model = %model.table, snapshot_id, "already committed by an earlier try of this run");
@@ -145,16 +188,19 @@ pub async fn run_model(
             already_committed: true,
             tests: Vec::new(),
             elapsed_ms: started.elapsed().as_millis() as u64,
+            incremental: None,
         });
     }
+    let increment = increment.as_ref().map(|(inc, changed, _)| (*inc, changed));
     // Any failure before the verdict deletes what was staged.
-    let (rows, tests) = match audit(ctx, model, df, &schema, stage.as_mut(), &execute_error).await {
+    let audited = match audit(ctx, model, df, &schema, stage.as_mut(), increment, &execute_error).await {
         Ok(audited) => audited,
         Err(e) => {
             stage.discard().await;
             return Err(e);
         }
     };
+    let Audited { rows, tests, replaced } = audited;
     for t in &tests {
         match t.status {
             TestStatus::Pass => tracing::info!(model = %model.table, test = %t.name, "data test passed"),
@@ -167,13 +213,36 @@ pub async fn run_model(
         }
     }
 
-    let mut run =
-        ModelRun { table, rows, published: false, snapshot_id: None, already_committed: false, tests, elapsed_ms: 0 };
+    let mut run = ModelRun {
+        table,
+        rows,
+        published: false,
+        snapshot_id: None,
+        already_committed: false,
+        tests,
+        elapsed_ms: 0,
+        incremental: None,
+    };
+    let partitions = match &replaced {
+        Some((_, partitions, _)) => Some(partitions.values(&model.partition_by).map_err(execute_error)?),
+        None => None,
+    };
+    if let Some((changed, _, carried)) = &replaced {
+        run.incremental = Some(IncrementalRun {
+            changed_keys: changed.rows,
+            rows_carried: *carried,
+            partitions: partitions.iter().flatten().map(ToString::to_string).collect(),
+        });
+    }
     if run.tests.iter().any(|t| t.status == TestStatus::Fail) {
         tracing::error!(model = %model.table, "error-severity data tests failed: not publishing; the previous version stays current");
         stage.discard().await;
+    } else if partitions.as_ref().is_some_and(Vec::is_empty) {
+        tracing::info!(model = %model.table, "no key changed on this date: nothing to replace");
+        stage.discard().await;
+        run.published = true;
     } else {
-        let published = stage.commit().await?;
+        let published = stage.commit(partitions).await?;
         run.snapshot_id = published.snapshot_id;
         run.already_committed = published.already_committed;
         run.published = true;
@@ -183,34 +252,72 @@ pub async fn run_model(
     Ok(run)
 }
 
+/// What [`audit`] staged and found.
+struct Audited {
+    /// Rows staged (new and, in an incremental run, carried over).
+    rows: u64,
+    tests: Vec<TestOutcome>,
+    /// Incremental runs: the changed keys, the partitions to replace and the rows carried.
+    replaced: Option<(ChangedKeys, Partitions, u64)>,
+}
+
 /// Executes `df` into `stage` (batches cast to `schema`), finishes the stage and runs the model's
-/// data tests on the staged rows as `tm_staging.staged.<table>`; returns the rows and the tests.
+/// data tests as `tm_staging.staged.<table>`: on the staged rows, or, in an incremental run, on
+/// the table as the commit will leave it (after the rows of the replaced partitions whose key did
+/// not change were staged too).
 async fn audit(
     ctx: &SessionContext,
     model: &ModelSpec,
     df: DataFrame,
     schema: &SchemaRef,
     stage: &mut dyn Stage,
+    increment: Option<(&Incremental, &ChangedKeys)>,
     execute_error: &(dyn Fn(DataFusionError) -> GoldError + Sync),
-) -> Result<(u64, Vec<TestOutcome>), GoldError> {
+) -> Result<Audited, GoldError> {
+    let mut partitions = Partitions::default();
     let mut stream = df.execute_stream().await.map_err(execute_error)?;
     let mut rows = 0u64;
     while let Some(batch) = stream.next().await {
         let batch = conform(schema, batch.map_err(execute_error)?).map_err(execute_error)?;
         if batch.num_rows() > 0 {
+            if let Some((inc, _)) = increment {
+                partitions.add_rows(&batch, &model.partition_by, &inc.incremental_key).map_err(execute_error)?;
+            }
             rows += batch.num_rows() as u64;
             stage.write(batch).await?;
         }
     }
     tracing::info!(model = %model.table, rows, "staged the new result");
+    let columns: Vec<String> = schema.fields().iter().map(|f| f.name().clone()).collect();
+    let mut carried = 0u64;
+    if let Some((inc, changed)) = increment {
+        let old = incremental::old_partitions(ctx, model, inc, changed).await.map_err(execute_error)?;
+        partitions.extend(old);
+        let df =
+            incremental::carried_rows(ctx, model, inc, changed, &partitions, &columns).await.map_err(execute_error)?;
+        let mut stream = df.execute_stream().await.map_err(execute_error)?;
+        while let Some(batch) = stream.next().await {
+            let batch = conform(schema, batch.map_err(execute_error)?).map_err(execute_error)?;
+            if batch.num_rows() > 0 {
+                carried += batch.num_rows() as u64;
+                stage.write(batch).await?;
+            }
+        }
+        tracing::info!(model = %model.table, carried, partitions = partitions.len(), "staged the unchanged rows of the replaced partitions");
+    }
     let staged = stage.finish().await?;
+    let target = match increment {
+        Some(_) => incremental::after_commit(ctx, model, &partitions, staged, &columns).await.map_err(execute_error)?,
+        None => staged,
+    };
     let staging = staging_schema(ctx).map_err(execute_error)?;
     let _ = staging.deregister_table(&model.table);
-    staging.register_table(model.table.clone(), staged).map_err(execute_error)?;
+    staging.register_table(model.table.clone(), target).map_err(execute_error)?;
     let this = format!("{STAGING_CATALOG}.{STAGING_SCHEMA}.{}", model.table);
     let tests = run_tests(ctx, &model.tests, &this).await;
     let _ = staging.deregister_table(&model.table);
-    Ok((rows, tests))
+    let replaced = increment.map(|(_, changed)| (changed.clone(), partitions, carried));
+    Ok(Audited { rows: rows + carried, tests, replaced })
 }
 
 /// The staging schema, created on first use.
@@ -251,7 +358,8 @@ fn storable_schema(model: &ModelSpec, schema: &Schema) -> Result<SchemaRef, Gold
         }
         fields.push(Field::new(f.name(), plain(f.data_type()), true));
     }
-    for column in &model.partition_by {
+    let keys = model.incremental().map(|i| i.incremental_key.as_slice()).unwrap_or_default();
+    for column in model.partition_by.iter().chain(keys) {
         if !fields.iter().any(|f| f.name() == column) {
             return Err(GoldError::PartitionColumn {
                 model: model.table.clone(),
@@ -370,7 +478,12 @@ impl Stage for MemoryStage {
         Ok(Arc::new(table))
     }
 
-    async fn commit(self: Box<Self>) -> Result<Published, GoldError> {
+    async fn commit(self: Box<Self>, partitions: Option<Vec<PartitionValues>>) -> Result<Published, GoldError> {
+        if partitions.is_some() {
+            return Err(self.fail(DataFusionError::NotImplemented(
+                "the in-memory publisher replaces whole tables only; incremental runs need the lake".into(),
+            )));
+        }
         let rows = self.batches.iter().map(RecordBatch::num_rows).sum();
         let gold = self
             .inner

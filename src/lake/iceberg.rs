@@ -445,6 +445,30 @@ impl Lake {
         }
     }
 
+    /// Drops table `ident` (its metadata; data files are left to orphan removal). Used when a
+    /// full refresh replaces a derived table whose partitioning changed.
+    pub async fn drop_table(&self, ident: &TableIdent) -> Result<()> {
+        let ns = ident.namespace().join(".");
+        self.catalog_for(&ns)?.drop_table(ident).await.map_err(table_err(ident, "drop"))
+    }
+
+    /// Renames table `from` to `to` (same namespace); `to` must not exist.
+    pub async fn rename_table(&self, from: &TableIdent, to: &TableIdent) -> Result<()> {
+        let ns = from.namespace().join(".");
+        self.catalog_for(&ns)?.rename_table(from, to).await.map_err(table_err(from, "rename"))
+    }
+
+    /// Whether table `ident` exists, has a current snapshot and is identity-partitioned by exactly
+    /// `partition_columns`: what an incremental run needs to replace partitions of it.
+    pub async fn has_data_partitioned_by(&self, ident: &TableIdent, partition_columns: &[&str]) -> Result<bool> {
+        if !self.table_exists(ident).await? {
+            return Ok(false);
+        }
+        let table = self.load_table(ident).await?;
+        Ok(table.metadata().current_snapshot_id().is_some()
+            && identity_partition_columns(&table).iter().map(String::as_str).eq(partition_columns.iter().copied()))
+    }
+
     /// Drops `ident` if it has no snapshot (a table created for a result that was then discarded);
     /// failures are only logged.
     pub async fn drop_if_empty(&self, ident: &TableIdent) {
@@ -574,6 +598,21 @@ fn identity_spec(schema: &IcebergSchema, columns: &[&str]) -> Result<UnboundPart
 }
 
 /// An existing table must have every requested column and the same identity partition columns.
+/// A table's partition columns: the column name for identity partitions, `transform(column)`
+/// for others.
+fn identity_partition_columns(table: &Table) -> Vec<String> {
+    let md = table.metadata();
+    let current = md.current_schema();
+    md.default_partition_spec()
+        .fields()
+        .iter()
+        .map(|pf| {
+            let source = current.field_by_id(pf.source_id).map(|f| f.name.clone()).unwrap_or_default();
+            if pf.transform == Transform::Identity { source } else { format!("{}({source})", pf.transform) }
+        })
+        .collect()
+}
+
 fn check_existing(ident: &TableIdent, table: &Table, schema: &SchemaRef, partition_columns: &[&str]) -> Result<()> {
     let md = table.metadata();
     let current = md.current_schema();
@@ -585,15 +624,7 @@ fn check_existing(ident: &TableIdent, table: &Table, schema: &SchemaRef, partiti
             message: format!("exists without column(s) {} (schema evolution is not supported yet)", missing.join(", ")),
         });
     }
-    let spec = md.default_partition_spec();
-    let have: Vec<String> = spec
-        .fields()
-        .iter()
-        .map(|pf| {
-            let source = current.field_by_id(pf.source_id).map(|f| f.name.clone()).unwrap_or_default();
-            if pf.transform == Transform::Identity { source } else { format!("{}({source})", pf.transform) }
-        })
-        .collect();
+    let have = identity_partition_columns(table);
     if have.iter().map(String::as_str).ne(partition_columns.iter().copied()) {
         return Err(LakeError::Invalid {
             table: display_ident(ident),

@@ -3,6 +3,7 @@
 use sqlx::Connection;
 
 use super::*;
+use crate::secrets::redact_url as redact;
 
 /// Creates database `name` on the server of `admin_url` and returns a URL for it. `name` must be
 /// a plain identifier (lowercase letters, digits, `_`), as it cannot be a bound parameter.

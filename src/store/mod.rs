@@ -100,16 +100,15 @@ impl Store {
         } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
             Backend::Postgres
         } else {
-            return Err(StoreError::Open { url: url.into(), message: "unsupported URL scheme".into() });
+            return Err(StoreError::Open {
+                url: crate::secrets::redact_url(url),
+                message: "unsupported URL scheme".into(),
+            });
         };
-        if backend == Backend::Sqlite
-            && let Some(parent) = sqlite_path(url).and_then(|p| p.parent().map(|p| p.to_path_buf()))
-            && !parent.as_os_str().is_empty()
-        {
-            std::fs::create_dir_all(&parent).map_err(|e| StoreError::Open {
-                url: url.into(),
-                message: format!("cannot create directory {}: {e}", parent.display()),
-            })?;
+        let sqlite_file = if backend == Backend::Sqlite { sqlite_path(url) } else { None };
+        if let Some(file) = &sqlite_file {
+            prepare_sqlite_file(file, url.contains("mode=ro"))
+                .map_err(|message| StoreError::Open { url: crate::secrets::redact_url(url), message })?;
         }
         let options = AnyPoolOptions::new().acquire_timeout(Duration::from_secs(30));
         let options = match backend {
@@ -127,11 +126,23 @@ impl Store {
             }),
             Backend::Postgres => options.max_connections(max_connections.max(2)),
         };
-        let pool =
-            options.connect(url).await.map_err(|e| StoreError::Open { url: redact(url), message: e.to_string() })?;
+        let pool = options
+            .connect(url)
+            .await
+            .map_err(|e| StoreError::Open { url: crate::secrets::redact_url(url), message: e.to_string() })?;
         match backend {
             Backend::Sqlite => SQLITE_MIGRATOR.run(&pool).await?,
             Backend::Postgres => POSTGRES_MIGRATOR.run(&pool).await?,
+        }
+        if let Some(file) = &sqlite_file {
+            // SQLite gives -wal/-shm the database file's mode; older ones may predate that.
+            for suffix in ["-wal", "-shm"] {
+                let mut side = file.clone().into_os_string();
+                side.push(suffix);
+                if let Err(e) = crate::secrets::private_file(std::path::Path::new(&side)) {
+                    tracing::warn!(file = ?side, error = %e, "cannot make the state DB file private (0600)");
+                }
+            }
         }
         Ok(Store { pool, backend })
     }
@@ -149,25 +160,37 @@ impl Store {
     }
 }
 
+/// Creates the SQLite file's directory (0700 when created here) and the file itself with mode
+/// 0600, or makes an existing file 0600: the state DB holds run confs, sessions and the catalog.
+fn prepare_sqlite_file(file: &std::path::Path, read_only: bool) -> std::result::Result<(), String> {
+    use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+    if let Some(parent) = file.parent().filter(|p| !p.as_os_str().is_empty() && !p.exists()) {
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(parent)
+            .map_err(|e| format!("cannot create directory {}: {e}", parent.display()))?;
+    }
+    if !file.exists() && !read_only {
+        std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .mode(0o600)
+            .open(file)
+            .map_err(|e| format!("cannot create {}: {e}", file.display()))?;
+    }
+    if let Err(e) = crate::secrets::private_file(file) {
+        tracing::warn!(file = %file.display(), error = %e, "cannot make the state DB private (0600)");
+    }
+    Ok(())
+}
+
 /// The file path inside a `sqlite://PATH?opts` URL.
 fn sqlite_path(url: &str) -> Option<std::path::PathBuf> {
     let rest = url.strip_prefix("sqlite://").or_else(|| url.strip_prefix("sqlite:"))?;
     let path = rest.split('?').next().unwrap_or("");
     (!path.is_empty() && path != ":memory:").then(|| std::path::PathBuf::from(path))
-}
-
-/// The URL without its password, for error messages.
-pub fn redact(url: &str) -> String {
-    match (url.find("://"), url.rfind('@')) {
-        (Some(s), Some(at)) if at > s => {
-            let creds = &url[s + 3..at];
-            match creds.find(':') {
-                Some(c) => format!("{}{}:***{}", &url[..s + 3], &creds[..c], &url[at..]),
-                None => url.to_string(),
-            }
-        }
-        _ => url.to_string(),
-    }
 }
 
 // ---- states -------------------------------------------------------------------------------------
@@ -304,13 +327,6 @@ pub(crate) fn is_unique_violation(e: &sqlx::Error) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn passwords_are_redacted() {
-        assert_eq!(redact("postgres://tm:secret@db:5432/tm"), "postgres://tm:***@db:5432/tm");
-        assert_eq!(redact("postgres://tm@db/tm"), "postgres://tm@db/tm");
-        assert_eq!(redact("sqlite://.tm/tm.db"), "sqlite://.tm/tm.db");
-    }
 
     #[test]
     fn sqlite_paths_come_out_of_urls() {

@@ -234,6 +234,23 @@ impl Store {
         row.as_ref().map(run_from).transpose()
     }
 
+    /// The runs of a DAG with logical dates in `from..=to`, oldest first (one query for a whole
+    /// backfill plan).
+    pub async fn runs_between(&self, dag_id: &str, from: DateTime<Utc>, to: DateTime<Utc>) -> Result<Vec<RunRow>> {
+        let sql = format!(
+            "SELECT {RUN_COLS} FROM dag_runs WHERE dag_id = $1 AND logical_date >= $2 AND logical_date <= $3 \
+             ORDER BY logical_date"
+        );
+        let rows = sqlx::query(&sql)
+            .bind(dag_id)
+            .bind(timefmt::to_db(from))
+            .bind(timefmt::to_db(to))
+            .fetch_all(self.pool())
+            .await
+            .ctx("list runs in a range")?;
+        rows.iter().map(run_from).collect()
+    }
+
     /// The latest run of a DAG whose logical date falls on local date `ds`.
     pub async fn find_run_by_ds(&self, dag_id: &str, ds: NaiveDate) -> Result<Option<RunRow>> {
         let sql = format!(

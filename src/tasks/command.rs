@@ -2,6 +2,10 @@
 //! streams stdout and stderr into the attempt's log line by line, and succeeds on exit code 0.
 //! `{{ ds }}`-style placeholders in args, env and cwd are filled from the run (see
 //! [`super::render_template`]). A timeout or cancel kills the whole process group.
+//!
+//! The child starts from an empty environment plus [`INHERITED_ENV`] from the daemon, the run
+//! variables (`TM_DAG_ID`, `TM_TASK_ID`, `TM_RUN_ID`, `TM_DS`, `TM_LOGICAL_DATE`,
+//! `TM_TRY_NUMBER`) and the task's own `env`: never the daemon's `TM_*` settings or credentials.
 
 use std::collections::BTreeMap;
 use std::process::Stdio;
@@ -14,6 +18,15 @@ use super::{BuildInput, SettingError, Task, TaskContext, TaskError, TaskOutput, 
 
 /// Longest line kept in the log; longer lines are cut (and say so).
 const MAX_LINE: usize = 64 * 1024;
+
+/// The only variables a command inherits from the process that runs it.
+pub const INHERITED_ENV: &[&str] = &["PATH", "HOME", "LANG", "TZ"];
+
+/// `PATH` when the daemon itself has none.
+const DEFAULT_PATH: &str = "/usr/local/bin:/usr/bin:/bin";
+
+/// Shells whose `-c` argument is a script.
+const SHELLS: &[&str] = &["sh", "bash", "dash", "zsh", "ksh", "ash", "mksh", "busybox"];
 
 #[derive(Debug)]
 struct Command {
@@ -63,12 +76,56 @@ async fn pump<R: AsyncRead + Unpin>(stream: R, name: &'static str) -> std::io::R
 
 use tokio::io::AsyncReadExt;
 
+impl Command {
+    /// The script of `sh -c SCRIPT` (also `bash -ec`, `/usr/bin/env bash -c`), if this is one.
+    fn shell_script(&self) -> Option<&str> {
+        let base = |p: &str| p.rsplit('/').next().unwrap_or(p).to_string();
+        let (shell, rest): (String, &[String]) = if base(&self.program) == "env" {
+            let first = self.args.iter().position(|a| !a.starts_with('-') && !a.contains('='))?;
+            (base(&self.args[first]), &self.args[first + 1..])
+        } else {
+            (base(&self.program), &self.args[..])
+        };
+        if !SHELLS.contains(&shell.as_str()) {
+            return None;
+        }
+        let c = rest.iter().position(|a| a.starts_with('-') && !a.starts_with("--") && a.contains('c'))?;
+        rest.get(c + 1).map(String::as_str)
+    }
+}
+
 #[async_trait]
 impl Task for Command {
+    fn warnings(&self) -> Vec<String> {
+        let Some(script) = self.shell_script() else { return Vec::new() };
+        super::unquoted_params(script)
+            .into_iter()
+            .map(|p| {
+                format!(
+                    "`{{{{ {p} }}}}` is rendered unquoted into a shell `-c` script, so a value like `x; id` runs as \
+                     code; write `{{{{ {p} | shell_quote }}}}`, or pass it as an argument after the script and use \
+                     \"$1\""
+                )
+            })
+            .collect()
+    }
+
     async fn run(&self, ctx: &TaskContext) -> Result<TaskOutput, TaskError> {
         let render = |s: &str| render_template(s, ctx).map_err(TaskError::Fatal);
         let args: Vec<String> = self.args.iter().map(|a| render(a)).collect::<Result<_, _>>()?;
         let mut cmd = tokio::process::Command::new(&self.program);
+        cmd.env_clear();
+        for name in INHERITED_ENV {
+            match std::env::var_os(name) {
+                Some(v) => {
+                    cmd.env(name, v);
+                }
+                None if *name == "PATH" => {
+                    cmd.env(name, DEFAULT_PATH);
+                }
+                None => {}
+            }
+        }
         cmd.args(&args)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())

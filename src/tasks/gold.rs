@@ -1,7 +1,10 @@
-//! `gold.model`: runs one gold SQL model as a full refresh of `gold.<table>` with
-//! write-audit-publish (see `crate::gold`). Settings: `sql` (file relative to the DAG file, checked
-//! when the DAG is compiled), optional `table` (default: the file stem), optional `partition_by`
-//! and `tests`. The tables the query (and its tests) read become the task's `reads`, so the DAG
+//! `gold.model`: runs one gold SQL model into `gold.<table>` with write-audit-publish (see
+//! `crate::gold`). Settings: `sql` (file relative to the DAG file, checked when the DAG is
+//! compiled), optional `table` (default: the file stem), optional `partition_by` and `tests`, and
+//! `materialized = "table"` (default: full refresh) or `"incremental"` with `unique_key` and
+//! `changes` (see `crate::gold::models::Incremental`). An incremental model is rebuilt in full
+//! when its table is missing, empty or partitioned otherwise, and when the run's
+//! `full_refresh` param is true. The tables the query (and its tests) read become the task's `reads`, so the DAG
 //! compiler orders models without `depends_on`. A failing error-severity test is fatal (no retry).
 
 use std::sync::Arc;
@@ -10,8 +13,8 @@ use async_trait::async_trait;
 
 use super::{BuildInput, SettingError, Task, TaskContext, TaskError, TaskOutput};
 use crate::gold::lake::{LakePublisher, input_fingerprint};
-use crate::gold::{GoldError, ModelSpec, run_model};
-use crate::lake::{RunKey, SessionOptions};
+use crate::gold::{GoldError, ModelSpec, Refresh, run_model};
+use crate::lake::{RunKey, SessionOptions, parse_ident};
 
 /// Kind-specific keys.
 pub const KEYS: &[&str] = crate::gold::models::KEYS;
@@ -48,8 +51,20 @@ impl Task for GoldModel {
         let fingerprint = input_fingerprint(&lake, model).await;
         let run_key = RunKey::new(&ctx.dag_id, &ctx.task_id, ctx.ds).with_fingerprint(fingerprint);
         let force = ctx.params.get("full_refresh").and_then(|v| v.as_bool()).unwrap_or(false);
-        let publisher = LakePublisher { lake, run_key, force };
-        let run = run_model(&session, model, &publisher).await.map_err(task_error)?;
+        let refresh =
+            if model.incremental().is_some() && !force {
+                let ident = parse_ident(&model.qualified_table())
+                    .map_err(|e| TaskError::Fatal(format!("model `{}`: {e}", model.table)))?;
+                let columns: Vec<&str> = model.partition_by.iter().map(String::as_str).collect();
+                let ready = lake.has_data_partitioned_by(&ident, &columns).await.map_err(super::lake_failed(
+                    &format!("model `{}`: cannot read table `{}`", model.table, model.qualified_table()),
+                ))?;
+                if ready { Refresh::Incremental { ds: ctx.ds } } else { Refresh::Full }
+            } else {
+                Refresh::Full
+            };
+        let publisher = LakePublisher { lake, run_key, force, rebuild: refresh == Refresh::Full };
+        let run = run_model(&session, model, &publisher, refresh).await.map_err(task_error)?;
         let summary = run.summary();
         if run.published {
             Ok(TaskOutput { summary: Some(summary) })

@@ -161,7 +161,8 @@ pub struct TaskOutput {
 
 /// Names a template may use: `{{ ds }}`, `{{ ds_nodash }}`, `{{ logical_date }}`,
 /// `{{ data_interval_start }}`, `{{ data_interval_end }}`, `{{ run_id }}`, `{{ dag_id }}`,
-/// `{{ task_id }}`, `{{ try_number }}` and `{{ params.NAME }}`.
+/// `{{ task_id }}`, `{{ try_number }}` and `{{ params.NAME }}`, each optionally followed by a
+/// filter from [`TEMPLATE_FILTERS`] (`{{ params.who | shell_quote }}`).
 pub const TEMPLATE_VARS: &[&str] = &[
     "ds",
     "ds_nodash",
@@ -173,6 +174,35 @@ pub const TEMPLATE_VARS: &[&str] = &[
     "task_id",
     "try_number",
 ];
+
+/// Filters a placeholder may name after `|`: `shell_quote` makes the value one POSIX shell word
+/// (single-quoted), so it can go inside a `sh -c` script without being run as shell code.
+pub const TEMPLATE_FILTERS: &[&str] = &["shell_quote"];
+
+/// One placeholder: the variable and its filters (`params.who | shell_quote`).
+fn placeholder(inner: &str) -> (&str, Vec<&str>) {
+    let mut parts = inner.split('|').map(str::trim);
+    let name = parts.next().unwrap_or_default();
+    (name, parts.collect())
+}
+
+/// `text` as one POSIX shell word: `'...'` with every `'` written as `'\''`.
+pub fn shell_quote(text: &str) -> String {
+    format!("'{}'", text.replace('\'', "'\\''"))
+}
+
+/// The params a template renders without `| shell_quote` (for `dags validate`'s warning about
+/// shell scripts).
+pub fn unquoted_params(text: &str) -> Vec<String> {
+    let Ok(parts) = template_parts(text) else { return Vec::new() };
+    parts
+        .into_iter()
+        .filter(|(is_var, _)| *is_var)
+        .map(|(_, inner)| placeholder(inner))
+        .filter(|(name, filters)| name.starts_with("params.") && !filters.contains(&"shell_quote"))
+        .map(|(name, _)| name.to_string())
+        .collect()
+}
 
 /// Splits a template into literal text and `{{ name }}` placeholders.
 fn template_parts(text: &str) -> Result<Vec<(bool, &str)>, String> {
@@ -191,11 +221,21 @@ fn template_parts(text: &str) -> Result<Vec<(bool, &str)>, String> {
 
 /// Checks that every placeholder in `text` names a known variable (params are checked at run time).
 pub fn check_template(text: &str) -> Result<(), String> {
-    for (is_var, name) in template_parts(text)? {
-        if is_var && !TEMPLATE_VARS.contains(&name) && !name.starts_with("params.") {
+    for (is_var, inner) in template_parts(text)? {
+        if !is_var {
+            continue;
+        }
+        let (name, filters) = placeholder(inner);
+        if !TEMPLATE_VARS.contains(&name) && !name.starts_with("params.") {
             return Err(format!(
                 "unknown placeholder `{{{{ {name} }}}}` (known: {}, params.NAME)",
                 TEMPLATE_VARS.join(", ")
+            ));
+        }
+        if let Some(f) = filters.iter().find(|f| !TEMPLATE_FILTERS.contains(f)) {
+            return Err(format!(
+                "unknown filter `{f}` in `{{{{ {inner} }}}}` (known: {})",
+                TEMPLATE_FILTERS.join(", ")
             ));
         }
     }
@@ -205,12 +245,13 @@ pub fn check_template(text: &str) -> Result<(), String> {
 /// Fills `{{ name }}` placeholders from the running attempt.
 pub fn render_template(text: &str, ctx: &TaskContext) -> Result<String, String> {
     let mut out = String::with_capacity(text.len());
-    for (is_var, name) in template_parts(text)? {
+    for (is_var, inner) in template_parts(text)? {
         if !is_var {
-            out.push_str(name);
+            out.push_str(inner);
             continue;
         }
-        let value = match name {
+        let (name, filters) = placeholder(inner);
+        let mut value = match name {
             "ds" => ctx.ds.to_string(),
             "ds_nodash" => ctx.ds.format("%Y%m%d").to_string(),
             "logical_date" => ctx.logical_date.to_rfc3339(),
@@ -226,6 +267,12 @@ pub fn render_template(text: &str, ctx: &TaskContext) -> Result<String, String> 
                 None => return Err(format!("placeholder `{{{{ {other} }}}}` names no variable or param of this run")),
             },
         };
+        for f in filters {
+            value = match f {
+                "shell_quote" => shell_quote(&value),
+                other => return Err(format!("unknown filter `{other}` in `{{{{ {inner} }}}}`")),
+            };
+        }
         out.push_str(&value);
     }
     Ok(out)
@@ -248,5 +295,33 @@ pub trait Task: Send + Sync + fmt::Debug {
     /// Tables (`namespace.table`) this task writes.
     fn writes(&self) -> Vec<String> {
         Vec::new()
+    }
+
+    /// Things `tmctl dags validate` should warn about (the DAG still loads), e.g. a param rendered
+    /// unquoted into a shell script.
+    fn warnings(&self) -> Vec<String> {
+        Vec::new()
+    }
+}
+
+#[cfg(test)]
+mod template_tests {
+    use super::*;
+
+    #[test]
+    fn shell_quote_makes_one_word() {
+        assert_eq!(shell_quote("x; id > pwned.txt"), "'x; id > pwned.txt'");
+        assert_eq!(shell_quote("it's"), "'it'\\''s'");
+        assert_eq!(shell_quote(""), "''");
+    }
+
+    #[test]
+    fn filters_are_checked_and_unquoted_params_found() {
+        assert!(check_template("echo {{ params.who | shell_quote }}").is_ok());
+        assert_eq!(
+            check_template("{{ params.who | upper }}").unwrap_err(),
+            "unknown filter `upper` in `{{ params.who | upper }}` (known: shell_quote)"
+        );
+        assert_eq!(unquoted_params("echo {{ params.a }} {{ params.b|shell_quote }} {{ ds }}"), ["params.a"]);
     }
 }

@@ -171,7 +171,12 @@ impl Gold {
 
     /// Runs `sql` with `course` bound as `$1` (when the SQL uses it).
     pub async fn rows_for(&self, sql: &str, course: &str) -> Result<Vec<Row>, String> {
-        let df = self.ctx.sql(sql).await.map_err(|e| format!("query failed: {e}"))?;
+        // Read-only, as every SQL the UI runs (no DDL, DML, COPY or SET).
+        let df = self
+            .ctx
+            .sql_with_options(sql, crate::query::read_only_options())
+            .await
+            .map_err(|e| format!("query failed: {e}"))?;
         let df = if sql.contains("$1") {
             df.with_param_values(vec![ScalarValue::Utf8(Some(course.to_string()))])
                 .map_err(|e| format!("query: {e}"))?

@@ -438,7 +438,7 @@ async fn run_detail(State(d): State<Arc<Daemon>>, viewer: Viewer, Path(run_pk): 
         conf: if run.conf.is_null() {
             "{}".to_string()
         } else {
-            serde_json::to_string_pretty(&run.conf).unwrap_or_default()
+            serde_json::to_string_pretty(&crate::secrets::mask_conf(&run.conf)).unwrap_or_default()
         },
         run: run_head(&run, tz),
         tasks,

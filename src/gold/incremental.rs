@@ -1,0 +1,414 @@
+//! Incremental gold models (`materialized = "incremental"`, see [`Incremental`]): which keys
+//! changed on the run date, inputs narrowed to those keys, the partitions the recomputed rows
+//! replace, and the rows of those partitions that are carried over unchanged.
+//!
+//! A run for date D:
+//! 1. `changed` = the keys of `changes` (a table the model reads) whose date column is D, plus
+//!    the keys the model's own table holds in partitions dated D (rounds a re-run of D no longer
+//!    delivers must leave D's partition);
+//! 2. the model's SQL runs over inputs narrowed to `changed` (every input holding all the key
+//!    columns is semi-joined with `changed`; the key columns with few distinct values also become
+//!    `IN` lists, so partitions of other courses are never read; a `latest_only` model's inputs
+//!    are also narrowed to the dates of the changed keys' latest versions);
+//! 3. the partitions replaced are those the new rows fall in plus those the changed keys' old rows
+//!    are in; the old rows of those partitions whose key did not change are carried over;
+//! 4. data tests see the table as the commit will leave it (old rows outside the replaced
+//!    partitions plus the staged ones), and the commit replaces exactly those partitions.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use chrono::NaiveDate;
+use datafusion::arrow::array::{Array, RecordBatch};
+use datafusion::arrow::datatypes::SchemaRef;
+use datafusion::catalog::{MemTable, SchemaProvider};
+use datafusion::common::{JoinType, ScalarValue};
+use datafusion::datasource::TableProvider;
+use datafusion::error::{DataFusionError, Result};
+use datafusion::logical_expr::{ident, lit};
+use datafusion::prelude::{DataFrame, SessionContext};
+
+use super::models::{Incremental, ModelSpec};
+use crate::lake::{PartitionValue, PartitionValues};
+
+/// Distinct values of a key column up to which it also becomes an `IN` list on the inputs (for
+/// partition and statistics pruning); beyond it only the semi-join narrows.
+const IN_LIST_LIMIT: usize = 256;
+
+/// The keys that changed on the run date, as a small in-memory table with columns `__k0, __k1, …`
+/// (one per `incremental_key` column).
+#[derive(Debug, Clone)]
+pub struct ChangedKeys {
+    pub table: Arc<MemTable>,
+    pub rows: usize,
+    /// Distinct values of each key column, when there are at most [`IN_LIST_LIMIT`].
+    in_lists: Vec<Option<Vec<ScalarValue>>>,
+    /// `latest_only` models: the dates `changes` gives the changed keys (their latest versions).
+    dates: Option<Vec<ScalarValue>>,
+}
+
+fn key_alias(i: usize) -> String {
+    format!("__k{i}")
+}
+
+fn quote(ident: &str) -> String {
+    format!("\"{}\"", ident.replace('"', "\"\""))
+}
+
+/// Step 1: the keys to recompute for `ds`. `ctx` resolves the model's inputs and its own table.
+pub async fn changed_keys(
+    ctx: &SessionContext,
+    model: &ModelSpec,
+    inc: &Incremental,
+    ds: NaiveDate,
+) -> Result<ChangedKeys> {
+    let day = format!("CAST('{}' AS DATE)", ds.format("%Y-%m-%d"));
+    let aliased: Vec<String> =
+        inc.incremental_key.iter().enumerate().map(|(i, k)| format!("{} AS {}", quote(k), key_alias(i))).collect();
+    let not_null: Vec<String> = inc.incremental_key.iter().map(|k| format!("{} IS NOT NULL", quote(k))).collect();
+    let sql = format!(
+        "SELECT {cols} FROM {changes} WHERE {changes_col} = {day} AND {not_null} \
+         UNION SELECT {cols} FROM {this} WHERE {date_col} = {day} AND {not_null}",
+        cols = aliased.join(", "),
+        changes = inc.changes_table,
+        changes_col = quote(&inc.changes_column),
+        this = model.qualified_table(),
+        date_col = quote(&inc.date_column),
+        not_null = not_null.join(" AND "),
+    );
+    let df = ctx.sql(&sql).await?;
+    let schema: SchemaRef = df.schema().inner().clone();
+    let batches = df.collect().await?;
+    let rows = batches.iter().map(RecordBatch::num_rows).sum();
+    let mut in_lists = Vec::with_capacity(inc.incremental_key.len());
+    for i in 0..inc.incremental_key.len() {
+        let mut values = HashSet::new();
+        let mut small = true;
+        'batches: for b in &batches {
+            let column = b.column(i);
+            for row in 0..b.num_rows() {
+                values.insert(ScalarValue::try_from_array(column, row)?);
+                if values.len() > IN_LIST_LIMIT {
+                    small = false;
+                    break 'batches;
+                }
+            }
+        }
+        in_lists.push(small.then(|| values.into_iter().collect()));
+    }
+    let table = Arc::new(MemTable::try_new(schema, vec![batches])?);
+    let dates = if inc.latest_only {
+        let changes = ctx.table(inc.changes_table.as_str()).await?;
+        let keys = ctx.read_table(table.clone())?;
+        let batches = semi(changes, keys, &inc.incremental_key, JoinType::LeftSemi)?
+            .select_columns(&[inc.changes_column.as_str()])?
+            .distinct()?
+            .collect()
+            .await?;
+        let mut dates = HashSet::new();
+        for b in &batches {
+            for row in 0..b.num_rows() {
+                dates.insert(scalar(b.column(0), row)?);
+            }
+        }
+        Some(dates.into_iter().collect())
+    } else {
+        None
+    };
+    Ok(ChangedKeys { table, rows, in_lists, dates })
+}
+
+/// Step 2: a session like `ctx` (same configuration and runtime) in which every input of the
+/// model that has all key columns reads only the rows of the changed keys.
+pub async fn narrowed_session(
+    ctx: &SessionContext,
+    model: &ModelSpec,
+    inc: &Incremental,
+    changed: &ChangedKeys,
+) -> Result<SessionContext> {
+    let narrowed = SessionContext::new_with_config_rt(ctx.copied_config(), ctx.runtime_env());
+    let default_catalog = ctx.copied_config().options().catalog.default_catalog.clone();
+    let (Some(source), Some(target)) = (ctx.catalog(&default_catalog), narrowed.catalog(&default_catalog)) else {
+        return Err(DataFusionError::Plan(format!("the session has no default catalog `{default_catalog}`")));
+    };
+    let mut overrides: HashMap<String, HashMap<String, Arc<dyn TableProvider>>> = HashMap::new();
+    for name in &model.reads {
+        let Some((ns, table)) = name.split_once('.') else { continue };
+        let Some(provider) = source.schema(ns).map(|s| (s, table)) else { continue };
+        let Some(inner) = provider.0.table(provider.1).await? else { continue };
+        let schema = inner.schema();
+        if !inc.incremental_key.iter().all(|k| schema.field_with_name(k).is_ok()) {
+            continue;
+        }
+        let view = narrow(&narrowed, inner, inc, changed)?;
+        overrides.entry(ns.to_string()).or_default().insert(table.to_string(), view);
+    }
+    for ns in source.schema_names() {
+        let Some(inner) = source.schema(&ns) else { continue };
+        let tables = overrides.remove(&ns).unwrap_or_default();
+        target.register_schema(&ns, Arc::new(NarrowedSchema { inner, tables }))?;
+    }
+    Ok(narrowed)
+}
+
+/// `inner`'s rows whose key is in `changed`.
+fn narrow(
+    ctx: &SessionContext,
+    inner: Arc<dyn TableProvider>,
+    inc: &Incremental,
+    changed: &ChangedKeys,
+) -> Result<Arc<dyn TableProvider>> {
+    let mut df = ctx.read_table(inner)?;
+    for (k, values) in inc.incremental_key.iter().zip(&changed.in_lists) {
+        if let Some(values) = values {
+            df = df.filter(ident(k).in_list(values.iter().cloned().map(lit).collect(), false))?;
+        }
+    }
+    if let Some(dates) = &changed.dates
+        && df.schema().has_column_with_unqualified_name(&inc.date_column)
+    {
+        df = df.filter(ident(&inc.date_column).in_list(dates.iter().cloned().map(lit).collect(), false))?;
+    }
+    let keys = ctx.read_table(changed.table.clone())?;
+    Ok(semi(df, keys, &inc.incremental_key, JoinType::LeftSemi)?.into_view())
+}
+
+/// `left` semi- or anti-joined with `keys` (columns `__k0…`) on `columns`.
+fn semi(left: DataFrame, keys: DataFrame, columns: &[String], join: JoinType) -> Result<DataFrame> {
+    let right_cols: Vec<String> = (0..columns.len()).map(key_alias).collect();
+    let l: Vec<&str> = columns.iter().map(String::as_str).collect();
+    let r: Vec<&str> = right_cols.iter().map(String::as_str).collect();
+    left.join(keys, join, &l, &r, None)
+}
+
+/// A schema whose listed tables are replaced by narrowed views.
+#[derive(Debug)]
+struct NarrowedSchema {
+    inner: Arc<dyn SchemaProvider>,
+    tables: HashMap<String, Arc<dyn TableProvider>>,
+}
+
+#[async_trait]
+impl SchemaProvider for NarrowedSchema {
+    fn as_any(&self) -> &dyn std::any::Any {
+        self
+    }
+
+    fn table_names(&self) -> Vec<String> {
+        self.inner.table_names()
+    }
+
+    async fn table(&self, name: &str) -> Result<Option<Arc<dyn TableProvider>>> {
+        match self.tables.get(name) {
+            Some(t) => Ok(Some(t.clone())),
+            None => self.inner.table(name).await,
+        }
+    }
+
+    fn table_exist(&self, name: &str) -> bool {
+        self.inner.table_exist(name)
+    }
+}
+
+/// The partitions a run replaces: tuples of `partition_by` values (never NULL).
+#[derive(Debug, Default, Clone)]
+pub struct Partitions {
+    tuples: HashSet<Vec<ScalarValue>>,
+}
+
+impl Partitions {
+    pub fn len(&self) -> usize {
+        self.tuples.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.tuples.is_empty()
+    }
+
+    pub fn extend(&mut self, other: Partitions) {
+        self.tuples.extend(other.tuples);
+    }
+
+    /// Adds the partitions of `batch`'s rows (its `columns`); refuses NULL keys and partition
+    /// values, which an incremental table cannot address.
+    pub fn add_rows(&mut self, batch: &RecordBatch, columns: &[String], keys: &[String]) -> Result<()> {
+        for k in keys.iter().chain(columns) {
+            let c = batch.column_by_name(k).ok_or_else(|| DataFusionError::Plan(format!("no column `{k}`")))?;
+            if c.null_count() > 0 {
+                return Err(DataFusionError::Execution(format!(
+                    "column `{k}` is NULL in {} row(s); an incremental model's incremental_key and partition_by columns must never be NULL (filter those rows out or make the model a table)",
+                    c.null_count()
+                )));
+            }
+        }
+        let arrays: Vec<&Arc<dyn Array>> = columns.iter().filter_map(|c| batch.column_by_name(c)).collect();
+        let mut last: Option<Vec<ScalarValue>> = None;
+        for row in 0..batch.num_rows() {
+            let tuple = arrays.iter().map(|a| scalar(a, row)).collect::<Result<Vec<_>>>()?;
+            if last.as_ref() != Some(&tuple) {
+                self.tuples.insert(tuple.clone());
+                last = Some(tuple);
+            }
+        }
+        Ok(())
+    }
+
+    fn add_batches(&mut self, batches: &[RecordBatch]) -> Result<()> {
+        for b in batches {
+            for row in 0..b.num_rows() {
+                let tuple = b.columns().iter().map(|a| scalar(a, row)).collect::<Result<Vec<_>>>()?;
+                self.tuples.insert(tuple);
+            }
+        }
+        Ok(())
+    }
+
+    /// The partitions as the lake's commit names them.
+    pub fn values(&self, columns: &[String]) -> Result<Vec<PartitionValues>> {
+        let mut out = Vec::with_capacity(self.tuples.len());
+        for tuple in &self.tuples {
+            let mut p = PartitionValues::new();
+            for (c, v) in columns.iter().zip(tuple) {
+                p = p.with(c.clone(), partition_value(c, v)?);
+            }
+            out.push(p);
+        }
+        out.sort_by_key(|p| p.to_string());
+        Ok(out)
+    }
+
+    /// The partitions as a table with columns `__k0…` (to join with).
+    fn table(&self, columns: &[String], schema: &SchemaRef) -> Result<Arc<MemTable>> {
+        let fields = columns
+            .iter()
+            .enumerate()
+            .map(|(i, c)| schema.field_with_name(c).map(|f| f.clone().with_name(key_alias(i)).with_nullable(true)))
+            .collect::<std::result::Result<Vec<_>, _>>()?;
+        let schema = Arc::new(datafusion::arrow::datatypes::Schema::new(fields));
+        let mut columns_out = Vec::with_capacity(columns.len());
+        for (i, f) in schema.fields().iter().enumerate() {
+            let values: Vec<ScalarValue> =
+                self.tuples.iter().map(|t| t[i].cast_to(f.data_type())).collect::<Result<_>>()?;
+            columns_out.push(if values.is_empty() {
+                datafusion::arrow::array::new_empty_array(f.data_type())
+            } else {
+                ScalarValue::iter_to_array(values)?
+            });
+        }
+        Ok(Arc::new(MemTable::try_new(schema.clone(), vec![vec![RecordBatch::try_new(schema, columns_out)?]])?))
+    }
+
+    /// Distinct values of partition column `i` (to prune with an `IN` list).
+    fn distinct(&self, i: usize) -> Vec<ScalarValue> {
+        let set: HashSet<ScalarValue> = self.tuples.iter().map(|t| t[i].clone()).collect();
+        set.into_iter().collect()
+    }
+}
+
+/// One cell as a scalar, strings as plain `Utf8` whatever their Arrow layout (the staged rows and
+/// the table read back lay strings out differently).
+fn scalar(array: &Arc<dyn Array>, row: usize) -> Result<ScalarValue> {
+    Ok(match ScalarValue::try_from_array(array, row)? {
+        ScalarValue::Utf8View(s) | ScalarValue::LargeUtf8(s) => ScalarValue::Utf8(s),
+        other => other,
+    })
+}
+
+fn partition_value(column: &str, v: &ScalarValue) -> Result<PartitionValue> {
+    Ok(match v {
+        ScalarValue::Utf8(Some(s)) | ScalarValue::Utf8View(Some(s)) | ScalarValue::LargeUtf8(Some(s)) => {
+            PartitionValue::String(s.clone())
+        }
+        ScalarValue::Date32(Some(d)) => PartitionValue::Date(
+            NaiveDate::from_num_days_from_ce_opt(*d + 719_163)
+                .ok_or_else(|| DataFusionError::Execution(format!("partition `{column}`: date {d} out of range")))?,
+        ),
+        ScalarValue::Boolean(Some(b)) => PartitionValue::Bool(*b),
+        ScalarValue::Int8(Some(i)) => PartitionValue::Int((*i).into()),
+        ScalarValue::Int16(Some(i)) => PartitionValue::Int((*i).into()),
+        ScalarValue::Int32(Some(i)) => PartitionValue::Int((*i).into()),
+        ScalarValue::Int64(Some(i)) => PartitionValue::Int(*i),
+        other if other.is_null() => PartitionValue::Null,
+        other => {
+            return Err(DataFusionError::Plan(format!(
+                "partition column `{column}` has type {}; incremental models partition by strings, dates, integers or booleans",
+                other.data_type()
+            )));
+        }
+    })
+}
+
+/// The current table, restricted to `partitions` (`inside`) or to everything else.
+fn current_rows(
+    current: DataFrame,
+    ctx: &SessionContext,
+    model: &ModelSpec,
+    partitions: &Partitions,
+    inside: bool,
+) -> Result<DataFrame> {
+    let schema: SchemaRef = current.schema().inner().clone();
+    let mut df = current;
+    if inside {
+        for (i, c) in model.partition_by.iter().enumerate() {
+            let values = partitions.distinct(i);
+            if values.len() <= IN_LIST_LIMIT {
+                df = df.filter(ident(c).in_list(values.into_iter().map(lit).collect(), false))?;
+            }
+        }
+    }
+    let keys = ctx.read_table(partitions.table(&model.partition_by, &schema)?)?;
+    semi(df, keys, &model.partition_by, if inside { JoinType::LeftSemi } else { JoinType::LeftAnti })
+}
+
+/// Step 3: the partitions the changed keys' current rows are in.
+pub async fn old_partitions(
+    ctx: &SessionContext,
+    model: &ModelSpec,
+    inc: &Incremental,
+    changed: &ChangedKeys,
+) -> Result<Partitions> {
+    let current = ctx.table(model.qualified_table()).await?;
+    let keys = ctx.read_table(changed.table.clone())?;
+    let cols: Vec<&str> = model.partition_by.iter().map(String::as_str).collect();
+    let batches = semi(current, keys, &inc.incremental_key, JoinType::LeftSemi)?
+        .select_columns(&cols)?
+        .distinct()?
+        .collect()
+        .await?;
+    let mut p = Partitions::default();
+    p.add_batches(&batches)?;
+    Ok(p)
+}
+
+/// Step 3: the current rows of `partitions` whose key did not change, with `columns` in order.
+pub async fn carried_rows(
+    ctx: &SessionContext,
+    model: &ModelSpec,
+    inc: &Incremental,
+    changed: &ChangedKeys,
+    partitions: &Partitions,
+    columns: &[String],
+) -> Result<DataFrame> {
+    let current = ctx.table(model.qualified_table()).await?;
+    let inside = current_rows(current, ctx, model, partitions, true)?;
+    let keys = ctx.read_table(changed.table.clone())?;
+    let cols: Vec<&str> = columns.iter().map(String::as_str).collect();
+    semi(inside, keys, &inc.incremental_key, JoinType::LeftAnti)?.select_columns(&cols)
+}
+
+/// Step 4: the table as the commit will leave it: current rows outside `partitions` plus
+/// `staged`.
+pub async fn after_commit(
+    ctx: &SessionContext,
+    model: &ModelSpec,
+    partitions: &Partitions,
+    staged: Arc<dyn TableProvider>,
+    columns: &[String],
+) -> Result<Arc<dyn TableProvider>> {
+    let cols: Vec<&str> = columns.iter().map(String::as_str).collect();
+    let current = ctx.table(model.qualified_table()).await?;
+    let outside = current_rows(current, ctx, model, partitions, false)?.select_columns(&cols)?;
+    let staged = ctx.read_table(staged)?.select_columns(&cols)?;
+    Ok(outside.union(staged)?.into_view())
+}
