@@ -284,7 +284,7 @@ pub async fn execute(
                 prepare_run(&store, &dag, &p.slot, RunType::Backfill, &conf, Some(backfill.id), Some(&exec)).await;
             let run = match prepared {
                 Ok(Prepared::Created(run) | Prepared::Requeued(run) | Prepared::Resumed(run)) => run,
-                Err(ExecError::Invalid(reason)) => {
+                Err(ExecError::Invalid(reason) | ExecError::InFlight(reason)) => {
                     let d = DateOutcome {
                         ds: p.ds,
                         logical_date: p.logical_date,

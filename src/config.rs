@@ -22,6 +22,10 @@ pub const KEYS: &[(&str, &str)] = &[
     ("web.base_url", "TM_WEB_BASE_URL"),
     ("web.user", "TM_WEB_USER"),
     ("web.password_hash", "TM_WEB_PASSWORD_HASH"),
+    ("web.anonymous_read", "TM_WEB_ANONYMOUS_READ"),
+    ("web.allowed_hosts", "TM_WEB_ALLOWED_HOSTS"),
+    ("web.session_idle", "TM_WEB_SESSION_IDLE"),
+    ("web.session_max", "TM_WEB_SESSION_MAX"),
     ("log.level", "TM_LOG"),
     ("api.token", "TM_API_TOKEN"),
     ("daemon.lease", "TM_DAEMON_LEASE"),
@@ -90,6 +94,14 @@ pub struct Settings {
     /// argon2 PHC string of the web UI's password (`tmctl hash-password`); empty = the API token
     /// is the password.
     pub web_password_hash: String,
+    /// Pages and GET API calls without login (read-only; a trusted network only).
+    pub web_anonymous_read: bool,
+    /// Host names (optionally `:port`) the server answers; anything else gets 421. `*` = any.
+    pub web_allowed_hosts: Vec<String>,
+    /// A web session ends after this long without a request...
+    pub web_session_idle: Duration,
+    /// ...and this long after login, whatever happens.
+    pub web_session_max: Duration,
     pub log_level: String,
     /// Token for mutating API calls; empty = `tmctl serve` creates one in `<home>/api-token`.
     pub api_token: String,
@@ -311,6 +323,7 @@ impl Settings {
         if web_base_url.is_empty() {
             web_base_url = format!("http://{web_bind}");
         }
+        let web_allowed_hosts = allowed_hosts(&raw, web_bind, &web_base_url)?;
         let settings = Settings {
             dags_dir: PathBuf::from(get_string(&raw, "dags_dir", false)?),
             database_url,
@@ -329,6 +342,10 @@ impl Settings {
                     ));
                 }
             },
+            web_anonymous_read: get_bool(&raw, "web.anonymous_read")?,
+            web_allowed_hosts,
+            web_session_idle: get_duration(&raw, "web.session_idle")?,
+            web_session_max: get_duration(&raw, "web.session_max")?,
             log_level: get_string(&raw, "log.level", false)?,
             api_token: get_string(&raw, "api.token", true)?,
             daemon: DaemonSettings {
@@ -538,6 +555,60 @@ fn flatten(prefix: &str, table: &toml::Table, out: &mut Vec<(String, toml::Value
 fn err(raw: &BTreeMap<&'static str, Raw>, key: &str, message: String) -> ConfigError {
     let source_name = raw.get(key).map(|r| r.source.clone()).unwrap_or_else(|| "defaults".into());
     ConfigError { key: key.to_string(), message, source_name }
+}
+
+/// `web.allowed_hosts`: a list (TOML array or comma-separated text) of host names, optionally
+/// with `:port`; empty = the bind address, `localhost`, `127.0.0.1`, `[::1]` and the host of
+/// `web.base_url`.
+fn allowed_hosts(
+    raw: &BTreeMap<&'static str, Raw>,
+    bind: SocketAddr,
+    base_url: &str,
+) -> Result<Vec<String>, ConfigError> {
+    let key = "web.allowed_hosts";
+    let items: Vec<String> = match raw.get(key).map(|r| &r.value) {
+        None => Vec::new(),
+        Some(toml::Value::String(s)) => s.split(',').map(|x| x.trim().to_string()).filter(|x| !x.is_empty()).collect(),
+        Some(toml::Value::Array(a)) => a
+            .iter()
+            .map(|v| match v {
+                toml::Value::String(s) => Ok(s.trim().to_string()),
+                other => Err(err(raw, key, format!("must hold host names, found {}", other.type_str()))),
+            })
+            .collect::<Result<_, _>>()?,
+        Some(other) => return Err(err(raw, key, format!("must be a list of host names, found {}", other.type_str()))),
+    };
+    for h in &items {
+        let ok = h == "*"
+            || (!h.is_empty()
+                && h.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | ':' | '[' | ']' | '_')));
+        if !ok {
+            return Err(err(
+                raw,
+                key,
+                format!(
+                    "entry \"{h}\" is not a host name like tmctl.example.com or 127.0.0.1:8080 (no scheme, no path)"
+                ),
+            ));
+        }
+    }
+    if !items.is_empty() {
+        return Ok(items.into_iter().map(|h| h.to_ascii_lowercase()).collect());
+    }
+    let mut hosts = vec!["localhost".to_string(), "127.0.0.1".to_string(), "[::1]".to_string()];
+    let ip = match bind.ip() {
+        std::net::IpAddr::V6(v6) => format!("[{v6}]"),
+        v4 => v4.to_string(),
+    };
+    let authority = base_url.split_once("://").map_or(base_url, |(_, rest)| rest);
+    let authority = authority.split(['/', '?', '#']).next().unwrap_or_default();
+    let authority = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
+    for h in [ip, authority.to_ascii_lowercase()] {
+        if !h.is_empty() && !hosts.contains(&h) {
+            hosts.push(h);
+        }
+    }
+    Ok(hosts)
 }
 
 fn get_string(raw: &BTreeMap<&'static str, Raw>, key: &str, may_be_empty: bool) -> Result<String, ConfigError> {
@@ -824,5 +895,37 @@ mod tests {
         assert_eq!(e.key, "executor.slot");
         assert_eq!(e.source_name, file.display().to_string());
         assert!(e.to_string().starts_with("config error: `executor.slot` is not a setting (known: home, dags_dir,"));
+    }
+
+    #[test]
+    fn web_security_settings_have_safe_defaults_and_name_bad_values() {
+        let s = Settings::load_with(&Overrides::default(), &env(&[])).unwrap();
+        assert!(!s.web_anonymous_read);
+        assert_eq!(s.web_allowed_hosts, ["localhost", "127.0.0.1", "[::1]", "127.0.0.1:8080"]);
+        assert_eq!(
+            (s.web_session_idle, s.web_session_max),
+            (Duration::from_secs(8 * 3600), Duration::from_secs(12 * 3600))
+        );
+        let s = Settings::load_with(
+            &Overrides::default(),
+            &env(&[("TM_WEB_BASE_URL", "https://TM.example.com/ui/"), ("TM_WEB_BIND", "0.0.0.0:8080")]),
+        )
+        .unwrap();
+        assert_eq!(s.web_allowed_hosts, ["localhost", "127.0.0.1", "[::1]", "0.0.0.0", "tm.example.com"]);
+        let s = Settings::load_with(
+            &Overrides::default(),
+            &env(&[("TM_WEB_ALLOWED_HOSTS", " a.example , B.example:8443")]),
+        )
+        .unwrap();
+        assert_eq!(s.web_allowed_hosts, ["a.example", "b.example:8443"]);
+        let e =
+            Settings::load_with(&Overrides::default(), &env(&[("TM_WEB_ALLOWED_HOSTS", "a.example/x")])).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "config error: `web.allowed_hosts` entry \"a.example/x\" is not a host name like tmctl.example.com or \
+             127.0.0.1:8080 (no scheme, no path) (from TM_WEB_ALLOWED_HOSTS=a.example/x)"
+        );
+        let e = Settings::load_with(&Overrides::default(), &env(&[("TM_WEB_SESSION_IDLE", "0s")])).unwrap_err();
+        assert_eq!(e.key, "web.session_idle");
     }
 }

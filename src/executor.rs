@@ -34,6 +34,9 @@ pub enum ExecError {
     Store(#[from] StoreError),
     #[error("{0}")]
     Invalid(String),
+    /// The slot's run is queued or running already (a conflict, not bad input).
+    #[error("{0}")]
+    InFlight(String),
 }
 
 /// A state change, for whoever is watching (the CLI prints them).
@@ -857,7 +860,7 @@ pub async fn prepare_run(
                 return Ok(Prepared::Resumed(run));
             }
             if !run.state.is_finished() {
-                return Err(ExecError::Invalid(format!(
+                return Err(ExecError::InFlight(format!(
                     "run {} of `{}` for {} is {} already",
                     run.id, dag.id, run.ds, run.state
                 )));

@@ -19,6 +19,7 @@ pub mod generate;
 pub mod gold;
 pub mod lake;
 pub mod logcapture;
+pub mod ops;
 pub mod query;
 pub mod secrets;
 pub mod silver;

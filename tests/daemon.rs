@@ -127,8 +127,11 @@ async fn trigger(http: &reqwest::Client, base: &str, dag: &str, date: &str) -> i
     r.json::<Value>().await.expect("run JSON")["id"].as_i64().expect("run id")
 }
 
+/// A client sending the test's API token (the config admin's) with every request.
 fn client() -> reqwest::Client {
-    reqwest::Client::builder().timeout(Duration::from_secs(10)).build().expect("http client")
+    let mut headers = reqwest::header::HeaderMap::new();
+    headers.insert(reqwest::header::AUTHORIZATION, format!("Bearer {TOKEN}").parse().expect("header"));
+    reqwest::Client::builder().timeout(Duration::from_secs(10)).default_headers(headers).build().expect("http client")
 }
 
 const NOOP_DAG: &str = r#"
@@ -242,18 +245,21 @@ async fn cron_dag_is_scheduled_by_the_daemon_and_paused_dags_are_not() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn api_reads_are_open_and_mutations_need_the_token() {
+async fn api_reads_and_mutations_need_the_token() {
     let env = Env::new(common::sqlite_db(), &[("hello.toml", NOOP_DAG)]);
     let daemon = env.serve();
     let http = client();
-    let health: Value = http.get(format!("{}/health", daemon.url)).send().await.unwrap().json().await.unwrap();
+    let anonymous = reqwest::Client::builder().timeout(Duration::from_secs(10)).build().expect("http client");
+    let health: Value = anonymous.get(format!("{}/health", daemon.url)).send().await.unwrap().json().await.unwrap();
     assert_eq!(health["status"], "ok");
     assert_eq!(health["dags"], 1);
+    let refused = anonymous.get(format!("{}/api/v1/dags", daemon.url)).send().await.unwrap();
+    assert_eq!(refused.status(), 401, "reads need a token too");
     let dags: Value = http.get(format!("{}/api/v1/dags", daemon.url)).send().await.unwrap().json().await.unwrap();
     assert_eq!(dags["dags"][0]["dag_id"], "hello");
 
     let trigger = |token: Option<&str>| {
-        let mut req = http
+        let mut req = anonymous
             .post(format!("{}/api/v1/dags/hello/runs", daemon.url))
             .json(&json!({"logical_date": "2025-02-03", "conf": {"k": 1}}));
         if let Some(t) = token {
@@ -262,7 +268,7 @@ async fn api_reads_are_open_and_mutations_need_the_token() {
         req.send()
     };
     assert_eq!(trigger(None).await.unwrap().status(), 401);
-    assert_eq!(trigger(Some("wrong")).await.unwrap().status(), 403);
+    assert_eq!(trigger(Some("wrong")).await.unwrap().status(), 401);
     let store = env.store().await;
     assert!(store.list_runs(&RunFilter::default()).await.unwrap().is_empty(), "a refused call created a run");
     let created = trigger(Some(TOKEN)).await.unwrap();

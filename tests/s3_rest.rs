@@ -138,7 +138,7 @@ async fn demo_runs_on_s3_the_rest_catalog_and_postgres() {
     let store = Store::connect(&settings.database_url, 4).await.expect("state DB");
     let running =
         tmctl::daemon::start(Arc::new(settings), store, "127.0.0.1:0".parse().unwrap()).await.expect("daemon");
-    let client = reqwest::Client::new();
+    let client = common::authed(&running.daemon.token);
     for (page, expect) in [("overview", "fact_rounds"), ("tables", "fact_telemetry_event")] {
         let resp = client.get(format!("http://{}/lakehouse/{page}", running.addr)).send().await.expect("GET");
         assert_eq!(resp.status().as_u16(), 200, "/lakehouse/{page}");

@@ -111,8 +111,12 @@ impl At for Daemon {
     }
 }
 
+/// Plain HTTP checks next to the browser, with the config admin's token (every page needs a login).
 fn http() -> reqwest::Client {
+    let mut headers = reqwest::header::HeaderMap::new();
+    headers.insert(reqwest::header::AUTHORIZATION, format!("Bearer {TOKEN}").parse().expect("header"));
     reqwest::Client::builder()
+        .default_headers(headers)
         .timeout(Duration::from_secs(20))
         .redirect(reqwest::redirect::Policy::none())
         .build()
@@ -186,7 +190,12 @@ async fn ui_in_chromium_login_trigger_grid_log_clear_lakehouse() {
     assert_eq!(health["status"], "ok", "{health}");
 
     // ---- log in ---------------------------------------------------------------------------------
-    // Anonymous: the header offers a login link.
+    // Anonymous: a page sends the browser to the login form, whose header offers a login link.
+    b.goto(&d.at("/dags/ui_demo")).await;
+    common::eventually(POLL, Duration::from_secs(10), "the redirect to the login page", || async {
+        b.current_url().await.contains("/login?next=%2Fdags%2Fui_demo").then_some(())
+    })
+    .await;
     visit(&b, &d, "/login", "01-login").await;
     assert!(b.try_find("header a[href='/login']").await.is_some(), "anonymous header has no login link");
 
@@ -223,6 +232,7 @@ async fn ui_in_chromium_login_trigger_grid_log_clear_lakehouse() {
     assert_eq!(b.attr(&csrf, "value").await.map(|v| v.len()), Some(64), "logout form has no CSRF token");
     b.console_errors().await;
     check_page(&b, &d, "03-logged-in").await;
+    assert!(b.try_find("header a[href='/admin/audit']").await.is_some(), "the admin has the audit link");
 
     // Static assets are served from the binary.
     for asset in ["/static/app.css", "/static/app.js"] {
@@ -312,6 +322,9 @@ async fn ui_in_chromium_login_trigger_grid_log_clear_lakehouse() {
     visit(&b, &d, &format!("/dags/ui_demo/graph?run={run_pk}"), "11-graph").await;
     assert_eq!(b.find_all("main svg.graph g.node.success").await.len(), 3, "graph: three success nodes");
     visit(&b, &d, "/backfills", "12-backfills").await;
+    visit(&b, &d, "/admin/audit", "12b-audit").await;
+    let audit = b.body_text().await;
+    assert!(audit.contains("trigger") && audit.contains("clear+downstream"), "audit page:\n{audit}");
     visit(&b, &d, "/ingestion", "13-ingestion").await;
     assert!(b.body_text().await.contains("accepted"), "ingestion page lists the demo's accepted files");
 
@@ -358,4 +371,48 @@ async fn ui_in_chromium_login_trigger_grid_log_clear_lakehouse() {
     b.goto(&d.at("/login")).await;
     b.wait_for("header a[href='/login']", Duration::from_secs(5)).await;
     assert!(b.try_find("header form[action='/logout']").await.is_none(), "still logged in after logout");
+
+    // ---- roles: a viewer sees no action buttons, an operator sees them (but no admin page) -------
+    for (user, role) in [("vera", "viewer"), ("otto", "operator")] {
+        let mut add = env.command(&env.dags);
+        add.args(["users", "add", user, "--role", role]).stdin(std::process::Stdio::piped());
+        let mut child = add.stdout(std::process::Stdio::null()).spawn().expect("tmctl users add");
+        std::io::Write::write_all(&mut child.stdin.take().expect("stdin"), b"a-long-password\n").expect("password");
+        assert!(child.wait().expect("users add").success(), "tmctl users add {user}");
+    }
+    let log_in_as = |user: &'static str| {
+        let b = &b;
+        let d = &d;
+        async move {
+            b.goto(&d.at("/login?next=/")).await;
+            let name = b.find("form[action='/login'] input[name=username]").await;
+            b.send_keys(&name, user).await;
+            let pass = b.find("form[action='/login'] input[name=password]").await;
+            b.send_keys(&pass, "a-long-password").await;
+            submit(b, "form[action='/login']").await;
+            b.wait_for("header form[action='/logout']", Duration::from_secs(10)).await;
+        }
+    };
+    log_in_as("vera").await;
+    b.goto(&d.at("/")).await;
+    let who = b.text(&b.find("header .who").await).await;
+    assert!(who.contains("vera") && who.contains("viewer"), "header: {who}");
+    assert!(b.find_all("main form[action$='/pause'], main form[action$='/unpause']").await.is_empty(), "viewer: pause");
+    assert!(b.try_find("main a[href='/dags/ui_demo/trigger']").await.is_none(), "viewer: trigger link");
+    b.goto(&d.at(&format!("/runs/{run_pk}/tasks/say"))).await;
+    assert!(b.try_find("form[action$='/clear']").await.is_none(), "viewer: clear button");
+    assert!(b.try_find("form[action$='/mark']").await.is_none(), "viewer: mark buttons");
+    check_page(&b, &d, "21-viewer-task").await;
+    b.click(&b.find("header form[action='/logout'] button[type=submit]").await).await;
+    b.wait_for("header a[href='/login']", Duration::from_secs(5)).await;
+
+    log_in_as("otto").await;
+    b.goto(&d.at("/")).await;
+    assert!(b.try_find("main form[action='/dags/ui_demo/pause']").await.is_some(), "operator: pause button");
+    assert!(b.try_find("main a[href='/dags/ui_demo/trigger']").await.is_some(), "operator: trigger link");
+    assert!(b.try_find("header a[href='/admin/audit']").await.is_none(), "operator: no audit link");
+    b.goto(&d.at(&format!("/runs/{run_pk}/tasks/say"))).await;
+    assert!(b.try_find("form[action$='/clear'] button").await.is_some(), "operator: clear button");
+    assert_eq!(b.find_all("form[action$='/mark'] button").await.len(), 2, "operator: mark buttons");
+    check_page(&b, &d, "22-operator-task").await;
 }

@@ -70,7 +70,7 @@ async fn lakehouse_pages_show_the_gold_tables() {
 
     let (running, _) = serve(home.path()).await;
     let base = format!("http://{}", running.addr);
-    let client = reqwest::Client::new();
+    let client = common::authed(&running.daemon.token);
 
     // Every page, for all courses and for one: 200, SVG charts, no error, the course in the select.
     for page in PAGES {
@@ -192,7 +192,7 @@ async fn lakehouse_pages_on_an_empty_install_say_no_data_yet() {
     let home = tempfile::tempdir().unwrap();
     let (running, _) = serve(home.path()).await;
     let base = format!("http://{}", running.addr);
-    let client = reqwest::Client::new();
+    let client = common::authed(&running.daemon.token);
     for page in PAGES {
         for q in ["", "?course=anything"] {
             let (status, html) = get(&client, &base, &format!("/lakehouse/{page}{q}")).await;

@@ -200,17 +200,10 @@ async fn run_views_and_actions(db: common::TestDb) {
     let mut b = Browser::new(format!("http://{}", running.addr));
     let be = db.backend;
 
-    // Read-only pages are open.
-    let home_page = b.get("/").await;
-    assert_eq!(home_page.status, StatusCode::OK, "{be}: {}", home_page.body);
-    assert!(home_page.body.contains(r#"href="/dags/web""#), "{be}: DAG list links the grid");
-    assert!(
-        home_page.body.contains(&esc("runs for the <b>UI</b> test")),
-        "{be}: description is escaped: {}",
-        home_page.body
-    );
-    assert!(home_page.body.contains("0 6 * * *") && home_page.body.contains("Europe/Berlin"));
-    assert!(home_page.body.contains("CET") || home_page.body.contains("CEST"), "{be}: next run in the DAG's zone");
+    // Pages need a login: the DAG list sends an anonymous visitor to the login page.
+    let anonymous = b.get("/").await;
+    assert_eq!(anonymous.status, StatusCode::SEE_OTHER, "{be}: {}", anonymous.body);
+    assert_eq!(anonymous.location.as_deref(), Some("/login?next=%2F"), "{be}");
 
     // Every action: 401 without a session.
     let actions: [(&str, Vec<(&str, &str)>); 7] = [
@@ -237,6 +230,15 @@ async fn run_views_and_actions(db: common::TestDb) {
     assert_eq!(p.status, StatusCode::SEE_OTHER, "{be}: login: {}", p.body);
     assert!(b.cookies.contains_key("tm_session"), "{be}: a session cookie after login");
     let home_page = b.get("/").await;
+    assert_eq!(home_page.status, StatusCode::OK, "{be}: {}", home_page.body);
+    assert!(home_page.body.contains(r#"href="/dags/web""#), "{be}: DAG list links the grid");
+    assert!(
+        home_page.body.contains(&esc("runs for the <b>UI</b> test")),
+        "{be}: description is escaped: {}",
+        home_page.body
+    );
+    assert!(home_page.body.contains("0 6 * * *") && home_page.body.contains("Europe/Berlin"));
+    assert!(home_page.body.contains("CET") || home_page.body.contains("CEST"), "{be}: next run in the DAG's zone");
     let csrf = csrf_of(&home_page.body);
     assert!(home_page.body.contains(">Pause</button>"), "{be}: pause buttons once logged in");
 
@@ -495,6 +497,7 @@ async fn the_grid_pages_through_runs() {
     store.set_paused("web", true).await.unwrap();
     let running = tmctl::daemon::start(settings, store.clone(), "127.0.0.1:0".parse().unwrap()).await.unwrap();
     let mut b = Browser::new(format!("http://{}", running.addr));
+    log_in(&mut b).await;
     let first = b.get("/dags/web").await;
     assert_eq!(first.status, StatusCode::OK);
     assert_eq!(first.body.matches(r#"class="ds""#).count(), 25);
@@ -560,6 +563,7 @@ async fn pages_stay_fast_with_a_long_history() {
     eprintln!("seeded 2,000 runs and 100,000 tries in {:?}", started.elapsed());
     let running = tmctl::daemon::start(settings, store.clone(), "127.0.0.1:0".parse().unwrap()).await.unwrap();
     let mut b = Browser::new(format!("http://{}", running.addr));
+    log_in(&mut b).await;
     let before = "2023-01-01T00:00:00.000000Z";
     let pages = [
         "/".to_string(),

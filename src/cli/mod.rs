@@ -21,6 +21,7 @@ use crate::store::{RunFilter, RunState, RunType, Store, TaskState};
 use crate::timefmt;
 
 mod daemon;
+mod users;
 
 #[derive(Parser, Debug)]
 #[command(name = "tmctl", version, about = "Orchestrator for the Tagmarshal pace-of-play lakehouse", long_about = None)]
@@ -50,6 +51,12 @@ enum Command {
     Backfill(BackfillArgs),
     /// Print the argon2 hash of a password (read from stdin) for `web.password_hash`.
     HashPassword,
+    /// Users of the web UI and API, each with a role: viewer, operator or admin.
+    #[command(subcommand)]
+    Users(users::UsersCmd),
+    /// API tokens of users (`Authorization: Bearer`): shown once, stored hashed.
+    #[command(subcommand)]
+    Tokens(users::TokensCmd),
     /// Run the daemon: scheduler, run workers, backfills, alert e-mail and the HTTP API.
     Serve {
         /// Address to listen on (default: web.bind, 127.0.0.1:8080; port 0 picks a free port).
@@ -250,7 +257,7 @@ impl From<crate::store::StoreError> for CliError {
 impl From<crate::executor::ExecError> for CliError {
     fn from(e: crate::executor::ExecError) -> Self {
         match e {
-            crate::executor::ExecError::Invalid(m) => CliError::Usage(m),
+            crate::executor::ExecError::Invalid(m) | crate::executor::ExecError::InFlight(m) => CliError::Usage(m),
             other => CliError::Failed(other.to_string()),
         }
     }
@@ -362,6 +369,8 @@ async fn dispatch(command: Command, settings: Arc<Settings>) -> CliResult {
             println!("{}", crate::web::auth::hash_password(password).map_err(CliError::Failed)?);
             Ok(())
         }
+        Command::Users(cmd) => users::users_cmd(&settings, cmd).await,
+        Command::Tokens(cmd) => users::tokens_cmd(&settings, cmd).await,
         Command::Backfill(BackfillArgs { action: Some(cmd), .. }) => daemon::backfill_action(&settings, cmd).await,
         Command::Run(args) => run(&settings, args).await,
         Command::Backfill(args) => backfill_cmd(&settings, args).await,

@@ -1,13 +1,15 @@
-//! The HTTP side of `tmctl serve`: `/health` and the JSON API under `/api/v1`. Reads are open
-//! (the daemon binds to 127.0.0.1 by default); every mutating call needs
-//! `Authorization: Bearer <token>` (401 without one, 403 with a wrong one).
+//! The HTTP side of `tmctl serve`: `/health` and the JSON API under `/api/v1`. Every call but
+//! `/health` needs `Authorization: Bearer <token>` or a web session (`web::auth::guard`: 401
+//! without; GETs are open with `web.anonymous_read`). Mutations go through `ops`, which checks the
+//! caller's role (403) and writes the audit log; a session caller also sends its CSRF token in
+//! `X-CSRF-Token`.
 
 use std::sync::Arc;
 
 use axum::Json;
 use axum::Router;
 use axum::extract::{Path, Query, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use chrono::NaiveDate;
@@ -15,10 +17,12 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::Daemon;
-use crate::backfill::{BackfillError, Request};
-use crate::dag::schedule;
-use crate::executor::{ExecError, Prepared, prepare_run};
-use crate::store::{RunFilter, RunRow, RunState, RunType, StoreError, TaskState};
+use crate::backfill::Request;
+use crate::ops::{self, Actor, OpError};
+use crate::store::{RunFilter, RunRow, StoreError};
+use crate::web::Viewer;
+
+pub use crate::ops::runs::change_backfill_state;
 
 pub fn router(d: Arc<Daemon>) -> Router {
     Router::new()
@@ -35,7 +39,13 @@ pub fn router(d: Arc<Daemon>) -> Router {
         .route("/api/v1/backfills", get(list_backfills).post(submit_backfill))
         .route("/api/v1/backfills/{id}", get(show_backfill))
         .route("/api/v1/backfills/{id}/{action}", post(change_backfill))
+        .route("/api/v1/audit", get(list_audit))
+        .route("/api/v1/users", get(list_users).post(add_user))
+        .route("/api/v1/users/{username}", axum::routing::delete(remove_user))
+        .route("/api/v1/users/{username}/role", post(set_user_role))
+        .route("/api/v1/users/{username}/password", post(set_user_password))
         .merge(crate::web::router())
+        .layer(axum::middleware::from_fn_with_state(d.clone(), crate::web::auth::guard))
         .with_state(d)
 }
 
@@ -55,7 +65,46 @@ impl From<StoreError> for ApiError {
     }
 }
 
+impl From<OpError> for ApiError {
+    fn from(e: OpError) -> Self {
+        ApiError(e.status(), e.to_string())
+    }
+}
+
 type ApiResult = Result<Response, ApiError>;
+
+/// The 401 answer of an API call without valid credentials.
+pub fn unauthorized(message: &str) -> Response {
+    let mut resp = ApiError(StatusCode::UNAUTHORIZED, message.to_string()).into_response();
+    resp.headers_mut().insert(axum::http::header::WWW_AUTHENTICATE, axum::http::HeaderValue::from_static("Bearer"));
+    resp
+}
+
+/// The caller of a mutating API call, as the operations layer sees them. A web session (not a
+/// token) must also send its CSRF token in `X-CSRF-Token`, so another site cannot post with the
+/// user's cookie.
+pub struct Caller(pub Actor);
+
+impl axum::extract::FromRequestParts<Arc<Daemon>> for Caller {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut axum::http::request::Parts, _d: &Arc<Daemon>) -> Result<Self, ApiError> {
+        let viewer = parts.extensions.get::<Viewer>().cloned().unwrap_or_default();
+        if viewer.user.is_none() {
+            return Err(ApiError(StatusCode::UNAUTHORIZED, "this call needs `Authorization: Bearer <token>`".into()));
+        }
+        if !viewer.via_token && parts.method != axum::http::Method::GET {
+            let given = parts.headers.get("x-csrf-token").and_then(|v| v.to_str().ok()).unwrap_or_default();
+            if viewer.csrf.is_empty() || !constant_time_eq(given.as_bytes(), viewer.csrf.as_bytes()) {
+                return Err(ApiError(
+                    StatusCode::FORBIDDEN,
+                    "a session caller must send its CSRF token in X-CSRF-Token (or use a bearer token)".into(),
+                ));
+            }
+        }
+        Ok(Caller(viewer.actor()))
+    }
+}
 
 fn bad(message: impl Into<String>) -> ApiError {
     ApiError(StatusCode::BAD_REQUEST, message.into())
@@ -63,19 +112,6 @@ fn bad(message: impl Into<String>) -> ApiError {
 
 fn not_found(message: impl Into<String>) -> ApiError {
     ApiError(StatusCode::NOT_FOUND, message.into())
-}
-
-/// Checks the bearer token of a mutating call.
-fn authorize(d: &Daemon, headers: &HeaderMap) -> Result<(), ApiError> {
-    let Some(value) = headers.get(axum::http::header::AUTHORIZATION) else {
-        return Err(ApiError(StatusCode::UNAUTHORIZED, "this call needs `Authorization: Bearer <token>`".into()));
-    };
-    let given = value.to_str().ok().and_then(|v| v.strip_prefix("Bearer ")).unwrap_or_default();
-    if constant_time_eq(given.as_bytes(), d.token.as_bytes()) {
-        Ok(())
-    } else {
-        Err(ApiError(StatusCode::FORBIDDEN, "the token is not valid".into()))
-    }
 }
 
 /// Compares without stopping at the first difference, so timing says nothing about the token.
@@ -188,41 +224,32 @@ struct TriggerBody {
 /// manual run for that date (a workers picks it up at once); 409 if the date's run is in flight.
 async fn trigger(
     State(d): State<Arc<Daemon>>,
+    caller: Caller,
     Path(dag_id): Path<String>,
-    headers: HeaderMap,
     body: Result<Json<TriggerBody>, axum::extract::rejection::JsonRejection>,
 ) -> ApiResult {
-    authorize(&d, &headers)?;
+    let target = format!("dag {dag_id}");
+    ops::require_audited(&d.store, &caller.0, ops::Role::Operator, "trigger a run", "trigger", &target).await?;
     let Json(body) =
         body.map_err(|e| bad(format!("body must be {{\"logical_date\": \"YYYY-MM-DD\", \"conf\": {{}}}}: {e}")))?;
-    let dag = dag_or_404(&d, &dag_id)?;
+    dag_or_404(&d, &dag_id)?;
     let date = NaiveDate::parse_from_str(&body.logical_date, "%Y-%m-%d")
         .map_err(|_| bad(format!("logical_date `{}` is not a date like 2025-01-31", body.logical_date)))?;
-    let slot = schedule::slot_for_date(dag.schedule.as_ref(), dag.timezone, date);
-    let prepared = prepare_run(&d.store, &dag, &slot, RunType::Manual, &body.conf, None, None).await;
-    let run = match prepared {
-        Ok(Prepared::Created(r) | Prepared::Requeued(r) | Prepared::Resumed(r)) => r,
-        Err(ExecError::Invalid(m)) if m.contains("already") => return Err(ApiError(StatusCode::CONFLICT, m)),
-        Err(ExecError::Invalid(m)) => return Err(bad(m)),
-        Err(ExecError::Store(e)) => return Err(e.into()),
-    };
-    d.wake.notify_waiters();
+    let run = ops::runs::trigger(&d, &caller.0, &dag_id, date, &body.conf).await?;
     Ok((StatusCode::CREATED, Json(run_json(&run))).into_response())
 }
 
-async fn set_pause(d: &Daemon, headers: &HeaderMap, dag_id: &str, paused: bool) -> ApiResult {
-    authorize(d, headers)?;
-    dag_or_404(d, dag_id)?;
-    d.store.set_paused(dag_id, paused).await?;
+async fn set_pause(d: &Daemon, caller: &Caller, dag_id: &str, paused: bool) -> ApiResult {
+    ops::runs::set_paused(d, &caller.0, dag_id, paused).await?;
     Ok(Json(json!({ "dag_id": dag_id, "paused": paused })).into_response())
 }
 
-async fn pause(State(d): State<Arc<Daemon>>, Path(dag_id): Path<String>, headers: HeaderMap) -> ApiResult {
-    set_pause(&d, &headers, &dag_id, true).await
+async fn pause(State(d): State<Arc<Daemon>>, caller: Caller, Path(dag_id): Path<String>) -> ApiResult {
+    set_pause(&d, &caller, &dag_id, true).await
 }
 
-async fn unpause(State(d): State<Arc<Daemon>>, Path(dag_id): Path<String>, headers: HeaderMap) -> ApiResult {
-    set_pause(&d, &headers, &dag_id, false).await
+async fn unpause(State(d): State<Arc<Daemon>>, caller: Caller, Path(dag_id): Path<String>) -> ApiResult {
+    set_pause(&d, &caller, &dag_id, false).await
 }
 
 async fn show_run(State(d): State<Arc<Daemon>>, Path(run_pk): Path<i64>) -> ApiResult {
@@ -317,12 +344,11 @@ struct BackfillBody {
 
 async fn submit_backfill(
     State(d): State<Arc<Daemon>>,
-    headers: HeaderMap,
+    caller: Caller,
     body: Result<Json<BackfillBody>, axum::extract::rejection::JsonRejection>,
 ) -> ApiResult {
-    authorize(&d, &headers)?;
+    ops::require_audited(&d.store, &caller.0, ops::Role::Operator, "start a backfill", "backfill", "backfill").await?;
     let Json(body) = body.map_err(|e| bad(format!("bad backfill request: {e}")))?;
-    let dag = dag_or_404(&d, &body.dag_id)?;
     let date = |name: &str, v: &str| {
         NaiveDate::parse_from_str(v, "%Y-%m-%d")
             .map_err(|_| bad(format!("`{name}` = `{v}` is not a date like 2025-01-31")))
@@ -336,133 +362,18 @@ async fn submit_backfill(
         conf: body.conf,
         max_slots: body.max_slots.unwrap_or(crate::backfill::DEFAULT_MAX_SLOTS),
     };
-    let b = super::backfills::submit(&d.store, &dag, &req).await.map_err(|e| match e {
-        BackfillError::Invalid(m) => bad(m),
-        BackfillError::Store(e) => e.into(),
-        BackfillError::Exec(e) => ApiError(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
-    })?;
+    let b = ops::runs::submit_backfill(&d, &caller.0, &body.dag_id, &req).await?;
     Ok((StatusCode::CREATED, Json(backfill_json(&b, &[]))).into_response())
 }
 
 /// `POST /api/v1/backfills/{id}/pause|resume|cancel`.
 async fn change_backfill(
     State(d): State<Arc<Daemon>>,
+    caller: Caller,
     Path((id, action)): Path<(i64, String)>,
-    headers: HeaderMap,
 ) -> ApiResult {
-    authorize(&d, &headers)?;
-    let b = d.store.get_backfill(id).await?.ok_or_else(|| not_found(format!("no backfill {id}")))?;
-    match change_backfill_state(&d.store, id, &action).await? {
-        Ok(state) => Ok(Json(json!({ "id": id, "state": state })).into_response()),
-        Err(m) if m.starts_with("unknown") => Err(not_found(m)),
-        Err(m) => Err(ApiError(StatusCode::CONFLICT, format!("backfill {id} is {}: {m}", b.state))),
-    }
-}
-
-/// Pause, resume or cancel a backfill: `Ok(Ok(new state))`, or `Ok(Err(why not))`.
-pub async fn change_backfill_state(
-    store: &crate::store::Store,
-    id: i64,
-    action: &str,
-) -> Result<Result<&'static str, String>, StoreError> {
-    let (from, to): (&[&str], &'static str) = match action {
-        "pause" => (&["queued", "running"], "paused"),
-        "resume" => (&["paused"], "running"),
-        "cancel" => (&["queued", "running", "paused"], "cancelled"),
-        other => return Ok(Err(format!("unknown action `{other}` (pause, resume, cancel)"))),
-    };
-    if store.transition_backfill(id, from, to).await? { Ok(Ok(to)) } else { Ok(Err(format!("cannot {action} it"))) }
-}
-
-/// Why a task action (clear, mark) was refused.
-#[derive(Debug, thiserror::Error)]
-pub enum ActionError {
-    #[error("{0}")]
-    NotFound(String),
-    /// The run is in a state that does not allow it (e.g. still running).
-    #[error("{0}")]
-    Conflict(String),
-    #[error("{0}")]
-    Invalid(String),
-    #[error(transparent)]
-    Store(#[from] StoreError),
-}
-
-impl From<ActionError> for ApiError {
-    fn from(e: ActionError) -> Self {
-        match e {
-            ActionError::NotFound(m) => not_found(m),
-            ActionError::Conflict(m) => ApiError(StatusCode::CONFLICT, m),
-            ActionError::Invalid(m) => bad(m),
-            ActionError::Store(e) => e.into(),
-        }
-    }
-}
-
-/// The run, its DAG and the check that the DAG has the task and the run has finished.
-async fn finished_run_with_task(
-    d: &Daemon,
-    run_pk: i64,
-    task_id: &str,
-    action: &str,
-) -> Result<(RunRow, Arc<crate::dag::Dag>), ActionError> {
-    let run = d.store.get_run(run_pk).await?.ok_or_else(|| ActionError::NotFound(format!("no run {run_pk}")))?;
-    let dag = d
-        .dag(&run.dag_id)
-        .ok_or_else(|| ActionError::NotFound(format!("DAG `{}` of run {run_pk} is not loaded", run.dag_id)))?;
-    if dag.task(task_id).is_none() {
-        return Err(ActionError::NotFound(format!("DAG `{}` has no task `{task_id}`", dag.id)));
-    }
-    if !run.state.is_finished() {
-        return Err(ActionError::Conflict(format!(
-            "run {run_pk} is {}; {action} its tasks once it has finished",
-            run.state
-        )));
-    }
-    Ok((run, dag))
-}
-
-/// Clears a task (and, with `downstream`, everything downstream of it) in a finished run so it
-/// runs again: the cleared tasks get their tries back, the others keep their state, and the run
-/// goes back to `queued` for a worker. Returns the cleared task ids in topological order.
-pub async fn clear_task(d: &Daemon, run_pk: i64, task_id: &str, downstream: bool) -> Result<Vec<String>, ActionError> {
-    let (run, dag) = finished_run_with_task(d, run_pk, task_id, "clear").await?;
-    let ids: Vec<&str> = if downstream { dag.with_downstream(task_id) } else { vec![task_id] };
-    let tasks: Vec<(&str, u32)> =
-        ids.iter().map(|id| (*id, dag.task(id).map(|t| t.policy.max_tries()).unwrap_or(1))).collect();
-    d.store.clear_task_instances(run.id, &tasks).await?;
-    d.store.requeue_run(run.id, &run.conf, None, None).await?;
-    d.wake.notify_waiters();
-    tracing::info!(run = run.id, task = task_id, downstream, cleared = ids.len(), "tasks cleared");
-    Ok(ids.into_iter().map(String::from).collect())
-}
-
-/// Marks a task of a finished run `success` or `failed` (no try is recorded) and recomputes the
-/// run's state: success when every task succeeded or was skipped, else failed.
-pub async fn mark_task(d: &Daemon, run_pk: i64, task_id: &str, state: &str, by: &str) -> Result<RunState, ActionError> {
-    let state = match state {
-        "success" => TaskState::Success,
-        "failed" => TaskState::Failed,
-        other => return Err(ActionError::Invalid(format!("state `{other}` cannot be set; use success or failed"))),
-    };
-    let (run, _dag) = finished_run_with_task(d, run_pk, task_id, "mark").await?;
-    let tis = d.store.list_task_instances(run.id).await?;
-    let ti = tis
-        .iter()
-        .find(|t| t.task_id == task_id)
-        .ok_or_else(|| ActionError::NotFound(format!("run {run_pk} has no task instance `{task_id}`")))?;
-    let error = (state == TaskState::Failed).then(|| format!("marked failed by {by}"));
-    d.store.set_task_state(ti.id, Some(state), error.as_deref()).await?;
-    let all_ok = tis.iter().all(|t| {
-        let s = if t.id == ti.id { Some(state) } else { t.state };
-        matches!(s, Some(TaskState::Success | TaskState::Skipped))
-    });
-    let run_state = if all_ok { RunState::Success } else { RunState::Failed };
-    if run_state != run.state {
-        d.store.set_run_state(run.id, run_state).await?;
-    }
-    tracing::info!(run = run.id, task = task_id, state = %state, by, "task marked");
-    Ok(run_state)
+    let state = ops::runs::change_backfill(&d, &caller.0, id, &action).await?;
+    Ok(Json(json!({ "id": id, "state": state })).into_response())
 }
 
 #[derive(Deserialize, Default)]
@@ -474,13 +385,12 @@ struct ClearBody {
 /// `POST /api/v1/runs/{run_id}/tasks/{task_id}/clear` `{"downstream": bool}`.
 async fn clear_task_api(
     State(d): State<Arc<Daemon>>,
+    caller: Caller,
     Path((run_pk, task_id)): Path<(i64, String)>,
-    headers: HeaderMap,
     body: Option<Json<ClearBody>>,
 ) -> ApiResult {
-    authorize(&d, &headers)?;
     let downstream = body.map(|Json(b)| b.downstream).unwrap_or_default();
-    let cleared = clear_task(&d, run_pk, &task_id, downstream).await?;
+    let cleared = ops::runs::clear(&d, &caller.0, run_pk, &task_id, downstream).await?;
     Ok(Json(json!({ "run_id": run_pk, "cleared": cleared, "state": "queued" })).into_response())
 }
 
@@ -492,13 +402,116 @@ struct MarkBody {
 /// `POST /api/v1/runs/{run_id}/tasks/{task_id}/mark` `{"state": "success"|"failed"}`.
 async fn mark_task_api(
     State(d): State<Arc<Daemon>>,
+    caller: Caller,
     Path((run_pk, task_id)): Path<(i64, String)>,
-    headers: HeaderMap,
     body: Result<Json<MarkBody>, axum::extract::rejection::JsonRejection>,
 ) -> ApiResult {
-    authorize(&d, &headers)?;
     let Json(body) = body.map_err(|e| bad(format!("body must be {{\"state\": \"success\"|\"failed\"}}: {e}")))?;
-    let run_state = mark_task(&d, run_pk, &task_id, &body.state, "api").await?;
+    let run_state = ops::runs::mark(&d, &caller.0, run_pk, &task_id, &body.state).await?;
     Ok(Json(json!({ "run_id": run_pk, "task_id": task_id, "state": body.state, "run_state": run_state.as_str() }))
         .into_response())
+}
+
+#[derive(Deserialize)]
+struct AuditPage {
+    limit: Option<i64>,
+    before: Option<i64>,
+}
+
+/// `GET /api/v1/audit?limit=&before=`: the audit log, newest first (admins only).
+async fn list_audit(State(d): State<Arc<Daemon>>, caller: Caller, Query(page): Query<AuditPage>) -> ApiResult {
+    ops::require(&caller.0, ops::Role::Admin, "read the audit log")?;
+    let rows = d.store.list_audit(page.before, page.limit.unwrap_or(100).clamp(1, 1000)).await?;
+    let rows: Vec<Value> = rows
+        .iter()
+        .map(|r| {
+            json!({ "id": r.id, "at": r.at.to_rfc3339(), "actor": r.actor, "action": r.action,
+                    "target": r.target, "result": r.result })
+        })
+        .collect();
+    Ok(Json(json!({ "audit": rows })).into_response())
+}
+
+fn user_json(u: &crate::store::UserRow) -> Value {
+    json!({ "username": u.username, "role": u.role, "created_at": u.created_at.to_rfc3339(),
+            "updated_at": u.updated_at.to_rfc3339() })
+}
+
+fn role_of(text: &str) -> Result<ops::Role, ApiError> {
+    text.parse::<ops::Role>().map_err(bad)
+}
+
+/// `GET /api/v1/users` (admins).
+async fn list_users(State(d): State<Arc<Daemon>>, caller: Caller) -> ApiResult {
+    let users = ops::users::list(&d.store, &caller.0).await?;
+    Ok(Json(json!({ "users": users.iter().map(user_json).collect::<Vec<_>>() })).into_response())
+}
+
+#[derive(Deserialize)]
+struct NewUserBody {
+    username: String,
+    password: String,
+    #[serde(default = "viewer")]
+    role: String,
+}
+
+fn viewer() -> String {
+    "viewer".into()
+}
+
+/// `POST /api/v1/users` `{"username", "password", "role"?}` (admins) → 201.
+async fn add_user(
+    State(d): State<Arc<Daemon>>,
+    caller: Caller,
+    body: Result<Json<NewUserBody>, axum::extract::rejection::JsonRejection>,
+) -> ApiResult {
+    ops::require_audited(&d.store, &caller.0, ops::Role::Admin, "add users", "users.add", "user").await?;
+    let Json(b) = body.map_err(|e| bad(format!("body must be {{\"username\", \"password\", \"role\"}}: {e}")))?;
+    let role = role_of(&b.role)?;
+    ops::users::add(&d.store, &d.passwords, &caller.0, &b.username, &b.password, role).await?;
+    Ok((StatusCode::CREATED, Json(json!({ "username": b.username, "role": role.as_str() }))).into_response())
+}
+
+#[derive(Deserialize)]
+struct RoleBody {
+    role: String,
+}
+
+/// `POST /api/v1/users/{username}/role` `{"role"}` (admins; ends the user's sessions).
+async fn set_user_role(
+    State(d): State<Arc<Daemon>>,
+    caller: Caller,
+    Path(username): Path<String>,
+    body: Result<Json<RoleBody>, axum::extract::rejection::JsonRejection>,
+) -> ApiResult {
+    let Json(b) =
+        body.map_err(|e| bad(format!("body must be {{\"role\": \"viewer\"|\"operator\"|\"admin\"}}: {e}")))?;
+    let role = role_of(&b.role)?;
+    ops::users::set_role(&d.store, &caller.0, &username, role).await?;
+    Ok(Json(json!({ "username": username, "role": role.as_str() })).into_response())
+}
+
+#[derive(Deserialize)]
+struct PasswordBody {
+    password: String,
+}
+
+/// `POST /api/v1/users/{username}/password` `{"password"}` (admins; ends the user's sessions).
+async fn set_user_password(
+    State(d): State<Arc<Daemon>>,
+    caller: Caller,
+    Path(username): Path<String>,
+    body: Result<Json<PasswordBody>, axum::extract::rejection::JsonRejection>,
+) -> ApiResult {
+    ops::require_audited(&d.store, &caller.0, ops::Role::Admin, "set passwords", "users.set-password", &username)
+        .await?;
+    let Json(b) = body.map_err(|e| bad(format!("body must be {{\"password\": \"...\"}}: {e}")))?;
+    ops::users::set_password(&d.store, &d.passwords, &caller.0, &username, &b.password).await?;
+    Ok(Json(json!({ "username": username })).into_response())
+}
+
+/// `DELETE /api/v1/users/{username}` (admins; with their tokens and sessions).
+async fn remove_user(State(d): State<Arc<Daemon>>, caller: Caller, Path(username): Path<String>) -> ApiResult {
+    ops::users::remove(&d.store, &caller.0, &username).await?;
+    Ok(StatusCode::NO_CONTENT.into_response())
 }

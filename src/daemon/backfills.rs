@@ -139,7 +139,7 @@ async fn step(d: &Daemon, id: i64) -> Result<bool, StoreError> {
                     date.run_pk = Some(run.id);
                     d.wake.notify_waiters();
                 }
-                Err(ExecError::Invalid(reason)) => {
+                Err(ExecError::Invalid(reason) | ExecError::InFlight(reason)) => {
                     date.outcome = "skipped".into();
                     date.reason = Some(reason);
                 }

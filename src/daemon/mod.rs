@@ -59,8 +59,12 @@ pub struct Daemon {
     pub exec: Executor,
     /// `host:pid`, also the owner written on the runs and backfills it holds.
     pub id: String,
-    /// Bearer token for mutating API calls.
+    /// The config admin's bearer token (`api.token` or `<home>/api-token`).
     pub token: String,
+    /// Password hashing on the blocking pool, a few at once.
+    pub passwords: crate::ops::passwords::Passwords,
+    /// Failed web logins per user and client address.
+    pub login_throttle: crate::web::throttle::LoginThrottle,
     /// Stops the loops and the HTTP server (SIGTERM, Ctrl-C).
     pub shutdown: CancellationToken,
     /// Wakes the run workers (a run was queued, or a slot freed up).
@@ -183,6 +187,8 @@ pub async fn start(settings: Arc<Settings>, store: Store, bind: SocketAddr) -> R
         exec,
         id: id.clone(),
         token,
+        passwords: crate::ops::passwords::Passwords::default(),
+        login_throttle: crate::web::throttle::LoginThrottle::default(),
         shutdown: CancellationToken::new(),
         wake: Notify::new(),
         dags: RwLock::new(Arc::default()),
@@ -239,6 +245,10 @@ pub async fn serve(settings: Arc<Settings>, store: Store, bind: SocketAddr) -> R
     println!("tmctl serve: listening on http://{} (daemon {})", running.addr, running.daemon.id);
     println!("  state DB {}", crate::secrets::redact_url(&settings.database_url));
     println!("  {} DAG(s) from {}", running.daemon.dags().len(), settings.dags_dir.display());
+    if settings.web_password_hash.is_empty() && settings.api_token.is_empty() {
+        let token = settings.home.join("api-token");
+        println!("  log in as `{}` with the API token in {} as password", settings.web_user, token.display());
+    }
     let stop = running.daemon.shutdown.clone();
     tokio::spawn(async move {
         let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {

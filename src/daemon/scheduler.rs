@@ -104,7 +104,9 @@ async fn schedule_dag(d: &Daemon, dag: &Dag, now: DateTime<Utc>) -> Result<usize
             }
             // Another daemon or a CLI run created it in between.
             Ok(_) => {}
-            Err(crate::executor::ExecError::Invalid(e)) => tracing::warn!(dag = %dag.id, error = %e, "not scheduled"),
+            Err(crate::executor::ExecError::Invalid(e) | crate::executor::ExecError::InFlight(e)) => {
+                tracing::warn!(dag = %dag.id, error = %e, "not scheduled")
+            }
             Err(crate::executor::ExecError::Store(e)) => return Err(e),
         }
     }

@@ -13,6 +13,7 @@ mod runs;
 pub mod seed;
 mod summaries;
 mod ui;
+mod users;
 mod web;
 
 use std::fmt;
@@ -30,6 +31,7 @@ pub use registry::{IngestStatus, IngestionFilter, IngestionRow, NewIngestion};
 pub use runs::{AttemptFinish, AttemptRow, NewRun, RunFilter, RunRow, TaskInstanceRow};
 pub use summaries::SummaryRow;
 pub use ui::{AttemptSpan, TaskCell};
+pub use users::{AuditRow, TokenOwner, TokenRow, UserRow};
 pub use web::WebSession;
 
 use crate::timefmt;

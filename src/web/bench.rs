@@ -119,15 +119,50 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
     sorted[rank.clamp(1, sorted.len()) - 1]
 }
 
+/// An HTTP client that sends the session cookie `cookie` with every request.
+fn client_with(cookie: &str) -> Result<reqwest::Client> {
+    let mut headers = reqwest::header::HeaderMap::new();
+    headers.insert(reqwest::header::COOKIE, reqwest::header::HeaderValue::from_str(cookie)?);
+    Ok(reqwest::Client::builder().timeout(Duration::from_secs(60)).default_headers(headers).build()?)
+}
+
+/// Logs in through the login form like a browser and returns the session cookie (`name=value`),
+/// so pages are measured as a logged-in user sees them (session lookup included).
+async fn login_cookie(base_url: &str, user: &str, password: &str) -> Result<String> {
+    let client = reqwest::Client::builder()
+        .timeout(Duration::from_secs(60))
+        .redirect(reqwest::redirect::Policy::none())
+        .build()?;
+    let page = client.get(format!("{base_url}/login")).send().await?;
+    let cookie_of = |resp: &reqwest::Response, name: &str| {
+        resp.headers()
+            .get_all(reqwest::header::SET_COOKIE)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .filter_map(|v| v.split(';').next())
+            .find(|kv| kv.starts_with(&format!("{name}=")))
+            .map(str::to_string)
+    };
+    let login_cookie = cookie_of(&page, "tm_login_csrf").context("the login page set no tm_login_csrf cookie")?;
+    let csrf = login_cookie.split_once('=').map(|(_, v)| v.to_string()).unwrap_or_default();
+    let resp = client
+        .post(format!("{base_url}/login"))
+        .header(reqwest::header::COOKIE, &login_cookie)
+        .form(&[("username", user), ("password", password), ("csrf", &csrf), ("next", "/")])
+        .send()
+        .await?;
+    cookie_of(&resp, "tm_session").with_context(|| format!("login as {user} failed: {}", resp.status()))
+}
+
 /// Requests `url` `n` times from `concurrency` clients; latencies in ms (sorted) and body size.
-async fn hammer(url: &str, n: usize, concurrency: usize) -> Result<(Vec<f64>, usize)> {
+async fn hammer(url: &str, cookie: &str, n: usize, concurrency: usize) -> Result<(Vec<f64>, usize)> {
     let concurrency = concurrency.clamp(1, n.max(1));
     let mut set = tokio::task::JoinSet::new();
     for c in 0..concurrency {
         let share = n / concurrency + usize::from(c < n % concurrency);
         let url = url.to_string();
+        let client = client_with(cookie)?;
         set.spawn(async move {
-            let client = reqwest::Client::builder().timeout(Duration::from_secs(60)).build()?;
             let mut times = Vec::with_capacity(share);
             let mut bytes = 0;
             for _ in 0..share {
@@ -204,6 +239,8 @@ async fn measure(
     if settings.api_token.is_empty() {
         settings.api_token = "bench-ui-token".into();
     }
+    // The config admin logs in with the API token as password.
+    settings.web_password_hash = String::new();
     let settings = Arc::new(settings);
     let store = Store::connect(url, settings.database_max_connections).await?;
 
@@ -228,7 +265,12 @@ async fn measure(
 
     let running = crate::daemon::start(settings.clone(), store.clone(), "127.0.0.1:0".parse()?).await?;
     let base_url = format!("http://{}", running.addr);
-    let result = measure_pages(&base_url, &store, tasks, seeded.backfill_ids.first().copied(), opts).await;
+    let result = match login_cookie(&base_url, &settings.web_user, &settings.api_token).await {
+        Ok(cookie) => {
+            measure_pages(&base_url, &cookie, &store, tasks, seeded.backfill_ids.first().copied(), opts).await
+        }
+        Err(e) => Err(e),
+    };
     running.stop().await;
     store.close().await;
     let (pages, skipped) = result?;
@@ -247,6 +289,7 @@ type Measured = (Vec<PageTiming>, Vec<(String, String, u16)>);
 
 async fn measure_pages(
     base_url: &str,
+    cookie: &str,
     store: &Store,
     tasks: &[(String, String)],
     backfill: Option<i64>,
@@ -270,7 +313,7 @@ async fn measure_pages(
     if let Some(id) = backfill {
         pages.insert(6, ("backfill detail", format!("/backfills/{id}")));
     }
-    let client = reqwest::Client::builder().timeout(Duration::from_secs(60)).build()?;
+    let client = client_with(cookie)?;
     // Deep history: the grid's next page (its "older runs" link) and the oldest run.
     let grid = client.get(format!("{base_url}/dags/{DAG_ID}")).send().await?.text().await.unwrap_or_default();
     let older_prefix = format!("href=\"/dags/{DAG_ID}?before=");
@@ -298,8 +341,8 @@ async fn measure_pages(
             skipped.push((name.to_string(), path, status.as_u16()));
             continue;
         }
-        hammer(&url, 3, 1).await?;
-        let (times, bytes) = hammer(&url, opts.requests.max(1), opts.concurrency).await?;
+        hammer(&url, cookie, 3, 1).await?;
+        let (times, bytes) = hammer(&url, cookie, opts.requests.max(1), opts.concurrency).await?;
         let mean = times.iter().sum::<f64>() / times.len() as f64;
         let t = PageTiming {
             page: name.to_string(),

@@ -2,15 +2,18 @@
 //! DB (run views) and the gold tables (lakehouse views); templates live in `templates/` and
 //! static assets in `static/`, both compiled into the binary. Every value is escaped by askama.
 //!
-//! Reading is open; every mutating form needs a logged-in session (user/password from config,
-//! password checked against an argon2 hash) and the session's CSRF token. Sessions live in the
-//! state DB, so any daemon behind a load balancer accepts them.
+//! Every page needs a login (`auth::guard`; `web.anonymous_read` opens the reads); every mutating
+//! form also needs the session's CSRF token and the role the action needs (checked by `ops`,
+//! whose buttons are hidden from roles without it). Sessions live in the state DB, so any daemon
+//! behind a load balancer accepts them.
 
+pub mod admin;
 pub mod auth;
 pub mod bench;
 pub mod charts;
 pub mod lakehouse;
 pub mod runs;
+pub mod throttle;
 
 use std::sync::Arc;
 
@@ -21,6 +24,7 @@ use axum::response::{Html, IntoResponse, Response};
 use axum::routing::get;
 
 use crate::daemon::Daemon;
+use crate::ops::Role;
 pub use auth::{Viewer, require_login};
 
 /// What every page's frame (`templates/base.html`) shows.
@@ -29,13 +33,26 @@ pub struct Chrome {
     pub title: String,
     /// The logged-in user, if any.
     pub user: Option<String>,
+    /// Their role (`viewer`, `operator`, `admin`; empty when anonymous).
+    pub role: String,
     /// The session's CSRF token (empty when not logged in).
     pub csrf: String,
+    /// Trigger, clear, mark, pause and backfill buttons are shown.
+    pub can_operate: bool,
+    /// The admin pages are linked.
+    pub is_admin: bool,
 }
 
 impl Chrome {
     pub fn new(title: impl Into<String>, viewer: &Viewer) -> Chrome {
-        Chrome { title: title.into(), user: viewer.user.clone(), csrf: viewer.csrf.clone() }
+        Chrome {
+            title: title.into(),
+            user: viewer.user.clone(),
+            role: viewer.role.map(|r| r.as_str().to_string()).unwrap_or_default(),
+            csrf: viewer.csrf.clone(),
+            can_operate: viewer.can(Role::Operator) && !viewer.csrf.is_empty(),
+            is_admin: viewer.can(Role::Admin),
+        }
     }
 }
 
@@ -83,6 +100,7 @@ pub fn router() -> Router<Arc<Daemon>> {
         .route("/static/app.css", get(app_css))
         .route("/static/app.js", get(app_js))
         .merge(auth::router())
+        .merge(admin::router())
         .merge(runs::router())
         .merge(lakehouse::router())
 }

@@ -106,3 +106,12 @@ where
         tokio::time::sleep(every).await;
     }
 }
+
+/// An HTTP client that sends `Authorization: Bearer <token>` with every request (every route
+/// but `/health`, `/login` and `/static/` needs a login).
+pub fn authed(token: &str) -> reqwest::Client {
+    let mut headers = reqwest::header::HeaderMap::new();
+    let value = reqwest::header::HeaderValue::from_str(&format!("Bearer {token}")).expect("token header");
+    headers.insert(reqwest::header::AUTHORIZATION, value);
+    reqwest::Client::builder().default_headers(headers).build().expect("http client")
+}

@@ -1,7 +1,8 @@
 //! The mutating forms of the run views: trigger, clear (+ downstream), mark success/failed,
 //! pause/unpause, cancel a backfill. Each handler calls [`require_login`] before anything else
-//! (401 without a session, 403 with a wrong CSRF token), then the same service function the JSON
-//! API uses, then redirects (303) to the page that shows the result.
+//! (401 without a session, 403 with a wrong CSRF token), then the `ops` function the JSON API
+//! uses too (which checks the role: 403, and writes the audit log), then redirects (303) to the
+//! page that shows the result.
 
 use std::sync::Arc;
 
@@ -14,22 +15,15 @@ use chrono::NaiveDate;
 use serde::Deserialize;
 use serde_json::Value;
 
-use super::{PageResult, dag_or_404, db_error, not_found};
+use super::{PageResult, dag_or_404};
 use crate::daemon::Daemon;
-use crate::daemon::api::{ActionError, change_backfill_state, clear_task, mark_task};
-use crate::dag::schedule;
 use crate::dag::{Dag, ParamType};
-use crate::executor::{ExecError, Prepared, prepare_run};
-use crate::store::RunType;
+use crate::ops::{self, OpError, Role};
 use crate::web::{Chrome, Viewer, error_page, render, require_login};
 
-fn action_error(viewer: &Viewer, e: ActionError) -> Response {
-    match e {
-        ActionError::NotFound(m) => not_found(viewer, m),
-        ActionError::Conflict(m) => error_page(StatusCode::CONFLICT, viewer, m),
-        ActionError::Invalid(m) => error_page(StatusCode::BAD_REQUEST, viewer, m),
-        ActionError::Store(e) => db_error(viewer, e),
-    }
+/// The error page of a refused or failed operation (the status is `OpError::status`).
+fn op_error(viewer: &Viewer, e: OpError) -> Response {
+    error_page(e.status(), viewer, e.to_string())
 }
 
 fn see_other(to: &str) -> Response {
@@ -45,10 +39,8 @@ pub(super) struct CsrfForm {
 // ---- pause / unpause --------------------------------------------------------------------------------
 
 async fn set_paused(d: &Daemon, viewer: &Viewer, form: &CsrfForm, dag_id: &str, paused: bool) -> PageResult {
-    let user = require_login(viewer, &form.csrf)?;
-    let dag = dag_or_404(d, viewer, dag_id)?;
-    d.store.set_paused(&dag.id, paused).await.map_err(|e| db_error(viewer, e))?;
-    tracing::info!(dag = %dag.id, paused, user = %user, "pause flag set from the web UI");
+    let actor = require_login(viewer, &form.csrf)?;
+    ops::runs::set_paused(d, &actor, dag_id, paused).await.map_err(|e| op_error(viewer, e))?;
     Ok(see_other("/"))
 }
 
@@ -87,10 +79,9 @@ pub(super) async fn clear(
     Path((run_pk, task_id)): Path<(i64, String)>,
     Form(form): Form<ClearForm>,
 ) -> PageResult {
-    let user = require_login(&viewer, &form.csrf)?;
+    let actor = require_login(&viewer, &form.csrf)?;
     let downstream = form.downstream.is_some_and(|v| v != "false");
-    let cleared = clear_task(&d, run_pk, &task_id, downstream).await.map_err(|e| action_error(&viewer, e))?;
-    tracing::info!(run = run_pk, task = %task_id, cleared = ?cleared, user = %user, "cleared from the web UI");
+    ops::runs::clear(&d, &actor, run_pk, &task_id, downstream).await.map_err(|e| op_error(&viewer, e))?;
     Ok(see_other(&format!("/runs/{run_pk}")))
 }
 
@@ -108,8 +99,8 @@ pub(super) async fn mark(
     Path((run_pk, task_id)): Path<(i64, String)>,
     Form(form): Form<MarkForm>,
 ) -> PageResult {
-    let user = require_login(&viewer, &form.csrf)?;
-    mark_task(&d, run_pk, &task_id, &form.state, &user).await.map_err(|e| action_error(&viewer, e))?;
+    let actor = require_login(&viewer, &form.csrf)?;
+    ops::runs::mark(&d, &actor, run_pk, &task_id, &form.state).await.map_err(|e| op_error(&viewer, e))?;
     Ok(see_other(&format!("/runs/{run_pk}/tasks/{task_id}")))
 }
 
@@ -121,20 +112,9 @@ pub(super) async fn cancel_backfill(
     Path(id): Path<i64>,
     Form(form): Form<CsrfForm>,
 ) -> PageResult {
-    let user = require_login(&viewer, &form.csrf)?;
-    let b = d
-        .store
-        .get_backfill(id)
-        .await
-        .map_err(|e| db_error(&viewer, e))?
-        .ok_or_else(|| not_found(&viewer, format!("No backfill {id}.")))?;
-    match change_backfill_state(&d.store, id, "cancel").await.map_err(|e| db_error(&viewer, e))? {
-        Ok(_) => {
-            tracing::info!(backfill = id, user = %user, "backfill cancelled from the web UI");
-            Ok(see_other(&format!("/backfills/{id}")))
-        }
-        Err(m) => Err(error_page(StatusCode::CONFLICT, &viewer, format!("Backfill {id} is {}: {m}.", b.state))),
-    }
+    let actor = require_login(&viewer, &form.csrf)?;
+    ops::runs::change_backfill(&d, &actor, id, "cancel").await.map_err(|e| op_error(&viewer, e))?;
+    Ok(see_other(&format!("/backfills/{id}")))
 }
 
 // ---- trigger ----------------------------------------------------------------------------------------
@@ -288,7 +268,10 @@ pub(super) async fn trigger(
     Form(form): Form<Vec<(String, String)>>,
 ) -> PageResult {
     let csrf = form.iter().find(|(k, _)| k == "csrf").map(|(_, v)| v.as_str()).unwrap_or_default();
-    let user = require_login(&viewer, csrf)?;
+    let actor = require_login(&viewer, csrf)?;
+    ops::require_audited(&d.store, &actor, Role::Operator, "trigger a run", "trigger", &format!("dag {dag_id}"))
+        .await
+        .map_err(|e| op_error(&viewer, e))?;
     let dag = dag_or_404(&d, &viewer, &dag_id)?;
     let date_text = form.iter().rev().find(|(k, _)| k == "logical_date").map(|(_, v)| v.clone()).unwrap_or_default();
     let again = |status: StatusCode, message: String| {
@@ -298,15 +281,11 @@ pub(super) async fn trigger(
         Ok(x) => x,
         Err(m) => return Err(again(StatusCode::BAD_REQUEST, m)),
     };
-    let slot = schedule::slot_for_date(dag.schedule.as_ref(), dag.timezone, date);
-    let run = match prepare_run(&d.store, &dag, &slot, RunType::Manual, &conf, None, None).await {
-        Ok(Prepared::Created(r) | Prepared::Requeued(r) | Prepared::Resumed(r)) => r,
-        Err(ExecError::Invalid(m)) if m.contains("already") => return Err(again(StatusCode::CONFLICT, m)),
-        Err(ExecError::Invalid(m)) => return Err(again(StatusCode::BAD_REQUEST, m)),
-        Err(ExecError::Store(e)) => return Err(db_error(&viewer, e)),
+    let run = match ops::runs::trigger(&d, &actor, &dag.id, date, &conf).await {
+        Ok(run) => run,
+        Err(e @ (OpError::Conflict(_) | OpError::Invalid(_))) => return Err(again(e.status(), e.to_string())),
+        Err(e) => return Err(op_error(&viewer, e)),
     };
-    d.wake.notify_waiters();
-    tracing::info!(dag = %dag.id, run = run.id, ds = %run.ds, user = %user, "run triggered from the web UI");
     Ok(see_other(&format!("/runs/{}", run.id)))
 }
 

@@ -1,0 +1,549 @@
+//! Security of `tmctl serve` (issue 12, items 1-4) against real daemon processes over real HTTP,
+//! on SQLite and PostgreSQL: users, roles and tokens; every route behind a login (and
+//! `web.anonymous_read`); the role check and the audit log; the Host check; session rules; login
+//! throttling and `next` after login.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use common::serve::ServeProcess;
+use reqwest::StatusCode;
+use reqwest::header::{COOKIE, HOST, LOCATION, RETRY_AFTER, SET_COOKIE};
+use serde_json::{Value, json};
+
+const BIN: &str = env!("CARGO_BIN_EXE_tmctl");
+const TOKEN: &str = "auth-test-token-0123456789";
+
+const DAG: &str = "id = \"hello\"\n[[task]]\nid = \"a\"\nkind = \"noop\"\n";
+
+struct Env {
+    home: tempfile::TempDir,
+    dags: PathBuf,
+    db: common::TestDb,
+    extra: Vec<(String, String)>,
+}
+
+impl Env {
+    fn new(db: common::TestDb) -> Env {
+        let home = tempfile::tempdir().expect("temp dir");
+        let dags = home.path().join("dags");
+        std::fs::create_dir_all(&dags).expect("dags dir");
+        std::fs::write(dags.join("hello.toml"), DAG).expect("write DAG");
+        Env { home, dags, db, extra: Vec::new() }
+    }
+
+    fn env(mut self, key: &str, value: &str) -> Env {
+        self.extra.push((key.into(), value.into()));
+        self
+    }
+
+    fn command(&self) -> Command {
+        let mut c = Command::new(BIN);
+        c.env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env("HOME", self.home.path())
+            .env("USER", "tester")
+            .env("TM_HOME", self.home.path())
+            .env("TM_DAGS_DIR", &self.dags)
+            .env("TM_API_TOKEN", TOKEN)
+            .env("TM_SHUTDOWN_GRACE", "1s")
+            .env("TM_LOG", "info");
+        if self.db.backend == "postgres" {
+            c.env("TM_DATABASE_URL", &self.db.url);
+        }
+        for (k, v) in &self.extra {
+            c.env(k, v);
+        }
+        c
+    }
+
+    /// `tmctl ARGS` with `stdin`: exit code, stdout, stderr.
+    fn tmctl_in(&self, args: &[&str], stdin: &str) -> (i32, String, String) {
+        let mut child = self
+            .command()
+            .args(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("run tmctl");
+        child.stdin.take().expect("stdin").write_all(stdin.as_bytes()).expect("write stdin");
+        let out = child.wait_with_output().expect("wait for tmctl");
+        (
+            out.status.code().unwrap_or(-1),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    }
+
+    #[track_caller]
+    fn ok(&self, args: &[&str], stdin: &str) -> String {
+        let (code, out, err) = self.tmctl_in(args, stdin);
+        assert_eq!(code, 0, "{}: tmctl {args:?} failed\nstdout:\n{out}\nstderr:\n{err}", self.db.backend);
+        out
+    }
+
+    fn serve(&self) -> ServeProcess {
+        let log = self.home.path().join(format!("serve-{}.log", rand_suffix()));
+        ServeProcess::spawn(self.command(), log)
+    }
+
+    async fn store(&self) -> tmctl::store::Store {
+        let url = if self.db.backend == "postgres" {
+            self.db.url.clone()
+        } else {
+            tmctl::config::sqlite_url(&self.home.path().join("tm.db"))
+        };
+        tmctl::store::Store::connect(&url, 2).await.expect("state DB")
+    }
+}
+
+fn rand_suffix() -> u128 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or_default()
+}
+
+/// A client that follows no redirects; cookies are kept by hand.
+fn http() -> reqwest::Client {
+    reqwest::Client::builder()
+        .timeout(Duration::from_secs(20))
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .expect("client")
+}
+
+struct Page {
+    status: StatusCode,
+    location: String,
+    retry_after: Option<String>,
+    cookies: BTreeMap<String, String>,
+    set_cookie: Vec<String>,
+    body: String,
+}
+
+async fn page(resp: reqwest::Response) -> Page {
+    let status = resp.status();
+    let header =
+        |name| resp.headers().get(name).map(|v: &reqwest::header::HeaderValue| v.to_str().unwrap().to_string());
+    let location = header(LOCATION).unwrap_or_default();
+    let retry_after = header(RETRY_AFTER);
+    let set_cookie: Vec<String> =
+        resp.headers().get_all(SET_COOKIE).iter().map(|v| v.to_str().unwrap().to_string()).collect();
+    let cookies = set_cookie
+        .iter()
+        .filter_map(|c| c.split(';').next()?.split_once('=').map(|(k, v)| (k.to_string(), v.to_string())))
+        .collect();
+    Page { status, location, retry_after, cookies, set_cookie, body: resp.text().await.unwrap_or_default() }
+}
+
+fn csrf_of(html: &str) -> String {
+    let at = html.find(r#"name="csrf" value=""#).expect("a csrf input");
+    let rest = &html[at + r#"name="csrf" value=""#.len()..];
+    rest[..rest.find('"').expect("end of value")].to_string()
+}
+
+/// Posts the login form as a browser does (its CSRF cookie included); the answer.
+async fn login(base: &str, user: &str, password: &str, next: &str) -> Page {
+    let form = page(http().get(format!("{base}/login")).send().await.expect("GET /login")).await;
+    assert_eq!(form.status, StatusCode::OK, "GET /login: {}", form.body);
+    let token = form.cookies.get("tm_login_csrf").expect("login CSRF cookie").clone();
+    let resp = http()
+        .post(format!("{base}/login"))
+        .header(COOKIE, format!("tm_login_csrf={token}"))
+        .form(&[("username", user), ("password", password), ("csrf", &token), ("next", next)])
+        .send()
+        .await
+        .expect("POST /login");
+    page(resp).await
+}
+
+/// Logs in and returns the session cookie header value.
+async fn session(base: &str, user: &str, password: &str) -> String {
+    let p = login(base, user, password, "/").await;
+    assert_eq!(p.status, StatusCode::SEE_OTHER, "login as {user}: {}", p.body);
+    format!("tm_session={}", p.cookies.get("tm_session").expect("session cookie"))
+}
+
+async fn get_with(base: &str, path: &str, cookie: Option<&str>) -> Page {
+    let mut req = http().get(format!("{base}{path}"));
+    if let Some(c) = cookie {
+        req = req.header(COOKIE, c);
+    }
+    page(req.send().await.expect("GET")).await
+}
+
+async fn api(method: reqwest::Method, base: &str, path: &str, token: Option<&str>, body: Option<Value>) -> Page {
+    let mut req = http().request(method, format!("{base}{path}"));
+    if let Some(t) = token {
+        req = req.bearer_auth(t);
+    }
+    if let Some(b) = body {
+        req = req.json(&b);
+    }
+    page(req.send().await.expect("API call")).await
+}
+
+// ---- item 1: users, roles, tokens ------------------------------------------------------------------
+
+async fn users_roles_and_tokens(db: common::TestDb) {
+    let env = Env::new(db);
+    let be = env.db.backend;
+    env.ok(&["users", "add", "vera", "--role", "viewer"], "vera-password\n");
+    env.ok(&["users", "add", "otto", "--role", "operator"], "otto-password\n");
+    // Bad input is named: role, duplicate, short password, unknown user.
+    let (code, _, err) = env.tmctl_in(&["users", "add", "x", "--role", "root"], "long-enough\n");
+    assert_eq!(code, 2, "{be}: {err}");
+    assert!(err.contains("role `root` is not one of viewer, operator, admin"), "{be}: {err}");
+    let (code, _, err) = env.tmctl_in(&["users", "add", "vera", "--role", "viewer"], "another-one\n");
+    assert_eq!(code, 2, "{be}: {err}");
+    assert!(err.contains("user `vera` exists already"), "{be}: {err}");
+    let (code, _, err) = env.tmctl_in(&["users", "add", "shorty"], "short\n");
+    assert!(code == 2 && err.contains("at least 8 characters"), "{be}: {err}");
+    let (code, _, err) = env.tmctl_in(&["users", "set-role", "nobody", "--role", "admin"], "");
+    assert!(code == 2 && err.contains("no user `nobody`"), "{be}: {err}");
+
+    let list: Value = serde_json::from_str(&env.ok(&["users", "list", "--json"], "")).expect("users JSON");
+    let roles: Vec<(String, String)> = list
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|u| (u["username"].as_str().unwrap().to_string(), u["role"].as_str().unwrap().to_string()))
+        .collect();
+    assert_eq!(roles, [("otto".to_string(), "operator".to_string()), ("vera".into(), "viewer".into())], "{be}");
+    assert!(!list.to_string().contains("argon2"), "{be}: the list shows no hashes");
+
+    let viewer_token = env.ok(&["tokens", "create", "--user", "vera", "--name", "ci"], "").trim().to_string();
+    let operator_token =
+        env.ok(&["tokens", "create", "--user", "otto", "--name", "deploy", "--expires", "90d"], "").trim().to_string();
+    assert!(viewer_token.len() > 40 && viewer_token != operator_token, "{be}");
+    let (code, _, err) = env.tmctl_in(&["tokens", "create", "--user", "vera", "--name", "ci"], "");
+    assert!(code == 2 && err.contains("has a token named `ci` already"), "{be}: {err}");
+    let (code, _, err) = env.tmctl_in(&["tokens", "create", "--user", "vera", "--name", "x", "--expires", "soon"], "");
+    assert!(code == 2 && err.contains("--expires"), "{be}: {err}");
+    let tokens: Value = serde_json::from_str(&env.ok(&["tokens", "list", "--json"], "")).expect("tokens JSON");
+    assert_eq!(tokens.as_array().unwrap().len(), 2, "{be}: {tokens}");
+    assert!(tokens[0]["expires_at"].is_string() && tokens[1]["expires_at"].is_null(), "{be}: {tokens}");
+    assert!(!tokens.to_string().contains(&viewer_token), "{be}: tokens are never shown again");
+
+    let d = env.serve();
+    let base = d.url.clone();
+    let post = reqwest::Method::POST;
+    let trigger = json!({"logical_date": "2025-03-01"});
+    // The viewer's token reads, but may not trigger: 403 naming the role.
+    let dags = api(reqwest::Method::GET, &base, "/api/v1/dags", Some(&viewer_token), None).await;
+    assert_eq!(dags.status, StatusCode::OK, "{be}: {}", dags.body);
+    let refused = api(post.clone(), &base, "/api/v1/dags/hello/runs", Some(&viewer_token), Some(trigger.clone())).await;
+    assert_eq!(refused.status, StatusCode::FORBIDDEN, "{be}: {}", refused.body);
+    assert!(refused.body.contains("needs the operator role"), "{be}: {}", refused.body);
+    // The operator's token triggers; the config admin's token still works.
+    let created =
+        api(post.clone(), &base, "/api/v1/dags/hello/runs", Some(&operator_token), Some(trigger.clone())).await;
+    assert_eq!(created.status, StatusCode::CREATED, "{be}: {}", created.body);
+    let audit = api(reqwest::Method::GET, &base, "/api/v1/audit", Some(TOKEN), None).await;
+    assert_eq!(audit.status, StatusCode::OK, "{be}: {}", audit.body);
+    // The operator may not read the audit log.
+    let audit_denied = api(reqwest::Method::GET, &base, "/api/v1/audit", Some(&operator_token), None).await;
+    assert_eq!(audit_denied.status, StatusCode::FORBIDDEN, "{be}");
+    // Users log in with their passwords.
+    let otto = session(&base, "otto", "otto-password").await;
+    assert_eq!(get_with(&base, "/", Some(&otto)).await.status, StatusCode::OK, "{be}");
+    // A revoked token is refused at once.
+    env.ok(&["tokens", "revoke", "--user", "vera", "--name", "ci"], "");
+    let gone = api(reqwest::Method::GET, &base, "/api/v1/dags", Some(&viewer_token), None).await;
+    assert_eq!(gone.status, StatusCode::UNAUTHORIZED, "{be}: {}", gone.body);
+    // A role change takes effect for tokens and ends sessions.
+    env.ok(&["users", "set-role", "otto", "--role", "viewer"], "");
+    let now_viewer = api(post.clone(), &base, "/api/v1/dags/hello/pause", Some(&operator_token), None).await;
+    assert_eq!(now_viewer.status, StatusCode::FORBIDDEN, "{be}: {}", now_viewer.body);
+    let ended = get_with(&base, "/", Some(&otto)).await;
+    assert_eq!(ended.status, StatusCode::SEE_OTHER, "{be}: the role change ended the session");
+    // Removing a user removes their tokens.
+    env.ok(&["users", "remove", "otto"], "");
+    let removed = api(reqwest::Method::GET, &base, "/api/v1/dags", Some(&operator_token), None).await;
+    assert_eq!(removed.status, StatusCode::UNAUTHORIZED, "{be}");
+    // Admins manage users over the API too; others get 403; bad roles are named.
+    let get = reqwest::Method::GET;
+    let made = json!({"username": "api-made", "password": "password-1", "role": "operator"});
+    let refused = api(post.clone(), &base, "/api/v1/users", Some(&operator_token), Some(made.clone())).await;
+    assert_eq!(refused.status, StatusCode::UNAUTHORIZED, "{be}: the removed user's token");
+    let created = api(post.clone(), &base, "/api/v1/users", Some(TOKEN), Some(made)).await;
+    assert_eq!(created.status, StatusCode::CREATED, "{be}: {}", created.body);
+    let bad = api(post.clone(), &base, "/api/v1/users/api-made/role", Some(TOKEN), Some(json!({"role": "root"}))).await;
+    assert_eq!(bad.status, StatusCode::BAD_REQUEST, "{be}");
+    assert!(bad.body.contains("role `root` is not one of viewer, operator, admin"), "{be}: {}", bad.body);
+    let role = json!({"role": "viewer"});
+    let changed = api(post.clone(), &base, "/api/v1/users/api-made/role", Some(TOKEN), Some(role)).await;
+    assert_eq!(changed.status, StatusCode::OK, "{be}: {}", changed.body);
+    let api_made = session(&base, "api-made", "password-1").await;
+    let listed = http().get(format!("{base}/api/v1/users")).header(COOKIE, &api_made).send().await.unwrap();
+    assert_eq!(listed.status(), StatusCode::FORBIDDEN, "{be}: viewers may not list users");
+    let listed = api(get.clone(), &base, "/api/v1/users", Some(TOKEN), None).await;
+    assert!(listed.body.contains("\"api-made\"") && !listed.body.contains("argon2"), "{be}: {}", listed.body);
+    let gone = api(reqwest::Method::DELETE, &base, "/api/v1/users/api-made", Some(TOKEN), None).await;
+    assert_eq!(gone.status, StatusCode::NO_CONTENT, "{be}");
+    assert_eq!(get_with(&base, "/", Some(&api_made)).await.status, StatusCode::SEE_OTHER, "{be}: removed, logged out");
+    // The CLI's changes are in the audit log too, named after the OS user.
+    let store = env.store().await;
+    let rows = store.list_audit(None, 100).await.expect("audit log");
+    assert!(rows.iter().any(|r| r.actor == "cli:tester" && r.action == "users.add" && r.result == "ok"), "{be}");
+    assert!(rows.iter().any(|r| r.action == "users.remove" && r.target.contains("otto")), "{be}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn users_roles_and_tokens_sqlite() {
+    users_roles_and_tokens(common::sqlite_db()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn users_roles_and_tokens_postgres() {
+    users_roles_and_tokens(common::postgres_db().await).await;
+}
+
+// ---- item 2: every route behind a login; roles in the UI; the audit log ----------------------------
+
+async fn every_route_needs_a_login(db: common::TestDb) {
+    let env = Env::new(db);
+    let be = env.db.backend;
+    env.ok(&["users", "add", "vera", "--role", "viewer"], "vera-password\n");
+    env.ok(&["users", "add", "otto", "--role", "operator"], "otto-password\n");
+    let d = env.serve();
+    let base = d.url.clone();
+
+    // Anonymous: pages redirect to the login page (keeping where they were going), the API says 401.
+    for path in ["/", "/dags/hello", "/backfills", "/ingestion", "/lakehouse/overview", "/admin/audit"] {
+        let p = get_with(&base, path, None).await;
+        assert_eq!(p.status, StatusCode::SEE_OTHER, "{be}: GET {path} anonymously: {}", p.body);
+        assert!(p.location.starts_with("/login?next="), "{be}: GET {path} goes to {}", p.location);
+    }
+    assert_eq!(get_with(&base, "/dags/hello?x=1", None).await.location, "/login?next=%2Fdags%2Fhello%3Fx%3D1");
+    for path in ["/api/v1/dags", "/api/v1/dags/hello", "/api/v1/runs/1", "/api/v1/backfills"] {
+        let p = api(reqwest::Method::GET, &base, path, None, None).await;
+        assert_eq!(p.status, StatusCode::UNAUTHORIZED, "{be}: GET {path} anonymously: {}", p.body);
+    }
+    let p =
+        api(reqwest::Method::POST, &base, "/api/v1/dags/hello/runs", None, Some(json!({"logical_date": "2025-01-01"})))
+            .await;
+    assert_eq!(p.status, StatusCode::UNAUTHORIZED, "{be}");
+    let p = api(reqwest::Method::GET, &base, "/api/v1/dags", Some("not-a-token"), None).await;
+    assert_eq!(p.status, StatusCode::UNAUTHORIZED, "{be}: a wrong token");
+    // Open: health, the login page, static assets.
+    for path in ["/health", "/login", "/static/app.css", "/static/app.js"] {
+        assert_eq!(get_with(&base, path, None).await.status, StatusCode::OK, "{be}: GET {path}");
+    }
+
+    // A viewer reads everything but sees no action, and is refused (403) when posting one anyway.
+    let vera = session(&base, "vera", "vera-password").await;
+    let home = get_with(&base, "/", Some(&vera)).await;
+    assert_eq!(home.status, StatusCode::OK, "{be}");
+    assert!(home.body.contains("vera") && home.body.contains("viewer"), "{be}: the header names user and role");
+    assert!(
+        !home.body.contains(">Pause</button>") && !home.body.contains("/trigger\""),
+        "{be}: no actions for viewers"
+    );
+    assert!(!home.body.contains("/admin/audit"), "{be}: no admin link for viewers");
+    let csrf = csrf_of(&home.body);
+    let posted = http()
+        .post(format!("{base}/dags/hello/trigger"))
+        .header(COOKIE, &vera)
+        .form(&[("csrf", csrf.as_str()), ("logical_date", "2025-03-01")])
+        .send()
+        .await
+        .expect("POST trigger");
+    assert_eq!(posted.status(), StatusCode::FORBIDDEN, "{be}: viewer trigger");
+    let posted = http()
+        .post(format!("{base}/dags/hello/pause"))
+        .header(COOKIE, &vera)
+        .form(&[("csrf", csrf.as_str())])
+        .send()
+        .await
+        .expect("POST pause");
+    assert_eq!(posted.status(), StatusCode::FORBIDDEN, "{be}: viewer pause");
+    assert_eq!(get_with(&base, "/admin/audit", Some(&vera)).await.status, StatusCode::FORBIDDEN, "{be}");
+    // A session calling the JSON API needs its CSRF token in a header.
+    let no_csrf =
+        http().post(format!("{base}/api/v1/dags/hello/pause")).header(COOKIE, &vera).send().await.expect("POST pause");
+    assert_eq!(no_csrf.status(), StatusCode::FORBIDDEN, "{be}");
+
+    // An operator sees and uses the actions; each is in the audit log with who, what and result.
+    let otto = session(&base, "otto", "otto-password").await;
+    let home = get_with(&base, "/", Some(&otto)).await;
+    assert!(home.body.contains(">Pause</button>"), "{be}: operators get the pause button");
+    assert!(!home.body.contains("/admin/audit"), "{be}: no admin link for operators");
+    let csrf = csrf_of(&home.body);
+    let triggered = http()
+        .post(format!("{base}/dags/hello/trigger"))
+        .header(COOKIE, &otto)
+        .form(&[("csrf", csrf.as_str()), ("logical_date", "2025-03-01")])
+        .send()
+        .await
+        .expect("POST trigger");
+    assert_eq!(triggered.status(), StatusCode::SEE_OTHER, "{be}: operator trigger");
+    // The same date again while queued or running is a typed conflict (409), not a 400.
+    let again = api(
+        reqwest::Method::POST,
+        &base,
+        "/api/v1/dags/hello/runs",
+        Some(TOKEN),
+        Some(json!({"logical_date": "2025-03-01"})),
+    )
+    .await;
+    assert!(
+        again.status == StatusCode::CONFLICT || again.status == StatusCode::CREATED,
+        "{be}: {} {}",
+        again.status,
+        again.body
+    );
+
+    let admin = session(&base, "admin", TOKEN).await;
+    let audit = get_with(&base, "/admin/audit", Some(&admin)).await;
+    assert_eq!(audit.status, StatusCode::OK, "{be}: {}", audit.body);
+    assert!(audit.body.contains("otto") && audit.body.contains("trigger"), "{be}: {}", audit.body);
+    let store = env.store().await;
+    let rows = store.list_audit(None, 100).await.expect("audit log");
+    let find = |actor: &str, action: &str| rows.iter().find(|r| r.actor == actor && r.action == action).cloned();
+    let ok = find("otto", "trigger").expect("the operator's trigger is audited");
+    assert_eq!((ok.target.as_str(), ok.result.as_str()), ("dag hello 2025-03-01", "ok"), "{be}");
+    let denied = find("vera", "trigger").expect("the viewer's refused trigger is audited");
+    assert!(denied.result.starts_with("forbidden:"), "{be}: {}", denied.result);
+    assert!(find("vera", "pause").is_some_and(|r| r.result.starts_with("forbidden")), "{be}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_route_needs_a_login_sqlite() {
+    every_route_needs_a_login(common::sqlite_db()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_route_needs_a_login_postgres() {
+    every_route_needs_a_login(common::postgres_db().await).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn anonymous_read_opens_reads_only() {
+    let env = Env::new(common::sqlite_db()).env("TM_WEB_ANONYMOUS_READ", "true");
+    let d = env.serve();
+    let base = d.url.clone();
+    let home = get_with(&base, "/", None).await;
+    assert_eq!(home.status, StatusCode::OK);
+    assert!(home.body.contains("href=\"/login\""), "anonymous readers are offered the login");
+    assert!(!home.body.contains(">Pause</button>"));
+    assert_eq!(api(reqwest::Method::GET, &base, "/api/v1/dags", None, None).await.status, StatusCode::OK);
+    let post = api(reqwest::Method::POST, &base, "/api/v1/dags/hello/pause", None, None).await;
+    assert_eq!(post.status, StatusCode::UNAUTHORIZED);
+    let form = http().post(format!("{base}/dags/hello/pause")).form(&[("csrf", "x")]).send().await.unwrap();
+    assert_eq!(form.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(get_with(&base, "/admin/audit", None).await.status, StatusCode::FORBIDDEN);
+    // A bad value names key and source.
+    let (code, _, err) = Env::new(common::sqlite_db()).env("TM_WEB_ANONYMOUS_READ", "maybe").tmctl_in(&["serve"], "");
+    assert_eq!(code, 3, "{err}");
+    assert!(err.contains("`web.anonymous_read` = \"maybe\" must be true or false"), "{err}");
+}
+
+// ---- item 3: Host check, cookie flags, idle timeout ------------------------------------------------
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn foreign_hosts_get_421_and_sessions_follow_the_rules() {
+    let env = Env::new(common::sqlite_db())
+        .env("TM_WEB_SESSION_IDLE", "2s")
+        .env("TM_WEB_BASE_URL", "https://tmctl.example.com");
+    let d = env.serve();
+    let base = d.url.clone();
+    let port = base.rsplit(':').next().unwrap().to_string();
+    for (host, want) in [
+        ("evil.example", StatusCode::MISDIRECTED_REQUEST),
+        ("evil.example:80", StatusCode::MISDIRECTED_REQUEST),
+        ("localhost.evil.example", StatusCode::MISDIRECTED_REQUEST),
+        ("localhost", StatusCode::OK),
+        (&format!("localhost:{port}"), StatusCode::OK),
+        (&format!("127.0.0.1:{port}"), StatusCode::OK),
+        ("tmctl.example.com", StatusCode::OK),
+    ] {
+        for path in ["/health", "/api/v1/dags"] {
+            let r = http().get(format!("{base}{path}")).header(HOST, host).bearer_auth(TOKEN).send().await.unwrap();
+            assert_eq!(r.status(), want, "Host {host} {path}");
+        }
+    }
+    // The public URL is https: cookies are Secure.
+    let p = login(&base, "admin", TOKEN, "/").await;
+    assert_eq!(p.status, StatusCode::SEE_OTHER);
+    let set = p.set_cookie.iter().find(|c| c.starts_with("tm_session=")).expect("session cookie");
+    assert!(set.contains("; Secure") && set.contains("HttpOnly") && set.contains("SameSite=Strict"), "{set}");
+    assert!(set.contains("Max-Age=43200"), "{set}");
+    // Idle for longer than web.session_idle: logged out.
+    let cookie = format!("tm_session={}", p.cookies["tm_session"]);
+    assert_eq!(get_with(&base, "/", Some(&cookie)).await.status, StatusCode::OK);
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    assert_eq!(get_with(&base, "/", Some(&cookie)).await.status, StatusCode::SEE_OTHER, "idle session still valid");
+
+    // A password change ends the user's sessions.
+    env.ok(&["users", "add", "ann", "--role", "operator"], "first-password\n");
+    let ann = session(&base, "ann", "first-password").await;
+    assert_eq!(get_with(&base, "/", Some(&ann)).await.status, StatusCode::OK);
+    env.ok(&["users", "set-password", "ann"], "second-password\n");
+    assert_eq!(get_with(&base, "/", Some(&ann)).await.status, StatusCode::SEE_OTHER);
+    assert_eq!(login(&base, "ann", "first-password", "/").await.status, StatusCode::UNAUTHORIZED);
+    session(&base, "ann", "second-password").await;
+
+    // Plain http: no Secure flag (a browser would drop the cookie). A bad host list is named.
+    let (code, _, err) =
+        Env::new(common::sqlite_db()).env("TM_WEB_ALLOWED_HOSTS", "http://x.example/").tmctl_in(&["serve"], "");
+    assert_eq!(code, 3, "{err}");
+    assert!(err.contains("`web.allowed_hosts` entry \"http://x.example/\" is not a host name"), "{err}");
+    let plain = Env::new(common::sqlite_db()).env("TM_WEB_ALLOWED_HOSTS", "tm.internal, 127.0.0.1");
+    let d2 = plain.serve();
+    let p = login(&d2.url, "admin", TOKEN, "/").await;
+    let set = p.set_cookie.iter().find(|c| c.starts_with("tm_session=")).expect("session cookie");
+    assert!(!set.contains("Secure"), "{set}");
+    let r = http().get(format!("{}/health", d2.url)).header(HOST, "localhost").send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::MISDIRECTED_REQUEST, "localhost is not in the explicit list");
+    let r = http().get(format!("{}/health", d2.url)).header(HOST, "TM.internal:8080").send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+}
+
+// ---- item 4: login throttling, next ----------------------------------------------------------------
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn next_stays_on_site_and_wrong_passwords_are_throttled() {
+    let env = Env::new(common::sqlite_db());
+    let d = env.serve();
+    let base = d.url.clone();
+    for (next, want) in [
+        ("/\t/evil.example/", "/"),
+        ("//evil.example/", "/"),
+        ("/\\evil.example", "/"),
+        ("https://evil.example/", "/"),
+        ("/ /evil.example", "/"),
+        ("/dags/hello?x=1", "/dags/hello?x=1"),
+    ] {
+        let p = login(&base, "admin", TOKEN, next).await;
+        assert_eq!(p.status, StatusCode::SEE_OTHER, "next={next:?}: {}", p.body);
+        assert_eq!(p.location, want, "next={next:?}");
+    }
+    let form = get_with(&base, "/login?next=%2F%09%2Fevil.example%2F", None).await;
+    assert!(form.body.contains(r#"name="next" value="/""#), "the login form drops a bad next");
+
+    // 20 wrong passwords in a row: 5 plain refusals, then 429 with Retry-After.
+    let mut statuses = Vec::new();
+    let mut retry_after = None;
+    for _ in 0..20 {
+        let p = login(&base, "admin", "wrong-password", "/").await;
+        if p.status == StatusCode::TOO_MANY_REQUESTS {
+            retry_after = retry_after.or(p.retry_after.clone());
+        }
+        statuses.push(p.status.as_u16());
+    }
+    assert_eq!(&statuses[..6], &[401, 401, 401, 401, 401, 429], "{statuses:?}");
+    // (A slow machine may see the first short wait run out once or twice within the 20.)
+    assert!(statuses[5..].iter().filter(|s| **s == 401).count() <= 2, "{statuses:?}");
+    let secs: u64 = retry_after.expect("Retry-After").parse().expect("seconds");
+    assert!((1..=900).contains(&secs), "Retry-After {secs}");
+    // While blocked even the right password waits (it is not checked).
+    assert_eq!(login(&base, "admin", TOKEN, "/").await.status, StatusCode::TOO_MANY_REQUESTS);
+    // Another user name from the same address is blocked by the address count too.
+    assert_eq!(login(&base, "someone", "x", "/").await.status, StatusCode::TOO_MANY_REQUESTS);
+    assert!(d.log().contains("web login throttled"), "the throttling is logged");
+}
