@@ -11,9 +11,8 @@ mod common;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
-use common::tmctl_on as tmctl;
+use common::{pyiceberg_on, query_rows as query, tmctl_on as tmctl};
 
 const INCREMENTAL: [&str; 7] = [
     "silver_round_latest",
@@ -25,16 +24,6 @@ const INCREMENTAL: [&str; 7] = [
     "device_health_errors",
 ];
 
-fn query(home: &Path, sql: &str) -> Vec<serde_json::Value> {
-    let (code, out, err) = tmctl(home, &["query", "--format", "json", sql]);
-    assert_eq!(code, 0, "query failed: {sql}\n{err}");
-    serde_json::from_str::<serde_json::Value>(&out)
-        .unwrap_or_else(|e| panic!("not JSON ({e}): {out}"))
-        .as_array()
-        .cloned()
-        .unwrap_or_default()
-}
-
 fn run(home: &Path, args: &[&str]) -> String {
     let (code, out, err) = tmctl(home, args);
     assert_eq!(code, 0, "tmctl {args:?} failed\n{out}\n{err}");
@@ -43,25 +32,13 @@ fn run(home: &Path, args: &[&str]) -> String {
 
 /// Every gold table's rows as sorted JSON texts.
 fn gold_rows(home: &Path) -> BTreeMap<String, Vec<String>> {
-    let tables = query(
-        home,
-        "SELECT table_name FROM information_schema.tables WHERE table_schema = 'gold' AND table_name NOT LIKE '%$%'",
-    );
-    let mut out = BTreeMap::new();
-    for t in tables {
-        let name = t["table_name"].as_str().unwrap().to_string();
-        let mut rows: Vec<String> =
-            query(home, &format!("SELECT * FROM gold.{name}")).iter().map(|r| r.to_string()).collect();
-        rows.sort();
-        out.insert(name, rows);
-    }
-    out
+    common::table_rows(home, "gold")
 }
 
 /// The snapshots of `gold.<table>` as PyIceberg lists them (`id`, `operation`, `summary`),
 /// oldest first.
 fn snapshots(home: &Path, table: &str) -> Vec<serde_json::Value> {
-    pyiceberg(home, &format!("gold.{table}"), None)["snapshots"].as_array().cloned().unwrap_or_default()
+    pyiceberg_on(home, &format!("gold.{table}"), None)["snapshots"].as_array().cloned().unwrap_or_default()
 }
 
 /// Asserts `incremental` (what incremental runs left) equals `full` (a full refresh), table by
@@ -85,25 +62,6 @@ fn assert_same(step: &str, incremental: &BTreeMap<String, Vec<String>>, full: &B
 fn full_refresh(home: &Path, date: &str) -> BTreeMap<String, Vec<String>> {
     run(home, &["run", "gold", "--date", date, "--full-refresh"]);
     gold_rows(home)
-}
-
-/// What PyIceberg reads of `table` (and at `snapshot`: an id or "all"), see tests/pyiceberg_read.py.
-fn pyiceberg(home: &Path, table: &str, snapshot: Option<&str>) -> serde_json::Value {
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/pyiceberg_read.py");
-    let url = format!("sqlite://{}?mode=rwc", home.join("tm.db").display());
-    let warehouse = format!("file://{}/buckets/tm-lakehouse-source/warehouse", home.display());
-    let mut cmd = Command::new("python3");
-    cmd.arg(&script).arg(&url).arg(&warehouse).arg(table);
-    if let Some(s) = snapshot {
-        cmd.arg(s);
-    }
-    let out = cmd.output().expect("python3 is needed (pip install \"pyiceberg[sql-sqlite,pyarrow]\")");
-    assert!(
-        out.status.success(),
-        "PyIceberg cannot read {table}@{snapshot:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).expect("JSON from pyiceberg_read.py")
 }
 
 /// The day-`date` CSV exports in the demo's input folder (wherever bronze moved them).
@@ -194,7 +152,7 @@ fn incremental_gold_equals_a_full_refresh_through_redeliveries_replaced_files_an
 
     // PyIceberg reads every snapshot of every incremental table, with the rows it recorded.
     for table in INCREMENTAL {
-        let read = pyiceberg(&home, &format!("gold.{table}"), Some("all"));
+        let read = pyiceberg_on(&home, &format!("gold.{table}"), Some("all"));
         let recorded: BTreeMap<i64, u64> = read["snapshots"]
             .as_array()
             .unwrap()

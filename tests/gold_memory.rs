@@ -9,17 +9,7 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::process::Command;
 
-use common::tmctl_on as tmctl;
-
-fn query(home: &Path, sql: &str) -> Vec<serde_json::Value> {
-    let (code, out, err) = tmctl(home, &["query", "--format", "json", sql]);
-    assert_eq!(code, 0, "query failed: {sql}\n{err}");
-    serde_json::from_str::<serde_json::Value>(&out)
-        .unwrap_or_else(|e| panic!("not JSON ({e}): {out}"))
-        .as_array()
-        .cloned()
-        .unwrap_or_default()
-}
+use common::{query_rows as query, tmctl_on as tmctl};
 
 /// Every gold table: its rows as sorted JSON texts, and its number of snapshots.
 fn gold_state(home: &Path) -> BTreeMap<String, (Vec<String>, usize)> {

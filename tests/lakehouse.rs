@@ -6,7 +6,6 @@
 mod common;
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 use common::tmctl_on as tmctl;
 
@@ -14,20 +13,6 @@ fn query(home: &Path, sql: &str) -> serde_json::Value {
     let (code, out, err) = tmctl(home, &["query", "--format", "json", sql]);
     assert_eq!(code, 0, "query failed: {sql}\n{err}");
     serde_json::from_str(&out).unwrap_or_else(|e| panic!("not JSON ({e}): {out}"))
-}
-
-fn pyiceberg(home: &Path, table: &str, snapshot: Option<i64>) -> serde_json::Value {
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/pyiceberg_read.py");
-    let url = format!("sqlite://{}?mode=rwc", home.join("tm.db").display());
-    let warehouse = format!("file://{}/buckets/tm-lakehouse-source/warehouse", home.display());
-    let mut cmd = Command::new("python3");
-    cmd.arg(&script).arg(&url).arg(&warehouse).arg(table);
-    if let Some(s) = snapshot {
-        cmd.arg(s.to_string());
-    }
-    let out = cmd.output().expect("python3 is needed (pip install \"pyiceberg[sql-sqlite,pyarrow]\")");
-    assert!(out.status.success(), "PyIceberg failed: {}", String::from_utf8_lossy(&out.stderr));
-    serde_json::from_slice(&out.stdout).expect("JSON from pyiceberg_read.py")
 }
 
 #[test]
@@ -114,7 +99,7 @@ fn demo_builds_every_layer_and_reruns_replace_one_date() {
     );
 
     // PyIceberg sees each row once now, and the previous snapshot by id.
-    let now = pyiceberg(&home, "silver.fact_telemetry_event", Some(previous));
+    let now = common::pyiceberg_on(&home, "silver.fact_telemetry_event", Some(&previous.to_string()));
     assert_eq!(now["row_count"], now["distinct_rows"], "{now}");
     let current: i64 = query(&home, "SELECT count(*) AS n FROM silver.fact_telemetry_event")[0]["n"].as_i64().unwrap();
     assert_eq!(now["row_count"].as_i64().unwrap(), current, "{now}");

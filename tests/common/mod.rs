@@ -91,6 +91,57 @@ pub fn tmctl_on(home: &Path, args: &[&str]) -> (i32, String, String) {
     )
 }
 
+/// `tmctl query --format json` on `home`: the result rows (panics with the error text if the
+/// query fails).
+pub fn query_rows(home: &Path, sql: &str) -> Vec<serde_json::Value> {
+    let (code, out, err) = tmctl_on(home, &["query", "--format", "json", sql]);
+    assert_eq!(code, 0, "query failed: {sql}\n{err}");
+    serde_json::from_str::<serde_json::Value>(&out)
+        .unwrap_or_else(|e| panic!("not JSON ({e}): {out}"))
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+}
+
+/// Every table of namespace `ns` in `home`'s lake: its rows as JSON texts, sorted.
+pub fn table_rows(home: &Path, ns: &str) -> std::collections::BTreeMap<String, Vec<String>> {
+    let tables = query_rows(
+        home,
+        &format!(
+            "SELECT table_name FROM information_schema.tables WHERE table_schema = '{ns}' AND table_name NOT LIKE '%$%'"
+        ),
+    );
+    let mut out = std::collections::BTreeMap::new();
+    for t in tables {
+        let name = t["table_name"].as_str().unwrap().to_string();
+        let mut rows: Vec<String> =
+            query_rows(home, &format!("SELECT * FROM {ns}.{name}")).iter().map(|r| r.to_string()).collect();
+        rows.sort();
+        out.insert(name, rows);
+    }
+    out
+}
+
+/// What PyIceberg (an independent Iceberg client, tests/pyiceberg_read.py) reads of `table` in
+/// `home`'s lake on the embedded defaults, and at `snapshot` (an id, or `all`).
+pub fn pyiceberg_on(home: &Path, table: &str, snapshot: Option<&str>) -> serde_json::Value {
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/pyiceberg_read.py");
+    let url = format!("sqlite://{}?mode=rwc", home.join("tm.db").display());
+    let warehouse = format!("file://{}/buckets/tm-lakehouse-source/warehouse", home.display());
+    let mut cmd = Command::new("python3");
+    cmd.arg(&script).arg(&url).arg(&warehouse).arg(table);
+    if let Some(s) = snapshot {
+        cmd.arg(s);
+    }
+    let out = cmd.output().expect("python3 is needed (pip install \"pyiceberg[sql-sqlite,pyarrow]\")");
+    assert!(
+        out.status.success(),
+        "PyIceberg cannot read {table}@{snapshot:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).expect("JSON from pyiceberg_read.py")
+}
+
 /// Polls `check` every `every` until it returns Some, or panics after `limit` with `what`.
 pub async fn eventually<T, F, Fut>(every: Duration, limit: Duration, what: &str, mut check: F) -> T
 where
