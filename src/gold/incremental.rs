@@ -38,7 +38,7 @@ const IN_LIST_LIMIT: usize = 256;
 
 /// The keys that changed on the run date, as a small in-memory table with columns `__k0, __k1, …`
 /// (one per `incremental_key` column).
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct ChangedKeys {
     pub table: Arc<MemTable>,
     pub rows: usize,
@@ -135,8 +135,8 @@ pub async fn narrowed_session(
     let mut overrides: HashMap<String, HashMap<String, Arc<dyn TableProvider>>> = HashMap::new();
     for name in &model.reads {
         let Some((ns, table)) = name.split_once('.') else { continue };
-        let Some(provider) = source.schema(ns).map(|s| (s, table)) else { continue };
-        let Some(inner) = provider.0.table(provider.1).await? else { continue };
+        let Some(schema) = source.schema(ns) else { continue };
+        let Some(inner) = schema.table(table).await? else { continue };
         let schema = inner.schema();
         if !inc.incremental_key.iter().all(|k| schema.field_with_name(k).is_ok()) {
             continue;

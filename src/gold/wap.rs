@@ -228,9 +228,9 @@ pub async fn run_model(
         Some((_, partitions, _)) => Some(partitions.values(&model.partition_by).map_err(execute_error)?),
         None => None,
     };
-    if let Some((changed, _, carried)) = &replaced {
+    if let Some((changed_keys, _, carried)) = &replaced {
         run.incremental = Some(IncrementalRun {
-            changed_keys: changed.rows,
+            changed_keys: *changed_keys,
             rows_carried: *carried,
             partitions: partitions.iter().flatten().map(ToString::to_string).collect(),
         });
@@ -258,8 +258,8 @@ struct Audited {
     /// Rows staged (new and, in an incremental run, carried over).
     rows: u64,
     tests: Vec<TestOutcome>,
-    /// Incremental runs: the changed keys, the partitions to replace and the rows carried.
-    replaced: Option<(ChangedKeys, Partitions, u64)>,
+    /// Incremental runs: how many keys changed, the partitions to replace and the rows carried.
+    replaced: Option<(usize, Partitions, u64)>,
 }
 
 /// Executes `df` into `stage` (batches cast to `schema`), finishes the stage and runs the model's
@@ -276,18 +276,11 @@ async fn audit(
     execute_error: &(dyn Fn(DataFusionError) -> GoldError + Sync),
 ) -> Result<Audited, GoldError> {
     let mut partitions = Partitions::default();
-    let mut stream = df.execute_stream().await.map_err(execute_error)?;
-    let mut rows = 0u64;
-    while let Some(batch) = stream.next().await {
-        let batch = conform(schema, batch.map_err(execute_error)?).map_err(execute_error)?;
-        if batch.num_rows() > 0 {
-            if let Some((inc, _)) = increment {
-                partitions.add_rows(&batch, &model.partition_by, &inc.incremental_key).map_err(execute_error)?;
-            }
-            rows += batch.num_rows() as u64;
-            stage.write(batch).await?;
-        }
-    }
+    let rows = write_all(df, schema, stage, execute_error, |batch| match increment {
+        Some((inc, _)) => partitions.add_rows(batch, &model.partition_by, &inc.incremental_key),
+        None => Ok(()),
+    })
+    .await?;
     tracing::info!(model = %model.table, rows, "staged the new result");
     let columns: Vec<String> = schema.fields().iter().map(|f| f.name().clone()).collect();
     let mut carried = 0u64;
@@ -296,14 +289,7 @@ async fn audit(
         partitions.extend(old);
         let df =
             incremental::carried_rows(ctx, model, inc, changed, &partitions, &columns).await.map_err(execute_error)?;
-        let mut stream = df.execute_stream().await.map_err(execute_error)?;
-        while let Some(batch) = stream.next().await {
-            let batch = conform(schema, batch.map_err(execute_error)?).map_err(execute_error)?;
-            if batch.num_rows() > 0 {
-                carried += batch.num_rows() as u64;
-                stage.write(batch).await?;
-            }
-        }
+        carried = write_all(df, schema, stage, execute_error, |_| Ok(())).await?;
         tracing::info!(model = %model.table, carried, partitions = partitions.len(), "staged the unchanged rows of the replaced partitions");
     }
     let staged = stage.finish().await?;
@@ -317,8 +303,30 @@ async fn audit(
     let this = format!("{STAGING_CATALOG}.{STAGING_SCHEMA}.{}", model.table);
     let tests = run_tests(ctx, &model.tests, &this).await;
     let _ = staging.deregister_table(&model.table);
-    let replaced = increment.map(|(_, changed)| (changed.clone(), partitions, carried));
+    let replaced = increment.map(|(_, changed)| (changed.rows, partitions, carried));
     Ok(Audited { rows: rows + carried, tests, replaced })
+}
+
+/// Executes `df` into `stage`, each non-empty batch cast to `schema` and shown to `each` before it
+/// is written; returns the rows written.
+async fn write_all(
+    df: DataFrame,
+    schema: &SchemaRef,
+    stage: &mut dyn Stage,
+    execute_error: &(dyn Fn(DataFusionError) -> GoldError + Sync),
+    mut each: impl FnMut(&RecordBatch) -> Result<(), DataFusionError>,
+) -> Result<u64, GoldError> {
+    let mut stream = df.execute_stream().await.map_err(execute_error)?;
+    let mut rows = 0u64;
+    while let Some(batch) = stream.next().await {
+        let batch = conform(schema, batch.map_err(execute_error)?).map_err(execute_error)?;
+        if batch.num_rows() > 0 {
+            each(&batch).map_err(execute_error)?;
+            rows += batch.num_rows() as u64;
+            stage.write(batch).await?;
+        }
+    }
+    Ok(rows)
 }
 
 /// The staging schema, created on first use.
