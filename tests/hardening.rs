@@ -65,11 +65,7 @@ impl Env {
 
     fn tmctl(&self, args: &[&str]) -> (i32, String, String) {
         let out = self.command().args(args).output().expect("run tmctl");
-        (
-            out.status.code().unwrap_or(-1),
-            String::from_utf8_lossy(&out.stdout).into_owned(),
-            String::from_utf8_lossy(&out.stderr).into_owned(),
-        )
+        common::outcome(out)
     }
 
     fn serve(&self) -> ServeProcess {

@@ -46,11 +46,7 @@ impl Env {
             .envs(self.vars.iter().map(|(k, v)| (k.as_str(), v.as_str())))
             .output()
             .expect("run tmctl");
-        (
-            out.status.code().unwrap_or(-1),
-            String::from_utf8_lossy(&out.stdout).into_owned(),
-            String::from_utf8_lossy(&out.stderr).into_owned(),
-        )
+        common::outcome(out)
     }
 
     fn count(&self, sql: &str) -> i64 {

@@ -84,6 +84,11 @@ pub fn tmctl_on(home: &Path, args: &[&str]) -> (i32, String, String) {
         .env("TM_DAGS_DIR", Path::new(env!("CARGO_MANIFEST_DIR")).join("dags"))
         .output()
         .expect("run tmctl");
+    outcome(out)
+}
+
+/// A finished process as (exit code, or -1 when killed by a signal; stdout; stderr).
+pub fn outcome(out: std::process::Output) -> (i32, String, String) {
     (
         out.status.code().unwrap_or(-1),
         String::from_utf8_lossy(&out.stdout).into_owned(),
