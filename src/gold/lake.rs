@@ -59,6 +59,9 @@ impl Publisher for LakePublisher {
                 let loaded = self.lake.ensure_table(&side, &schema, &partition_by).await.map_err(fail)?;
                 (loaded, side, Some(ident.clone()))
             }
+            Err(LakeError::Invalid { message, .. }) if existed => {
+                return Err(GoldError::Unfit { model: model.table.clone(), table, message });
+            }
             Err(e) => return Err(fail(e)),
         };
         let mut writer = self.lake.writer_on(loaded, self.run_key.clone()).map_err(fail)?;

@@ -44,6 +44,10 @@ pub enum GoldError {
     /// Staging or committing the result failed.
     #[error("model `{model}`: publishing `{table}` failed: {message}")]
     Publish { model: String, table: String, message: String, transient: bool },
+    /// An incremental run's result no longer fits the existing table (a column was added or its
+    /// partitioning changed): the model must be rebuilt in full (dbt's `on_schema_change`).
+    #[error("model `{model}`: the result no longer fits table `{table}`: {message}")]
+    Unfit { model: String, table: String, message: String },
 }
 
 impl GoldError {
