@@ -10,6 +10,7 @@ pub mod bench;
 pub mod bronze;
 pub mod cli;
 pub mod config;
+pub mod courses;
 pub mod daemon;
 pub mod dag;
 pub mod demo;

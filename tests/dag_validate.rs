@@ -279,3 +279,38 @@ fn durations() {
         Err("invalid duration \"5min\": unknown unit \"min\" (use ms, s, m, h or d)".to_string())
     );
 }
+
+#[test]
+fn course_profiles_are_checked_with_the_dags_and_never_loaded_as_a_dag() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("ok.toml"), "id = \"ok\"\n[[task]]\nid = \"a\"\nkind = \"noop\"\n").unwrap();
+    std::fs::write(
+        dir.path().join("courses.toml"),
+        "[[course]]\nid = \"a\"\ntimezone = \"America/Boise\"\n\n[[course]]\nid = \"a\"\ntimezone = \"Idaho/Boise\"\nsize = 18\n",
+    )
+    .unwrap();
+    let (dags, diags) = dag::load_dir(dir.path());
+    assert_eq!(dags.iter().map(|d| d.id.as_str()).collect::<Vec<_>>(), ["ok"]);
+    let shown: Vec<String> = diags.iter().map(ToString::to_string).collect();
+    let file = dir.path().join("courses.toml").display().to_string();
+    assert_eq!(shown.len(), 1, "{shown:?}");
+    assert!(shown[0].starts_with(&format!("{file}:8:1: unknown field `size`")), "{shown:?}");
+    // Without the unknown key, every value problem is reported.
+    std::fs::write(
+        dir.path().join("courses.toml"),
+        "[[course]]\nid = \"a\"\ntimezone = \"America/Boise\"\n\n[[course]]\nid = \"a\"\ntimezone = \"Idaho/Boise\"\n",
+    )
+    .unwrap();
+    let (_, diags) = dag::load_dir(dir.path());
+    let shown: Vec<String> = diags.iter().map(ToString::to_string).collect();
+    assert_eq!(
+        shown,
+        [
+            format!("{file}:6:6: duplicate course id `a`: also defined at line 2"),
+            format!("{file}:7:12: unknown time zone `Idaho/Boise`: use an IANA name such as America/Boise or Europe/London"),
+        ]
+    );
+    // The shipped profiles are valid.
+    let shipped = Path::new(env!("CARGO_MANIFEST_DIR")).join("dags");
+    assert_eq!(tmctl::courses::load_dir(&shipped).unwrap().len(), 5);
+}

@@ -20,6 +20,7 @@ use crate::executor::{Event, Executor, Prepared, prepare_run};
 use crate::store::{RunFilter, RunState, RunType, Store, TaskState};
 use crate::timefmt;
 
+mod courses;
 mod daemon;
 mod users;
 
@@ -87,6 +88,9 @@ enum Command {
     /// Show the effective settings.
     #[command(subcommand)]
     Config(ConfigCmd),
+    /// Course profiles (`<dags>/courses.toml`) and the courses seen in the data.
+    #[command(subcommand)]
+    Courses(courses::CoursesCmd),
 }
 
 #[derive(Subcommand, Debug)]
@@ -382,6 +386,7 @@ async fn dispatch(command: Command, settings: Arc<Settings>) -> CliResult {
         }
         Command::Generate(args) => crate::generate::run(args).map_err(|e| CliError::Failed(format!("{e:#}"))),
         Command::Query(args) => query(&settings, args).await,
+        Command::Courses(cmd) => courses::run(&settings, cmd).await,
         Command::Ingest(args) => match crate::bronze::run_cli(&settings, args).await {
             Ok(true) => Ok(()),
             Ok(false) => Err(CliError::Failed(String::new())),

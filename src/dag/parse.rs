@@ -60,8 +60,9 @@ pub fn load_str(source: &str, path: &Path) -> Result<Dag, Vec<Diagnostic>> {
     compile(source, path).result
 }
 
-/// Loads every `*.toml` in `dir` (sorted by name, not recursive); returns the valid DAGs and all
-/// problems found. When two files declare the same DAG id, the first one (by name) wins.
+/// Loads every `*.toml` in `dir` (sorted by name, not recursive) but the course profiles
+/// (`courses.toml`, checked here too: [`crate::courses`]); returns the valid DAGs and all problems
+/// found. When two files declare the same DAG id, the first one (by name) wins.
 pub fn load_dir(dir: &Path) -> (Vec<Dag>, Vec<Diagnostic>) {
     let mut dags = Vec::new();
     let mut diags = Vec::new();
@@ -69,6 +70,7 @@ pub fn load_dir(dir: &Path) -> (Vec<Dag>, Vec<Diagnostic>) {
         Ok(entries) => entries
             .filter_map(|e| e.ok().map(|e| e.path()))
             .filter(|p| p.extension().is_some_and(|ext| ext == "toml") && p.is_file())
+            .filter(|p| p.file_name().is_none_or(|n| n != crate::courses::FILE_NAME))
             .collect(),
         Err(e) => {
             let message = format!("cannot read DAG directory `{}`: {e}", dir.display());
@@ -76,6 +78,9 @@ pub fn load_dir(dir: &Path) -> (Vec<Dag>, Vec<Diagnostic>) {
         }
     };
     files.sort_by(|a, b| a.file_name().cmp(&b.file_name()));
+    if let Err(mut more) = crate::courses::load_dir(dir) {
+        diags.append(&mut more);
+    }
     let mut seen: BTreeMap<String, PathBuf> = BTreeMap::new();
     for file in files {
         let compiled = compile_file(&file);

@@ -128,6 +128,7 @@ pub async fn narrowed_session(
     changed: &ChangedKeys,
 ) -> Result<SessionContext> {
     let narrowed = SessionContext::new_with_config_rt(ctx.copied_config(), ctx.runtime_env());
+    crate::lake::functions::register(&narrowed);
     let default_catalog = ctx.copied_config().options().catalog.default_catalog.clone();
     let (Some(source), Some(target)) = (ctx.catalog(&default_catalog), narrowed.catalog(&default_catalog)) else {
         return Err(DataFusionError::Plan(format!("the session has no default catalog `{default_catalog}`")));

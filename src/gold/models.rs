@@ -64,6 +64,8 @@ pub struct ModelSpec {
     pub sql_file: PathBuf,
     /// The query text.
     pub sql: String,
+    /// The DAG file's directory (where `courses.toml`, read as `seed.course_profiles`, lives).
+    pub dag_dir: PathBuf,
     /// Tables the query reads (`silver.fact_telemetry_event`, `gold.fact_rounds`).
     pub reads: Vec<String>,
     pub partition_by: Vec<String>,
@@ -277,7 +279,17 @@ impl ModelSpec {
                         ),
                     )]);
                 }
-                Ok(ModelSpec { table, sql_path, sql_file, sql, reads, partition_by, tests, materialized })
+                Ok(ModelSpec {
+                    table,
+                    sql_path,
+                    sql_file,
+                    sql,
+                    dag_dir: dag_dir.to_path_buf(),
+                    reads,
+                    partition_by,
+                    tests,
+                    materialized,
+                })
             }
             _ => Err(errors),
         }

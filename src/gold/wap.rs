@@ -405,6 +405,7 @@ fn conform(schema: &SchemaRef, batch: RecordBatch) -> Result<RecordBatch, DataFu
 /// default catalog, so `silver.<t>` and `gold.<t>` resolve to tables registered there.
 pub fn memory_session() -> SessionContext {
     let ctx = SessionContext::new_with_config(crate::lake::session_config());
+    crate::lake::functions::register(&ctx);
     if let Some(catalog) = ctx.catalog("datafusion") {
         for ns in ["silver", "gold"] {
             let _ = catalog.register_schema(ns, Arc::new(MemorySchemaProvider::new()));

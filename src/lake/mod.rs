@@ -5,6 +5,7 @@
 
 pub mod buckets;
 pub mod commit;
+pub mod functions;
 pub mod handle;
 pub mod iceberg;
 mod rest;

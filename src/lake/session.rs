@@ -106,7 +106,9 @@ pub(crate) fn runtime(settings: &Settings) -> Result<Arc<RuntimeEnv>> {
 
 /// A session without lake tables (for reading raw files), configured like all others.
 pub fn plain_session() -> SessionContext {
-    SessionContext::new_with_config(session_config())
+    let ctx = SessionContext::new_with_config(session_config());
+    super::functions::register(&ctx);
+    ctx
 }
 
 impl Lake {
@@ -123,6 +125,7 @@ impl Lake {
         let config = session_config();
         let default_catalog = config.options().catalog.default_catalog.clone();
         let ctx = SessionContext::new_with_config_rt(config, self.runtime().clone());
+        super::functions::register(&ctx);
         let schemas: Vec<(String, Arc<dyn SchemaProvider>)> = match (opts.snapshot_id, opts.as_of) {
             (None, None) => self.current_schemas().await?,
             _ => self.pinned_schemas(opts).await?,

@@ -12,6 +12,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 
 use super::{BuildInput, SettingError, Task, TaskContext, TaskError, TaskOutput};
+use crate::courses;
 use crate::gold::lake::{LakePublisher, input_fingerprint};
 use crate::gold::{GoldError, ModelSpec, Refresh, run_model};
 use crate::lake::{RunKey, SessionOptions, parse_ident};
@@ -48,7 +49,19 @@ impl Task for GoldModel {
             .session(&SessionOptions::current())
             .await
             .map_err(|e| TaskError::Failed(format!("model `{}`: cannot build a session: {e}", model.table)))?;
-        let fingerprint = input_fingerprint(&lake, model).await;
+        let mut fingerprint = input_fingerprint(&lake, model).await;
+        // Course profiles (`seed.course_profiles`): read from the DAG folder at each run; their
+        // content is part of the inputs a commit is recognised by.
+        if model.reads.iter().any(|r| r.starts_with(&format!("{}.", courses::SEED_SCHEMA))) {
+            let profiles = courses::load_dir(&model.dag_dir).map_err(|diags| {
+                let shown: Vec<String> = diags.iter().map(ToString::to_string).collect();
+                TaskError::Fatal(format!("model `{}`: bad course profiles: {}", model.table, shown.join("; ")))
+            })?;
+            courses::register_seed(&session, &profiles).map_err(|e| {
+                TaskError::Fatal(format!("model `{}`: cannot register the course profiles: {e}", model.table))
+            })?;
+            fingerprint = format!("{fingerprint}-{}", courses::digest(&profiles));
+        }
         let run_key = RunKey::new(&ctx.dag_id, &ctx.task_id, ctx.ds).with_fingerprint(fingerprint);
         let force = ctx.params.get("full_refresh").and_then(|v| v.as_bool()).unwrap_or(false);
         let refresh =
@@ -64,7 +77,17 @@ impl Task for GoldModel {
                 Refresh::Full
             };
         let publisher = LakePublisher { lake, run_key, force, rebuild: refresh == Refresh::Full };
-        let run = run_model(&session, model, &publisher, refresh).await.map_err(task_error)?;
+        let run = match run_model(&session, model, &publisher, refresh).await {
+            // The model changed shape (a new column, another partitioning): an incremental run
+            // cannot carry the old rows over, so the table is rebuilt in full beside the old one.
+            Err(e @ GoldError::Unfit { .. }) if refresh != Refresh::Full => {
+                tracing::warn!(model = %model.table, reason = %e, "rebuilding the incremental model in full");
+                let publisher = LakePublisher { rebuild: true, ..publisher };
+                run_model(&session, model, &publisher, Refresh::Full).await
+            }
+            other => other,
+        }
+        .map_err(task_error)?;
         let summary = run.summary();
         if run.published {
             Ok(TaskOutput { summary: Some(summary) })
