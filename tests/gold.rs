@@ -486,8 +486,16 @@ fn silver_batch(rows: &[(R, F)]) -> RecordBatch {
 
 /// A session with the fixture as `silver.fact_telemetry_event`.
 fn session_with(rows: &[(R, F)]) -> SessionContext {
+    session_with_profiles(rows, "")
+}
+
+/// A session over `rows` whose course profiles (`seed.course_profiles`) are the `courses.toml`
+/// text `profiles` (the fixture's courses have none: they stay in UTC, flagged).
+fn session_with_profiles(rows: &[(R, F)], profiles: &str) -> SessionContext {
     let ctx = memory_session();
     set_silver(&ctx, rows);
+    let profiles = tmctl::courses::parse(profiles, std::path::Path::new("courses.toml")).unwrap();
+    tmctl::courses::register_seed(&ctx, &profiles).unwrap();
     ctx
 }
 
@@ -531,12 +539,21 @@ fn gold_models() -> Vec<ModelSpec> {
 
 /// Runs every model of the gold DAG in order; all must publish with every test passing.
 async fn run_gold(ctx: &SessionContext) -> BTreeMap<String, ModelRun> {
+    run_gold_expecting(ctx, true).await
+}
+
+/// Runs every shipped model on `ctx`; every data test passes, except the profile warning when
+/// `unprofiled` (some course has no profile).
+async fn run_gold_expecting(ctx: &SessionContext, unprofiled: bool) -> BTreeMap<String, ModelRun> {
     let publisher = MemoryPublisher::new(ctx);
     let mut runs = BTreeMap::new();
     for model in gold_models() {
         let run = run_model(ctx, &model, &publisher, Refresh::Full).await.unwrap_or_else(|e| panic!("{e}"));
         for t in &run.tests {
-            assert_eq!(t.status, TestStatus::Pass, "{}: {}", model.table, t.describe());
+            // A course without a profile is a warning naming it, not an error.
+            let expected =
+                if t.name == "course_has_profile" && unprofiled { TestStatus::Warn } else { TestStatus::Pass };
+            assert_eq!(t.status, expected, "{}: {}", model.table, t.describe());
         }
         assert!(run.published, "{}", model.table);
         runs.insert(model.table.clone(), run);
@@ -626,7 +643,7 @@ fn fixture_matches_the_silver_contract() {
 async fn every_model_matches_hand_computed_values() {
     let ctx = session_with(&fixture_rows());
     let runs = run_gold(&ctx).await;
-    assert_eq!(runs.len(), 21);
+    assert_eq!(runs.len(), 26);
 
     // silver_round_latest: lf-2 came twice (2 rows on 06-01, 4 on 06-02) → latest 06-02, 2 dates, 6 rows.
     check(
@@ -758,6 +775,21 @@ async fn every_model_matches_hand_computed_values() {
             ("round_day", vec![I(3), I(5), I(2), I(1), N]),
             // ISO: Tuesday 2, Saturday 6, Monday 1, Sunday 7.
             ("round_weekday", vec![I(2), I(6), I(1), I(7), N]),
+            // No profile: local time is UTC, flagged.
+            ("timezone", vec![S("UTC"); 5]),
+            ("profile_missing", vec![B(true); 5]),
+            (
+                "round_start_local",
+                vec![
+                    T("2025-06-03T07:00:00"),
+                    T("2025-07-05T13:00:00"),
+                    T("2025-06-02T08:00:00"),
+                    T("2025-06-01T15:00:00"),
+                    N,
+                ],
+            ),
+            ("round_date_local", vec![D("2025-06-03"), D("2025-07-05"), D("2025-06-02"), D("2025-06-01"), N]),
+            ("round_hour_local", vec![I(7), I(13), I(8), I(15), N]),
         ],
     )
     .await;
@@ -1276,6 +1308,14 @@ async fn every_model_matches_hand_computed_values() {
             ("playable_round_lengths", vec![L(&["18"]), L(&["18", "9"])]),
             ("unit_names", vec![L(&["Back Nine", "Front Nine"]), L(&["Loop 1", "Loop 2"])]),
             ("unit_count", vec![I(2), I(2)]),
+            // Neither course has a profile.
+            ("course_name", vec![N, N]),
+            ("timezone", vec![S("UTC"), S("UTC")]),
+            ("profile_course_type", vec![N, N]),
+            ("volume_profile", vec![N, N]),
+            ("peak_season_start_month", vec![N, N]),
+            ("peak_season_end_month", vec![N, N]),
+            ("profile_missing", vec![B(true), B(true)]),
         ],
     )
     .await;
@@ -1622,6 +1662,105 @@ async fn count(ctx: &SessionContext, table: &str) -> i64 {
     array_value_to_string(batches[0].column(0).as_ref(), 0).unwrap().parse().unwrap()
 }
 
+/// A round of `course` whose only fix is at `ts` (UTC).
+fn one_fix_round(course: &'static str, round: &'static str, ts: &'static str) -> Vec<(R, F)> {
+    let r = R { course, round, ingest: "2025-11-03", start: Some(ts), end: Some(ts), ..CS1 };
+    vec![(r, fix(0, 1, 1, 1, 1, Some(ts), Some(10.0), Some(5.0), Some(1.0), Some(90.0)))]
+}
+
+#[tokio::test]
+async fn local_dates_weekdays_and_hours_follow_the_course_time_zone() {
+    // An America/Boise course (MST -7 / MDT -6) around UTC midnight and both DST changes, and a
+    // course without a profile, which stays in UTC and is flagged.
+    let rows: Vec<(R, F)> = [
+        // Saturday 18:10 MDT = Sunday 00:10 UTC.
+        ("b-1", "2025-06-08T00:10:00Z"),
+        // Spring forward 2025-03-09 02:00 MST → 03:00 MDT (09:00 UTC): 01:30 MST before, 03:30 MDT after.
+        ("b-2", "2025-03-09T08:30:00Z"),
+        ("b-3", "2025-03-09T09:30:00Z"),
+        // Fall back 2025-11-02 02:00 MDT → 01:00 MST (08:00 UTC): 01:30 MDT, then 01:30 MST.
+        ("b-4", "2025-11-02T07:30:00Z"),
+        ("b-5", "2025-11-02T08:30:00Z"),
+        // Friday 2025-10-31 23:59 MDT = Saturday 2025-11-01 05:59 UTC: another day and month.
+        ("b-6", "2025-11-01T05:59:00Z"),
+    ]
+    .into_iter()
+    .flat_map(|(round, ts)| one_fix_round("boisecourse", round, ts))
+    .chain(one_fix_round("nowhere", "n-1", "2025-06-08T00:10:00Z"))
+    .collect();
+    let ctx = session_with_profiles(
+        &rows,
+        "[[course]]\nid = \"boisecourse\"\nname = \"Boise Test\"\ntimezone = \"America/Boise\"\n",
+    );
+    run_gold_expecting(&ctx, true).await;
+    let local = query(
+        &ctx,
+        "SELECT course_id, round_id, timezone, profile_missing, CAST(round_start_local AS VARCHAR) AS start_local, \
+         CAST(round_date_local AS VARCHAR) AS date_local, CAST(round_date AS VARCHAR) AS date_utc, round_weekday, \
+         round_hour_local, round_month FROM gold.fact_rounds ORDER BY course_id, round_id",
+    )
+    .await;
+    let expected = [
+        "boisecourse b-1 America/Boise false 2025-06-07T18:10:00 2025-06-07 2025-06-08 6 18 6",
+        "boisecourse b-2 America/Boise false 2025-03-09T01:30:00 2025-03-09 2025-03-09 7 1 3",
+        "boisecourse b-3 America/Boise false 2025-03-09T03:30:00 2025-03-09 2025-03-09 7 3 3",
+        "boisecourse b-4 America/Boise false 2025-11-02T01:30:00 2025-11-02 2025-11-02 7 1 11",
+        "boisecourse b-5 America/Boise false 2025-11-02T01:30:00 2025-11-02 2025-11-02 7 1 11",
+        "boisecourse b-6 America/Boise false 2025-10-31T23:59:00 2025-10-31 2025-11-01 5 23 10",
+        "nowhere n-1 UTC true 2025-06-08T00:10:00 2025-06-08 2025-06-08 7 0 6",
+    ];
+    assert_eq!(local, expected);
+    // The weekday and month models count local days: b-1 on Saturday, b-6 on Friday in October.
+    let weekdays = query(
+        &ctx,
+        "SELECT weekday_number, rounds FROM gold.course_rounds_by_weekday WHERE course_id = 'boisecourse' ORDER BY 1",
+    )
+    .await;
+    assert_eq!(weekdays, ["5 1", "6 1", "7 4"]);
+    let months = query(
+        &ctx,
+        "SELECT CAST(month_start AS VARCHAR), rounds FROM gold.course_rounds_by_month WHERE course_id = 'boisecourse' ORDER BY 1",
+    )
+    .await;
+    assert_eq!(months, ["2025-03-01 2", "2025-06-01 1", "2025-10-01 1", "2025-11-01 2"]);
+    // Play patterns by local hour: Saturday evening, not Sunday midnight.
+    let hours = query(
+        &ctx,
+        "SELECT day_type, time_bucket, hour_of_day, fix_rows FROM gold.global_time_patterns \
+         WHERE course_id = 'boisecourse' ORDER BY hour_of_day",
+    )
+    .await;
+    assert_eq!(hours, ["weekend night 1 3", "weekend night 3 1", "weekend evening 18 1", "weekday evening 23 1"]);
+    // The profile is published, dim_course joins it, and the unprofiled course is flagged.
+    let courses = query(
+        &ctx,
+        "SELECT course_id, COALESCE(course_name, '-'), timezone, profile_missing FROM gold.dim_course ORDER BY 1",
+    )
+    .await;
+    assert_eq!(courses, ["boisecourse Boise Test America/Boise false", "nowhere - UTC true"]);
+}
+
+/// The rows of `sql` as space-separated cell texts.
+async fn query(ctx: &SessionContext, sql: &str) -> Vec<String> {
+    let batches = ctx.sql(sql).await.unwrap_or_else(|e| panic!("{sql}: {e}")).collect().await.unwrap();
+    let mut rows = Vec::new();
+    for b in &batches {
+        for row in 0..b.num_rows() {
+            let cells: Vec<String> = (0..b.num_columns())
+                .map(|c| {
+                    if b.column(c).is_null(row) {
+                        "NULL".to_string()
+                    } else {
+                        array_value_to_string(b.column(c), row).unwrap()
+                    }
+                })
+                .collect();
+            rows.push(cells.join(" "));
+        }
+    }
+    rows
+}
+
 #[tokio::test]
 async fn a_failing_error_test_blocks_publication_and_a_warn_test_does_not() {
     let ctx = session_with(&fixture_rows());
@@ -1877,14 +2016,14 @@ tests = [
 #[test]
 fn the_shipped_gold_dag_validates_and_orders_models_by_what_they_read() {
     let dag = tmctl::dag::load_file(&dags_dir().join("gold.toml")).unwrap_or_else(|d| panic!("{d:?}"));
-    assert_eq!(dag.tasks.len(), 22, "21 models and the wait on silver");
+    assert_eq!(dag.tasks.len(), 27, "26 models and the wait on silver");
     let order: Vec<&str> = dag.topological().map(|t| t.id.as_str()).collect();
     let pos = |id: &str| order.iter().position(|t| *t == id).unwrap();
     assert_eq!(order[..2], ["wait_for_silver", "silver_round_latest"]);
     assert_eq!(dag.upstream("silver_round_latest"), ["wait_for_silver"]);
     // Inferred from the SQL: fact_rounds reads silver_round_latest; the hole model reads the
     // topology and (in a relationships test) fact_rounds; dim_course reads four models.
-    assert_eq!(dag.upstream("fact_rounds"), ["silver_round_latest", "dim_round"]);
+    assert_eq!(dag.upstream("fact_rounds"), ["silver_round_latest", "dim_course_profile", "dim_round"]);
     assert_eq!(dag.upstream("fact_round_hole_performance"), ["silver_round_latest", "course_topology", "fact_rounds"]);
     for up in [
         "fact_rounds",
@@ -1896,6 +2035,28 @@ fn the_shipped_gold_dag_validates_and_orders_models_by_what_they_read() {
         assert!(pos(up) < pos("dim_course"), "{up} before dim_course");
     }
     assert!(pos("dim_course") < pos("gold_coverage_audit"));
+}
+
+#[test]
+fn the_models_rebuilt_on_every_run_read_gold_not_silver() {
+    // Tables (full refresh on every daily run) read the incremental per-round models, never
+    // silver: otherwise a daily run's cost grows with all of silver's history.
+    let doc: toml::Table = std::fs::read_to_string(dags_dir().join("gold.toml")).unwrap().parse().unwrap();
+    let (mut tables, mut incremental) = (0, 0);
+    for task in doc["task"].as_array().unwrap() {
+        if task.get("kind").and_then(|k| k.as_str()) != Some("gold.model") {
+            continue;
+        }
+        let file = dags_dir().join(task["sql"].as_str().unwrap());
+        let reads = model_reads(&std::fs::read_to_string(&file).unwrap()).unwrap();
+        if task.get("materialized").and_then(|m| m.as_str()) == Some("incremental") {
+            incremental += 1;
+        } else {
+            tables += 1;
+            assert!(!reads.iter().any(|r| r.starts_with("silver.")), "{}: reads {reads:?}", file.display());
+        }
+    }
+    assert_eq!((tables, incremental), (15, 11));
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1948,7 +2109,10 @@ fn shipped_models_read_what_their_headers_say() {
     let by_table: BTreeMap<String, ModelSpec> = gold_models().into_iter().map(|m| (m.table.clone(), m)).collect();
     let reads = |t: &str| by_table[t].reads.clone();
     assert_eq!(reads("silver_round_latest"), ["silver.fact_telemetry_event"]);
-    assert_eq!(reads("fact_rounds"), ["gold.silver_round_latest", "silver.fact_telemetry_event"]);
+    assert_eq!(
+        reads("fact_rounds"),
+        ["gold.dim_course_profile", "gold.silver_round_latest", "silver.fact_telemetry_event"]
+    );
     assert_eq!(
         reads("fact_round_hole_performance"),
         ["gold.course_topology", "gold.silver_round_latest", "silver.fact_telemetry_event"]
@@ -1960,10 +2124,10 @@ fn shipped_models_read_what_their_headers_say() {
             "gold.course_configuration_analysis",
             "gold.course_topology",
             "gold.data_quality_overview",
+            "gold.dim_course_profile",
             "gold.fact_rounds",
-            "gold.silver_round_latest",
+            "gold.round_fix_profile",
             "gold.telemetry_completeness_summary",
-            "silver.fact_telemetry_event",
         ]
     );
     assert_eq!(by_table["fact_rounds"].lineage().test_reads, ["gold.dim_round"]);

@@ -14,8 +14,12 @@ use std::path::{Path, PathBuf};
 
 use common::{pyiceberg_on, query_rows as query, tmctl_on as tmctl};
 
-const INCREMENTAL: [&str; 7] = [
+const INCREMENTAL: [&str; 11] = [
     "silver_round_latest",
+    "round_fix_profile",
+    "round_device_profile",
+    "round_hole_profile",
+    "fact_fix_pace",
     "fact_rounds",
     "fact_round_hole_performance",
     "pace_summary_by_round",
@@ -112,6 +116,24 @@ fn incremental_gold_equals_a_full_refresh_through_redeliveries_replaced_files_an
     }
     let after_backfill = gold_rows(&home);
     assert!(after_backfill["fact_rounds"].len() > 60, "{} rounds", after_backfill["fact_rounds"].len());
+
+    // `tmctl courses list`: the five pilot profiles of dags/courses.toml, the three generated
+    // courses with their rounds and ingest dates from gold.
+    let courses: Vec<serde_json::Value> = serde_json::from_str(&run(&home, &["courses", "list", "--json"])).unwrap();
+    assert_eq!(courses.len(), 5, "{courses:?}");
+    let per_course = query(
+        &home,
+        "SELECT course_id, count(*) AS n, CAST(min(first_ingest_date) AS VARCHAR) AS first_date, \
+         CAST(max(latest_ingest_date) AS VARCHAR) AS last_date FROM gold.silver_round_latest GROUP BY course_id",
+    );
+    assert_eq!(per_course.len(), 3);
+    for seen in &per_course {
+        let c = courses.iter().find(|c| c["course_id"] == seen["course_id"]).expect("a course of the data is listed");
+        assert_eq!((&c["rounds"], &c["first_ingest_date"], &c["last_ingest_date"]), (&seen["n"], &seen["first_date"], &seen["last_date"]));
+        assert_eq!(c["profile_missing"], false);
+    }
+    let falls = courses.iter().find(|c| c["course_id"] == "americanfalls").unwrap();
+    assert_eq!((&falls["timezone"], &falls["loop"]), (&serde_json::json!("America/Boise"), &serde_json::json!(true)));
 
     // A changed export re-ingested with --replace: its last rounds dropped (among them the
     // round carried over from 06-01, which must move back to 06-01) and a value changed.

@@ -1,5 +1,5 @@
 -- course_rounds_by_month: one row per (course_id, month_start), rounds by the month of their
--- first fix (fact_rounds.round_start_ts, UTC). Rounds without any timestamp land in the
+-- first fix in the course's local time (fact_rounds.round_start_local). Rounds without any timestamp land in the
 -- sentinel month 1900-01-01, month_number 0, "Unknown (missing timestamp)".
 -- As REFERENCE §3.3 (pct_total = share of the course's rounds, 0–100, 2 dp); month names are
 -- spelled out in SQL instead of a locale-dependent date format.
@@ -7,7 +7,7 @@ WITH months AS (
     SELECT
         course_id,
         round_id,
-        COALESCE(CAST(date_trunc('month', round_start_ts) AS DATE), DATE '1900-01-01') AS month_start,
+        COALESCE(CAST(date_trunc('month', round_start_local) AS DATE), DATE '1900-01-01') AS month_start,
         COALESCE(round_month, 0) AS month_number
     FROM gold.fact_rounds
 ),

@@ -1,5 +1,5 @@
 -- course_rounds_by_weekday: one row per (course_id, weekday_number), rounds by the weekday of
--- their first fix (UTC). weekday_number is ISO, 1 = Monday … 7 = Sunday, the one weekday
+-- their first fix in the course's local time (fact_rounds.round_weekday). weekday_number is ISO, 1 = Monday … 7 = Sunday, the one weekday
 -- convention of tmctl (REFERENCE §8.2 #7 had two); 0 = no timestamp, "Unknown (missing timestamp)".
 -- As REFERENCE §3.3; weekday names are spelled out in SQL instead of a locale-dependent format.
 WITH days AS (

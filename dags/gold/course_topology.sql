@@ -9,28 +9,19 @@
 -- twice), whose units are named Loop <n>.
 -- Being an aggregate, it has exactly one row per (course_id, nine_number) (tested): joining it
 -- cannot fan out (the reference's fact_round_hole_performance could, REFERENCE §8.2 #8).
-WITH silver_latest AS (
-    SELECT s.*
-    FROM silver.fact_telemetry_event AS s
-    JOIN gold.silver_round_latest AS l
-      ON s.course_id = l.course_id
-     AND s.round_id = l.round_id
-     AND s.ingest_date = l.latest_ingest_date
-),
-per_nine AS (
+-- Combines the per-(round, nine, hole) figures of gold.round_hole_profile, not silver.
+WITH per_nine AS (
     SELECT
         course_id,
         nine_number,
-        MIN(section_number) AS section_start,
-        MAX(section_number) AS section_end,
+        MIN(min_section_number) AS section_start,
+        MAX(max_section_number) AS section_end,
         MIN(hole_number) AS min_hole_number,
         MAX(hole_number) AS max_hole_number,
         COUNT(DISTINCT hole_number) AS holes_observed,
         COUNT(DISTINCT round_id) AS rounds_observed,
-        COUNT(*) AS fix_count
-    FROM silver_latest
-    WHERE NOT is_location_padding
-      AND nine_number IS NOT NULL
+        SUM(fix_count) AS fix_count
+    FROM gold.round_hole_profile
     GROUP BY course_id, nine_number
 ),
 per_course AS (

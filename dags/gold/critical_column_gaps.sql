@@ -5,33 +5,27 @@
 -- (the reference divided by total_events without it, REFERENCE §8.2 #8); reads the latest
 -- ingest_date per round only; statuses, score and recommendation use the unrounded percentages;
 -- the derived percentages are output (worst_pace_missing_pct, device_health_missing_pct,
--- round_config_missing_pct).
-WITH silver_latest AS (
-    SELECT s.*
-    FROM silver.fact_telemetry_event AS s
-    JOIN gold.silver_round_latest AS l
-      ON s.course_id = l.course_id
-     AND s.round_id = l.round_id
-     AND s.ingest_date = l.latest_ingest_date
-),
-counts AS (
+-- round_config_missing_pct). The counts are sums of gold.round_fix_profile's per-round counts (not
+-- silver).
+WITH counts AS (
+    -- courses with at least one non-padding fix, as the per-fix WHERE NOT is_location_padding did
     SELECT
         course_id,
-        COUNT(*) AS total_events,
-        SUM(CASE WHEN pace IS NULL THEN 1 ELSE 0 END) AS n_pace,
-        SUM(CASE WHEN pace_gap IS NULL THEN 1 ELSE 0 END) AS n_pace_gap,
-        SUM(CASE WHEN positional_gap IS NULL THEN 1 ELSE 0 END) AS n_positional_gap,
-        SUM(CASE WHEN hole_number IS NULL THEN 1 ELSE 0 END) AS n_hole,
-        SUM(CASE WHEN section_number IS NULL THEN 1 ELSE 0 END) AS n_section,
-        SUM(CASE WHEN latitude IS NULL THEN 1 ELSE 0 END) AS n_latitude,
-        SUM(CASE WHEN fix_timestamp IS NULL THEN 1 ELSE 0 END) AS n_timestamp,
-        SUM(CASE WHEN battery_percentage IS NULL THEN 1 ELSE 0 END) AS n_battery,
-        SUM(CASE WHEN is_projected IS NULL THEN 1 ELSE 0 END) AS n_projected,
-        SUM(CASE WHEN start_hole IS NULL THEN 1 ELSE 0 END) AS n_start_hole,
-        SUM(CASE WHEN goal_time IS NULL THEN 1 ELSE 0 END) AS n_goal_time
-    FROM silver_latest
-    WHERE NOT is_location_padding
+        SUM(non_padding_rows) AS total_events,
+        SUM(n_missing_pace) AS n_pace,
+        SUM(n_missing_pace_gap) AS n_pace_gap,
+        SUM(n_missing_positional_gap) AS n_positional_gap,
+        SUM(n_missing_hole_number) AS n_hole,
+        SUM(n_missing_section_number) AS n_section,
+        SUM(n_missing_latitude) AS n_latitude,
+        SUM(n_missing_fix_timestamp) AS n_timestamp,
+        SUM(n_missing_battery) AS n_battery,
+        SUM(n_missing_is_projected) AS n_projected,
+        SUM(n_missing_start_hole) AS n_start_hole,
+        SUM(n_missing_goal_time) AS n_goal_time
+    FROM gold.round_fix_profile
     GROUP BY course_id
+    HAVING SUM(non_padding_rows) > 0
 ),
 pct AS (
     SELECT

@@ -6,43 +6,37 @@
 -- its missing percentages; data_quality_score = mean of the four (overall_quality_score = same).
 -- As REFERENCE §3.3. Deliberate differences: reads the latest ingest_date per round only; scores
 -- are computed from the unrounded percentages (rounded once, at the end); tier scores and the
--- number of fixes (events) are output; divisions are guarded with NULLIF.
-WITH silver_latest AS (
-    SELECT s.*
-    FROM silver.fact_telemetry_event AS s
-    JOIN gold.silver_round_latest AS l
-      ON s.course_id = l.course_id
-     AND s.round_id = l.round_id
-     AND s.ingest_date = l.latest_ingest_date
-),
-counts AS (
+-- number of fixes (events) are output; divisions are guarded with NULLIF. The counts are
+-- sums of gold.round_fix_profile's per-round counts (not silver).
+WITH counts AS (
+    -- courses with at least one non-padding fix, as the per-fix WHERE NOT is_location_padding did
     SELECT
         course_id,
-        COUNT(*) AS events,
-        SUM(CASE WHEN pace IS NULL THEN 1 ELSE 0 END) AS n_pace,
-        SUM(CASE WHEN pace_gap IS NULL THEN 1 ELSE 0 END) AS n_pace_gap,
-        SUM(CASE WHEN positional_gap IS NULL THEN 1 ELSE 0 END) AS n_positional_gap,
-        SUM(CASE WHEN goal_time IS NULL THEN 1 ELSE 0 END) AS n_goal_time,
-        SUM(CASE WHEN latitude IS NULL OR longitude IS NULL THEN 1 ELSE 0 END) AS n_coordinates,
-        SUM(CASE WHEN fix_timestamp IS NULL THEN 1 ELSE 0 END) AS n_fix_timestamp,
-        SUM(CASE WHEN hole_number IS NULL THEN 1 ELSE 0 END) AS n_hole_number,
-        SUM(CASE WHEN section_number IS NULL THEN 1 ELSE 0 END) AS n_section_number,
-        SUM(CASE WHEN hole_section IS NULL THEN 1 ELSE 0 END) AS n_hole_section,
-        SUM(CASE WHEN nine_number IS NULL THEN 1 ELSE 0 END) AS n_nine_number,
-        SUM(CASE WHEN current_nine IS NULL THEN 1 ELSE 0 END) AS n_current_nine,
-        SUM(CASE WHEN battery_percentage IS NULL THEN 1 ELSE 0 END) AS n_battery,
-        SUM(CASE WHEN is_cache IS NULL THEN 1 ELSE 0 END) AS n_is_cache,
-        SUM(CASE WHEN is_projected IS NULL THEN 1 ELSE 0 END) AS n_is_projected,
-        SUM(CASE WHEN is_problem IS NULL THEN 1 ELSE 0 END) AS n_is_problem,
-        SUM(CASE WHEN is_timestamp_missing THEN 1 ELSE 0 END) AS n_timestamp_flag,
-        SUM(CASE WHEN start_hole IS NULL THEN 1 ELSE 0 END) AS n_start_hole,
-        SUM(CASE WHEN start_section IS NULL THEN 1 ELSE 0 END) AS n_start_section,
-        SUM(CASE WHEN end_section IS NULL THEN 1 ELSE 0 END) AS n_end_section,
-        SUM(CASE WHEN is_nine_hole IS NULL THEN 1 ELSE 0 END) AS n_is_nine_hole,
-        SUM(CASE WHEN is_complete IS NULL THEN 1 ELSE 0 END) AS n_is_complete
-    FROM silver_latest
-    WHERE NOT is_location_padding
+        SUM(non_padding_rows) AS events,
+        SUM(n_missing_pace) AS n_pace,
+        SUM(n_missing_pace_gap) AS n_pace_gap,
+        SUM(n_missing_positional_gap) AS n_positional_gap,
+        SUM(n_missing_goal_time) AS n_goal_time,
+        SUM(n_missing_coordinates) AS n_coordinates,
+        SUM(n_missing_fix_timestamp) AS n_fix_timestamp,
+        SUM(n_missing_hole_number) AS n_hole_number,
+        SUM(n_missing_section_number) AS n_section_number,
+        SUM(n_missing_hole_section) AS n_hole_section,
+        SUM(n_missing_nine_number) AS n_nine_number,
+        SUM(n_missing_current_nine) AS n_current_nine,
+        SUM(n_missing_battery) AS n_battery,
+        SUM(n_missing_is_cache) AS n_is_cache,
+        SUM(n_missing_is_projected) AS n_is_projected,
+        SUM(n_missing_is_problem) AS n_is_problem,
+        SUM(ts_missing_non_padding_rows) AS n_timestamp_flag,
+        SUM(n_missing_start_hole) AS n_start_hole,
+        SUM(n_missing_start_section) AS n_start_section,
+        SUM(n_missing_end_section) AS n_end_section,
+        SUM(n_missing_is_nine_hole) AS n_is_nine_hole,
+        SUM(n_missing_is_complete) AS n_is_complete
+    FROM gold.round_fix_profile
     GROUP BY course_id
+    HAVING SUM(non_padding_rows) > 0
 ),
 pct AS (
     SELECT

@@ -3,17 +3,12 @@
 -- As REFERENCE §3.3, except: topology comes from gold.course_topology (derived from silver; there
 -- is no seed), so unit_names are the derived unit names; added is_loop_course (from
 -- course_configuration_analysis, FALSE for a course without rounds); rounds_observed and
--- complete_rounds_observed are 0 rather than NULL for a course without rounds.
-WITH silver_latest AS (
-    SELECT s.*
-    FROM silver.fact_telemetry_event AS s
-    JOIN gold.silver_round_latest AS l
-      ON s.course_id = l.course_id
-     AND s.round_id = l.round_id
-     AND s.ingest_date = l.latest_ingest_date
-),
-courses AS (
-    SELECT DISTINCT course_id FROM silver_latest WHERE course_id IS NOT NULL
+-- complete_rounds_observed are 0 rather than NULL for a course without rounds; added the course's
+-- profile (gold.dim_course_profile, from dags/courses.toml): course_name, timezone (UTC without
+-- a profile), declared course_type, volume_profile, peak season months and profile_missing;
+-- is_loop_course is the profile's loop flag when there is one.
+WITH courses AS (
+    SELECT DISTINCT course_id FROM gold.round_fix_profile WHERE course_id IS NOT NULL
 ),
 rounds AS (
     SELECT
@@ -38,7 +33,7 @@ units AS (
 SELECT
     c.course_id,
     cca.likely_course_type,
-    COALESCE(cca.is_loop_course, FALSE) AS is_loop_course,
+    COALESCE(p.is_loop_course, cca.is_loop_course, FALSE) AS is_loop_course,
     cca.max_section_seen,
     cca.max_holes_in_round,
     cca.unique_start_holes,
@@ -66,10 +61,18 @@ SELECT
     r.last_round_start_ts,
     r.playable_round_lengths,
     u.unit_names,
-    COALESCE(u.unit_count, 0) AS unit_count
+    COALESCE(u.unit_count, 0) AS unit_count,
+    p.course_name,
+    COALESCE(p.timezone, 'UTC') AS timezone,
+    p.course_type AS profile_course_type,
+    p.volume_profile,
+    p.peak_season_start_month,
+    p.peak_season_end_month,
+    p.course_id IS NULL AS profile_missing
 FROM courses AS c
 LEFT JOIN gold.course_configuration_analysis AS cca ON cca.course_id = c.course_id
 LEFT JOIN gold.data_quality_overview AS dq ON dq.course_id = c.course_id
 LEFT JOIN gold.telemetry_completeness_summary AS tc ON tc.course_id = c.course_id
 LEFT JOIN rounds AS r ON r.course_id = c.course_id
 LEFT JOIN units AS u ON u.course_id = c.course_id
+LEFT JOIN gold.dim_course_profile AS p ON p.course_id = c.course_id

@@ -1,6 +1,10 @@
 -- fact_rounds: one row per (course_id, round_id), the round as seen in its non-padding fixes.
 -- Formulas as REFERENCE §3.3. Deliberate differences:
 --   * reads silver through silver_round_latest: only the rows of the round's latest ingest_date;
+--   * round_year/month/day/weekday are of the round's start in the course's local time (its
+--     profile's time zone, gold.dim_course_profile; UTC, with profile_missing, for a course
+--     without one), as are the added round_start_local (wall clock, no zone), round_date_local
+--     and round_hour_local; round_date stays the UTC date; timezone names the zone used;
 --   * round_weekday is ISO (1 = Monday … 7 = Sunday), the one weekday convention of tmctl;
 --   * the four *_rate columns are fractions 0–1 (tested as 0–1, not 0–100);
 --   * duration_sec is DOUBLE (silver keeps sub-second timestamps; Trino's date_diff truncated);
@@ -54,6 +58,15 @@ timed AS (
         per_round.*,
         date_part('epoch', round_end_ts) - date_part('epoch', round_start_ts) AS duration_sec
     FROM per_round
+),
+zoned AS (
+    SELECT
+        timed.*,
+        COALESCE(p.timezone, 'UTC') AS timezone,
+        p.course_id IS NULL AS profile_missing,
+        timezone(COALESCE(p.timezone, 'UTC'), timed.round_start_ts) AS round_start_local
+    FROM timed
+    LEFT JOIN gold.dim_course_profile AS p ON p.course_id = timed.course_id
 )
 SELECT
     course_id,
@@ -98,8 +111,13 @@ SELECT
         ELSE 'unknown'
     END AS round_length,
     CAST(round_start_ts AS DATE) AS round_date,
-    CAST(date_part('year', round_start_ts) AS INT) AS round_year,
-    CAST(date_part('month', round_start_ts) AS INT) AS round_month,
-    CAST(date_part('day', round_start_ts) AS INT) AS round_day,
-    CAST(date_part('isodow', round_start_ts) + 1 AS INT) AS round_weekday
-FROM timed
+    CAST(date_part('year', round_start_local) AS INT) AS round_year,
+    CAST(date_part('month', round_start_local) AS INT) AS round_month,
+    CAST(date_part('day', round_start_local) AS INT) AS round_day,
+    CAST(date_part('isodow', round_start_local) + 1 AS INT) AS round_weekday,
+    timezone,
+    profile_missing,
+    round_start_local,
+    CAST(round_start_local AS DATE) AS round_date_local,
+    CAST(date_part('hour', round_start_local) AS INT) AS round_hour_local
+FROM zoned

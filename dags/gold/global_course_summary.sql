@@ -2,35 +2,46 @@
 -- From the reference's silver_normalized/global_course_summary (REFERENCE §3.4), written to gold.
 -- Deliberate differences: reads the latest ingest_date per round only; median_pace_gap is the
 -- exact median (the reference used approx_percentile); percentages (0–100, 2 dp) are guarded with
--- NULLIF; rates of rounds are of the course's rounds with at least one non-padding fix.
-WITH silver_latest AS (
-    SELECT s.*
-    FROM silver.fact_telemetry_event AS s
-    JOIN gold.silver_round_latest AS l
-      ON s.course_id = l.course_id
-     AND s.round_id = l.round_id
-     AND s.ingest_date = l.latest_ingest_date
+-- NULLIF; rates of rounds are of the course's rounds with at least one non-padding fix. Sums the per-round figures of gold.round_fix_profile and
+-- gold.round_device_profile; the median reads gold.fact_fix_pace (pre-joined non-padding fixes),
+-- never silver.
+WITH rounds AS (
+    SELECT
+        course_id,
+        SUM(total_rows) AS total_rows,
+        SUM(padding_rows) AS padding_rows,
+        SUM(non_padding_rows) AS non_padding_rows,
+        COUNT(*) AS rounds,
+        SUM(CASE WHEN non_padding_rows > 0 THEN 1 ELSE 0 END) AS non_padding_rounds,
+        SUM(ts_missing_rows) AS ts_missing_rows,
+        SUM(ts_missing_non_padding_rows) AS ts_missing_non_padding_rows,
+        SUM(problem_rows) AS problem_rows,
+        SUM(np_complete) AS complete_rounds,
+        SUM(np_nine_hole) AS nine_hole_rounds,
+        SUM(np_secondary) AS secondary_rounds,
+        SUM(np_auto_assigned) AS auto_assigned_rounds,
+        CAST(SUM(pace_gap_milli_sum) AS DOUBLE) / NULLIF(1000.0 * SUM(pace_gap_count), 0) AS avg_pace_gap
+    FROM gold.round_fix_profile
+    GROUP BY course_id
+),
+devices AS (
+    SELECT course_id, COUNT(DISTINCT device) AS devices
+    FROM gold.round_device_profile
+    GROUP BY course_id
+),
+medians AS (
+    SELECT course_id, median(pace_gap) AS median_pace_gap
+    FROM gold.fact_fix_pace
+    GROUP BY course_id
 ),
 counts AS (
     SELECT
-        course_id,
-        COUNT(*) AS total_rows,
-        SUM(CASE WHEN is_location_padding THEN 1 ELSE 0 END) AS padding_rows,
-        SUM(CASE WHEN is_location_padding THEN 0 ELSE 1 END) AS non_padding_rows,
-        COUNT(DISTINCT round_id) AS rounds,
-        COUNT(DISTINCT CASE WHEN NOT is_location_padding THEN round_id END) AS non_padding_rounds,
-        COUNT(DISTINCT device) AS devices,
-        SUM(CASE WHEN is_timestamp_missing THEN 1 ELSE 0 END) AS ts_missing_rows,
-        SUM(CASE WHEN is_timestamp_missing AND NOT is_location_padding THEN 1 ELSE 0 END) AS ts_missing_non_padding_rows,
-        SUM(CASE WHEN NOT is_location_padding AND is_problem THEN 1 ELSE 0 END) AS problem_rows,
-        COUNT(DISTINCT CASE WHEN NOT is_location_padding AND is_complete THEN round_id END) AS complete_rounds,
-        COUNT(DISTINCT CASE WHEN NOT is_location_padding AND is_nine_hole THEN round_id END) AS nine_hole_rounds,
-        COUNT(DISTINCT CASE WHEN NOT is_location_padding AND is_secondary THEN round_id END) AS secondary_rounds,
-        COUNT(DISTINCT CASE WHEN NOT is_location_padding AND is_auto_assigned THEN round_id END) AS auto_assigned_rounds,
-        AVG(CASE WHEN NOT is_location_padding THEN pace_gap END) AS avg_pace_gap,
-        median(CASE WHEN NOT is_location_padding THEN pace_gap END) AS median_pace_gap
-    FROM silver_latest
-    GROUP BY course_id
+        r.*,
+        COALESCE(d.devices, 0) AS devices,
+        m.median_pace_gap
+    FROM rounds AS r
+    LEFT JOIN devices AS d ON d.course_id = r.course_id
+    LEFT JOIN medians AS m ON m.course_id = r.course_id
 )
 SELECT
     course_id,

@@ -2,41 +2,38 @@
 -- number of courses and the first/last fix timestamp (UTC).
 -- From the reference's silver_normalized/global_overview (REFERENCE §3.4), written to gold, with
 -- the same differences as global_course_summary (latest ingest_date per round, exact median,
--- NULLIF). A single row even when silver is empty (counts 0, the rest NULL).
-WITH silver_latest AS (
-    SELECT s.*
-    FROM silver.fact_telemetry_event AS s
-    JOIN gold.silver_round_latest AS l
-      ON s.course_id = l.course_id
-     AND s.round_id = l.round_id
-     AND s.ingest_date = l.latest_ingest_date
+-- NULLIF). A single row even when silver is empty (counts 0, the rest NULL). Sums the per-round figures of
+-- gold.round_fix_profile and gold.round_device_profile; the median reads gold.fact_fix_pace,
+-- never silver.
+WITH rounds AS (
+    SELECT
+        COALESCE(SUM(total_rows), 0) AS total_rows,
+        COALESCE(SUM(padding_rows), 0) AS padding_rows,
+        COALESCE(SUM(non_padding_rows), 0) AS non_padding_rows,
+        COUNT(DISTINCT course_id) AS courses,
+        COUNT(*) AS rounds,
+        COALESCE(SUM(CASE WHEN non_padding_rows > 0 THEN 1 ELSE 0 END), 0) AS non_padding_rounds,
+        COALESCE(SUM(ts_missing_rows), 0) AS ts_missing_rows,
+        COALESCE(SUM(ts_missing_non_padding_rows), 0) AS ts_missing_non_padding_rows,
+        COALESCE(SUM(problem_rows), 0) AS problem_rows,
+        COALESCE(SUM(np_complete), 0) AS complete_rounds,
+        COALESCE(SUM(np_nine_hole), 0) AS nine_hole_rounds,
+        COALESCE(SUM(np_secondary), 0) AS secondary_rounds,
+        COALESCE(SUM(np_auto_assigned), 0) AS auto_assigned_rounds,
+        MIN(first_fix_ts) AS first_fix_ts,
+        MAX(last_fix_ts) AS last_fix_ts,
+        CAST(SUM(pace_gap_milli_sum) AS DOUBLE) / NULLIF(1000.0 * SUM(pace_gap_count), 0) AS avg_pace_gap
+    FROM gold.round_fix_profile
+),
+devices AS (
+    SELECT COUNT(DISTINCT device) AS devices FROM gold.round_device_profile
+),
+medians AS (
+    SELECT median(pace_gap) AS median_pace_gap FROM gold.fact_fix_pace
 ),
 counts AS (
-    SELECT
-        COUNT(*) AS total_rows,
-        COALESCE(SUM(CASE WHEN is_location_padding THEN 1 ELSE 0 END), 0) AS padding_rows,
-        COALESCE(SUM(CASE WHEN is_location_padding THEN 0 ELSE 1 END), 0) AS non_padding_rows,
-        COUNT(DISTINCT course_id) AS courses,
-        COUNT(DISTINCT concat(course_id, '/', round_id)) AS rounds,
-        COUNT(DISTINCT CASE WHEN NOT is_location_padding THEN concat(course_id, '/', round_id) END) AS non_padding_rounds,
-        COUNT(DISTINCT device) AS devices,
-        COALESCE(SUM(CASE WHEN is_timestamp_missing THEN 1 ELSE 0 END), 0) AS ts_missing_rows,
-        COALESCE(SUM(CASE WHEN is_timestamp_missing AND NOT is_location_padding THEN 1 ELSE 0 END), 0)
-            AS ts_missing_non_padding_rows,
-        COALESCE(SUM(CASE WHEN NOT is_location_padding AND is_problem THEN 1 ELSE 0 END), 0) AS problem_rows,
-        COUNT(DISTINCT CASE WHEN NOT is_location_padding AND is_complete THEN concat(course_id, '/', round_id) END)
-            AS complete_rounds,
-        COUNT(DISTINCT CASE WHEN NOT is_location_padding AND is_nine_hole THEN concat(course_id, '/', round_id) END)
-            AS nine_hole_rounds,
-        COUNT(DISTINCT CASE WHEN NOT is_location_padding AND is_secondary THEN concat(course_id, '/', round_id) END)
-            AS secondary_rounds,
-        COUNT(DISTINCT CASE WHEN NOT is_location_padding AND is_auto_assigned THEN concat(course_id, '/', round_id) END)
-            AS auto_assigned_rounds,
-        MIN(fix_timestamp) AS first_fix_ts,
-        MAX(fix_timestamp) AS last_fix_ts,
-        AVG(CASE WHEN NOT is_location_padding THEN pace_gap END) AS avg_pace_gap,
-        median(CASE WHEN NOT is_location_padding THEN pace_gap END) AS median_pace_gap
-    FROM silver_latest
+    SELECT rounds.*, devices.devices, medians.median_pace_gap
+    FROM rounds CROSS JOIN devices CROSS JOIN medians
 )
 SELECT
     total_rows,

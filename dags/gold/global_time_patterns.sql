@@ -1,28 +1,14 @@
 -- global_time_patterns: one row per (course_id, day_type, time_bucket, hour_of_day) over
--- non-padding fixes: when play happens (UTC hours; fixes without a timestamp go to
+-- non-padding fixes: when play happens (hours of the course's local time, fact_fix_pace; fixes without a timestamp go to
 -- day_type/time_bucket 'unknown' with hour_of_day NULL).
 -- From the reference's silver_normalized/global_time_patterns (REFERENCE §3.4), written to gold.
 -- day_type uses the ISO weekday (6 = Saturday, 7 = Sunday → weekend), the one weekday convention
 -- of tmctl. Deliberate differences: reads the latest ingest_date per round only; exact median;
--- NULLIF-guarded percentage.
-WITH silver_latest AS (
-    SELECT s.*
-    FROM silver.fact_telemetry_event AS s
-    JOIN gold.silver_round_latest AS l
-      ON s.course_id = l.course_id
-     AND s.round_id = l.round_id
-     AND s.ingest_date = l.latest_ingest_date
-),
-fixes AS (
-    SELECT
-        course_id,
-        round_id,
-        is_problem,
-        pace_gap,
-        CAST(date_part('hour', fix_timestamp) AS INT) AS hour_of_day,
-        CAST(date_part('isodow', fix_timestamp) + 1 AS INT) AS iso_weekday
-    FROM silver_latest
-    WHERE NOT is_location_padding
+-- NULLIF-guarded percentage. Reads gold.fact_fix_pace (the non-padding fixes, pre-joined), not
+-- silver.
+WITH fixes AS (
+    SELECT course_id, round_id, is_problem, pace_gap, hour_of_day, iso_weekday
+    FROM gold.fact_fix_pace
 ),
 labelled AS (
     SELECT
@@ -50,7 +36,8 @@ SELECT
     COUNT(DISTINCT round_id) AS rounds,
     SUM(CASE WHEN is_problem THEN 1 ELSE 0 END) AS problem_rows,
     ROUND(100.0 * SUM(CASE WHEN is_problem THEN 1 ELSE 0 END) / NULLIF(COUNT(*), 0), 2) AS pct_problem_rows,
-    AVG(pace_gap) AS avg_pace_gap,
+    -- in thousandths as integers (silver keeps 3 decimals): the same whatever the row order
+    CAST(SUM(CAST(ROUND(pace_gap * 1000) AS BIGINT)) AS DOUBLE) / NULLIF(1000.0 * COUNT(pace_gap), 0) AS avg_pace_gap,
     median(pace_gap) AS median_pace_gap
 FROM labelled
 GROUP BY course_id, day_type, time_bucket, hour_of_day

@@ -6,18 +6,12 @@
 -- counts are of the rows gold reads (latest ingest_date per round), and new columns show what
 -- that filter dropped: silver_rows_all_ingest_dates, superseded_rows (rows of earlier ingest
 -- dates of re-delivered rounds) and rounds_in_several_ingest_dates (the quality metric of
--- SPEC §5). Counts are 0, not NULL, when a model has no row for the course.
-WITH silver_latest AS (
-    SELECT s.*
-    FROM silver.fact_telemetry_event AS s
-    JOIN gold.silver_round_latest AS l
-      ON s.course_id = l.course_id
-     AND s.round_id = l.round_id
-     AND s.ingest_date = l.latest_ingest_date
-),
-courses AS (
-    SELECT course_id, COUNT(*) AS silver_rows_all_ingest_dates
-    FROM silver.fact_telemetry_event
+-- SPEC §5). Counts are 0, not NULL, when a model has no row for the course. The silver_* counts
+-- are sums of gold.silver_round_latest (all ingest dates) and gold.round_fix_profile (latest
+-- ingest date), not counts of silver itself.
+WITH courses AS (
+    SELECT course_id, SUM(rows_all_ingest_dates) AS silver_rows_all_ingest_dates
+    FROM gold.silver_round_latest
     GROUP BY course_id
 ),
 redelivered AS (
@@ -28,15 +22,14 @@ redelivered AS (
 latest AS (
     SELECT
         course_id,
-        COUNT(*) AS silver_rows,
-        SUM(CASE WHEN is_location_padding THEN 1 ELSE 0 END) AS silver_padding_rows,
-        SUM(CASE WHEN is_location_padding THEN 0 ELSE 1 END) AS silver_non_padding_rows,
-        SUM(CASE WHEN is_timestamp_missing THEN 1 ELSE 0 END) AS silver_ts_missing_rows,
-        SUM(CASE WHEN is_timestamp_missing AND NOT is_location_padding THEN 1 ELSE 0 END)
-            AS silver_ts_missing_non_padding_rows,
-        COUNT(DISTINCT round_id) AS silver_rounds,
-        COUNT(DISTINCT CASE WHEN NOT is_location_padding THEN round_id END) AS silver_rounds_non_padding
-    FROM silver_latest
+        SUM(total_rows) AS silver_rows,
+        SUM(padding_rows) AS silver_padding_rows,
+        SUM(non_padding_rows) AS silver_non_padding_rows,
+        SUM(ts_missing_rows) AS silver_ts_missing_rows,
+        SUM(ts_missing_non_padding_rows) AS silver_ts_missing_non_padding_rows,
+        COUNT(*) AS silver_rounds,
+        SUM(CASE WHEN non_padding_rows > 0 THEN 1 ELSE 0 END) AS silver_rounds_non_padding
+    FROM gold.round_fix_profile
     GROUP BY course_id
 ),
 fr AS (
