@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Gold refresh: `tmctl run gold` against DuckDB running the same 21 SQL files over the same silver data.
+"""Gold refresh: `tmctl run gold` against DuckDB running the same 25 SQL files over the same silver data.
 
     python3 benches/gold_vs_duckdb.py TMCTL SCRATCH [--courses 5 --days 30 --rounds 3000]
                                       [--history 10] [--repeat 2] [--threads N] [--json FILE] [--keep]
@@ -12,7 +12,7 @@
    once landed (the landing bucket holds a byte-for-byte copy) unless --keep.
 2. Timed, each as a child process (wall clock; peak RSS = ru_maxrss from `os.wait4`), alternating
    per repetition:
-   - tmctl: `tmctl run gold --date D` — wait_for_silver, then the 21 models of dags/gold/*.sql,
+   - tmctl: `tmctl run gold --date D` — wait_for_silver, then the 25 models of dags/gold/*.sql,
      each a full refresh of an Iceberg table: DataFusion query → zstd Parquet → data tests on the
      staged result → commit. Each repetition uses another date (the last history date, then the
      one before, …; the date the gold tables were last committed under is skipped), so each run
@@ -81,6 +81,28 @@ def load_models(gold_dir):
 # ---- DuckDB child --------------------------------------------------------------------------------
 
 
+def create_course_profiles(con, path):
+    """seed.course_profiles (what tmctl's gold sessions register from dags/courses.toml), with
+    the columns and defaults of src/courses.rs, so the models joining gold.dim_course_profile
+    run unchanged."""
+    import tomllib
+
+    courses = tomllib.load(open(path, "rb")).get("course", []) if os.path.exists(path) else []
+    con.execute("CREATE SCHEMA seed")
+    con.execute("""CREATE TABLE seed.course_profiles (course_id VARCHAR, course_name VARCHAR, timezone VARCHAR,
+        course_type VARCHAR, volume_profile VARCHAR, peak_season_start_month INT, peak_season_end_month INT,
+        season_start_month INT, season_end_month INT, is_loop_course BOOLEAN, latitude DOUBLE, longitude DOUBLE,
+        expected_cadence_hours BIGINT, notes VARCHAR)""")
+    for c in courses:
+        peak, season, loc = c.get("peak_season") or [None, None], c.get("season") or [None, None], c.get("location") or {}
+        cadence = c.get("expected_cadence", "2d")
+        hours = int(cadence[:-1]) * {"d": 24, "h": 1}[cadence[-1]]
+        con.execute("INSERT INTO seed.course_profiles VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    [c["id"], c.get("name", c["id"]), c["timezone"], c.get("course_type", "other"),
+                     c.get("volume_profile", "unknown"), peak[0], peak[1], season[0], season[1], c.get("loop", False),
+                     loc.get("lat"), loc.get("lon"), hours, c.get("notes")])
+
+
 def duckdb_child(args):
     """Runs inside the measured child process: every model, then one JSON line with what happened."""
     t0 = time.perf_counter()
@@ -95,6 +117,7 @@ def duckdb_child(args):
     con.execute("CREATE SCHEMA gold")
     files = "[" + ", ".join(sql_str(f) for f in spec["files"]) + "]"
     con.execute(f"CREATE VIEW {SILVER_TABLE} AS SELECT * FROM read_parquet({files})")
+    create_course_profiles(con, os.path.join(os.path.dirname(spec["gold_dir"]), "courses.toml"))
     t1 = time.perf_counter()
     models, errors, skipped = [], {}, {}
     for m in spec["order"]:
@@ -496,8 +519,8 @@ def main():
         rt, rr = ("", "") if k == "duckdb" else (f"{ratio_time:.2f}x", f"{ratio_rss:.2f}x")
         print(f"{label:<14}{silver_rows:>13,}{m['wall_s']['median']:>10.2f}{m['wall_s']['min']:>9.2f}"
               f"{m['peak_rss']['median'] / MB:>13.0f}{rt:>12}{rr:>11}")
-    print("(wall clock of the whole child process; tmctl also runs 21 models' data tests, writes zstd Parquet and")
-    print(" commits 21 Iceberg snapshots; DuckDB keeps its tables in memory)")
+    print("(wall clock of the whole child process; tmctl also runs 25 models' data tests, writes zstd Parquet and")
+    print(" commits 25 Iceberg snapshots; DuckDB keeps its tables in memory)")
 
     print()
     print("Per model, seconds (median over runs; tmctl: the task's duration in the state DB, which includes")
