@@ -279,3 +279,18 @@ fn durations() {
         Err("invalid duration \"5min\": unknown unit \"min\" (use ms, s, m, h or d)".to_string())
     );
 }
+
+/// Regression: addresses the alert sender's parser (lettre's `Mailbox`) refuses were accepted when
+/// the DAG loaded, and the alert then skipped them (or had no recipient left). A display-name
+/// form lettre accepts is accepted.
+#[test]
+fn e_mail_addresses_lettre_refuses() {
+    assert_diagnostics(
+        "error_bad_email.toml",
+        &[
+            "7:35: `defaults.email`: \"oncall@example..com\" is not an e-mail address",
+            "12:40: task `load`: `email`: \"ops@exa_mple.com\" is not an e-mail address",
+            "12:60: task `load`: `email`: \"ops;dev@example.com\" is not an e-mail address",
+        ],
+    );
+}
