@@ -378,7 +378,8 @@ async fn backfill_is_handed_to_the_daemon_and_survives_the_cli() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn paused_backfill_starts_nothing_until_resumed_and_cancel_skips_the_rest() {
     let slow = NOOP_DAG.replace("200ms", "1s");
-    let env = Env::new(common::sqlite_db(), &[("hello.toml", &slow)]);
+    let tick = "id = \"tick\"\n[[task]]\nid = \"t\"\nkind = \"noop\"\n";
+    let env = Env::new(common::sqlite_db(), &[("hello.toml", &slow), ("tick.toml", tick)]);
     let _daemon = env.serve();
     let store = env.store().await;
     let http = client();
@@ -401,7 +402,27 @@ async fn paused_backfill_starts_nothing_until_resumed_and_cancel_skips_the_rest(
     })
     .await;
     assert_eq!(act("pause").await.unwrap().status(), 200);
-    tokio::time::sleep(Duration::from_secs(3)).await;
+    // The running date finishes and no other starts. The observable later event: a second
+    // backfill, submitted after that, runs to its end; the driver steps every backfill it holds on
+    // each of its passes, the paused one first (lower id).
+    common::eventually(POLL, Duration::from_secs(10), "the running date to finish", || async {
+        let dates = store.list_backfill_dates(id).await.ok()?;
+        dates.iter().all(|d| d.outcome != "running").then_some(())
+    })
+    .await;
+    let later = http
+        .post(format!("{url}/api/v1/backfills"))
+        .bearer_auth(TOKEN)
+        .json(&json!({"dag_id": "tick", "from": "2025-04-01", "to": "2025-04-02"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(later.status(), 201);
+    let later = later.json::<Value>().await.unwrap()["id"].as_i64().unwrap();
+    common::eventually(POLL, Duration::from_secs(15), "the later backfill to end", || async {
+        store.get_backfill(later).await.ok()??.completed_at.map(|_| ())
+    })
+    .await;
     let dates = store.list_backfill_dates(id).await.unwrap();
     let started = dates.iter().filter(|d| d.outcome != "pending").count();
     assert!(started <= 2, "a paused backfill kept starting dates: {dates:?}");
@@ -680,8 +701,16 @@ async fn a_cli_run_failure_is_mailed_before_exit_or_left_for_the_daemon_exactly_
         (sent.len() == 2).then_some(())
     })
     .await;
-    tokio::time::sleep(Duration::from_secs(2)).await;
-    assert_eq!(smtp.messages().len(), 1, "mailed more than once");
+    // Not mailed again. The observable later event: the failure of a run the daemon executes now
+    // is recorded after that alert was marked sent, so the sender mails it on a later pass.
+    let run_pk = trigger(&client(), &_daemon.url, "broken", "2025-01-03").await;
+    let mails = common::eventually(POLL, Duration::from_secs(60), "the later failure to be mailed", || async {
+        let mails = smtp.messages();
+        mails.iter().any(|m| m.subject.contains("2025-01-03")).then_some(mails)
+    })
+    .await;
+    let subjects: Vec<&str> = mails.iter().map(|m| m.subject.as_str()).collect();
+    assert_eq!(mails.len(), 2, "run {run_pk}: mailed more than once: {subjects:?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -707,4 +736,27 @@ async fn a_running_try_shows_its_log_so_far() {
         (t["state"] == "success" && t["log"].as_str()?.contains("two-42")).then_some(())
     })
     .await;
+}
+
+/// Regression: on a fresh home the shipped `bronze` DAG found no inbox folder and failed every
+/// day. The daemon creates `<home>/inbox`, so the run succeeds with nothing to ingest.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_fresh_home_gets_an_inbox_and_the_bronze_run_succeeds() {
+    let env = Env::new(common::sqlite_db(), &[]).with_dags_dir(repo_dags());
+    let inbox = env.home.path().join("inbox");
+    assert!(!inbox.exists());
+    let daemon = env.serve();
+    assert!(inbox.is_dir(), "the daemon did not create {}", inbox.display());
+    let http = client();
+    let run_pk = trigger(&http, &daemon.url, "bronze", "2025-03-10").await;
+    let store = env.store().await;
+    let run = common::eventually(POLL, Duration::from_secs(30), "the bronze run to finish", || async {
+        let run = store.get_run(run_pk).await.ok()??;
+        run.state.is_finished().then_some(run)
+    })
+    .await;
+    let attempts = store.list_attempts(run_pk, "ingest").await.unwrap();
+    assert_eq!(run.state, RunState::Success, "{attempts:#?}\n{}", daemon.log());
+    let out = attempts[0].output.clone().unwrap();
+    assert_eq!((&out["files"], &out["accepted"]), (&json!(0), &json!(0)), "{out}");
 }

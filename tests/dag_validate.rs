@@ -313,4 +313,17 @@ fn course_profiles_are_checked_with_the_dags_and_never_loaded_as_a_dag() {
     // The shipped profiles are valid.
     let shipped = Path::new(env!("CARGO_MANIFEST_DIR")).join("dags");
     assert_eq!(tmctl::courses::load_dir(&shipped).unwrap().len(), 5);
+
+/// Regression: addresses the alert sender's parser (lettre's `Mailbox`) refuses were accepted when
+/// the DAG loaded, and the alert then skipped them (or had no recipient left). A display-name
+/// form lettre accepts is accepted.
+#[test]
+fn e_mail_addresses_lettre_refuses() {
+    assert_diagnostics(
+        "error_bad_email.toml",
+        &[
+            "7:35: `defaults.email`: \"oncall@example..com\" is not an e-mail address",
+            "12:40: task `load`: `email`: \"ops;dev@example.com\" is not an e-mail address",
+        ],
+    );
 }

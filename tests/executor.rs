@@ -342,13 +342,22 @@ kind = "noop"
 depends_on = ["long"]
 "#);
     let exec = Executor::new(store.clone(), settings(2));
-    let token = exec.cancel_token();
-    tokio::spawn(async move {
-        tokio::time::sleep(Duration::from_millis(300)).await;
-        token.cancel();
+    let slot = schedule::slot_for_date(d.schedule.as_ref(), d.timezone, date("2025-01-01"));
+    let run = prepare_run(&store, &d, &slot, RunType::Manual, &serde_json::json!({}), None, None).await.unwrap();
+    let run = run.run().id;
+    let running = tokio::spawn({
+        let (exec, d) = (exec.clone(), d.clone());
+        async move { exec.execute(&d, run).await.unwrap() }
     });
+    // Cancel once the long try runs.
+    common::eventually(Duration::from_millis(20), Duration::from_secs(10), "`long` to run", || async {
+        let all = states(&store, run).await;
+        all.iter().any(|(t, s, _)| t == "long" && *s == Some(TaskState::Running)).then_some(())
+    })
+    .await;
     let started = Instant::now();
-    let (run, state) = run_once(&exec, &d, "2025-01-01").await;
+    exec.cancel_token().cancel();
+    let state = running.await.unwrap();
     assert!(started.elapsed() < Duration::from_secs(5));
     assert_eq!(state, RunState::Failed);
     let all = states(&store, run).await;

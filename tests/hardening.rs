@@ -468,8 +468,17 @@ async fn slow_clients_are_cut_and_connections_are_capped() {
     let addr = daemon.url.trim_start_matches("http://").to_string();
     let mut slow = std::net::TcpStream::connect(&addr).unwrap();
     slow.write_all(b"GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\n").unwrap();
-    let _idle = std::net::TcpStream::connect(&addr).unwrap();
-    std::thread::sleep(Duration::from_millis(200));
+    // A kept-alive connection that has had its answer: the server has accepted it, and `slow`
+    // (accepted in connection order) before it, so both hold a place.
+    let mut idle = std::net::TcpStream::connect(&addr).unwrap();
+    idle.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    idle.write_all(b"GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n").unwrap();
+    let mut head = Vec::new();
+    let mut byte = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") && idle.read(&mut byte).unwrap() == 1 {
+        head.push(byte[0]);
+    }
+    assert!(head.starts_with(b"HTTP/1.1 200"), "{:?}", String::from_utf8_lossy(&head));
     let mut third = std::net::TcpStream::connect(&addr).unwrap();
     third.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
     third.write_all(b"GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n").ok();
@@ -481,9 +490,13 @@ async fn slow_clients_are_cut_and_connections_are_capped() {
     let mut rest = Vec::new();
     let _ = slow.read_to_end(&mut rest);
     assert!(started.elapsed() < Duration::from_secs(5), "slow client held for {:?}", started.elapsed());
-    std::thread::sleep(Duration::from_millis(300));
-    let r = client().get(format!("{}/health", daemon.url)).send().await.unwrap();
-    assert_eq!(r.status(), 200);
+    // Its place is given back once the server has closed its side.
+    let http = client();
+    common::eventually(Duration::from_millis(50), Duration::from_secs(5), "a free place after the cut", || async {
+        let r = http.get(format!("{}/health", daemon.url)).send().await.ok()?;
+        (r.status() == 200).then_some(())
+    })
+    .await;
 }
 
 // ---- item 10: files -----------------------------------------------------------------------------

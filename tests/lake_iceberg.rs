@@ -521,8 +521,12 @@ async fn bad_input_gets_errors_that_name_the_table() {
     assert_eq!(out.unwrap().added_records, 1);
 }
 
+/// What `.ci/run` installs for the PyIceberg interop tests.
+const PIP_PYICEBERG: &str = "pip install \"pyiceberg[sql-sqlite,pyarrow]\" psycopg2-binary";
+
 /// Runs tests/pyiceberg_read.py; a missing python3 or PyIceberg fails the test.
 fn pyiceberg_read(url: &str, warehouse: &str, table: &str, snapshot: Option<i64>) -> serde_json::Value {
+    common::require_python(&["pyiceberg", "pyarrow", "sqlalchemy"], PIP_PYICEBERG);
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/pyiceberg_read.py");
     let mut cmd = std::process::Command::new("python3");
     cmd.arg(&script).arg(url).arg(warehouse).arg(table);
@@ -596,19 +600,10 @@ async fn pyiceberg_reads_what_we_wrote() {
     check_pyiceberg_reads(&common::sqlite_db()).await;
 }
 
-/// The same on PostgreSQL when PyIceberg can reach it (`pip install psycopg2-binary`); CI installs
-/// only the SQLite extra, so without psycopg2 this part says so and checks nothing.
+/// The same on PostgreSQL (PyIceberg reaches it through psycopg2, which `.ci/run` installs).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pyiceberg_reads_what_we_wrote_on_postgres() {
-    let has_psycopg2 = std::process::Command::new("python3")
-        .args(["-c", "import psycopg2"])
-        .output()
-        .map(|o| o.status.success())
-        .unwrap_or(false);
-    if !has_psycopg2 {
-        eprintln!("PyIceberg on PostgreSQL not checked: python3 lacks psycopg2 (pip install psycopg2-binary)");
-        return;
-    }
+    common::require_python(&["pyiceberg", "pyarrow", "sqlalchemy", "psycopg2"], PIP_PYICEBERG);
     check_pyiceberg_reads(&common::postgres_db().await).await;
 }
 

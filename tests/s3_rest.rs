@@ -59,6 +59,7 @@ impl Env {
 
 /// PyIceberg through the REST catalog: rows, current snapshot and location of each table.
 fn pyiceberg(warehouse: &str, tables: &[&str]) -> serde_json::Value {
+    common::require_python(&["pyiceberg", "pyarrow"], "pip install \"pyiceberg[pyarrow]\"");
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/pyiceberg_rest_read.py");
     let out = Command::new("python3")
         .arg(&script)

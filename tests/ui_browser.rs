@@ -367,7 +367,8 @@ async fn ui_in_chromium_login_trigger_grid_log_clear_lakehouse() {
     // ---- log out --------------------------------------------------------------------------------
     let logout = b.find("header form[action='/logout'] button[type=submit]").await;
     b.click(&logout).await;
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    // The logout lands on the login page (only a logged-out header links to it).
+    b.wait_for("header a[href='/login']", Duration::from_secs(10)).await;
     b.goto(&d.at("/login")).await;
     b.wait_for("header a[href='/login']", Duration::from_secs(5)).await;
     assert!(b.try_find("header form[action='/logout']").await.is_none(), "still logged in after logout");

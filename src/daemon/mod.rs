@@ -152,6 +152,25 @@ pub fn private_home(settings: &Settings) -> Result<(), DaemonError> {
     }
 }
 
+/// Creates the bronze inbox folder (`bronze.inbox`, default `<home>/inbox`) when it is missing
+/// and lies inside the home, so the daily `bronze` run of a fresh home finds an empty inbox
+/// instead of failing. An inbox elsewhere (a mount, a shared folder) is the operator's: if it is
+/// missing that is said once here, and the bronze task fails naming it.
+fn create_inbox(settings: &Settings) {
+    let inbox = &settings.lake.inbox;
+    if inbox.is_dir() {
+        return;
+    }
+    if !inbox.starts_with(&settings.home) {
+        tracing::warn!(inbox = %inbox.display(), "the bronze inbox folder does not exist; bronze runs fail until it does");
+        return;
+    }
+    match std::fs::create_dir_all(inbox) {
+        Ok(()) => tracing::info!(inbox = %inbox.display(), "created the bronze inbox folder"),
+        Err(e) => tracing::warn!(inbox = %inbox.display(), error = %e, "cannot create the bronze inbox folder"),
+    }
+}
+
 /// A started daemon: where it listens, and a handle to stop it and wait for it.
 pub struct Running {
     pub addr: SocketAddr,
@@ -178,6 +197,7 @@ pub async fn start(settings: Arc<Settings>, store: Store, bind: SocketAddr) -> R
         tokio::net::TcpListener::bind(bind).await.map_err(|source| DaemonError::Bind { addr: bind, source })?;
     let addr = listener.local_addr().map_err(|source| DaemonError::Bind { addr: bind, source })?;
     private_home(&settings)?;
+    create_inbox(&settings);
     let token = api_token(&settings)?;
     let exec = Executor::new(store.clone(), settings.clone());
     let id = exec.owner().to_string();

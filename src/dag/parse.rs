@@ -499,7 +499,7 @@ fn email_list(cx: &mut Ctx<'_>, scope: &Scope, key: &str, value: &Value<'_>) -> 
     let mut ok = true;
     for item in items {
         match item.get_ref().as_str() {
-            Some(s) if looks_like_email(s) => out.push(s.to_string()),
+            Some(s) if is_mailbox(s) => out.push(s.to_string()),
             Some(s) => {
                 cx.report(item.span(), scope.msg(format!("`{}`: \"{s}\" is not an e-mail address", scope.name(key))));
                 ok = false;
@@ -518,13 +518,11 @@ fn email_list(cx: &mut Ctx<'_>, scope: &Scope, key: &str, value: &Value<'_>) -> 
     ok.then_some(out)
 }
 
-fn looks_like_email(s: &str) -> bool {
-    match s.split_once('@') {
-        Some((local, domain)) => {
-            !local.is_empty() && !domain.is_empty() && !domain.contains('@') && !s.contains(char::is_whitespace)
-        }
-        None => false,
-    }
+/// Whether the alert sender will accept `s` as a recipient: the same parse (lettre's
+/// [`Mailbox`](lettre::message::Mailbox), after trimming) that `alerts` does before mailing, so
+/// an address it would skip is refused here, when the DAG is loaded.
+fn is_mailbox(s: &str) -> bool {
+    s.trim().parse::<lettre::message::Mailbox>().is_ok()
 }
 
 /// One `[[task]]` entry, walked.

@@ -130,6 +130,7 @@ pub fn table_rows(home: &Path, ns: &str) -> std::collections::BTreeMap<String, V
 /// What PyIceberg (an independent Iceberg client, tests/pyiceberg_read.py) reads of `table` in
 /// `home`'s lake on the embedded defaults, and at `snapshot` (an id, or `all`).
 pub fn pyiceberg_on(home: &Path, table: &str, snapshot: Option<&str>) -> serde_json::Value {
+    require_python(&["pyiceberg", "pyarrow", "sqlalchemy"], "pip install \"pyiceberg[sql-sqlite,pyarrow]\"");
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/pyiceberg_read.py");
     let url = format!("sqlite://{}?mode=rwc", home.join("tm.db").display());
     let warehouse = format!("file://{}/buckets/tm-lakehouse-source/warehouse", home.display());
@@ -170,4 +171,19 @@ pub fn authed(token: &str) -> reqwest::Client {
     let value = reqwest::header::HeaderValue::from_str(&format!("Bearer {token}")).expect("token header");
     headers.insert(reqwest::header::AUTHORIZATION, value);
     reqwest::Client::builder().default_headers(headers).build().expect("http client")
+}
+
+/// Panics with the install command unless `python3` runs and imports every one of `modules`: a
+/// test whose tool is missing fails saying what to install, it does not pass.
+pub fn require_python(modules: &[&str], install: &str) {
+    let import = format!("import {}", modules.join(", "));
+    let out = Command::new("python3").args(["-c", &import]).output();
+    match out {
+        Ok(o) if o.status.success() => {}
+        Ok(o) => panic!(
+            "this test needs the Python modules {modules:?}: {install} (or run .ci/run, which installs them)\n{}",
+            String::from_utf8_lossy(&o.stderr).trim()
+        ),
+        Err(e) => panic!("this test needs python3 ({e}) with the modules {modules:?}: {install}"),
+    }
 }

@@ -5,7 +5,13 @@
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
+
+/// The subject of the marker messages of [`SmtpServer::messages_until_marker`] (left out of
+/// [`SmtpServer::messages`]).
+const MARKER: &str = "tmctl-test-marker";
+static MARKERS: AtomicU32 = AtomicU32::new(0);
 
 /// A local port nothing listens on right now.
 pub fn free_port() -> u16 {
@@ -43,6 +49,7 @@ impl SmtpServer {
 
     /// Starts the server on `port` and waits until it accepts connections.
     pub fn start_on(port: u16) -> SmtpServer {
+        super::require_python(&["aiosmtpd"], "pip install aiosmtpd");
         let dir = tempfile::tempdir().expect("temp dir");
         // aiosmtpd creates the maildir; it must not exist yet.
         let maildir = dir.path().join("maildir");
@@ -74,8 +81,39 @@ impl SmtpServer {
         settings_for(self.port, Duration::from_secs(5))
     }
 
-    /// The messages delivered so far, in delivery order.
+    /// The messages delivered so far, in delivery order (markers left out).
     pub fn messages(&self) -> Vec<Mail> {
+        self.all_messages().into_iter().filter(|m| !m.subject.starts_with(MARKER)).collect()
+    }
+
+    /// The messages delivered once a marker message, mailed by this call through a connection of
+    /// its own, has arrived: the observable later event for "nothing more arrived" checks.
+    pub fn messages_until_marker(&self) -> Vec<Mail> {
+        use lettre::Transport;
+        let subject = format!("{MARKER} {}", MARKERS.fetch_add(1, Ordering::SeqCst));
+        let marker = lettre::Message::builder()
+            .from("marker@example.com".parse().expect("from"))
+            .to("marker@example.com".parse().expect("to"))
+            .subject(subject.clone())
+            .body(String::from("marker\n"))
+            .expect("marker message");
+        lettre::SmtpTransport::builder_dangerous("127.0.0.1")
+            .port(self.port)
+            .build()
+            .send(&marker)
+            .unwrap_or_else(|e| panic!("mailing the marker to 127.0.0.1:{}: {e}", self.port));
+        let started = Instant::now();
+        loop {
+            let all = self.all_messages();
+            if all.iter().any(|m| m.subject == subject) {
+                return all.into_iter().filter(|m| !m.subject.starts_with(MARKER)).collect();
+            }
+            assert!(started.elapsed() < Duration::from_secs(10), "the marker was not delivered within 10 s");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    fn all_messages(&self) -> Vec<Mail> {
         if !self.maildir.exists() {
             return Vec::new();
         }
