@@ -307,12 +307,15 @@ fn course_profiles_are_checked_with_the_dags_and_never_loaded_as_a_dag() {
         shown,
         [
             format!("{file}:6:6: duplicate course id `a`: also defined at line 2"),
-            format!("{file}:7:12: unknown time zone `Idaho/Boise`: use an IANA name such as America/Boise or Europe/London"),
+            format!(
+                "{file}:7:12: unknown time zone `Idaho/Boise`: use an IANA name such as America/Boise or Europe/London"
+            ),
         ]
     );
     // The shipped profiles are valid.
     let shipped = Path::new(env!("CARGO_MANIFEST_DIR")).join("dags");
     assert_eq!(tmctl::courses::load_dir(&shipped).unwrap().len(), 5);
+}
 
 /// Regression: addresses the alert sender's parser (lettre's `Mailbox`) refuses were accepted when
 /// the DAG loaded, and the alert then skipped them (or had no recipient left). A display-name

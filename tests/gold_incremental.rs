@@ -129,7 +129,10 @@ fn incremental_gold_equals_a_full_refresh_through_redeliveries_replaced_files_an
     assert_eq!(per_course.len(), 3);
     for seen in &per_course {
         let c = courses.iter().find(|c| c["course_id"] == seen["course_id"]).expect("a course of the data is listed");
-        assert_eq!((&c["rounds"], &c["first_ingest_date"], &c["last_ingest_date"]), (&seen["n"], &seen["first_date"], &seen["last_date"]));
+        assert_eq!(
+            (&c["rounds"], &c["first_ingest_date"], &c["last_ingest_date"]),
+            (&seen["n"], &seen["first_date"], &seen["last_date"])
+        );
         assert_eq!(c["profile_missing"], false);
     }
     let falls = courses.iter().find(|c| c["course_id"] == "americanfalls").unwrap();
