@@ -6,6 +6,7 @@
 
 pub mod alerts;
 pub mod backfill;
+#[cfg(feature = "bench")]
 pub mod bench;
 pub mod bronze;
 pub mod cli;

@@ -69,7 +69,9 @@ enum Command {
     Runs(RunsCmd),
     /// Print the log of one try of a task.
     Logs(LogsArgs),
-    /// Measure per-task orchestration overhead on SQLite and PostgreSQL.
+    /// Measure per-task orchestration overhead on SQLite and PostgreSQL (built with
+    /// `--features bench`; see benches/README.md).
+    #[cfg(feature = "bench")]
     Bench(crate::bench::BenchArgs),
     /// Write realistic synthetic round exports (CSV and JSON) for demos and tests.
     Generate(crate::generate::GenerateArgs),
@@ -381,6 +383,7 @@ async fn dispatch(command: Command, settings: Arc<Settings>) -> CliResult {
         Command::Runs(RunsCmd::List { dag, limit, json }) => runs_list(&settings, dag.as_deref(), limit, json).await,
         Command::Runs(RunsCmd::Show { run_id, json }) => runs_show(&settings, run_id, json).await,
         Command::Logs(args) => logs(&settings, args).await,
+        #[cfg(feature = "bench")]
         Command::Bench(args) => {
             crate::bench::run(&settings, args).await.map_err(|e| CliError::Failed(format!("{e:#}")))
         }

@@ -6,6 +6,7 @@
 
 pub mod api;
 pub mod backfills;
+#[cfg(feature = "bench")]
 pub mod bench;
 pub mod http;
 pub mod scheduler;

@@ -10,6 +10,7 @@ mod dags;
 mod iceberg;
 mod registry;
 mod runs;
+#[cfg(feature = "bench")]
 pub mod seed;
 mod summaries;
 mod ui;

@@ -9,6 +9,7 @@
 
 pub mod admin;
 pub mod auth;
+#[cfg(feature = "bench")]
 pub mod bench;
 pub mod charts;
 pub mod lakehouse;
