@@ -457,7 +457,7 @@ async fn anonymous_read_opens_reads_only() {
 async fn foreign_hosts_get_421_and_sessions_follow_the_rules() {
     let env = Env::new(common::sqlite_db())
         .env("TM_WEB_SESSION_IDLE", "2s")
-        .env("TM_WEB_BASE_URL", "https://tmctl.example.com");
+        .env("TM_WEB_PUBLIC_URL", "https://tmctl.example.com");
     let d = env.serve();
     let base = d.url.clone();
     let port = base.rsplit(':').next().unwrap().to_string();
@@ -492,16 +492,19 @@ async fn foreign_hosts_get_421_and_sessions_follow_the_rules() {
     let ann = session(&base, "ann", "first-password").await;
     assert_eq!(get_with(&base, "/", Some(&ann)).await.status, StatusCode::OK);
     env.ok(&["users", "set-password", "ann"], "second-password\n");
-    assert_eq!(get_with(&base, "/", Some(&ann)).await.status, StatusCode::SEE_OTHER);
+    session_ends(&base, &ann, "the password change ending ann's session").await;
     assert_eq!(login(&base, "ann", "first-password", "/").await.status, StatusCode::UNAUTHORIZED);
     session(&base, "ann", "second-password").await;
 
-    // Plain http: no Secure flag (a browser would drop the cookie). A bad host list is named.
+    // Plain http (no public URL; an https base_url only makes e-mail links): no Secure flag, as a
+    // browser would drop the cookie. A bad host list is named.
     let (code, _, err) =
         Env::new(common::sqlite_db()).env("TM_WEB_ALLOWED_HOSTS", "http://x.example/").tmctl_in(&["serve"], "");
     assert_eq!(code, 3, "{err}");
     assert!(err.contains("`web.allowed_hosts` entry \"http://x.example/\" is not a host name"), "{err}");
-    let plain = Env::new(common::sqlite_db()).env("TM_WEB_ALLOWED_HOSTS", "tm.internal, 127.0.0.1");
+    let plain = Env::new(common::sqlite_db())
+        .env("TM_WEB_ALLOWED_HOSTS", "tm.internal, 127.0.0.1")
+        .env("TM_WEB_BASE_URL", "https://alerts-link.example.com");
     let d2 = plain.serve();
     let p = login(&d2.url, "admin", TOKEN, "/").await;
     let set = p.set_cookie.iter().find(|c| c.starts_with("tm_session=")).expect("session cookie");
@@ -554,4 +557,52 @@ async fn next_stays_on_site_and_wrong_passwords_are_throttled() {
     // Another user name from the same address is blocked by the address count too.
     assert_eq!(login(&base, "someone", "x", "/").await.status, StatusCode::TOO_MANY_REQUESTS);
     assert!(d.log().contains("web login throttled"), "the throttling is logged");
+}
+
+// ---- web.public_url ----------------------------------------------------------------------------------
+
+/// The session and login-form cookies are `Secure` exactly when `web.public_url` is https, its
+/// host is served when `web.allowed_hosts` is left empty, and `config show` names the setting.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_public_url_makes_cookies_secure_and_its_host_allowed() {
+    let env = Env::new(common::sqlite_db()).env("TM_WEB_PUBLIC_URL", "https://tm.example.com:8443/");
+    let (code, out, err) = env.tmctl_in(&["config", "show", "--json"], "");
+    assert_eq!(code, 0, "{err}");
+    let shown: Value = serde_json::from_str(&out).expect("config show --json");
+    let row = shown.as_array().expect("rows").iter().find(|r| r["key"] == "web.public_url").expect("web.public_url");
+    assert_eq!(
+        (row["value"].as_str(), row["source"].as_str()),
+        (Some("https://tm.example.com:8443"), Some("env TM_WEB_PUBLIC_URL"))
+    );
+    let base = shown.as_array().unwrap().iter().find(|r| r["key"] == "web.base_url").expect("web.base_url");
+    assert_eq!(base["value"], "https://tm.example.com:8443", "alert links follow the public URL");
+
+    let d = env.serve();
+    let form = get_with(&d.url, "/login", None).await;
+    let set = form.set_cookie.iter().find(|c| c.starts_with("tm_login_csrf=")).expect("login CSRF cookie");
+    assert!(set.contains("; Secure"), "{set}");
+    let p = login(&d.url, "admin", TOKEN, "/").await;
+    assert_eq!(p.status, StatusCode::SEE_OTHER, "{}", p.body);
+    let set = p.set_cookie.iter().find(|c| c.starts_with("tm_session=")).expect("session cookie");
+    assert!(set.contains("; Secure") && set.contains("HttpOnly"), "{set}");
+    let r = http().get(format!("{}/health", d.url)).header(HOST, "tm.example.com:8443").send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::OK, "the public URL's host is allowed");
+    let r = http().get(format!("{}/health", d.url)).header(HOST, "tm.example.com:9999").send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::MISDIRECTED_REQUEST, "only with its port");
+
+    // Unset: derived from web.bind (http), so no Secure flag.
+    let plain = Env::new(common::sqlite_db());
+    let (_, out, _) = plain.tmctl_in(&["config", "show", "--json"], "");
+    let shown: Value = serde_json::from_str(&out).expect("config show --json");
+    let row = shown.as_array().unwrap().iter().find(|r| r["key"] == "web.public_url").expect("web.public_url");
+    assert_eq!((row["value"].as_str(), row["source"].as_str()), (Some("http://127.0.0.1:8080"), Some("default")));
+    let d2 = plain.serve();
+    let p = login(&d2.url, "admin", TOKEN, "/").await;
+    let set = p.set_cookie.iter().find(|c| c.starts_with("tm_session=")).expect("session cookie");
+    assert!(!set.contains("Secure"), "{set}");
+    // A public URL that is not one is named.
+    let (code, _, err) =
+        Env::new(common::sqlite_db()).env("TM_WEB_PUBLIC_URL", "tm.example.com").tmctl_in(&["serve"], "");
+    assert_eq!(code, 3, "{err}");
+    assert!(err.contains("`web.public_url` = \"tm.example.com\" is not a URL"), "{err}");
 }
