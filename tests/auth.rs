@@ -606,3 +606,120 @@ async fn the_public_url_makes_cookies_secure_and_its_host_allowed() {
     assert_eq!(code, 3, "{err}");
     assert!(err.contains("`web.public_url` = \"tm.example.com\" is not a URL"), "{err}");
 }
+
+// ---- the users page ----------------------------------------------------------------------------------
+
+/// POSTs a form with the session `cookie`; the answer.
+async fn post_form(base: &str, path: &str, cookie: &str, form: &[(&str, &str)]) -> Page {
+    let resp = http().post(format!("{base}{path}")).header(COOKIE, cookie).form(form).send().await.expect("POST");
+    page(resp).await
+}
+
+async fn users_page_manages_users_and_tokens(db: common::TestDb) {
+    // A config user name with markup: the page must escape it.
+    let env = Env::new(db).env("TM_WEB_USER", "boss<b>");
+    let be = env.db.backend;
+    let d = env.serve();
+    let base = d.url.clone();
+    let admin = session(&base, "boss<b>", TOKEN).await;
+    let listing = get_with(&base, "/admin/users", Some(&admin)).await;
+    assert_eq!(listing.status, StatusCode::OK, "{be}: {}", listing.body);
+    assert!(listing.body.contains("boss&#60;b&#62;") && !listing.body.contains("boss<b>"), "{be}: escaped");
+    assert!(listing.body.contains(r#"action="/admin/users/add""#), "{be}");
+    let csrf = csrf_of(&listing.body);
+
+    // The admin adds a user through the form; she can log in.
+    let add = [("csrf", csrf.as_str()), ("user", "wanda"), ("password", "wanda-password"), ("role", "viewer")];
+    let made = post_form(&base, "/admin/users/add", &admin, &add).await;
+    assert_eq!((made.status, made.location.as_str()), (StatusCode::SEE_OTHER, "/admin/users"), "{be}: {}", made.body);
+    let again = post_form(&base, "/admin/users/add", &admin, &add).await;
+    assert_eq!(again.status, StatusCode::CONFLICT, "{be}: {}", again.body);
+    assert!(again.body.contains("user `wanda` exists already"), "{be}: {}", again.body);
+    let forged = [("csrf", "not-the-token"), ("user", "mallory"), ("password", "mallory-password"), ("role", "admin")];
+    assert_eq!(post_form(&base, "/admin/users/add", &admin, &forged).await.status, StatusCode::FORBIDDEN, "{be}: CSRF");
+    let wanda = session(&base, "wanda", "wanda-password").await;
+
+    // A viewer: no Users link, 403 on the page and on every form (audited), nothing changed.
+    let home = get_with(&base, "/", Some(&wanda)).await;
+    assert_eq!(home.status, StatusCode::OK, "{be}");
+    assert!(!home.body.contains("/admin/users"), "{be}: a viewer sees no Users link");
+    assert!(get_with(&base, "/", Some(&admin)).await.body.contains(r#"href="/admin/users""#), "{be}");
+    assert_eq!(get_with(&base, "/admin/users", Some(&wanda)).await.status, StatusCode::FORBIDDEN, "{be}");
+    let wanda_csrf = csrf_of(&home.body);
+    let sneak = [("csrf", wanda_csrf.as_str()), ("user", "wanda"), ("password", ""), ("role", "admin")];
+    for path in ["/admin/users/add", "/admin/users/role", "/admin/users/remove", "/admin/users/password"] {
+        let p = post_form(&base, path, &wanda, &sneak).await;
+        assert_eq!(p.status, StatusCode::FORBIDDEN, "{be}: a viewer POSTs {path}: {}", p.body);
+    }
+    let p =
+        post_form(&base, "/admin/tokens/revoke", &wanda, &[("csrf", &wanda_csrf), ("user", "x"), ("name", "y")]).await;
+    assert_eq!(p.status, StatusCode::FORBIDDEN, "{be}");
+    assert_eq!(get_with(&base, "/", Some(&wanda)).await.status, StatusCode::OK, "{be}: still a viewer, still in");
+
+    // Tokens are listed by name, never by value or hash; the admin revokes one.
+    let token_line = env.ok(&["tokens", "create", "--user", "wanda", "--name", "ci"], "").trim().to_string();
+    assert_eq!(api(reqwest::Method::GET, &base, "/api/v1/dags", Some(&token_line), None).await.status, StatusCode::OK);
+    let listing = get_with(&base, "/admin/users", Some(&admin)).await;
+    assert!(listing.body.contains(r#"data-token="wanda/ci""#), "{be}: {}", listing.body);
+    let hash = tmctl::ops::users::token_hash(&token_line);
+    assert!(!listing.body.contains(&token_line) && !listing.body.contains(&hash), "{be}: token or hash on the page");
+    let revoke = [("csrf", csrf.as_str()), ("user", "wanda"), ("name", "ci")];
+    assert_eq!(post_form(&base, "/admin/tokens/revoke", &admin, &revoke).await.status, StatusCode::SEE_OTHER, "{be}");
+    let gone = api(reqwest::Method::GET, &base, "/api/v1/dags", Some(&token_line), None).await;
+    assert_eq!(gone.status, StatusCode::UNAUTHORIZED, "{be}: revoked");
+
+    // A role change from the page ends her session in this daemon at once.
+    let role = [("csrf", csrf.as_str()), ("user", "wanda"), ("role", "operator")];
+    assert_eq!(post_form(&base, "/admin/users/role", &admin, &role).await.status, StatusCode::SEE_OTHER, "{be}");
+    assert_eq!(get_with(&base, "/", Some(&wanda)).await.status, StatusCode::SEE_OTHER, "{be}: session ended at once");
+    let bad = [("csrf", csrf.as_str()), ("user", "wanda"), ("role", "root")];
+    let p = post_form(&base, "/admin/users/role", &admin, &bad).await;
+    assert_eq!(p.status, StatusCode::BAD_REQUEST, "{be}: {}", p.body);
+    // A password reset: the old one stops working, the new one works.
+    let reset = [("csrf", csrf.as_str()), ("user", "wanda"), ("password", "new-wanda-password")];
+    assert_eq!(post_form(&base, "/admin/users/password", &admin, &reset).await.status, StatusCode::SEE_OTHER, "{be}");
+    assert_eq!(login(&base, "wanda", "wanda-password", "/").await.status, StatusCode::UNAUTHORIZED, "{be}");
+    let wanda = session(&base, "wanda", "new-wanda-password").await;
+    let listing = get_with(&base, "/admin/users", Some(&admin)).await;
+    assert!(listing.body.contains("<td>wanda</td><td>operator</td>"), "{be}: {}", listing.body);
+    // Removed: logged out at once, cannot log in.
+    let remove = [("csrf", csrf.as_str()), ("user", "wanda")];
+    assert_eq!(post_form(&base, "/admin/users/remove", &admin, &remove).await.status, StatusCode::SEE_OTHER, "{be}");
+    assert_eq!(get_with(&base, "/", Some(&wanda)).await.status, StatusCode::SEE_OTHER, "{be}: removed, logged out");
+    assert_eq!(login(&base, "wanda", "new-wanda-password", "/").await.status, StatusCode::UNAUTHORIZED, "{be}");
+    let p = post_form(&base, "/admin/users/remove", &admin, &remove).await;
+    assert_eq!(p.status, StatusCode::NOT_FOUND, "{be}: {}", p.body);
+
+    // Every form left its audit row, the refusals too.
+    let store = env.store().await;
+    let rows = store.list_audit(None, 200).await.expect("audit log");
+    let has = |actor: &str, action: &str, result: &str| {
+        rows.iter().any(|r| r.actor == actor && r.action == action && r.result.starts_with(result))
+    };
+    for (action, result) in [
+        ("users.add", "ok"),
+        ("users.add", "conflict: user `wanda` exists already"),
+        ("tokens.revoke", "ok"),
+        ("users.set-role", "ok"),
+        ("users.set-role", "invalid: role `root`"),
+        ("users.set-password", "ok"),
+        ("users.remove", "ok"),
+        ("users.remove", "not found"),
+    ] {
+        assert!(has("boss<b>", action, result), "{be}: no audit row {action} {result}: {rows:?}");
+    }
+    for action in ["users.add", "users.set-role", "users.remove", "users.set-password", "tokens.revoke"] {
+        assert!(has("wanda", action, "forbidden"), "{be}: the viewer's {action} refusal is not audited: {rows:?}");
+    }
+    assert!(!rows.iter().any(|r| r.target.contains("mallory")), "{be}: the forged form did nothing");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn users_page_manages_users_and_tokens_sqlite() {
+    users_page_manages_users_and_tokens(common::sqlite_db()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn users_page_manages_users_and_tokens_postgres() {
+    users_page_manages_users_and_tokens(common::postgres_db().await).await;
+}
