@@ -407,6 +407,7 @@ async fn ui_in_chromium_login_trigger_grid_log_clear_lakehouse() {
     assert!(b.try_find("header a[href='/admin/users']").await.is_none(), "viewer: users link");
     b.goto(&d.at("/admin/users")).await;
     assert!(b.find_all("main form[action^='/admin/']").await.is_empty(), "viewer: user management forms");
+    b.console_errors().await; // (the 403 of that page)
     b.goto(&d.at(&format!("/runs/{run_pk}/tasks/say"))).await;
     assert!(b.try_find("form[action$='/clear']").await.is_none(), "viewer: clear button");
     assert!(b.try_find("form[action$='/mark']").await.is_none(), "viewer: mark buttons");
@@ -422,6 +423,7 @@ async fn ui_in_chromium_login_trigger_grid_log_clear_lakehouse() {
     assert!(b.try_find("header a[href='/admin/users']").await.is_none(), "operator: no users link");
     b.goto(&d.at("/admin/users")).await;
     assert!(b.find_all("main form[action^='/admin/']").await.is_empty(), "operator: user management forms");
+    b.console_errors().await; // (the 403 of that page)
     b.goto(&d.at(&format!("/runs/{run_pk}/tasks/say"))).await;
     assert!(b.try_find("form[action$='/clear'] button").await.is_some(), "operator: clear button");
     assert_eq!(b.find_all("form[action$='/mark'] button").await.len(), 2, "operator: mark buttons");
