@@ -58,6 +58,11 @@ pub struct BenchArgs {
     /// Concurrent HTTP clients (with --ui).
     #[arg(long, default_value_t = 4)]
     concurrency: usize,
+    /// With --ui: `login` (default: a logged-in session), `login-no-cache` (the daemon's session
+    /// cache off: every request reads its session from the state DB) or `anonymous`
+    /// (`web.anonymous_read`, no session: pages as they cost before logins existed).
+    #[arg(long, default_value = "login", value_parser = ["login", "login-no-cache", "anonymous"])]
+    session: String,
 }
 
 #[derive(Debug, Clone, serde::Serialize)]
@@ -257,6 +262,11 @@ pub async fn run(base: &Settings, args: BenchArgs) -> Result<()> {
             pg_url: args.pg_url.clone(),
             requests: args.requests,
             concurrency: args.concurrency,
+            session: match args.session.as_str() {
+                "anonymous" => crate::web::bench::SessionMode::Anonymous,
+                "login-no-cache" => crate::web::bench::SessionMode::LoginNoCache,
+                _ => crate::web::bench::SessionMode::Login,
+            },
             json: args.json,
             ..Default::default()
         };

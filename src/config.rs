@@ -19,6 +19,7 @@ pub const KEYS: &[(&str, &str)] = &[
     ("database.max_connections", "TM_DATABASE_MAX_CONNECTIONS"),
     ("executor.slots", "TM_EXECUTOR_SLOTS"),
     ("web.bind", "TM_WEB_BIND"),
+    ("web.public_url", "TM_WEB_PUBLIC_URL"),
     ("web.base_url", "TM_WEB_BASE_URL"),
     ("web.user", "TM_WEB_USER"),
     ("web.password_hash", "TM_WEB_PASSWORD_HASH"),
@@ -88,6 +89,10 @@ pub struct Settings {
     pub database_max_connections: u32,
     pub executor_slots: usize,
     pub web_bind: SocketAddr,
+    /// The URL people open the UI at (a proxy's, e.g. `https://tmctl.example.com`), without a
+    /// trailing `/`; unset = `http://<web.bind>`. When it is https the session cookie is `Secure`.
+    pub web_public_url: String,
+    /// The UI's URL in alert e-mails; unset = `web_public_url`.
     pub web_base_url: String,
     /// The web UI's user name.
     pub web_user: String,
@@ -284,6 +289,7 @@ impl Settings {
                 };
                 let effective = match *key {
                     "database.url" => settings.database_url.clone(),
+                    "web.public_url" => settings.web_public_url.clone(),
                     "web.base_url" => settings.web_base_url.clone(),
                     "bronze.inbox" => settings.lake.inbox.display().to_string(),
                     "lake.spill_dir" => settings.lake.spill_dir.display().to_string(),
@@ -319,17 +325,27 @@ impl Settings {
         let web_bind: SocketAddr = web_bind_text.parse().map_err(|_| {
             err(&raw, "web.bind", format!("= \"{web_bind_text}\" is not an address like 127.0.0.1:8080"))
         })?;
+        let public_url = get_string(&raw, "web.public_url", true)?;
+        if !public_url.is_empty() {
+            check_http_url(&raw, "web.public_url", &public_url)?;
+        }
+        let web_public_url = match public_url.trim_end_matches('/') {
+            "" => format!("http://{web_bind}"),
+            url => url.to_string(),
+        };
         let mut web_base_url = get_string(&raw, "web.base_url", true)?;
         if web_base_url.is_empty() {
-            web_base_url = format!("http://{web_bind}");
+            web_base_url = web_public_url.clone();
         }
-        let web_allowed_hosts = allowed_hosts(&raw, web_bind, &web_base_url)?;
+        // (A public URL derived from the bind address adds nothing: the bind host is in already.)
+        let web_allowed_hosts = allowed_hosts(&raw, web_bind, &[public_url.as_str(), web_base_url.as_str()])?;
         let settings = Settings {
             dags_dir: PathBuf::from(get_string(&raw, "dags_dir", false)?),
             database_url,
             database_max_connections: get_positive(&raw, "database.max_connections")? as u32,
             executor_slots: get_positive(&raw, "executor.slots")? as usize,
             web_bind,
+            web_public_url,
             web_base_url: web_base_url.trim_end_matches('/').to_string(),
             web_user: get_string(&raw, "web.user", false)?,
             web_password_hash: match get_string(&raw, "web.password_hash", true)? {
@@ -557,13 +573,28 @@ fn err(raw: &BTreeMap<&'static str, Raw>, key: &str, message: String) -> ConfigE
     ConfigError { key: key.to_string(), message, source_name }
 }
 
+/// `http://host[:port][/path]` or `https://…` with a host name: what a browser can open.
+fn check_http_url(raw: &BTreeMap<&'static str, Raw>, key: &str, url: &str) -> Result<(), ConfigError> {
+    let authority = url.strip_prefix("https://").or_else(|| url.strip_prefix("http://"));
+    let host = authority.map(url_host).unwrap_or_default();
+    let ok = !host.is_empty()
+        && host.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | ':' | '[' | ']' | '_'));
+    if ok { Ok(()) } else { Err(err(raw, key, format!("= \"{url}\" is not a URL like https://tmctl.example.com"))) }
+}
+
+/// The `host[:port]` of the part of a URL after `scheme://`, lower case.
+fn url_host(authority: &str) -> String {
+    let authority = authority.split(['/', '?', '#']).next().unwrap_or_default();
+    authority.rsplit_once('@').map_or(authority, |(_, h)| h).to_ascii_lowercase()
+}
+
 /// `web.allowed_hosts`: a list (TOML array or comma-separated text) of host names, optionally
-/// with `:port`; empty = the bind address, `localhost`, `127.0.0.1`, `[::1]` and the host of
-/// `web.base_url`.
+/// with `:port`; empty = the bind address, `localhost`, `127.0.0.1`, `[::1]` and the hosts of
+/// `web.public_url` and `web.base_url`.
 fn allowed_hosts(
     raw: &BTreeMap<&'static str, Raw>,
     bind: SocketAddr,
-    base_url: &str,
+    urls: &[&str],
 ) -> Result<Vec<String>, ConfigError> {
     let key = "web.allowed_hosts";
     let items: Vec<String> = match raw.get(key).map(|r| &r.value) {
@@ -600,10 +631,8 @@ fn allowed_hosts(
         std::net::IpAddr::V6(v6) => format!("[{v6}]"),
         v4 => v4.to_string(),
     };
-    let authority = base_url.split_once("://").map_or(base_url, |(_, rest)| rest);
-    let authority = authority.split(['/', '?', '#']).next().unwrap_or_default();
-    let authority = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
-    for h in [ip, authority.to_ascii_lowercase()] {
+    let url_hosts = urls.iter().map(|u| url_host(u.split_once("://").map_or(*u, |(_, rest)| rest)));
+    for h in std::iter::once(ip).chain(url_hosts) {
         if !h.is_empty() && !hosts.contains(&h) {
             hosts.push(h);
         }
@@ -927,5 +956,45 @@ mod tests {
         );
         let e = Settings::load_with(&Overrides::default(), &env(&[("TM_WEB_SESSION_IDLE", "0s")])).unwrap_err();
         assert_eq!(e.key, "web.session_idle");
+    }
+
+    #[test]
+    fn the_public_url_defaults_to_the_bind_address_and_its_host_is_allowed() {
+        let s = Settings::load_with(&Overrides::default(), &env(&[])).unwrap();
+        assert_eq!(
+            (s.web_public_url.as_str(), s.web_base_url.as_str()),
+            ("http://127.0.0.1:8080", "http://127.0.0.1:8080")
+        );
+        let s = Settings::load_with(&Overrides::default(), &env(&[("TM_WEB_PUBLIC_URL", "https://TM.example.com/")]))
+            .unwrap();
+        assert_eq!(s.web_public_url, "https://TM.example.com");
+        assert_eq!(s.web_base_url, "https://TM.example.com", "alert links follow the public URL");
+        assert_eq!(s.web_allowed_hosts, ["localhost", "127.0.0.1", "[::1]", "tm.example.com"]);
+        // An explicit host list is taken as it is; an explicit base_url keeps its own host.
+        let s = Settings::load_with(
+            &Overrides::default(),
+            &env(&[
+                ("TM_WEB_PUBLIC_URL", "https://tm.example.com:8443"),
+                ("TM_WEB_BASE_URL", "https://mail-links.example.com"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(
+            s.web_allowed_hosts,
+            ["localhost", "127.0.0.1", "[::1]", "tm.example.com:8443", "mail-links.example.com"]
+        );
+        let s = Settings::load_with(
+            &Overrides::default(),
+            &env(&[("TM_WEB_PUBLIC_URL", "https://tm.example.com"), ("TM_WEB_ALLOWED_HOSTS", "a.example")]),
+        )
+        .unwrap();
+        assert_eq!(s.web_allowed_hosts, ["a.example"]);
+        let e =
+            Settings::load_with(&Overrides::default(), &env(&[("TM_WEB_PUBLIC_URL", "tm.example.com")])).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "config error: `web.public_url` = \"tm.example.com\" is not a URL like https://tmctl.example.com \
+             (from TM_WEB_PUBLIC_URL=tm.example.com)"
+        );
     }
 }

@@ -164,6 +164,18 @@ async fn session(base: &str, user: &str, password: &str) -> String {
     format!("tm_session={}", p.cookies.get("tm_session").expect("session cookie"))
 }
 
+/// Waits until the session `cookie` is refused (a redirect to the login page). A session ended
+/// by another process (`tmctl users`) may be believed from the daemon's cache for up to
+/// `SESSION_CACHE_TTL`; ended through the daemon itself it is refused at once.
+async fn session_ends(base: &str, cookie: &str, what: &str) {
+    let limit = tmctl::store::SESSION_CACHE_TTL + Duration::from_secs(10);
+    common::eventually(Duration::from_millis(100), limit, what, || async {
+        let p = get_with(base, "/", Some(cookie)).await;
+        (p.status == StatusCode::SEE_OTHER).then_some(())
+    })
+    .await;
+}
+
 async fn get_with(base: &str, path: &str, cookie: Option<&str>) -> Page {
     let mut req = http().get(format!("{base}{path}"));
     if let Some(c) = cookie {
@@ -255,8 +267,8 @@ async fn users_roles_and_tokens(db: common::TestDb) {
     env.ok(&["users", "set-role", "otto", "--role", "viewer"], "");
     let now_viewer = api(post.clone(), &base, "/api/v1/dags/hello/pause", Some(&operator_token), None).await;
     assert_eq!(now_viewer.status, StatusCode::FORBIDDEN, "{be}: {}", now_viewer.body);
-    let ended = get_with(&base, "/", Some(&otto)).await;
-    assert_eq!(ended.status, StatusCode::SEE_OTHER, "{be}: the role change ended the session");
+    // (The CLI is another process: the daemon believes its cached session up to the cache TTL.)
+    session_ends(&base, &otto, &format!("{be}: the role change ending otto's session")).await;
     // Removing a user removes their tokens.
     env.ok(&["users", "remove", "otto"], "");
     let removed = api(reqwest::Method::GET, &base, "/api/v1/dags", Some(&operator_token), None).await;
@@ -445,7 +457,7 @@ async fn anonymous_read_opens_reads_only() {
 async fn foreign_hosts_get_421_and_sessions_follow_the_rules() {
     let env = Env::new(common::sqlite_db())
         .env("TM_WEB_SESSION_IDLE", "2s")
-        .env("TM_WEB_BASE_URL", "https://tmctl.example.com");
+        .env("TM_WEB_PUBLIC_URL", "https://tmctl.example.com");
     let d = env.serve();
     let base = d.url.clone();
     let port = base.rsplit(':').next().unwrap().to_string();
@@ -480,16 +492,19 @@ async fn foreign_hosts_get_421_and_sessions_follow_the_rules() {
     let ann = session(&base, "ann", "first-password").await;
     assert_eq!(get_with(&base, "/", Some(&ann)).await.status, StatusCode::OK);
     env.ok(&["users", "set-password", "ann"], "second-password\n");
-    assert_eq!(get_with(&base, "/", Some(&ann)).await.status, StatusCode::SEE_OTHER);
+    session_ends(&base, &ann, "the password change ending ann's session").await;
     assert_eq!(login(&base, "ann", "first-password", "/").await.status, StatusCode::UNAUTHORIZED);
     session(&base, "ann", "second-password").await;
 
-    // Plain http: no Secure flag (a browser would drop the cookie). A bad host list is named.
+    // Plain http (no public URL; an https base_url only makes e-mail links): no Secure flag, as a
+    // browser would drop the cookie. A bad host list is named.
     let (code, _, err) =
         Env::new(common::sqlite_db()).env("TM_WEB_ALLOWED_HOSTS", "http://x.example/").tmctl_in(&["serve"], "");
     assert_eq!(code, 3, "{err}");
     assert!(err.contains("`web.allowed_hosts` entry \"http://x.example/\" is not a host name"), "{err}");
-    let plain = Env::new(common::sqlite_db()).env("TM_WEB_ALLOWED_HOSTS", "tm.internal, 127.0.0.1");
+    let plain = Env::new(common::sqlite_db())
+        .env("TM_WEB_ALLOWED_HOSTS", "tm.internal, 127.0.0.1")
+        .env("TM_WEB_BASE_URL", "https://alerts-link.example.com");
     let d2 = plain.serve();
     let p = login(&d2.url, "admin", TOKEN, "/").await;
     let set = p.set_cookie.iter().find(|c| c.starts_with("tm_session=")).expect("session cookie");
@@ -542,4 +557,169 @@ async fn next_stays_on_site_and_wrong_passwords_are_throttled() {
     // Another user name from the same address is blocked by the address count too.
     assert_eq!(login(&base, "someone", "x", "/").await.status, StatusCode::TOO_MANY_REQUESTS);
     assert!(d.log().contains("web login throttled"), "the throttling is logged");
+}
+
+// ---- web.public_url ----------------------------------------------------------------------------------
+
+/// The session and login-form cookies are `Secure` exactly when `web.public_url` is https, its
+/// host is served when `web.allowed_hosts` is left empty, and `config show` names the setting.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_public_url_makes_cookies_secure_and_its_host_allowed() {
+    let env = Env::new(common::sqlite_db()).env("TM_WEB_PUBLIC_URL", "https://tm.example.com:8443/");
+    let (code, out, err) = env.tmctl_in(&["config", "show", "--json"], "");
+    assert_eq!(code, 0, "{err}");
+    let shown: Value = serde_json::from_str(&out).expect("config show --json");
+    let row = shown.as_array().expect("rows").iter().find(|r| r["key"] == "web.public_url").expect("web.public_url");
+    assert_eq!(
+        (row["value"].as_str(), row["source"].as_str()),
+        (Some("https://tm.example.com:8443"), Some("env TM_WEB_PUBLIC_URL"))
+    );
+    let base = shown.as_array().unwrap().iter().find(|r| r["key"] == "web.base_url").expect("web.base_url");
+    assert_eq!(base["value"], "https://tm.example.com:8443", "alert links follow the public URL");
+
+    let d = env.serve();
+    let form = get_with(&d.url, "/login", None).await;
+    let set = form.set_cookie.iter().find(|c| c.starts_with("tm_login_csrf=")).expect("login CSRF cookie");
+    assert!(set.contains("; Secure"), "{set}");
+    let p = login(&d.url, "admin", TOKEN, "/").await;
+    assert_eq!(p.status, StatusCode::SEE_OTHER, "{}", p.body);
+    let set = p.set_cookie.iter().find(|c| c.starts_with("tm_session=")).expect("session cookie");
+    assert!(set.contains("; Secure") && set.contains("HttpOnly"), "{set}");
+    let r = http().get(format!("{}/health", d.url)).header(HOST, "tm.example.com:8443").send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::OK, "the public URL's host is allowed");
+    let r = http().get(format!("{}/health", d.url)).header(HOST, "tm.example.com:9999").send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::MISDIRECTED_REQUEST, "only with its port");
+
+    // Unset: derived from web.bind (http), so no Secure flag.
+    let plain = Env::new(common::sqlite_db());
+    let (_, out, _) = plain.tmctl_in(&["config", "show", "--json"], "");
+    let shown: Value = serde_json::from_str(&out).expect("config show --json");
+    let row = shown.as_array().unwrap().iter().find(|r| r["key"] == "web.public_url").expect("web.public_url");
+    assert_eq!((row["value"].as_str(), row["source"].as_str()), (Some("http://127.0.0.1:8080"), Some("default")));
+    let d2 = plain.serve();
+    let p = login(&d2.url, "admin", TOKEN, "/").await;
+    let set = p.set_cookie.iter().find(|c| c.starts_with("tm_session=")).expect("session cookie");
+    assert!(!set.contains("Secure"), "{set}");
+    // A public URL that is not one is named.
+    let (code, _, err) =
+        Env::new(common::sqlite_db()).env("TM_WEB_PUBLIC_URL", "tm.example.com").tmctl_in(&["serve"], "");
+    assert_eq!(code, 3, "{err}");
+    assert!(err.contains("`web.public_url` = \"tm.example.com\" is not a URL"), "{err}");
+}
+
+// ---- the users page ----------------------------------------------------------------------------------
+
+/// POSTs a form with the session `cookie`; the answer.
+async fn post_form(base: &str, path: &str, cookie: &str, form: &[(&str, &str)]) -> Page {
+    let resp = http().post(format!("{base}{path}")).header(COOKIE, cookie).form(form).send().await.expect("POST");
+    page(resp).await
+}
+
+async fn users_page_manages_users_and_tokens(db: common::TestDb) {
+    // A config user name with markup: the page must escape it.
+    let env = Env::new(db).env("TM_WEB_USER", "boss<b>");
+    let be = env.db.backend;
+    let d = env.serve();
+    let base = d.url.clone();
+    let admin = session(&base, "boss<b>", TOKEN).await;
+    let listing = get_with(&base, "/admin/users", Some(&admin)).await;
+    assert_eq!(listing.status, StatusCode::OK, "{be}: {}", listing.body);
+    assert!(listing.body.contains("boss&#60;b&#62;") && !listing.body.contains("boss<b>"), "{be}: escaped");
+    assert!(listing.body.contains(r#"action="/admin/users/add""#), "{be}");
+    let csrf = csrf_of(&listing.body);
+
+    // The admin adds a user through the form; she can log in.
+    let add = [("csrf", csrf.as_str()), ("user", "wanda"), ("password", "wanda-password"), ("role", "viewer")];
+    let made = post_form(&base, "/admin/users/add", &admin, &add).await;
+    assert_eq!((made.status, made.location.as_str()), (StatusCode::SEE_OTHER, "/admin/users"), "{be}: {}", made.body);
+    let again = post_form(&base, "/admin/users/add", &admin, &add).await;
+    assert_eq!(again.status, StatusCode::CONFLICT, "{be}: {}", again.body);
+    assert!(again.body.contains("user `wanda` exists already"), "{be}: {}", again.body);
+    let forged = [("csrf", "not-the-token"), ("user", "mallory"), ("password", "mallory-password"), ("role", "admin")];
+    assert_eq!(post_form(&base, "/admin/users/add", &admin, &forged).await.status, StatusCode::FORBIDDEN, "{be}: CSRF");
+    let wanda = session(&base, "wanda", "wanda-password").await;
+
+    // A viewer: no Users link, 403 on the page and on every form (audited), nothing changed.
+    let home = get_with(&base, "/", Some(&wanda)).await;
+    assert_eq!(home.status, StatusCode::OK, "{be}");
+    assert!(!home.body.contains("/admin/users"), "{be}: a viewer sees no Users link");
+    assert!(get_with(&base, "/", Some(&admin)).await.body.contains(r#"href="/admin/users""#), "{be}");
+    assert_eq!(get_with(&base, "/admin/users", Some(&wanda)).await.status, StatusCode::FORBIDDEN, "{be}");
+    let wanda_csrf = csrf_of(&home.body);
+    let sneak = [("csrf", wanda_csrf.as_str()), ("user", "wanda"), ("password", ""), ("role", "admin")];
+    for path in ["/admin/users/add", "/admin/users/role", "/admin/users/remove", "/admin/users/password"] {
+        let p = post_form(&base, path, &wanda, &sneak).await;
+        assert_eq!(p.status, StatusCode::FORBIDDEN, "{be}: a viewer POSTs {path}: {}", p.body);
+    }
+    let p =
+        post_form(&base, "/admin/tokens/revoke", &wanda, &[("csrf", &wanda_csrf), ("user", "x"), ("name", "y")]).await;
+    assert_eq!(p.status, StatusCode::FORBIDDEN, "{be}");
+    assert_eq!(get_with(&base, "/", Some(&wanda)).await.status, StatusCode::OK, "{be}: still a viewer, still in");
+
+    // Tokens are listed by name, never by value or hash; the admin revokes one.
+    let token_line = env.ok(&["tokens", "create", "--user", "wanda", "--name", "ci"], "").trim().to_string();
+    assert_eq!(api(reqwest::Method::GET, &base, "/api/v1/dags", Some(&token_line), None).await.status, StatusCode::OK);
+    let listing = get_with(&base, "/admin/users", Some(&admin)).await;
+    assert!(listing.body.contains(r#"data-token="wanda/ci""#), "{be}: {}", listing.body);
+    let hash = tmctl::ops::users::token_hash(&token_line);
+    assert!(!listing.body.contains(&token_line) && !listing.body.contains(&hash), "{be}: token or hash on the page");
+    let revoke = [("csrf", csrf.as_str()), ("user", "wanda"), ("name", "ci")];
+    assert_eq!(post_form(&base, "/admin/tokens/revoke", &admin, &revoke).await.status, StatusCode::SEE_OTHER, "{be}");
+    let gone = api(reqwest::Method::GET, &base, "/api/v1/dags", Some(&token_line), None).await;
+    assert_eq!(gone.status, StatusCode::UNAUTHORIZED, "{be}: revoked");
+
+    // A role change from the page ends her session in this daemon at once.
+    let role = [("csrf", csrf.as_str()), ("user", "wanda"), ("role", "operator")];
+    assert_eq!(post_form(&base, "/admin/users/role", &admin, &role).await.status, StatusCode::SEE_OTHER, "{be}");
+    assert_eq!(get_with(&base, "/", Some(&wanda)).await.status, StatusCode::SEE_OTHER, "{be}: session ended at once");
+    let bad = [("csrf", csrf.as_str()), ("user", "wanda"), ("role", "root")];
+    let p = post_form(&base, "/admin/users/role", &admin, &bad).await;
+    assert_eq!(p.status, StatusCode::BAD_REQUEST, "{be}: {}", p.body);
+    // A password reset: the old one stops working, the new one works.
+    let reset = [("csrf", csrf.as_str()), ("user", "wanda"), ("password", "new-wanda-password")];
+    assert_eq!(post_form(&base, "/admin/users/password", &admin, &reset).await.status, StatusCode::SEE_OTHER, "{be}");
+    assert_eq!(login(&base, "wanda", "wanda-password", "/").await.status, StatusCode::UNAUTHORIZED, "{be}");
+    let wanda = session(&base, "wanda", "new-wanda-password").await;
+    let listing = get_with(&base, "/admin/users", Some(&admin)).await;
+    assert!(listing.body.contains("<td>wanda</td><td>operator</td>"), "{be}: {}", listing.body);
+    // Removed: logged out at once, cannot log in.
+    let remove = [("csrf", csrf.as_str()), ("user", "wanda")];
+    assert_eq!(post_form(&base, "/admin/users/remove", &admin, &remove).await.status, StatusCode::SEE_OTHER, "{be}");
+    assert_eq!(get_with(&base, "/", Some(&wanda)).await.status, StatusCode::SEE_OTHER, "{be}: removed, logged out");
+    assert_eq!(login(&base, "wanda", "new-wanda-password", "/").await.status, StatusCode::UNAUTHORIZED, "{be}");
+    let p = post_form(&base, "/admin/users/remove", &admin, &remove).await;
+    assert_eq!(p.status, StatusCode::NOT_FOUND, "{be}: {}", p.body);
+
+    // Every form left its audit row, the refusals too.
+    let store = env.store().await;
+    let rows = store.list_audit(None, 200).await.expect("audit log");
+    let has = |actor: &str, action: &str, result: &str| {
+        rows.iter().any(|r| r.actor == actor && r.action == action && r.result.starts_with(result))
+    };
+    for (action, result) in [
+        ("users.add", "ok"),
+        ("users.add", "conflict: user `wanda` exists already"),
+        ("tokens.revoke", "ok"),
+        ("users.set-role", "ok"),
+        ("users.set-role", "invalid: role `root`"),
+        ("users.set-password", "ok"),
+        ("users.remove", "ok"),
+        ("users.remove", "not found"),
+    ] {
+        assert!(has("boss<b>", action, result), "{be}: no audit row {action} {result}: {rows:?}");
+    }
+    for action in ["users.add", "users.set-role", "users.remove", "users.set-password", "tokens.revoke"] {
+        assert!(has("wanda", action, "forbidden"), "{be}: the viewer's {action} refusal is not audited: {rows:?}");
+    }
+    assert!(!rows.iter().any(|r| r.target.contains("mallory")), "{be}: the forged form did nothing");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn users_page_manages_users_and_tokens_sqlite() {
+    users_page_manages_users_and_tokens(common::sqlite_db()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn users_page_manages_users_and_tokens_postgres() {
+    users_page_manages_users_and_tokens(common::postgres_db().await).await;
 }

@@ -233,6 +233,11 @@ async fn ui_in_chromium_login_trigger_grid_log_clear_lakehouse() {
     b.console_errors().await;
     check_page(&b, &d, "03-logged-in").await;
     assert!(b.try_find("header a[href='/admin/audit']").await.is_some(), "the admin has the audit link");
+    // The users page (no users yet): the admin's form to add one.
+    assert!(b.try_find("header a[href='/admin/users']").await.is_some(), "the admin has the users link");
+    visit(&b, &d, "/admin/users", "03b-admin-users").await;
+    let add = "main form[action='/admin/users/add'] button[type=submit]";
+    assert!(b.try_find(add).await.is_some(), "the admin has no add-user button");
 
     // Static assets are served from the binary.
     for asset in ["/static/app.css", "/static/app.js"] {
@@ -400,6 +405,10 @@ async fn ui_in_chromium_login_trigger_grid_log_clear_lakehouse() {
     assert!(who.contains("vera") && who.contains("viewer"), "header: {who}");
     assert!(b.find_all("main form[action$='/pause'], main form[action$='/unpause']").await.is_empty(), "viewer: pause");
     assert!(b.try_find("main a[href='/dags/ui_demo/trigger']").await.is_none(), "viewer: trigger link");
+    assert!(b.try_find("header a[href='/admin/users']").await.is_none(), "viewer: users link");
+    b.goto(&d.at("/admin/users")).await;
+    assert!(b.find_all("main form[action^='/admin/']").await.is_empty(), "viewer: user management forms");
+    b.console_errors().await; // (the 403 of that page)
     b.goto(&d.at(&format!("/runs/{run_pk}/tasks/say"))).await;
     assert!(b.try_find("form[action$='/clear']").await.is_none(), "viewer: clear button");
     assert!(b.try_find("form[action$='/mark']").await.is_none(), "viewer: mark buttons");
@@ -412,6 +421,10 @@ async fn ui_in_chromium_login_trigger_grid_log_clear_lakehouse() {
     assert!(b.try_find("main form[action='/dags/ui_demo/pause']").await.is_some(), "operator: pause button");
     assert!(b.try_find("main a[href='/dags/ui_demo/trigger']").await.is_some(), "operator: trigger link");
     assert!(b.try_find("header a[href='/admin/audit']").await.is_none(), "operator: no audit link");
+    assert!(b.try_find("header a[href='/admin/users']").await.is_none(), "operator: no users link");
+    b.goto(&d.at("/admin/users")).await;
+    assert!(b.find_all("main form[action^='/admin/']").await.is_empty(), "operator: user management forms");
+    b.console_errors().await; // (the 403 of that page)
     b.goto(&d.at(&format!("/runs/{run_pk}/tasks/say"))).await;
     assert!(b.try_find("form[action$='/clear'] button").await.is_some(), "operator: clear button");
     assert_eq!(b.find_all("form[action$='/mark'] button").await.len(), 2, "operator: mark buttons");

@@ -19,6 +19,7 @@ mod web;
 
 use std::fmt;
 use std::str::FromStr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, NaiveDate, Utc};
@@ -33,7 +34,7 @@ pub use runs::{AttemptFinish, AttemptRow, NewRun, RunFilter, RunRow, TaskInstanc
 pub use summaries::SummaryRow;
 pub use ui::{AttemptSpan, TaskCell};
 pub use users::{AuditRow, TokenOwner, TokenRow, UserRow};
-pub use web::WebSession;
+pub use web::{SESSION_CACHE_TTL, WebSession};
 
 use crate::timefmt;
 
@@ -84,6 +85,8 @@ impl<T> Ctx<T> for std::result::Result<T, sqlx::Error> {
 pub struct Store {
     pool: AnyPool,
     backend: Backend,
+    /// Web sessions validated lately by this process (`web.rs`).
+    sessions: Arc<web::SessionCache>,
 }
 
 impl fmt::Debug for Store {
@@ -145,7 +148,7 @@ impl Store {
                 }
             }
         }
-        Ok(Store { pool, backend })
+        Ok(Store { pool, backend, sessions: Arc::default() })
     }
 
     pub fn backend(&self) -> Backend {

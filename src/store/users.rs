@@ -121,6 +121,7 @@ impl Store {
             .await
             .ctx("end the user's sessions")?;
         tx.commit().await.ctx("commit user update")?;
+        self.sessions.forget_user(username);
         Ok(n > 0)
     }
 
@@ -137,6 +138,7 @@ impl Store {
             .ctx("remove user")?
             .rows_affected();
         tx.commit().await.ctx("commit user removal")?;
+        self.sessions.forget_user(username);
         Ok(n > 0)
     }
 
@@ -148,6 +150,7 @@ impl Store {
             .await
             .ctx("end sessions")?
             .rows_affected();
+        self.sessions.forget_user(username);
         Ok(n)
     }
 

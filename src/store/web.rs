@@ -1,10 +1,86 @@
 //! Web UI sessions (the id itself is never stored, only its SHA-256). A session ends at its
 //! absolute `expires_at`, after `idle` without a request, and when its user's password or role
 //! changes (`users.rs` deletes the user's rows).
+//!
+//! A session read from the DB is kept in this process's [`SessionCache`] for a few seconds, so
+//! a page costs no state-DB round trip for its login. Whatever ends sessions through this `Store`
+//! (logout, password or role change, user removal) drops them from the cache at once; another
+//! process (a second daemon on PostgreSQL, `tmctl users`) is seen within [`SESSION_CACHE_TTL`].
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
 
 use super::*;
+
+/// How long a validated session is believed without asking the state DB (at most a quarter of
+/// the idle timeout, so that stays exact to its minute).
+pub const SESSION_CACHE_TTL: Duration = Duration::from_secs(5);
+
+/// Above this many cached sessions, stale ones are dropped (and all if that is not enough).
+const SESSION_CACHE_MAX: usize = 10_000;
+
+/// Sessions validated by this process within the last [`SESSION_CACHE_TTL`].
+#[derive(Debug)]
+pub(crate) struct SessionCache {
+    /// `SESSION_CACHE_TTL` in ms, or 0 = no cache (`tmctl bench --ui --no-session-cache`).
+    ttl_ms: AtomicU64,
+    /// Bumped by every invalidation: a lookup that began before one does not fill the cache.
+    generation: AtomicU64,
+    entries: Mutex<HashMap<String, (Instant, WebSession)>>,
+}
+
+impl Default for SessionCache {
+    fn default() -> Self {
+        SessionCache {
+            ttl_ms: AtomicU64::new(SESSION_CACHE_TTL.as_millis() as u64),
+            generation: AtomicU64::new(0),
+            entries: Mutex::new(HashMap::new()),
+        }
+    }
+}
+
+impl SessionCache {
+    fn ttl(&self, idle: chrono::Duration) -> Duration {
+        let ttl = Duration::from_millis(self.ttl_ms.load(Ordering::Relaxed));
+        ttl.min((idle / 4).to_std().unwrap_or_default())
+    }
+
+    fn get(&self, id_hash: &str, ttl: Duration, now: DateTime<Utc>) -> Option<WebSession> {
+        let entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
+        let (at, s) = entries.get(id_hash)?;
+        (at.elapsed() < ttl && s.expires_at > now).then(|| s.clone())
+    }
+
+    fn put(&self, id_hash: &str, session: WebSession, generation: u64, ttl: Duration) {
+        let mut entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
+        // Checked under the lock that invalidations take too: nothing ended since the read.
+        if self.generation.load(Ordering::SeqCst) != generation {
+            return;
+        }
+        if entries.len() >= SESSION_CACHE_MAX {
+            entries.retain(|_, (at, _)| at.elapsed() < ttl);
+            if entries.len() >= SESSION_CACHE_MAX {
+                entries.clear();
+            }
+        }
+        entries.insert(id_hash.to_string(), (Instant::now(), session));
+    }
+
+    fn forget(&self, which: impl Fn(&str, &WebSession) -> bool) {
+        let mut entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
+        self.generation.fetch_add(1, Ordering::SeqCst);
+        entries.retain(|id, (_, s)| !which(id, s));
+    }
+
+    /// Drops the sessions of `username` (after their rows were deleted).
+    pub(crate) fn forget_user(&self, username: &str) {
+        self.forget(|_, s| s.username == username);
+    }
+}
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct WebSession {
@@ -41,8 +117,9 @@ impl Store {
         Ok(())
     }
 
-    /// The session, if it exists, has not expired at `now` and was used within `idle`. Its
-    /// `last_seen_at` is brought up to date at most once a minute (one write per minute per
+    /// The session, if it exists, has not expired at `now` and was used within `idle`: from the
+    /// cache when this process read it within the cache's TTL, else from the DB (then cached).
+    /// Its `last_seen_at` is brought up to date at most once a minute (one write per minute per
     /// session, not per request), so the idle timeout is exact to that minute.
     pub async fn web_session(
         &self,
@@ -51,6 +128,35 @@ impl Store {
         idle: std::time::Duration,
     ) -> Result<Option<WebSession>> {
         let idle = chrono::Duration::from_std(idle).unwrap_or(chrono::Duration::hours(8));
+        let cache = &self.sessions;
+        let ttl = cache.ttl(idle);
+        if ttl.is_zero() {
+            return self.read_web_session(id_hash, now, idle).await;
+        }
+        if let Some(s) = cache.get(id_hash, ttl, now) {
+            return Ok(Some(s));
+        }
+        let generation = cache.generation.load(Ordering::SeqCst);
+        let found = self.read_web_session(id_hash, now, idle).await?;
+        if let Some(s) = &found {
+            cache.put(id_hash, s.clone(), generation, ttl);
+        }
+        Ok(found)
+    }
+
+    /// Turns the session cache off (`Duration::ZERO`) or sets its TTL: `tmctl bench --ui
+    /// --no-session-cache` measures what it saves.
+    pub fn set_session_cache_ttl(&self, ttl: Duration) {
+        self.sessions.ttl_ms.store(ttl.as_millis() as u64, Ordering::Relaxed);
+        self.sessions.forget(|_, _| true);
+    }
+
+    async fn read_web_session(
+        &self,
+        id_hash: &str,
+        now: DateTime<Utc>,
+        idle: chrono::Duration,
+    ) -> Result<Option<WebSession>> {
         let row = sqlx::query(
             "SELECT username, role, csrf, expires_at, last_seen_at, created_at FROM web_sessions \
              WHERE id_hash = $1 AND expires_at > $2",
@@ -93,6 +199,62 @@ impl Store {
             .execute(self.pool())
             .await
             .ctx("delete web session")?;
+        self.sessions.forget(|id, _| id == id_hash);
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    async fn session(store: &Store, id_hash: &str, user: &str) {
+        let expires = Utc::now() + chrono::Duration::hours(1);
+        store.create_web_session(id_hash, user, "operator", "csrf", expires).await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn sessions_are_cached_and_dropped_at_once_when_ended_through_this_store() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = crate::config::sqlite_url(&dir.path().join("tm.db"));
+        let here = Store::connect(&url, 1).await.unwrap();
+        // Another process on the same state DB (a second daemon, `tmctl users`).
+        let there = Store::connect(&url, 1).await.unwrap();
+        here.set_session_cache_ttl(Duration::from_secs(3600));
+        here.create_user("ann", "$argon2id$x", "operator").await.unwrap();
+        let idle = Duration::from_secs(8 * 3600);
+        let valid = |id: &'static str| {
+            let here = here.clone();
+            async move { here.web_session(id, Utc::now(), idle).await.unwrap().map(|s| s.username) }
+        };
+
+        // Ended by another process: still believed here until the TTL runs out.
+        session(&here, "h1", "ann").await;
+        assert_eq!(valid("h1").await.as_deref(), Some("ann"));
+        there.delete_web_session("h1").await.unwrap();
+        assert_eq!(valid("h1").await.as_deref(), Some("ann"), "served from the cache");
+        // Ended here: gone at once.
+        here.delete_web_session("h1").await.unwrap();
+        assert_eq!(valid("h1").await, None);
+
+        // A role change, a password change and the user's removal end the cached sessions.
+        for (n, end) in ["role", "password", "remove"].into_iter().enumerate() {
+            let id: &'static str = ["h2", "h3", "h4"][n];
+            session(&here, id, "ann").await;
+            assert_eq!(valid(id).await.as_deref(), Some("ann"));
+            match end {
+                "role" => assert!(here.set_user_role("ann", "viewer").await.unwrap()),
+                "password" => assert!(here.set_user_password("ann", "$argon2id$y").await.unwrap()),
+                _ => assert!(here.delete_user("ann").await.unwrap()),
+            }
+            assert_eq!(valid(id).await, None, "after the {end} change");
+        }
+
+        // Without the cache, another process's logout is seen by the next request.
+        here.set_session_cache_ttl(Duration::ZERO);
+        session(&here, "h5", "bob").await;
+        assert_eq!(valid("h5").await.as_deref(), Some("bob"));
+        there.delete_web_session("h5").await.unwrap();
+        assert_eq!(valid("h5").await, None);
     }
 }

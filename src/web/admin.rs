@@ -1,18 +1,22 @@
-//! Admin pages: the audit log (newest first, paged) and the users with their roles.
+//! Admin pages: the audit log (newest first, paged), and users and tokens with the forms that
+//! manage them (add a user, change a role, reset a password, remove a user, revoke a token).
+//! Every form goes through `ops::users` like `tmctl users` and the API: the role check (403 for
+//! non-admins, audited), typed errors, one `audit_log` row; `require_login` checks CSRF first.
 
 use std::sync::Arc;
 
 use askama::Template;
+use axum::Form;
 use axum::Router;
 use axum::extract::{Query, State};
 use axum::http::StatusCode;
-use axum::response::Response;
-use axum::routing::get;
+use axum::response::{IntoResponse, Redirect, Response};
+use axum::routing::{get, post};
 use serde::Deserialize;
 
-use super::{Chrome, Viewer, error_page, render};
+use super::{Chrome, Viewer, error_page, render, require_login};
 use crate::daemon::Daemon;
-use crate::ops::{self, Role};
+use crate::ops::{self, Actor, OpError, Role};
 
 const AUDIT_PER_PAGE: i64 = 100;
 
@@ -30,9 +34,6 @@ struct AuditPage {
     chrome: Chrome,
     rows: Vec<AuditLine>,
     older: Option<i64>,
-    /// (name, role, created, updated)
-    users: Vec<(String, String, String, String)>,
-    config_user: String,
 }
 
 #[derive(Deserialize)]
@@ -52,10 +53,6 @@ async fn audit(State(d): State<Arc<Daemon>>, viewer: Viewer, Query(q): Query<Bef
         Ok(r) => r,
         Err(e) => return fail(e),
     };
-    let users = match d.store.list_users().await {
-        Ok(u) => u,
-        Err(e) => return fail(e),
-    };
     let older = (rows.len() as i64 == AUDIT_PER_PAGE).then(|| rows.last().map(|r| r.id)).flatten();
     let page = AuditPage {
         chrome: Chrome::new("Audit log", &viewer),
@@ -70,15 +67,175 @@ async fn audit(State(d): State<Arc<Daemon>>, viewer: Viewer, Query(q): Query<Bef
             })
             .collect(),
         older,
-        users: users
-            .into_iter()
-            .map(|u| (u.username, u.role, super::runs::view::utc(u.created_at), super::runs::view::utc(u.updated_at)))
-            .collect(),
-        config_user: d.settings.web_user.clone(),
     };
     render(&page)
 }
 
+// ---- users and tokens ---------------------------------------------------------------------------
+
+struct UserLine {
+    name: String,
+    role: String,
+    created: String,
+    changed: String,
+}
+
+struct TokenLine {
+    user: String,
+    name: String,
+    created: String,
+    expires: String,
+    last_used: String,
+}
+
+#[derive(Template)]
+#[template(path = "admin/users.html")]
+struct UsersPage {
+    chrome: Chrome,
+    users: Vec<UserLine>,
+    tokens: Vec<TokenLine>,
+    config_user: String,
+    roles: [&'static str; 3],
+}
+
+/// The error page of a refused or failed operation (the status is `OpError::status`).
+fn op_error(viewer: &Viewer, e: OpError) -> Response {
+    error_page(e.status(), viewer, e.to_string())
+}
+
+fn back_to_users() -> Response {
+    Redirect::to("/admin/users").into_response()
+}
+
+async fn users(State(d): State<Arc<Daemon>>, viewer: Viewer) -> Response {
+    let actor = viewer.actor();
+    let listed = async {
+        let users = ops::users::list(&d.store, &actor).await?;
+        let tokens = ops::users::list_tokens(&d.store, &actor, None).await?;
+        Ok::<_, OpError>((users, tokens))
+    };
+    let (users, tokens) = match listed.await {
+        Ok(found) => found,
+        Err(e) => return op_error(&viewer, e),
+    };
+    let utc = super::runs::view::utc;
+    let page = UsersPage {
+        chrome: Chrome::new("Users and tokens", &viewer),
+        users: users
+            .into_iter()
+            .map(|u| UserLine {
+                name: u.username,
+                role: u.role,
+                created: utc(u.created_at),
+                changed: utc(u.updated_at),
+            })
+            .collect(),
+        tokens: tokens
+            .into_iter()
+            .map(|t| TokenLine {
+                user: t.username,
+                name: t.name,
+                created: utc(t.created_at),
+                expires: t.expires_at.map(utc).unwrap_or_else(|| "never".into()),
+                last_used: t.last_used_at.map(utc).unwrap_or_else(|| "never".into()),
+            })
+            .collect(),
+        config_user: d.settings.web_user.clone(),
+        roles: Role::ALL.map(Role::as_str),
+    };
+    render(&page)
+}
+
+#[derive(Deserialize)]
+struct UserForm {
+    #[serde(default)]
+    csrf: String,
+    #[serde(default)]
+    user: String,
+    #[serde(default)]
+    role: String,
+    #[serde(default)]
+    password: String,
+}
+
+/// The form's role. A refusal to a non-admin comes first, as in the API; both are audited.
+async fn role_of(d: &Daemon, actor: &Actor, f: &UserForm, what: &str, action: &str) -> Result<Role, OpError> {
+    let target = format!("user {}", f.user);
+    ops::require_audited(&d.store, actor, Role::Admin, what, action, &target).await?;
+    match f.role.parse() {
+        Ok(role) => Ok(role),
+        Err(e) => ops::audited(&d.store, actor, action, &target, Err(OpError::Invalid(e))).await,
+    }
+}
+
+async fn add_user(State(d): State<Arc<Daemon>>, viewer: Viewer, Form(f): Form<UserForm>) -> Response {
+    let actor = match require_login(&viewer, &f.csrf) {
+        Ok(a) => a,
+        Err(resp) => return resp,
+    };
+    let done = async {
+        let role = role_of(&d, &actor, &f, "add users", "users.add").await?;
+        ops::users::add(&d.store, &d.passwords, &actor, &f.user, &f.password, role).await
+    };
+    done.await.map_or_else(|e| op_error(&viewer, e), |()| back_to_users())
+}
+
+async fn set_role(State(d): State<Arc<Daemon>>, viewer: Viewer, Form(f): Form<UserForm>) -> Response {
+    let actor = match require_login(&viewer, &f.csrf) {
+        Ok(a) => a,
+        Err(resp) => return resp,
+    };
+    let done = async {
+        let role = role_of(&d, &actor, &f, "change roles", "users.set-role").await?;
+        ops::users::set_role(&d.store, &actor, &f.user, role).await
+    };
+    done.await.map_or_else(|e| op_error(&viewer, e), |()| back_to_users())
+}
+
+async fn set_password(State(d): State<Arc<Daemon>>, viewer: Viewer, Form(f): Form<UserForm>) -> Response {
+    let actor = match require_login(&viewer, &f.csrf) {
+        Ok(a) => a,
+        Err(resp) => return resp,
+    };
+    let done = ops::users::set_password(&d.store, &d.passwords, &actor, &f.user, &f.password).await;
+    done.map_or_else(|e| op_error(&viewer, e), |()| back_to_users())
+}
+
+async fn remove_user(State(d): State<Arc<Daemon>>, viewer: Viewer, Form(f): Form<UserForm>) -> Response {
+    let actor = match require_login(&viewer, &f.csrf) {
+        Ok(a) => a,
+        Err(resp) => return resp,
+    };
+    let done = ops::users::remove(&d.store, &actor, &f.user).await;
+    done.map_or_else(|e| op_error(&viewer, e), |()| back_to_users())
+}
+
+#[derive(Deserialize)]
+struct TokenForm {
+    #[serde(default)]
+    csrf: String,
+    #[serde(default)]
+    user: String,
+    #[serde(default)]
+    name: String,
+}
+
+async fn revoke_token(State(d): State<Arc<Daemon>>, viewer: Viewer, Form(f): Form<TokenForm>) -> Response {
+    let actor = match require_login(&viewer, &f.csrf) {
+        Ok(a) => a,
+        Err(resp) => return resp,
+    };
+    let done = ops::users::revoke_token(&d.store, &actor, &f.user, &f.name).await;
+    done.map_or_else(|e| op_error(&viewer, e), |()| back_to_users())
+}
+
 pub fn router() -> Router<Arc<Daemon>> {
-    Router::new().route("/admin/audit", get(audit))
+    Router::new()
+        .route("/admin/audit", get(audit))
+        .route("/admin/users", get(users))
+        .route("/admin/users/add", post(add_user))
+        .route("/admin/users/role", post(set_role))
+        .route("/admin/users/password", post(set_password))
+        .route("/admin/users/remove", post(remove_user))
+        .route("/admin/tokens/revoke", post(revoke_token))
 }

@@ -9,7 +9,7 @@
 //!   `ops::passwords`), or the config user (`web.user` with `web.password_hash`, or the API token
 //!   as password: the first admin); throttled per user and per client address
 //!   ([`super::throttle`]). It sets `tm_session` (random 256-bit id, HttpOnly, SameSite=Strict,
-//!   Secure when `web.base_url` is https); the DB keeps the id's SHA-256, the role and the CSRF
+//!   Secure when `web.public_url` is https); the DB keeps the id's SHA-256, the role and the CSRF
 //!   token. Sessions end after `web.session_idle` without use, `web.session_max` after login, and
 //!   when the user's password or role changes.
 //! - [`require_login`] is what every mutating form handler calls first: 401 without a session,
@@ -248,7 +248,7 @@ pub fn safe_next(next: Option<&str>) -> String {
 }
 
 fn secure_attr(d: &Daemon) -> &'static str {
-    if d.settings.web_base_url.starts_with("https://") { "; Secure" } else { "" }
+    if d.settings.web_public_url.starts_with("https://") { "; Secure" } else { "" }
 }
 
 fn login_form(d: &Daemon, viewer: &Viewer, status: StatusCode, error: Option<String>, next: String) -> Response {

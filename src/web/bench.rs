@@ -39,7 +39,34 @@ pub struct UiBenchOptions {
     pub concurrency: usize,
     /// Runs to seed (50 task instances and tries each).
     pub runs: usize,
+    /// How the clients are let in.
+    pub session: SessionMode,
     pub json: bool,
+}
+
+/// How `bench --ui` gets past the login.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SessionMode {
+    /// Logged in through the login form; the session is checked as every daemon does.
+    #[default]
+    Login,
+    /// Logged in, with the daemon's session cache off: every request reads its session from
+    /// the state DB (what a login cost before the cache).
+    LoginNoCache,
+    /// No login, `web.anonymous_read = true`: no session at all, the cost of a page before
+    /// logins existed.
+    Anonymous,
+}
+
+impl SessionMode {
+    fn describe(self) -> &'static str {
+        match self {
+            SessionMode::Login => "logged in",
+            SessionMode::LoginNoCache => "logged in, session cache off",
+            SessionMode::Anonymous => "anonymous read, no session",
+        }
+    }
 }
 
 impl Default for UiBenchOptions {
@@ -50,6 +77,7 @@ impl Default for UiBenchOptions {
             requests: 200,
             concurrency: 4,
             runs: 2_000,
+            session: SessionMode::Login,
             json: false,
         }
     }
@@ -77,6 +105,7 @@ pub struct UiBenchReport {
     pub seeded: SeedCounts,
     pub seed_seconds: f64,
     pub concurrency: usize,
+    pub session: SessionMode,
     pub pages: Vec<PageTiming>,
     /// `(page, path, status)` of pages not measured (404: not there; others: failing).
     pub skipped: Vec<(String, String, u16)>,
@@ -119,10 +148,12 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
     sorted[rank.clamp(1, sorted.len()) - 1]
 }
 
-/// An HTTP client that sends the session cookie `cookie` with every request.
+/// An HTTP client that sends the session cookie `cookie` (if any) with every request.
 fn client_with(cookie: &str) -> Result<reqwest::Client> {
     let mut headers = reqwest::header::HeaderMap::new();
-    headers.insert(reqwest::header::COOKIE, reqwest::header::HeaderValue::from_str(cookie)?);
+    if !cookie.is_empty() {
+        headers.insert(reqwest::header::COOKIE, reqwest::header::HeaderValue::from_str(cookie)?);
+    }
     Ok(reqwest::Client::builder().timeout(Duration::from_secs(60)).default_headers(headers).build()?)
 }
 
@@ -241,8 +272,12 @@ async fn measure(
     }
     // The config admin logs in with the API token as password.
     settings.web_password_hash = String::new();
+    settings.web_anonymous_read = opts.session == SessionMode::Anonymous;
     let settings = Arc::new(settings);
     let store = Store::connect(url, settings.database_max_connections).await?;
+    if opts.session == SessionMode::LoginNoCache {
+        store.set_session_cache_ttl(Duration::ZERO);
+    }
 
     eprintln!("seeding {} runs x {} tasks ...", opts.runs, tasks.len());
     let started = Instant::now();
@@ -265,7 +300,13 @@ async fn measure(
 
     let running = crate::daemon::start(settings.clone(), store.clone(), "127.0.0.1:0".parse()?).await?;
     let base_url = format!("http://{}", running.addr);
-    let result = match login_cookie(&base_url, &settings.web_user, &settings.api_token).await {
+    let cookie = match opts.session {
+        SessionMode::Anonymous => Ok(String::new()),
+        SessionMode::Login | SessionMode::LoginNoCache => {
+            login_cookie(&base_url, &settings.web_user, &settings.api_token).await
+        }
+    };
+    let result = match cookie {
         Ok(cookie) => {
             measure_pages(&base_url, &cookie, &store, tasks, seeded.backfill_ids.first().copied(), opts).await
         }
@@ -280,6 +321,7 @@ async fn measure(
         seeded,
         seed_seconds,
         concurrency: opts.concurrency,
+        session: opts.session,
         pages,
         skipped,
     })
@@ -382,7 +424,7 @@ fn print_report(r: &UiBenchReport) {
     println!("{t}");
     println!(
         "state DB {} ({} build): {} runs, {} task instances, {} tries (with logs), {} backfills, {} registry rows, \
-         seeded in {:.1} s; {} concurrent clients; latency = request sent to body read, measured in-process with \
+         seeded in {:.1} s; {} concurrent clients, {}; latency = request sent to body read, measured in-process with \
          reqwest (no oha/wrk on this machine).",
         r.db,
         r.build,
@@ -392,7 +434,8 @@ fn print_report(r: &UiBenchReport) {
         r.seeded.backfills,
         r.seeded.ingestions,
         r.seed_seconds,
-        r.concurrency
+        r.concurrency,
+        r.session.describe()
     );
     for (name, path, status) in &r.skipped {
         println!("not measured: {name} ({path}) answered {status}");
