@@ -931,6 +931,15 @@ fn dags_validate_good_and_broken() {
 
     // Validating just the broken file, and a path that does not exist.
     tm.run(&["dags", "validate", broken.to_str().unwrap()]).code(2).stderr_has("3 problem(s) in 1 of 1 file(s)");
+    // The course profiles beside the DAGs are checked as profiles, not as a DAG.
+    let shipped = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("dags/courses.toml");
+    tm.run(&["dags", "validate", shipped.to_str().unwrap()]).code(0).stdout_has("ok: 0 DAG(s) in 1 file(s)");
+    let courses = dir.path().join("courses.toml");
+    std::fs::write(&courses, "[[course]]\nid = \"x\"\ntimezone = \"Mars/Olympus\"\n").unwrap();
+    tm.run(&["dags", "validate", courses.to_str().unwrap()])
+        .code(2)
+        .stdout_has(&format!("{}:3:12: unknown time zone `Mars/Olympus`", courses.display()));
+    std::fs::remove_file(&courses).unwrap();
     tm.run(&["dags", "validate", "/no/such/dag.toml"]).code(2).stderr_has("/no/such/dag.toml does not exist");
 
     // Other commands still work with the good DAG and warn about the broken file.

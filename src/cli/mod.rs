@@ -544,6 +544,12 @@ fn validate(settings: &Settings, paths: Vec<PathBuf>) -> CliResult {
             files += count_toml(path);
             dags.into_iter().for_each(|d| keep(d, &mut ids));
             problems.append(&mut diags);
+        } else if path.file_name().is_some_and(|n| n == crate::courses::FILE_NAME) && path.exists() {
+            // The course profiles beside the DAGs, not a DAG.
+            files += 1;
+            if let Err(mut diags) = crate::courses::load_file(path) {
+                problems.append(&mut diags);
+            }
         } else if path.exists() {
             files += 1;
             match dag::load_file(path) {
