@@ -181,7 +181,8 @@ class Launcher:
                     p = subprocess.Popen(req["argv"], stdout=out, stderr=err, env=req["env"], cwd=req["cwd"])
                     _, status, usage = os.wait4(p.pid, 0)
                     wall = time.perf_counter() - t0
-                res = {"wall": wall, "rss": usage.ru_maxrss * 1024, "code": os.waitstatus_to_exitcode(status)}
+                res = {"wall": wall, "rss": usage.ru_maxrss * 1024, "code": os.waitstatus_to_exitcode(status),
+                       "cpu": usage.ru_utime + usage.ru_stime}
             except OSError as e:
                 res = {"wall": 0.0, "rss": 0, "code": 127, "error": str(e)}
             results.write(json.dumps(res) + "\n")
@@ -194,6 +195,7 @@ class Launcher:
         res = json.loads(self.results.readline())
         if "error" in res:
             sys.exit(f"cannot start {argv[0]}: {res['error']}")
+        self.last_cpu = res.get("cpu", 0.0)
         return res["wall"], res["rss"], res["code"]
 
     def close(self):
@@ -290,6 +292,16 @@ def build_lake(args, tm, lake_dir):
     with open(os.path.join(lake_dir, "complete.json"), "w") as f:
         json.dump(marker, f, indent=2)
     return marker
+
+
+def cached_lake(args, tm, lake_dir):
+    """The lake of `lake_dir` if a complete one is there (its `complete.json`), else built anew."""
+    marker_path = os.path.join(lake_dir, "complete.json")
+    if os.path.exists(marker_path):
+        print(f"reusing the lake in {lake_dir}", flush=True)
+        return json.load(open(marker_path))
+    print(f"building the lake in {lake_dir} (not timed)", flush=True)
+    return build_lake(args, tm, lake_dir)
 
 
 def catalog(home):
@@ -415,13 +427,7 @@ def main():
     tm = Tmctl(args.tmctl, os.path.join(lake_dir, "home"), args.dags, env)
 
     # 1. The lake (not timed).
-    marker_path = os.path.join(lake_dir, "complete.json")
-    if os.path.exists(marker_path):
-        lake = json.load(open(marker_path))
-        print(f"reusing the lake in {lake_dir}", flush=True)
-    else:
-        print(f"building the lake in {lake_dir} (not timed)", flush=True)
-        lake = build_lake(args, tm, lake_dir)
+    lake = cached_lake(args, tm, lake_dir)
     history = lake["history_dates"]
     files, silver_rows, silver_bytes, silver_snapshot = silver_files(tm.home)
     tm_silver_rows = int(tm.query(f"SELECT count(*) AS n FROM {SILVER_TABLE}")[0]["n"])
@@ -458,7 +464,7 @@ def main():
     duck_errors, duck_skipped = {}, {}
     for i, date in enumerate(dates):
         snaps_before = gold_snapshots(tm.home, order)
-        wall, rss, code, out, err = measure(pin + tm.argv("run", "gold", "--date", date), env=env, cwd=REPO,
+        wall, rss, code, out, err = measure(pin + tm.argv("run", "gold", "--date", date, "--full-refresh"), env=env, cwd=REPO,
                                             allow_fail=True)
         runs = [r for r in tm.runs("gold") if r["ds"] == date]
         state = runs[0]["state"] if runs else None

@@ -31,7 +31,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 import gold_vs_duckdb as g  # noqa: E402
 
-PAGES = ["/lakehouse", "/lakehouse/overview", "/lakehouse/quality", "/lakehouse/pace", "/lakehouse/rounds",
+PAGES = ["/lakehouse/overview", "/lakehouse/quality", "/lakehouse/pace", "/lakehouse/rounds",
          "/lakehouse/devices", "/lakehouse/tables"]
 
 
@@ -98,13 +98,7 @@ def main():
     lake_dir = os.path.join(scratch, f"lake-c{args.courses}-d{args.days}-r{args.rounds}-h{args.history}")
     env = dict(os.environ, TM_LOG="warn")
     tm = g.Tmctl(os.path.abspath(args.tmctl), os.path.join(lake_dir, "home"), os.path.join(g.REPO, "dags"), env)
-    marker_path = os.path.join(lake_dir, "complete.json")
-    if os.path.exists(marker_path):
-        lake = json.load(open(marker_path))
-        print(f"reusing the lake in {lake_dir}", flush=True)
-    else:
-        print(f"building the lake in {lake_dir} (not timed)", flush=True)
-        lake = g.build_lake(args, tm, lake_dir)
+    lake = g.cached_lake(args, tm, lake_dir)
     if not any(r["state"] == "success" for r in tm.runs("gold")):
         day = lake["history_dates"][-1]
         print(f"gold run {day} (not timed)", flush=True)
