@@ -2277,5 +2277,27 @@ mod on_the_lake {
              accepted_range_duration_sec (accepted_range): 2 failing row(s)"
         );
         assert_eq!(current_snapshot(&lake, "gold.fact_rounds").await, before, "the previous version stays current");
+
+        // An incremental model that gained a column: its next (incremental) run cannot carry the
+        // old rows over, so it is rebuilt in full instead of failing.
+        let original = std::fs::read_to_string(dags_dir().join("gold/pace_summary_by_round.sql")).unwrap();
+        std::fs::write(
+            dir.path().join("gold/pace_summary_by_round.sql"),
+            format!("SELECT p.*, 1 AS added_column FROM (\n{original}\n) AS p"),
+        )
+        .unwrap();
+        let toml = "id = \"shape\"\n[[task]]\nid = \"pace_summary_by_round\"\nkind = \"gold.model\"\n\
+                    sql = \"gold/pace_summary_by_round.sql\"\nmaterialized = \"incremental\"\n\
+                    incremental_key = [\"course_id\", \"round_id\"]\nchanges = \"gold.fact_rounds.ingest_date\"\n\
+                    latest_only = true\npartition_by = [\"course_id\", \"ingest_date\"]\n";
+        let shape = tmctl::dag::load_str(toml, &dir.path().join("shape.toml")).unwrap();
+        let mut ctx = context(&settings, &store, "pace_summary_by_round");
+        ctx.dag_id = "shape".into();
+        let out = shape.tasks[0].task.run(&ctx).await.unwrap_or_else(|e| panic!("{e}")).summary.unwrap();
+        assert_eq!(out["published"], true, "{out}");
+        assert_eq!(
+            query(&lake, "SELECT count(*), min(added_column), max(added_column) FROM gold.pace_summary_by_round").await,
+            ["5|1|1"]
+        );
     }
 }
