@@ -157,6 +157,25 @@ async fn lakehouse_pages_show_the_gold_tables() {
     assert!(html.contains("Snapshots of silver.fact_telemetry_event") && html.contains("(current)"), "{html}");
     assert!(html.contains("Partitions of silver.fact_telemetry_event") && html.contains("overwrite"));
     assert!(html.contains(&format!("<td class=\"num \">{}</td>", fmt_int(silver_all))), "silver row count");
+    // Rows per partition (read from the manifests) equal what a scan counts, for the course asked.
+    let parts = query(
+        home.path(),
+        &format!(
+            "SELECT CAST(ingest_date AS VARCHAR) AS d, count(*) AS n FROM silver.fact_telemetry_event \
+             WHERE course_id = '{course}' GROUP BY 1 ORDER BY 1"
+        ),
+    );
+    let (_, html) =
+        get(&client, &base, &format!("/lakehouse/tables?table=silver.fact_telemetry_event&course={course}")).await;
+    assert!(html.contains(&format!("{} partitions, by course_id, ingest_date.", parts.len())), "{html}");
+    for part in &parts {
+        let cell = format!(
+            "<td class=\"\">{}</td><td class=\"num \">{}</td>",
+            part["d"].as_str().unwrap(),
+            fmt_int(part["n"].as_i64().unwrap())
+        );
+        assert!(html.contains(&cell), "{cell} missing: {html}");
+    }
     let (status, html) = get(&client, &base, "/lakehouse/tables?table=gold.fact_rounds").await;
     assert_eq!(status, 200);
     assert!(html.contains("Snapshots of gold.fact_rounds"));

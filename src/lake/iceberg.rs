@@ -503,6 +503,49 @@ impl Lake {
 }
 
 /// Snapshots of a loaded table, oldest first.
+/// Rows per partition of `table`'s current snapshot, from its manifests (no data file is
+/// opened): each partition's values as text, in the partition spec's field order (dates as
+/// YYYY-MM-DD, NULL as "NULL"), with its rows, sorted by the values.
+pub async fn partition_rows(ident: &TableIdent, table: &Table) -> Result<Vec<(Vec<String>, u64)>> {
+    use iceberg::spec::{Literal, ManifestContentType, PrimitiveLiteral, PrimitiveType, Type};
+    let md = table.metadata();
+    let Some(snapshot) = md.current_snapshot() else { return Ok(Vec::new()) };
+    let list = table.manifest_list_reader(snapshot).load().await.map_err(table_err(ident, "read the manifest list"))?;
+    let mut counts: BTreeMap<Vec<String>, u64> = BTreeMap::new();
+    for m in list.entries().iter().filter(|m| m.content == ManifestContentType::Data) {
+        let types: Vec<Option<Type>> = md
+            .partition_spec_by_id(m.partition_spec_id)
+            .and_then(|spec| spec.partition_type(md.current_schema()).ok())
+            .map(|t| t.fields().iter().map(|f| Some((*f.field_type).clone())).collect())
+            .unwrap_or_default();
+        let manifest = m.load_manifest(table.file_io()).await.map_err(table_err(ident, "read a manifest"))?;
+        for e in manifest.entries().iter().filter(|e| e.is_alive()) {
+            let file = e.data_file();
+            let key = file
+                .partition()
+                .iter()
+                .enumerate()
+                .map(|(i, v)| match (v, types.get(i).cloned().flatten()) {
+                    (None, _) => "NULL".to_string(),
+                    (
+                        Some(Literal::Primitive(PrimitiveLiteral::Int(days))),
+                        Some(Type::Primitive(PrimitiveType::Date)),
+                    ) => (chrono::NaiveDate::from_ymd_opt(1970, 1, 1).expect("epoch")
+                        + chrono::Duration::days((*days).into()))
+                    .to_string(),
+                    (Some(Literal::Primitive(PrimitiveLiteral::String(s))), _) => s.clone(),
+                    (Some(Literal::Primitive(PrimitiveLiteral::Int(n))), _) => n.to_string(),
+                    (Some(Literal::Primitive(PrimitiveLiteral::Long(n))), _) => n.to_string(),
+                    (Some(Literal::Primitive(PrimitiveLiteral::Boolean(b))), _) => b.to_string(),
+                    (Some(other), _) => format!("{other:?}"),
+                })
+                .collect();
+            *counts.entry(key).or_default() += file.record_count();
+        }
+    }
+    Ok(counts.into_iter().collect())
+}
+
 pub fn snapshot_infos(table: &Table) -> Vec<SnapshotInfo> {
     let md = table.metadata();
     let current = md.current_snapshot_id();
