@@ -108,6 +108,12 @@ async fn lakehouse_pages_show_the_gold_tables() {
     let (_, html) = get(&client, &base, &format!("/lakehouse/overview?course={course}")).await;
     assert_eq!(figure(&html, "rounds"), fmt_int(rounds_one));
     assert_eq!(figure(&html, "courses"), "1");
+    // The course's silver rows (counted from the manifests' partitions) equal a scan's count.
+    let silver_one = n(query(
+        home.path(),
+        &format!("SELECT count(*) AS n FROM silver.fact_telemetry_event WHERE course_id = '{course}'"),
+    ));
+    assert_eq!(figure(&html, "silver_rows"), fmt_int(silver_one));
 
     // Quality: each course's score from gold.data_quality_overview, and the silver quarantine.
     let (_, html) = get(&client, &base, "/lakehouse/quality").await;

@@ -643,7 +643,9 @@ fn identity_spec(schema: &IcebergSchema, columns: &[&str]) -> Result<UnboundPart
 /// An existing table must have every requested column and the same identity partition columns.
 /// A table's partition columns: the column name for identity partitions, `transform(column)`
 /// for others.
-fn identity_partition_columns(table: &Table) -> Vec<String> {
+/// The default partition spec's fields, in order: the source column of an identity field, or
+/// `transform(column)` (the order [`partition_rows`] gives values in).
+pub fn identity_partition_columns(table: &Table) -> Vec<String> {
     let md = table.metadata();
     let current = md.current_schema();
     md.default_partition_spec()
