@@ -18,11 +18,10 @@
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
-use async_trait::async_trait;
 use chrono::NaiveDate;
 use datafusion::arrow::array::{Array, RecordBatch};
 use datafusion::arrow::datatypes::SchemaRef;
-use datafusion::catalog::{MemTable, SchemaProvider};
+use datafusion::catalog::MemTable;
 use datafusion::common::{JoinType, ScalarValue};
 use datafusion::datasource::TableProvider;
 use datafusion::error::{DataFusionError, Result};
@@ -30,6 +29,7 @@ use datafusion::logical_expr::{ident, lit};
 use datafusion::prelude::{DataFrame, SessionContext};
 
 use super::models::{Incremental, ModelSpec};
+use crate::lake::session::OverlaySchema;
 use crate::lake::{PartitionValue, PartitionValues};
 
 /// Distinct values of a key column up to which it also becomes an `IN` list on the inputs (for
@@ -148,7 +148,7 @@ pub async fn narrowed_session(
     for ns in source.schema_names() {
         let Some(inner) = source.schema(&ns) else { continue };
         let tables = overrides.remove(&ns).unwrap_or_default();
-        target.register_schema(&ns, Arc::new(NarrowedSchema { inner, tables }))?;
+        target.register_schema(&ns, Arc::new(OverlaySchema::new(inner, tables)))?;
     }
     Ok(narrowed)
 }
@@ -186,35 +186,6 @@ fn semi(left: DataFrame, keys: DataFrame, columns: &[String], join: JoinType) ->
     let l: Vec<&str> = columns.iter().map(String::as_str).collect();
     let r: Vec<&str> = right_cols.iter().map(String::as_str).collect();
     left.join(keys, join, &l, &r, None)
-}
-
-/// A schema whose listed tables are replaced by narrowed views.
-#[derive(Debug)]
-struct NarrowedSchema {
-    inner: Arc<dyn SchemaProvider>,
-    tables: HashMap<String, Arc<dyn TableProvider>>,
-}
-
-#[async_trait]
-impl SchemaProvider for NarrowedSchema {
-    fn as_any(&self) -> &dyn std::any::Any {
-        self
-    }
-
-    fn table_names(&self) -> Vec<String> {
-        self.inner.table_names()
-    }
-
-    async fn table(&self, name: &str) -> Result<Option<Arc<dyn TableProvider>>> {
-        match self.tables.get(name) {
-            Some(t) => Ok(Some(t.clone())),
-            None => self.inner.table(name).await,
-        }
-    }
-
-    fn table_exist(&self, name: &str) -> bool {
-        self.inner.table_exist(name)
-    }
 }
 
 /// The partitions a run replaces: tuples of `partition_by` values (never NULL).

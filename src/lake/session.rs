@@ -269,3 +269,42 @@ fn as_of_provider(table: Table, at: DateTime<Utc>) -> iceberg::Result<Option<Arc
         Ok(None)
     }
 }
+
+/// A schema whose listed tables are replaced by other providers (views over the originals): the
+/// narrowed inputs of an incremental gold model, the UI's date-filtered gold tables.
+#[derive(Debug)]
+pub struct OverlaySchema {
+    inner: Arc<dyn SchemaProvider>,
+    tables: std::collections::HashMap<String, Arc<dyn TableProvider>>,
+}
+
+impl OverlaySchema {
+    pub fn new(
+        inner: Arc<dyn SchemaProvider>,
+        tables: std::collections::HashMap<String, Arc<dyn TableProvider>>,
+    ) -> OverlaySchema {
+        OverlaySchema { inner, tables }
+    }
+}
+
+#[async_trait]
+impl SchemaProvider for OverlaySchema {
+    fn as_any(&self) -> &dyn Any {
+        self
+    }
+
+    fn table_names(&self) -> Vec<String> {
+        self.inner.table_names()
+    }
+
+    async fn table(&self, name: &str) -> datafusion::error::Result<Option<Arc<dyn TableProvider>>> {
+        match self.tables.get(name) {
+            Some(t) => Ok(Some(t.clone())),
+            None => self.inner.table(name).await,
+        }
+    }
+
+    fn table_exist(&self, name: &str) -> bool {
+        self.inner.table_exist(name)
+    }
+}
