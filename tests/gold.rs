@@ -643,7 +643,7 @@ fn fixture_matches_the_silver_contract() {
 async fn every_model_matches_hand_computed_values() {
     let ctx = session_with(&fixture_rows());
     let runs = run_gold(&ctx).await;
-    assert_eq!(runs.len(), 26);
+    assert_eq!(runs.len(), 28);
 
     // silver_round_latest: lf-2 came twice (2 rows on 06-01, 4 on 06-02) → latest 06-02, 2 dates, 6 rows.
     check(
@@ -1512,6 +1512,65 @@ async fn every_model_matches_hand_computed_values() {
     )
     .await;
 
+    // round_progression: the positioned fixes of each round's latest delivery, by location_index.
+    //   cs-1: hole 1 → 10 → 18 → 18 (two skips; section 54 → 53 on hole 18 goes back) → minor;
+    //   cs-2: 10 → 11 → clean; lf-1: 1 → 9 (skip) → 1 (a wrap from 9, fine) → 9 (skip) → minor;
+    //   lf-2 (06-02's rows, not the stale 06-01 ones): 1 → 5 → 9 (skips) → 9 (26 → 27) → minor;
+    //   lf-3: 1 → 2 → clean (its padding slot has no position).
+    check(
+        &ctx,
+        "round_progression",
+        "course_id, round_id",
+        &[
+            ("course_id", vec![S("creekside"), S("creekside"), S("loopfalls"), S("loopfalls"), S("loopfalls")]),
+            ("round_id", vec![S("cs-1"), S("cs-2"), S("lf-1"), S("lf-2"), S("lf-3")]),
+            ("ingest_date", vec![D("2025-06-03"), D("2025-07-06"), D("2025-06-02"), D("2025-06-02"), D("2025-06-02")]),
+            ("positioned_fixes", vec![I(4), I(2), I(4), I(4), I(2)]),
+            ("steps", vec![I(3), I(1), I(3), I(3), I(1)]),
+            ("hole_backward_steps", vec![I(0), I(0), I(0), I(0), I(0)]),
+            ("hole_skip_steps", vec![I(2), I(0), I(2), I(2), I(0)]),
+            ("section_backward_steps", vec![I(1), I(0), I(0), I(0), I(0)]),
+            (
+                "progression_class",
+                vec![S("minor_issues"), S("clean"), S("minor_issues"), S("minor_issues"), S("clean")],
+            ),
+        ],
+    )
+    .await;
+
+    // course_section_summary: the real fixes per (course, nine, hole, section). creekside (1,1,1)
+    // cs-1 pace 0; (2,10,28) cs-1 90 and cs-2 200 → 145; (2,11,31) cs-2 300 without a latitude;
+    // (2,18,53) 100; (2,18,54) no pace. loopfalls (1,1,1) lf-1 0, lf-2 10, lf-3 none (no position
+    // either) → 5 over 2; (1,2,4) lf-3 only: nothing; (1,5,14) 20; (1,9,26) 26; (1,9,27) lf-1 60 and
+    // lf-2 30 → 45; (2,1,28) 120; (2,9,54) −30. Every located fix is at (42.9, −112.5).
+    let (lat, lon) = (|| F(42.9), || F(-112.5));
+    check(
+        &ctx,
+        "course_section_summary",
+        "course_id, nine_number, hole_number, section_number",
+        &[
+            ("course_id", [vec![S("creekside"); 5], vec![S("loopfalls"); 7]].concat()),
+            ("nine_number", vec![I(1), I(2), I(2), I(2), I(2), I(1), I(1), I(1), I(1), I(1), I(2), I(2)]),
+            ("hole_number", vec![I(1), I(10), I(11), I(18), I(18), I(1), I(2), I(5), I(9), I(9), I(1), I(9)]),
+            ("section_number", vec![I(1), I(28), I(31), I(53), I(54), I(1), I(4), I(14), I(26), I(27), I(28), I(54)]),
+            ("rounds", vec![I(1), I(2), I(1), I(1), I(1), I(3), I(1), I(1), I(1), I(2), I(1), I(1)]),
+            ("fix_count", vec![I(1), I(2), I(1), I(1), I(1), I(3), I(1), I(1), I(1), I(2), I(1), I(1)]),
+            ("pace_count", vec![I(1), I(2), I(1), I(1), I(0), I(2), I(0), I(1), I(1), I(2), I(1), I(1)]),
+            (
+                "avg_pace_sec",
+                vec![F(0.0), F(145.0), F(300.0), F(100.0), N, F(5.0), N, F(20.0), F(26.0), F(45.0), F(120.0), F(-30.0)],
+            ),
+            (
+                "median_pace_sec",
+                vec![F(0.0), F(145.0), F(300.0), F(100.0), N, F(5.0), N, F(20.0), F(26.0), F(45.0), F(120.0), F(-30.0)],
+            ),
+            ("located_fix_count", vec![I(1), I(2), I(0), I(1), I(1), I(2), I(0), I(1), I(1), I(2), I(1), I(1)]),
+            ("avg_latitude", vec![lat(), lat(), N, lat(), lat(), lat(), N, lat(), lat(), lat(), lat(), lat()]),
+            ("avg_longitude", vec![lon(), lon(), N, lon(), lon(), lon(), N, lon(), lon(), lon(), lon(), lon()]),
+        ],
+    )
+    .await;
+
     // global_overview: both courses together: 19 rows, 3 padding, 16 real, 5 rounds, 3 devices,
     // 6 without timestamp (3 real), 3 problems; complete cs-1, lf-1, lf-2 = 60 %; nine-hole lf-2 and
     // secondary lf-2 = 20 %; auto cs-2, lf-3 = 40 %; padding 3/19 = 15.79 %, no timestamp 6/19 =
@@ -2016,7 +2075,7 @@ tests = [
 #[test]
 fn the_shipped_gold_dag_validates_and_orders_models_by_what_they_read() {
     let dag = tmctl::dag::load_file(&dags_dir().join("gold.toml")).unwrap_or_else(|d| panic!("{d:?}"));
-    assert_eq!(dag.tasks.len(), 27, "26 models and the wait on silver");
+    assert_eq!(dag.tasks.len(), 29, "28 models and the wait on silver");
     let order: Vec<&str> = dag.topological().map(|t| t.id.as_str()).collect();
     let pos = |id: &str| order.iter().position(|t| *t == id).unwrap();
     assert_eq!(order[..2], ["wait_for_silver", "silver_round_latest"]);
@@ -2056,7 +2115,7 @@ fn the_models_rebuilt_on_every_run_read_gold_not_silver() {
             assert!(!reads.iter().any(|r| r.starts_with("silver.")), "{}: reads {reads:?}", file.display());
         }
     }
-    assert_eq!((tables, incremental), (15, 11));
+    assert_eq!((tables, incremental), (16, 12));
 }
 
 // ---------------------------------------------------------------------------------------------

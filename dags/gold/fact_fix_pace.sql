@@ -4,7 +4,8 @@
 -- silver on every run (an exact median needs every value; this keeps them, pre-joined).
 -- Not in the reference. hour_of_day and iso_weekday (1 = Monday … 7 = Sunday) are of
 -- fix_timestamp in the course's local time (its profile's time zone; UTC without a profile),
--- NULL without a timestamp.
+-- NULL without a timestamp. Its position (nine, hole, section), pace and coordinates feed
+-- course_section_summary (pace by section, the section map of the topology page).
 WITH fixes AS (
     SELECT
         s.course_id,
@@ -13,7 +14,13 @@ WITH fixes AS (
         s.location_index,
         timezone(COALESCE(p.timezone, 'UTC'), s.fix_timestamp) AS fix_local,
         s.is_problem,
-        s.pace_gap
+        s.pace_gap,
+        s.nine_number,
+        s.hole_number,
+        s.section_number,
+        s.pace,
+        s.latitude,
+        s.longitude
     FROM silver.fact_telemetry_event AS s
     JOIN gold.silver_round_latest AS l
       ON s.course_id = l.course_id
@@ -30,5 +37,11 @@ SELECT
     CAST(date_part('hour', fix_local) AS INT) AS hour_of_day,
     CAST(date_part('isodow', fix_local) + 1 AS INT) AS iso_weekday,
     is_problem,
-    pace_gap
+    pace_gap,
+    nine_number,
+    hole_number,
+    section_number,
+    pace,
+    latitude,
+    longitude
 FROM fixes
