@@ -9,7 +9,8 @@ generate → ingest → silver for the first --history dates; 16 M silver rows w
 plus one gold run of its last history date when gold has none (not timed). Then `tmctl serve`
 on that home, with an empty DAG folder so that no scheduled run competes with the pages, and a
 bearer token (`<home>/api-token`: every page needs a login or a token). Each lakehouse page —
-without and with `?course=` — is requested --requests times one after another over one
+without and with `?course=`, and with a course and the first week of local round dates
+(`&from=…&to=…`) — is requested --requests times one after another over one
 keep-alive connection after 3 warm-up requests; the figures are per page: p50, p99 and max
 milliseconds (wall clock of the whole response, body read) and the response size. Target
 (issue 11): p99 <= 200 ms for every page.
@@ -31,8 +32,9 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 import gold_vs_duckdb as g  # noqa: E402
 
-PAGES = ["/lakehouse/overview", "/lakehouse/quality", "/lakehouse/pace", "/lakehouse/rounds",
-         "/lakehouse/devices", "/lakehouse/tables"]
+PAGES = ["/lakehouse/overview", "/lakehouse/course", "/lakehouse/quality", "/lakehouse/pace",
+         "/lakehouse/rounds", "/lakehouse/validation", "/lakehouse/topology", "/lakehouse/devices",
+         "/lakehouse/tables"]
 
 
 def free_port():
@@ -106,6 +108,9 @@ def main():
     silver_rows = int(tm.query("SELECT count(*) AS n FROM silver.fact_telemetry_event")[0]["n"])
     rounds = int(tm.query("SELECT count(*) AS n FROM gold.fact_rounds")[0]["n"])
     course = tm.query("SELECT course_id FROM gold.dim_course ORDER BY course_id LIMIT 1")[0]["course_id"]
+    # A week of local round dates for the date-filtered variants.
+    week = tm.query("SELECT CAST(min(round_date_local) AS VARCHAR) AS a, "
+                    "CAST(min(round_date_local) + INTERVAL '6' DAY AS VARCHAR) AS b FROM gold.fact_rounds")[0]
     print(f"lake: {silver_rows:,} silver rows, {rounds:,} rounds; course for ?course=: {course}", flush=True)
 
     port = free_port()
@@ -118,7 +123,8 @@ def main():
         token = open(os.path.join(tm.home, "api-token")).read().strip()
         results = []
         for page in PAGES:
-            for query in ("", f"?course={urllib.parse.quote(course)}"):
+            for query in ("", f"?course={urllib.parse.quote(course)}",
+                          f"?course={urllib.parse.quote(course)}&from={week['a'][:10]}&to={week['b'][:10]}"):
                 path = page + query
                 r = {"path": path, **timed_requests(port, path, token, args.requests)}
                 results.append(r)

@@ -196,5 +196,6 @@ pub async fn run(settings: Arc<Settings>, store: Store, args: DemoArgs) -> Resul
     );
     println!("tmctl runs list --dag silver    # every run; `tmctl logs RUN TASK` for a try's log");
     println!("tmctl query --format json \"SELECT * FROM gold.data_quality_overview\"");
+    println!("tmctl serve                     # then http://127.0.0.1:8080/lakehouse/course");
     Ok(ok)
 }

@@ -344,7 +344,8 @@ async fn ui_in_chromium_login_trigger_grid_log_clear_lakehouse() {
     assert_eq!(get_json(&d.at("/api/v1/dags/ui_demo")).await["paused"], false);
 
     // ---- lakehouse pages (from the demo's gold tables) -------------------------------------------
-    for (i, page) in ["overview", "quality", "pace", "rounds", "devices", "tables"].iter().enumerate() {
+    let pages = ["overview", "course", "quality", "pace", "rounds", "validation", "topology", "devices", "tables"];
+    for (i, page) in pages.iter().enumerate() {
         let path = format!("/lakehouse/{page}");
         visit(&b, &d, &path, &format!("{:02}-lakehouse-{page}", 14 + i)).await;
         assert!(b.try_find("main .nodata").await.is_none(), "{path} says there is no data:\n{}", b.body_text().await);
@@ -367,7 +368,47 @@ async fn ui_in_chromium_login_trigger_grid_log_clear_lakehouse() {
     submit(&b, "main form.filter").await;
     let shown = b.wait_for("main .course-filter", Duration::from_secs(10)).await;
     assert_eq!(b.text(&shown).await, course);
-    check_page(&b, &d, "20-lakehouse-pace-one-course").await;
+    check_page(&b, &d, "23-lakehouse-pace-one-course").await;
+
+    // The course's own pages, with the numbers `tmctl query` gives for the same gold tables: the
+    // map has one point per located section, the weekday × hour heatmap one cell per slot.
+    let q = |sql: String| common::query_rows(env.home.path(), &sql);
+    let located = q(format!(
+        "SELECT count(*) AS n FROM gold.course_section_summary WHERE course_id = '{course}' AND avg_latitude IS NOT NULL"
+    ))[0]["n"]
+        .as_i64()
+        .unwrap();
+    visit(&b, &d, &format!("/lakehouse/topology?course={course}"), "24-lakehouse-topology-one-course").await;
+    let points = b.find_all("main svg circle.map-point").await.len() as i64;
+    assert_eq!(points, located, "map points");
+    visit(&b, &d, &format!("/lakehouse/course?course={course}"), "25-lakehouse-course").await;
+    let rounds =
+        q(format!("SELECT count(*) AS n FROM gold.fact_rounds WHERE course_id = '{course}'"))[0]["n"].as_i64().unwrap();
+    assert_eq!(b.text(&b.find("main [data-figure=rounds]").await).await, rounds.to_string());
+    let cells = b.find_all("main section#patterns svg rect.lh-cell").await.len();
+    assert_eq!(cells % 7, 0, "seven weekday rows");
+    assert!(cells >= 7, "the play-patterns heatmap has cells");
+    visit(&b, &d, &format!("/lakehouse/validation?course={course}"), "26-lakehouse-validation-one-course").await;
+    assert_eq!(b.text(&b.find("main [data-figure=rounds]").await).await, rounds.to_string());
+    // A date range typed into the form stays on the next page a tab leads to.
+    let first = q("SELECT CAST(min(round_date_local) AS VARCHAR) AS d FROM gold.fact_rounds".into())[0]["d"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    b.execute(
+        "document.querySelector('main form.filter input[name=from]').value = arguments[0]; \
+         document.querySelector('main form.filter input[name=to]').value = arguments[0];",
+        vec![serde_json::json!(first)],
+    )
+    .await;
+    submit(&b, "main form.filter").await;
+    let shown = b.wait_for("main .date-filter", Duration::from_secs(10)).await;
+    assert!(b.text(&shown).await.contains(&first));
+    b.click(&b.find("nav.subnav a[href^='/lakehouse/rounds']").await).await;
+    let shown = b.wait_for("main .date-filter", Duration::from_secs(10)).await;
+    assert!(b.text(&shown).await.contains(&first), "the rounds tab keeps the date range");
+    assert!(b.current_url().await.contains(&format!("from={first}")));
+    check_page(&b, &d, "27-lakehouse-rounds-dated").await;
 
     // ---- log out --------------------------------------------------------------------------------
     let logout = b.find("header form[action='/logout'] button[type=submit]").await;

@@ -1,8 +1,9 @@
 //! The lakehouse pages of the web UI against a real lakehouse: `tmctl demo` (the binary) fills a
 //! temporary home, a daemon started in-process serves it on port 0, and every `/lakehouse/...`
-//! page is fetched with and without a course filter. Their figures are checked against
-//! `tmctl query` on the gold tables, hostile course values are shown escaped and match nothing,
-//! and a fresh install answers "no data yet" with 200.
+//! page is fetched with and without a course filter and a date range. Their figures and CSV
+//! downloads are checked against `tmctl query` on the gold tables, an unknown (or hostile) course
+//! is a 404 page with the value escaped, a bad date a 400, and a fresh install answers "no data
+//! yet" with 200.
 
 mod common;
 
@@ -14,7 +15,8 @@ use tmctl::config::{Overrides, Settings};
 use tmctl::store::Store;
 use tmctl::web::charts::{fmt_int, fmt_num, fmt_pace};
 
-const PAGES: &[&str] = &["overview", "quality", "pace", "rounds", "devices", "tables"];
+const PAGES: &[&str] =
+    &["overview", "course", "quality", "pace", "rounds", "validation", "topology", "devices", "tables"];
 
 use common::tmctl_on as tmctl;
 
@@ -53,6 +55,36 @@ fn figure(html: &str, key: &str) -> String {
 
 fn charts(html: &str) -> usize {
     html.matches("<svg class=\"chart\"").count()
+}
+
+/// The records of a CSV text (RFC 4180: quoted fields may hold commas, quotes and newlines).
+fn csv_records(text: &str) -> Vec<Vec<String>> {
+    let (mut records, mut record, mut field) = (Vec::new(), Vec::new(), String::new());
+    let (mut quoted, mut chars) = (false, text.chars().peekable());
+    while let Some(c) = chars.next() {
+        match (quoted, c) {
+            (true, '"') if chars.peek() == Some(&'"') => {
+                chars.next();
+                field.push('"');
+            }
+            (true, '"') => quoted = false,
+            (true, c) => field.push(c),
+            (false, '"') => quoted = true,
+            (false, ',') => record.push(std::mem::take(&mut field)),
+            (false, '\r') => {}
+            (false, '\n') => {
+                record.push(std::mem::take(&mut field));
+                records.push(std::mem::take(&mut record));
+            }
+            (false, c) => field.push(c),
+        }
+    }
+    records
+}
+
+/// `1,234` → 1234.
+fn int_of(text: &str) -> i64 {
+    text.replace(',', "").parse().unwrap_or_else(|_| panic!("not a number: {text}"))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -99,7 +131,8 @@ async fn lakehouse_pages_show_the_gold_tables() {
     assert_eq!(figure(&html, "silver_rows"), fmt_int(silver_all));
     let range = query(
         home.path(),
-        "SELECT CAST(min(round_date) AS VARCHAR) AS a, CAST(max(round_date) AS VARCHAR) AS b FROM gold.fact_rounds",
+        "SELECT CAST(min(round_date_local) AS VARCHAR) AS a, CAST(max(round_date_local) AS VARCHAR) AS b \
+         FROM gold.fact_rounds",
     );
     assert_eq!(
         figure(&html, "date_range").replace("&#8594;", "→"),
@@ -190,20 +223,117 @@ async fn lakehouse_pages_show_the_gold_tables() {
     assert_eq!(status, 200);
     assert!(html.contains("Snapshots of silver.fact_telemetry_event"));
 
-    // Hostile course values: escaped on the page, bound as a parameter (matches nothing).
+    // Validation: the checks' rounds, the incomplete rounds and the rounds to review.
+    let (_, html) = get(&client, &base, "/lakehouse/validation").await;
+    assert_eq!(figure(&html, "rounds"), fmt_int(rounds_all));
+    let incomplete = n(query(home.path(), "SELECT count(*) AS n FROM gold.fact_rounds WHERE NOT is_complete"));
+    assert_eq!(figure(&html, "incomplete"), fmt_int(incomplete));
+    let review = n(query(
+        home.path(),
+        "SELECT count(*) AS n FROM gold.round_progression WHERE progression_class = 'needs_review'",
+    ));
+    assert_eq!(figure(&html, "needs_review"), fmt_int(review));
+    // Its CSV is the checks table: one record per course, with the course's rounds.
+    let (status, csv) = get(&client, &base, "/lakehouse/validation?csv=checks").await;
+    assert_eq!(status, 200);
+    let records = csv_records(&csv);
+    assert_eq!(records[0][..2], ["course".to_string(), "rounds".to_string()], "{csv}");
+    assert_eq!(records.len(), 1 + courses.len(), "{csv}");
+    for (record, c) in records[1..].iter().zip(&courses) {
+        let rounds =
+            n(query(home.path(), &format!("SELECT count(*) AS n FROM gold.fact_rounds WHERE course_id = '{c}'")));
+        assert_eq!((record[0].as_str(), int_of(&record[1])), (c.as_str(), rounds), "{csv}");
+    }
+
+    // Topology: the course's nines, and one map point per section with coordinates.
+    let (_, html) = get(&client, &base, &format!("/lakehouse/topology?course={course}")).await;
+    let nines =
+        n(query(home.path(), &format!("SELECT count(*) AS n FROM gold.course_topology WHERE course_id = '{course}'")));
+    assert_eq!(figure(&html, "nines"), fmt_int(nines));
+    let located = n(query(
+        home.path(),
+        &format!(
+            "SELECT count(*) AS n FROM gold.course_section_summary WHERE course_id = '{course}' \
+             AND avg_latitude IS NOT NULL"
+        ),
+    ));
+    assert!(located > 0);
+    assert_eq!(html.matches("class=\"map-point\"").count() as i64, located, "one point per located section");
+
+    // Course page: the profile's time zone, and the local weekday × hour table adds up to the
+    // course's rounds with a timestamp (through its CSV download).
+    let tz = query(home.path(), &format!("SELECT timezone FROM gold.dim_course WHERE course_id = '{course}'"));
+    let (_, html) = get(&client, &base, &format!("/lakehouse/course?course={course}")).await;
+    assert_eq!(figure(&html, "timezone"), tz[0]["timezone"].as_str().unwrap());
+    // (askama writes `&` in attributes as `&#38;`)
+    let link = format!("href=\"/lakehouse/course?course={course}&#38;csv=patterns\"");
+    assert!(html.contains(&link), "no CSV link {link}: {:?}", html.split("csv-link").nth(1).map(|t| &t[..120]));
+    let (status, csv) = get(&client, &base, &format!("/lakehouse/course?course={course}&csv=patterns")).await;
+    assert_eq!(status, 200);
+    let records = csv_records(&csv);
+    assert_eq!(records.len(), 8, "header and seven weekdays: {csv}");
+    let played: i64 = records[1..].iter().map(|r| int_of(r.last().unwrap())).sum();
+    let timed_one = n(query(
+        home.path(),
+        &format!(
+            "SELECT count(*) AS n FROM gold.fact_rounds WHERE course_id = '{course}' AND round_hour_local IS NOT NULL"
+        ),
+    ));
+    assert_eq!(played, timed_one, "{csv}");
+    let (status, _) = get(&client, &base, "/lakehouse/course?csv=no-such-table").await;
+    assert_eq!(status, 404, "a CSV of a table the page does not have");
+
+    // A date range: the rounds of the first local date only, on every page, kept by every tab.
+    let first = query(home.path(), "SELECT CAST(min(round_date_local) AS VARCHAR) AS d FROM gold.fact_rounds");
+    let first = first[0]["d"].as_str().unwrap().to_string();
+    let in_range = n(query(
+        home.path(),
+        &format!("SELECT count(*) AS n FROM gold.fact_rounds WHERE round_date_local = DATE '{first}'"),
+    ));
+    assert!(in_range > 0 && in_range < rounds_all, "{in_range} of {rounds_all}");
+    let dated = format!("from={first}&to={first}");
+    let (_, html) = get(&client, &base, &format!("/lakehouse/overview?{dated}")).await;
+    assert_eq!(figure(&html, "rounds"), fmt_int(in_range));
+    for page in PAGES {
+        let tab = format!("href=\"/lakehouse/{page}?from={first}&#38;to={first}\"");
+        assert!(html.contains(&tab), "tab {page} keeps the dates: no {tab}");
+    }
+    for page in PAGES {
+        let (status, html) = get(&client, &base, &format!("/lakehouse/{page}?course={course}&{dated}")).await;
+        assert_eq!(status, 200, "{page} dated");
+        assert!(!html.contains("class=\"error\""), "{page} dated shows an error:\n{html}");
+        assert!(html.contains(&format!("value=\"{first}\"")), "{page}: the date inputs keep the range");
+    }
+    let (_, html) = get(&client, &base, &format!("/lakehouse/validation?{dated}")).await;
+    assert_eq!(figure(&html, "rounds"), fmt_int(in_range));
+    // A per-round table narrowed by the range: the average pace of those rounds only.
+    let avg = query(
+        home.path(),
+        &format!(
+            "SELECT avg(p.avg_pace) AS p FROM gold.pace_summary_by_round p JOIN gold.fact_rounds f \
+             ON f.course_id = p.course_id AND f.round_id = p.round_id \
+             WHERE p.course_id = '{course}' AND f.round_date_local = DATE '{first}'"
+        ),
+    );
+    if let Some(avg) = avg[0]["p"].as_f64() {
+        let (_, html) = get(&client, &base, &format!("/lakehouse/pace?course={course}&{dated}")).await;
+        assert_eq!(figure(&html, "avg_pace"), fmt_pace(avg));
+    }
+    let (status, html) = get(&client, &base, "/lakehouse/overview?from=2025-13-01").await;
+    assert_eq!(status, 400);
+    assert!(html.contains("from=2025-13-01") && html.contains("YYYY-MM-DD"), "{html}");
+
+    // An unknown course, hostile ones included: a 404 page, the value escaped, never run as SQL.
     for (raw, encoded) in [
+        ("no-such-course", "no-such-course"),
         ("<script>alert(1)</script>", "%3Cscript%3Ealert(1)%3C%2Fscript%3E"),
         ("x' OR '1'='1", "x%27%20OR%20%271%27%3D%271"),
     ] {
         for page in PAGES {
             let (status, html) = get(&client, &base, &format!("/lakehouse/{page}?course={encoded}")).await;
-            assert_eq!(status, 200, "{page} with {raw}");
+            assert_eq!(status, 404, "{page} with {raw}");
             assert!(!html.contains("<script>alert"), "{page}: unescaped course");
-            assert!(!html.contains("class=\"error\""), "{page} with {raw}: {html}");
-            if *page == "overview" {
-                assert_eq!(figure(&html, "rounds"), "0", "{raw} must match no course");
-                assert!(html.contains("(unknown)"));
-            }
+            assert!(html.contains("There is no course"), "{page} with {raw}: {html}");
         }
     }
     let (_, html) = get(&client, &base, "/lakehouse/overview?course=%3Cscript%3Ealert(1)%3C%2Fscript%3E").await;

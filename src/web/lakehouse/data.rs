@@ -1,20 +1,29 @@
 //! Reading the lakehouse for the UI: a DataFusion session over the Iceberg tables (built by
 //! `crate::lake::session`), rows as plain values, and the tables that exist. Every query takes the
 //! course filter as the bound parameter `$1` (`''` = all courses); table and column names that
-//! end up in SQL come from the catalog and pass [`is_identifier`].
+//! end up in SQL come from the catalog and pass [`is_identifier`]. A date range narrows the
+//! session itself: `gold.fact_rounds` to the rounds whose local date is in the range, and every
+//! other gold table keyed by round to those rounds ([`Gold::open`]), so every page query sees
+//! the range without repeating it.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
+
+use chrono::NaiveDate;
 
 use datafusion::arrow::array::{Array, ArrayRef, AsArray};
 use datafusion::arrow::compute::cast;
 use datafusion::arrow::datatypes::{DataType, Float64Type, Int64Type};
 use datafusion::arrow::record_batch::RecordBatch;
 use datafusion::arrow::util::display::array_value_to_string;
+use datafusion::common::JoinType;
+use datafusion::datasource::TableProvider;
 use datafusion::execution::context::SessionContext;
+use datafusion::logical_expr::{col, lit};
 use datafusion::scalar::ScalarValue;
 
 use crate::daemon::Daemon;
+use crate::lake::session::OverlaySchema;
 use crate::lake::{Lake, SessionOptions};
 
 /// `WHERE` clause fragment of the course filter (`$1`).
@@ -130,6 +139,30 @@ pub async fn lake(d: &Daemon) -> Result<Lake, String> {
     d.exec.lake().get().await.map_err(|e| format!("cannot open the lake: {e}"))
 }
 
+/// The date filter of the lakehouse pages: rounds whose local date (`round_date_local`, the
+/// course's time zone) is in `from ..= to`; either end may be open.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct DateRange {
+    pub from: Option<NaiveDate>,
+    pub to: Option<NaiveDate>,
+}
+
+impl DateRange {
+    pub fn is_all(&self) -> bool {
+        self.from.is_none() && self.to.is_none()
+    }
+
+    /// How the range reads in a note (`2025-06-01 → 2025-06-30`, `from 2025-06-01`).
+    pub fn describe(&self) -> String {
+        match (self.from, self.to) {
+            (Some(f), Some(t)) => format!("{f} → {t}"),
+            (Some(f), None) => format!("from {f}"),
+            (None, Some(t)) => format!("until {t}"),
+            (None, None) => "all dates".into(),
+        }
+    }
+}
+
 /// A session over the current state of the lake plus the tables it has.
 pub struct Gold {
     pub lake: Lake,
@@ -138,14 +171,16 @@ pub struct Gold {
     pub tables: BTreeSet<String>,
     /// The course filter (`""` = all).
     pub course: String,
+    /// The date filter, already applied to the session's round-keyed gold tables.
+    pub dates: DateRange,
 }
 
 impl Gold {
-    pub async fn open(d: &Daemon, course: &str) -> Result<Arc<Gold>, String> {
-        Gold::open_with(lake(d).await?, course).await
+    pub async fn open(d: &Daemon, course: &str, dates: DateRange) -> Result<Arc<Gold>, String> {
+        Gold::open_with(lake(d).await?, course, dates).await
     }
 
-    async fn open_with(lake: Lake, course: &str) -> Result<Arc<Gold>, String> {
+    async fn open_with(lake: Lake, course: &str, dates: DateRange) -> Result<Arc<Gold>, String> {
         let mut tables = BTreeSet::new();
         for ns in crate::lake::iceberg::NAMESPACES {
             for ident in lake.list_tables(ns).await.map_err(|e| e.to_string())? {
@@ -153,7 +188,20 @@ impl Gold {
             }
         }
         let ctx = lake.session(&SessionOptions::current()).await.map_err(|e| e.to_string())?;
-        Ok(Arc::new(Gold { lake, ctx, tables, course: course.to_string() }))
+        if !dates.is_all() && tables.contains("gold.fact_rounds") {
+            scope_to_dates(&ctx, dates).await.map_err(|e| format!("cannot apply the date filter: {e}"))?;
+        }
+        Ok(Arc::new(Gold { lake, ctx, tables, course: course.to_string(), dates }))
+    }
+
+    /// Whether a date filter narrows the round-keyed tables (summaries over all dates say so).
+    pub fn dated(&self) -> bool {
+        !self.dates.is_all()
+    }
+
+    /// The query string that keeps this page's course and dates on a link (`""` for none).
+    pub fn query(&self) -> String {
+        super::filter_query(&self.course, self.dates)
     }
 
     pub fn has(&self, table: &str) -> bool {
@@ -205,6 +253,53 @@ impl Gold {
             .map(|rows| rows.iter().map(|r| r.s(0)).collect())
             .unwrap_or_default()
     }
+}
+
+/// Replaces the session's `gold` schema by one in which `fact_rounds` holds only the rounds of
+/// `dates` (local round date) and every other table with `course_id` and `round_id` only the rows
+/// of those rounds (a semi-join). Tables without a round key (per-course summaries over all
+/// dates) stay as they are.
+async fn scope_to_dates(ctx: &SessionContext, dates: DateRange) -> datafusion::error::Result<()> {
+    let default_catalog = ctx.copied_config().options().catalog.default_catalog.clone();
+    let Some(catalog) = ctx.catalog(&default_catalog) else { return Ok(()) };
+    let Some(gold) = catalog.schema("gold") else { return Ok(()) };
+    let Some(fact_rounds) = gold.table("fact_rounds").await? else { return Ok(()) };
+    let mut rounds = ctx.read_table(fact_rounds.clone())?;
+    if let Some(from) = dates.from {
+        rounds = rounds.filter(col("round_date_local").gt_eq(lit(ScalarValue::Date32(Some(date32(from))))))?;
+    }
+    if let Some(to) = dates.to {
+        rounds = rounds.filter(col("round_date_local").lt_eq(lit(ScalarValue::Date32(Some(date32(to))))))?;
+    }
+    let mut views: HashMap<String, Arc<dyn TableProvider>> = HashMap::new();
+    let keys = rounds.clone().select_columns(&["course_id", "round_id"])?.with_column_renamed("course_id", "__c")?;
+    let keys = keys.with_column_renamed("round_id", "__r")?;
+    for name in gold.table_names() {
+        if name == "fact_rounds" {
+            continue;
+        }
+        let Some(table) = gold.table(&name).await? else { continue };
+        let schema = table.schema();
+        if schema.field_with_name("course_id").is_err() || schema.field_with_name("round_id").is_err() {
+            continue;
+        }
+        let view = ctx.read_table(table)?.join(
+            keys.clone(),
+            JoinType::LeftSemi,
+            &["course_id", "round_id"],
+            &["__c", "__r"],
+            None,
+        )?;
+        views.insert(name, view.into_view());
+    }
+    views.insert("fact_rounds".into(), rounds.into_view());
+    catalog.register_schema("gold", Arc::new(OverlaySchema::new(gold, views)))?;
+    Ok(())
+}
+
+/// Days since 1970-01-01 (Arrow's Date32).
+fn date32(d: NaiveDate) -> i32 {
+    (d - NaiveDate::from_ymd_opt(1970, 1, 1).expect("epoch")).num_days() as i32
 }
 
 #[cfg(test)]

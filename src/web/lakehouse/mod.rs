@@ -1,25 +1,36 @@
 //! The lakehouse pages (`/lakehouse/...`), the replacement of the Streamlit dashboard: overview,
-//! data quality, pace, rounds, devices and the table browser. Figures come from the gold tables
-//! (never recomputed from silver), the run summaries and the Iceberg metadata; charts are inline
-//! SVG from [`super::charts`]. Every page takes `?course=ID` (bound as a query parameter) and
-//! shows "no data yet" instead of an error on a lake without gold tables.
+//! one course, data quality, pace, rounds, round validation, course topology, devices and the
+//! table browser. Figures come from the gold tables (never recomputed from silver), the run
+//! summaries and the Iceberg metadata; charts are inline SVG from [`super::charts`].
 //!
-//! `data.rs` reads the lake, `pages.rs` turns results into [`Page`]s; the handlers only extract,
-//! call and render.
+//! Every page takes `?course=ID` (bound as a query parameter; an unknown course is a 404) and
+//! `&from=YYYY-MM-DD&to=YYYY-MM-DD` (the rounds' local dates, applied to the session's
+//! round-keyed tables, see [`data::Gold::open`]); every link between the pages keeps both. Every
+//! table of every page is also a CSV download (`&csv=<section id>`) of exactly what is shown.
+//! A lake without gold tables shows "no data yet" instead of an error.
+//!
+//! `data.rs` reads the lake, `pages.rs` (and one file per newer page) turns results into
+//! [`Page`]s; the handlers only extract, call and render.
 
+pub mod course;
 pub mod data;
 pub mod pages;
+pub mod topology;
+pub mod validation;
 
 use std::sync::Arc;
 
 use askama::Template;
 use axum::Router;
 use axum::extract::{Query, State};
-use axum::response::Response;
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
 use axum::routing::get;
+use chrono::NaiveDate;
 use serde::Deserialize;
 
-use super::{Chrome, Viewer, render};
+use self::data::DateRange;
+use super::{Chrome, Viewer, error_page, render};
 use crate::daemon::Daemon;
 
 /// The message of a page whose tables do not exist yet.
@@ -129,8 +140,15 @@ pub struct Page {
     pub error: Option<String>,
     pub cards: Vec<Card>,
     pub sections: Vec<Section>,
-    /// Extra query parameters the course form keeps (`table` on the table browser).
+    /// Extra query parameters the filter form and CSV links keep (`table` on the table browser).
     pub keep: Vec<(String, String)>,
+}
+
+impl Page {
+    /// The section `id`, if the page has it.
+    pub fn section(&self, id: &str) -> Option<&Section> {
+        self.sections.iter().find(|s| s.id == id)
+    }
 }
 
 #[derive(Template)]
@@ -140,7 +158,10 @@ struct PageView {
     tabs: Vec<Tab>,
     courses: Vec<String>,
     course: String,
-    unknown_course: bool,
+    from: String,
+    to: String,
+    /// `<page path>?<filters>&csv=`: a section's CSV link appends its id.
+    csv_href: String,
     keep: Vec<(String, String)>,
     no_data: Option<String>,
     error: Option<String>,
@@ -150,9 +171,12 @@ struct PageView {
 
 const TABS: &[(&str, &str)] = &[
     ("overview", "Overview"),
+    ("course", "Course"),
     ("quality", "Data quality"),
     ("pace", "Pace"),
     ("rounds", "Rounds"),
+    ("validation", "Validation"),
+    ("topology", "Topology"),
     ("devices", "Devices"),
     ("tables", "Tables"),
 ];
@@ -161,7 +185,13 @@ const TABS: &[(&str, &str)] = &[
 #[derive(Debug, Default, Deserialize)]
 pub struct Filter {
     pub course: Option<String>,
+    /// First local round date shown (`YYYY-MM-DD`; empty = open).
+    pub from: Option<String>,
+    /// Last local round date shown.
+    pub to: Option<String>,
     pub table: Option<String>,
+    /// `csv=<section id>`: that section's table as CSV instead of the page.
+    pub csv: Option<String>,
 }
 
 impl Filter {
@@ -172,11 +202,53 @@ impl Filter {
             Some(c) => c.chars().take(200).collect(),
         }
     }
+
+    /// The date filter; an error names the parameter and the value it could not read.
+    pub fn dates(&self) -> Result<DateRange, String> {
+        let day = |name: &str, v: &Option<String>| -> Result<Option<NaiveDate>, String> {
+            match v.as_deref().map(str::trim) {
+                None | Some("") => Ok(None),
+                Some(t) => NaiveDate::parse_from_str(t, "%Y-%m-%d").map(Some).map_err(|_| {
+                    let shown: String = t.chars().take(40).collect();
+                    format!("`{name}={shown}` is not a date: write it as YYYY-MM-DD, e.g. {name}=2025-06-01")
+                }),
+            }
+        };
+        let range = DateRange { from: day("from", &self.from)?, to: day("to", &self.to)? };
+        if let (Some(f), Some(t)) = (range.from, range.to)
+            && f > t
+        {
+            return Err(format!("the date range is empty: from={f} is after to={t}"));
+        }
+        Ok(range)
+    }
+}
+
+/// The query string (`?course=…&from=…&to=…`, URL-encoded, empty for no filter) that keeps a
+/// course and a date range on a lakehouse link.
+pub fn filter_query(course: &str, dates: DateRange) -> String {
+    let mut parts = Vec::new();
+    if !course.is_empty() {
+        parts.push(format!("course={}", url_encode(course)));
+    }
+    if let Some(f) = dates.from {
+        parts.push(format!("from={f}"));
+    }
+    if let Some(t) = dates.to {
+        parts.push(format!("to={t}"));
+    }
+    if parts.is_empty() { String::new() } else { format!("?{}", parts.join("&")) }
 }
 
 /// `?course=…` to append to a lakehouse link (URL-encoded).
 pub fn course_query(course: &str) -> String {
-    if course.is_empty() { String::new() } else { format!("?course={}", url_encode(course)) }
+    filter_query(course, DateRange::default())
+}
+
+/// `base` (a query string from [`filter_query`], maybe empty) plus `key=value`.
+pub fn with_param(base: &str, key: &str, value: &str) -> String {
+    let sep = if base.is_empty() { '?' } else { '&' };
+    format!("{base}{sep}{key}={}", url_encode(value))
 }
 
 pub fn url_encode(s: &str) -> String {
@@ -192,14 +264,29 @@ pub fn url_encode(s: &str) -> String {
 
 async fn show(d: Arc<Daemon>, viewer: Viewer, filter: Filter, slug: &'static str) -> Response {
     let course = filter.course();
-    let (page, courses) = match data::Gold::open(&d, &course).await {
+    let dates = match filter.dates() {
+        Ok(dates) => dates,
+        Err(e) => return error_page(StatusCode::BAD_REQUEST, &viewer, e),
+    };
+    let (page, courses) = match data::Gold::open(&d, &course, dates).await {
         Ok(gold) => {
             let courses = gold.courses().await;
+            if !course.is_empty() && gold.has("gold.dim_course") && !courses.contains(&course) {
+                let shown: String = course.chars().take(80).collect();
+                return error_page(
+                    StatusCode::NOT_FOUND,
+                    &viewer,
+                    format!("There is no course `{shown}` in gold.dim_course. Choose one of the lakehouse's courses."),
+                );
+            }
             let page = match slug {
                 "overview" => pages::overview(&d, &gold).await,
+                "course" => course::page(&gold).await,
                 "quality" => pages::quality(&d, &gold).await,
                 "pace" => pages::pace(&gold).await,
                 "rounds" => pages::rounds(&gold).await,
+                "validation" => validation::page(&gold).await,
+                "topology" => topology::page(&gold).await,
                 "devices" => pages::devices(&gold).await,
                 _ => pages::tables(&gold, filter.table.as_deref()).await,
             };
@@ -210,16 +297,28 @@ async fn show(d: Arc<Daemon>, viewer: Viewer, filter: Filter, slug: &'static str
             (Page { title: title_of(slug).into(), error: Some(e), ..Page::default() }, Vec::new())
         }
     };
-    let q = course_query(&course);
+    let q = filter_query(&course, dates);
+    if let Some(id) = filter.csv.as_deref() {
+        return match page.section(id).and_then(|s| s.table.as_ref()) {
+            Some(grid) => csv_download(&format!("{slug}-{id}"), grid),
+            None => error_page(StatusCode::NOT_FOUND, &viewer, format!("This page has no table `{id}` to download.")),
+        };
+    }
     let tabs =
         TABS.iter().map(|(s, label)| Tab { href: format!("/lakehouse/{s}{q}"), label, active: *s == slug }).collect();
-    let unknown_course = !course.is_empty() && !courses.contains(&course);
+    let mut csv_base = q.clone();
+    for (k, v) in &page.keep {
+        csv_base = with_param(&csv_base, k, v);
+    }
+    let csv_href = format!("/lakehouse/{slug}{}", with_param(&csv_base, "csv", ""));
     let view = PageView {
         chrome: Chrome::new(page.title.clone(), &viewer),
         tabs,
         courses,
         course,
-        unknown_course,
+        from: dates.from.map(|d| d.to_string()).unwrap_or_default(),
+        to: dates.to.map(|d| d.to_string()).unwrap_or_default(),
+        csv_href,
         keep: page.keep,
         no_data: page.no_data,
         error: page.error,
@@ -227,6 +326,41 @@ async fn show(d: Arc<Daemon>, viewer: Viewer, filter: Filter, slug: &'static str
         sections: page.sections,
     };
     render(&view)
+}
+
+/// A table as a CSV download: the header and the cells' text exactly as the page shows them.
+fn csv_download(name: &str, grid: &Grid) -> Response {
+    let file: String = name.chars().map(|c| if c.is_ascii_alphanumeric() || c == '-' { c } else { '_' }).collect();
+    (
+        [
+            (header::CONTENT_TYPE, "text/csv; charset=utf-8".to_string()),
+            (header::CONTENT_DISPOSITION, format!("attachment; filename=\"{file}.csv\"")),
+        ],
+        to_csv(grid),
+    )
+        .into_response()
+}
+
+/// RFC 4180 CSV of a grid. A cell that a spreadsheet would run as a formula (`=`, `@`, a tab, or
+/// `+`/`-` not starting a number such as `-5` or a pace `+1:05`) gets a leading `'`, so a course or device name cannot smuggle a
+/// formula into the analyst's spreadsheet.
+pub fn to_csv(grid: &Grid) -> String {
+    fn field(t: &str) -> String {
+        let risky = match t.chars().next() {
+            Some('=' | '@' | '\t' | '\r') => true,
+            Some('-' | '+') => !t[1..].starts_with(|c: char| c.is_ascii_digit() || c == '.'),
+            _ => false,
+        };
+        let t = if risky { format!("'{t}") } else { t.to_string() };
+        if t.contains([',', '"', '\n', '\r']) { format!("\"{}\"", t.replace('"', "\"\"")) } else { t }
+    }
+    let mut out = String::new();
+    for row in std::iter::once(&grid.head).chain(&grid.rows) {
+        let line: Vec<String> = row.iter().map(|c| field(&c.text)).collect();
+        out.push_str(&line.join(","));
+        out.push_str("\r\n");
+    }
+    out
 }
 
 fn title_of(slug: &str) -> &'static str {
@@ -251,9 +385,19 @@ async fn devices(State(d): State<Arc<Daemon>>, v: Viewer, Query(f): Query<Filter
 async fn tables(State(d): State<Arc<Daemon>>, v: Viewer, Query(f): Query<Filter>) -> Response {
     show(d, v, f, "tables").await
 }
+async fn course_page(State(d): State<Arc<Daemon>>, v: Viewer, Query(f): Query<Filter>) -> Response {
+    show(d, v, f, "course").await
+}
+async fn validation_page(State(d): State<Arc<Daemon>>, v: Viewer, Query(f): Query<Filter>) -> Response {
+    show(d, v, f, "validation").await
+}
+async fn topology_page(State(d): State<Arc<Daemon>>, v: Viewer, Query(f): Query<Filter>) -> Response {
+    show(d, v, f, "topology").await
+}
 
 async fn index(Query(f): Query<Filter>) -> axum::response::Redirect {
-    axum::response::Redirect::to(&format!("/lakehouse/overview{}", course_query(&f.course())))
+    let dates = f.dates().unwrap_or_default();
+    axum::response::Redirect::to(&format!("/lakehouse/overview{}", filter_query(&f.course(), dates)))
 }
 
 pub fn router() -> Router<Arc<Daemon>> {
@@ -265,6 +409,9 @@ pub fn router() -> Router<Arc<Daemon>> {
         .route("/lakehouse/rounds", get(rounds))
         .route("/lakehouse/devices", get(devices))
         .route("/lakehouse/tables", get(tables))
+        .route("/lakehouse/course", get(course_page))
+        .route("/lakehouse/validation", get(validation_page))
+        .route("/lakehouse/topology", get(topology_page))
 }
 
 #[cfg(test)]
@@ -273,11 +420,42 @@ mod tests {
 
     #[test]
     fn course_filter_all_means_none() {
-        let f = |c: &str| Filter { course: Some(c.into()), table: None }.course();
+        let f = |c: &str| Filter { course: Some(c.into()), ..Filter::default() }.course();
         assert_eq!(f("all"), "");
         assert_eq!(f(""), "");
         assert_eq!(f(" x "), "x");
         assert_eq!(Filter::default().course(), "");
         assert_eq!(course_query("a b&<"), "?course=a%20b%26%3C");
+    }
+
+    #[test]
+    fn dates_are_read_strictly_and_kept_in_links() {
+        let f =
+            |from: &str, to: &str| Filter { from: Some(from.into()), to: Some(to.into()), ..Filter::default() }.dates();
+        let d = |s: &str| NaiveDate::parse_from_str(s, "%Y-%m-%d").unwrap();
+        assert_eq!(f("", "").unwrap(), DateRange::default());
+        assert_eq!(f("2025-06-01", "").unwrap(), DateRange { from: Some(d("2025-06-01")), to: None });
+        let e = f("2025-13-01", "").unwrap_err();
+        assert!(e.contains("from=2025-13-01") && e.contains("YYYY-MM-DD"), "{e}");
+        let e = f("2025-06-02", "2025-06-01").unwrap_err();
+        assert!(e.contains("after"), "{e}");
+        let range = f("2025-06-01", "2025-06-30").unwrap();
+        assert_eq!(filter_query("a&b", range), "?course=a%26b&from=2025-06-01&to=2025-06-30");
+        assert_eq!(filter_query("", DateRange::default()), "");
+        assert_eq!(with_param("", "csv", "x y"), "?csv=x%20y");
+        assert_eq!(with_param("?course=a", "csv", "t"), "?course=a&csv=t");
+    }
+
+    #[test]
+    fn csv_quotes_and_defuses_formulas() {
+        let mut g = Grid::new(&["name", "#n"]);
+        g.rows.push(vec![Cell::text("a,b"), Cell::num("1,234")]);
+        g.rows.push(vec![Cell::text("=HYPERLINK(\"x\")"), Cell::num("-5")]);
+        g.rows.push(vec![Cell::text("-x"), Cell::num("+1:05")]);
+        g.rows.push(vec![Cell::text("+SUM(A1)"), Cell::num("")]);
+        assert_eq!(
+            to_csv(&g),
+            "name,n\r\n\"a,b\",\"1,234\"\r\n\"'=HYPERLINK(\"\"x\"\")\",-5\r\n'-x,+1:05\r\n'+SUM(A1),\r\n"
+        );
     }
 }

@@ -4,7 +4,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use super::data::{COURSE, Gold, Row, Val, is_identifier};
-use super::{Card, Cell, Grid, NO_DATA, Page, Section, course_query, url_encode};
+use super::{Card, Cell, Grid, NO_DATA, Page, Section, filter_query, url_encode};
 use crate::daemon::Daemon;
 use crate::store::{IngestStatus, IngestionFilter, RunFilter};
 use crate::web::charts::{
@@ -12,21 +12,32 @@ use crate::web::charts::{
     fmt_num, fmt_pace, fmt_pct,
 };
 
-fn page(title: &str) -> Page {
+pub(super) fn page(title: &str) -> Page {
     Page { title: title.into(), ..Page::default() }
 }
 
-fn no_data(title: &str) -> Page {
+pub(super) fn no_data(title: &str) -> Page {
     Page { title: title.into(), no_data: Some(NO_DATA.into()), ..Page::default() }
 }
 
-fn fail(p: &mut Page, e: String) {
+pub(super) fn fail(p: &mut Page, e: String) {
     tracing::warn!(error = %e, page = %p.title, "lakehouse query failed");
     let msg = match p.error.take() {
         Some(prev) => format!("{prev}; {e}"),
         None => e,
     };
     p.error = Some(msg);
+}
+
+/// Says on a section built from a per-course summary (not keyed by round) that a date filter does
+/// not narrow it.
+pub fn all_dates_note(g: &Gold, s: &mut Section) {
+    if g.dated() {
+        if !s.note.is_empty() {
+            s.note.push(' ');
+        }
+        s.note.push_str("This summary covers all dates: the date filter narrows the tables keyed by round.");
+    }
 }
 
 fn opt_pct(x: Option<f64>) -> String {
@@ -83,8 +94,8 @@ pub async fn overview(d: &Daemon, g: &Gold) -> Page {
 
     match g
         .rows(&format!(
-            "SELECT count(*), min(round_date), max(round_date), sum(CASE WHEN is_complete THEN 1 ELSE 0 END) \
-             FROM gold.fact_rounds WHERE {COURSE}"
+            "SELECT count(*), min(round_date_local), max(round_date_local), \
+             sum(CASE WHEN is_complete THEN 1 ELSE 0 END) FROM gold.fact_rounds WHERE {COURSE}"
         ))
         .await
     {
@@ -98,7 +109,7 @@ pub async fn overview(d: &Daemon, g: &Gold) -> Page {
             p.cards.push(Card::new("courses", "Courses", fmt_int(courses)));
             p.cards.push(Card::new("rounds", "Rounds", fmt_int(r.i(0))).note(format!("{} complete", fmt_int(r.i(3)))));
             let range = if r.s(1).is_empty() { "—".to_string() } else { format!("{} → {}", r.s(1), r.s(2)) };
-            p.cards.push(Card::new("date_range", "Date range (round start, UTC)", range));
+            p.cards.push(Card::new("date_range", "Date range (local round dates)", range));
         }
         Err(e) => fail(&mut p, e),
     }
@@ -165,7 +176,7 @@ pub async fn overview(d: &Daemon, g: &Gold) -> Page {
                 let mut label = Cell::text(t.clone()).link(format!(
                     "/lakehouse/tables?table={}{}",
                     url_encode(t),
-                    course_query(&g.course).replacen('?', "&", 1)
+                    g.query().replacen('?', "&", 1)
                 ));
                 if !by_course && !g.course.is_empty() {
                     label.text.push_str(" (all courses)");
@@ -186,6 +197,7 @@ pub async fn overview(d: &Daemon, g: &Gold) -> Page {
 
     // Courses.
     let mut s = Section::new("courses", "Courses");
+    all_dates_note(g, &mut s);
     match g
         .rows(&format!(
             "SELECT course_id, likely_course_type, is_loop_course, rounds_observed, complete_rounds_observed, \
@@ -224,7 +236,7 @@ pub async fn overview(d: &Daemon, g: &Gold) -> Page {
             for r in &rows {
                 let score = r.f(6);
                 grid.rows.push(vec![
-                    Cell::text(r.s(0)).link(format!("/lakehouse/overview{}", course_query(&r.s(0)))),
+                    Cell::text(r.s(0)).link(format!("/lakehouse/course{}", filter_query(&r.s(0), g.dates))),
                     Cell::text(r.s(1)),
                     Cell::text(if r.b(2) { "yes" } else { "no" }),
                     Cell::num(fmt_int(r.i(3))),
@@ -246,6 +258,12 @@ pub async fn overview(d: &Daemon, g: &Gold) -> Page {
     s.note = "Bronze counts the records of accepted landing files (ingestion registry); silver and gold count \
               table rows at their current snapshot."
         .into();
+    if g.dated() {
+        s.note.push_str(
+            " With a date filter, gold tables keyed by round count the rows of the rounds in the range; bronze, \
+             silver and the per-course summaries count all dates.",
+        );
+    }
     table_rows.sort_by_key(|t| std::cmp::Reverse(t.1));
     s.charts.push(
         BarChart::new(
@@ -418,6 +436,9 @@ pub async fn quality(d: &Daemon, g: &Gold) -> Page {
         p.sections.push(s);
     }
 
+    for s in p.sections.iter_mut() {
+        all_dates_note(g, s);
+    }
     quarantine_section(d, g, &mut p).await;
     data_tests_section(d, &mut p).await;
     p
@@ -727,6 +748,7 @@ pub async fn pace(g: &Gold) -> Page {
     p.sections.push(s);
 
     loop_section(g, &mut p).await;
+    super::topology::pace_by_section(g, &mut p).await;
     p
 }
 
@@ -825,7 +847,7 @@ async fn loop_section(g: &Gold, p: &mut Page) {
 // ---------------------------------------------------------------------------------------------
 // Rounds
 
-const WEEKDAYS: &[&str] = &["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"];
+pub(super) const WEEKDAYS: &[&str] = &["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"];
 
 /// `(lower, upper)` IQR outlier bounds of sorted values: max(0, Q1 − 1.5·IQR), Q3 + 1.5·IQR.
 pub fn iqr_bounds(sorted: &[f64]) -> Option<(f64, f64)> {
@@ -859,15 +881,21 @@ pub async fn rounds(g: &Gold) -> Page {
 
     // By weekday (ISO, Monday first), one series per course.
     let mut s = Section::new("weekday", "Rounds by weekday");
-    s.note =
-        "Weekday of the round's first fix (UTC), ISO: Monday = 1 … Sunday = 7 (gold.course_rounds_by_weekday).".into();
-    match g
-        .rows(&format!(
+    s.note = "Weekday of the round's first fix in the course's local time, ISO: Monday = 1 … Sunday = 7 \
+              (gold.course_rounds_by_weekday; with a date filter, the rounds of gold.fact_rounds in the range)."
+        .into();
+    let sql = if g.dated() {
+        format!(
+            "SELECT course_id, COALESCE(round_weekday, 0) AS wd, count(*) FROM gold.fact_rounds WHERE {COURSE} \
+             GROUP BY course_id, COALESCE(round_weekday, 0) ORDER BY course_id, wd"
+        )
+    } else {
+        format!(
             "SELECT course_id, weekday_number, sum(rounds) FROM gold.course_rounds_by_weekday WHERE {COURSE} \
              GROUP BY course_id, weekday_number ORDER BY course_id, weekday_number"
-        ))
-        .await
-    {
+        )
+    };
+    match g.rows(&sql).await {
         Ok(rows) => {
             let mut per: BTreeMap<String, [f64; 8]> = BTreeMap::new();
             for r in &rows {
@@ -904,17 +932,28 @@ pub async fn rounds(g: &Gold) -> Page {
 
     // By month.
     let mut s = Section::new("month", "Rounds by month");
-    match g
-        .rows(&format!(
+    s.note = "Month of the round's start in the course's local time (gold.course_rounds_by_month; with a date \
+              filter, the rounds of gold.fact_rounds in the range)."
+        .into();
+    let sql = if g.dated() {
+        format!(
+            "SELECT course_id, CAST(m AS VARCHAR) AS month, count(*) AS n FROM (SELECT course_id, \
+             COALESCE(CAST(date_trunc('month', round_start_local) AS DATE), DATE '1900-01-01') AS m \
+             FROM gold.fact_rounds WHERE {COURSE}) GROUP BY course_id, m ORDER BY m, course_id"
+        )
+    } else {
+        format!(
             "SELECT course_id, CAST(month_start AS VARCHAR) AS month, sum(rounds) AS n FROM gold.course_rounds_by_month \
              WHERE {COURSE} GROUP BY course_id, month_start ORDER BY month_start, course_id"
-        ))
-        .await
-    {
+        )
+    };
+    match g.rows(&sql).await {
         Ok(rows) => {
             let months: BTreeSet<String> = rows.iter().map(|r| r.s(1)).collect();
             let months: Vec<String> = months.into_iter().collect();
-            let label = |m: &str| if m.starts_with("1900") { "unknown".to_string() } else { m.get(..7).unwrap_or(m).to_string() };
+            let label = |m: &str| {
+                if m.starts_with("1900") { "unknown".to_string() } else { m.get(..7).unwrap_or(m).to_string() }
+            };
             let mut per: BTreeMap<String, BTreeMap<String, f64>> = BTreeMap::new();
             for r in &rows {
                 *per.entry(r.s(0)).or_default().entry(r.s(1)).or_insert(0.0) += r.f(2).unwrap_or(0.0);
@@ -925,9 +964,11 @@ pub async fn rounds(g: &Gold) -> Page {
                 .collect();
             let cats: Vec<String> = months.iter().map(|m| label(m)).collect();
             if months.len() > 1 {
-                s.charts.push(LineChart::new("Rounds per month", "month", "rounds", cats.clone(), series.clone()).to_svg());
+                s.charts
+                    .push(LineChart::new("Rounds per month", "month", "rounds", cats.clone(), series.clone()).to_svg());
             } else {
-                s.charts.push(BarChart::new("Rounds per month", "month", "rounds", cats.clone(), series.clone()).to_svg());
+                s.charts
+                    .push(BarChart::new("Rounds per month", "month", "rounds", cats.clone(), series.clone()).to_svg());
             }
             let mut grid = Grid::new(&["month", "#rounds"]);
             for (i, m) in cats.iter().enumerate() {
@@ -939,6 +980,11 @@ pub async fn rounds(g: &Gold) -> Page {
         Err(e) => fail(&mut p, e),
     }
     p.sections.push(s);
+
+    match super::course::play_patterns(g).await {
+        Ok(s) => p.sections.push(s),
+        Err(e) => fail(&mut p, e),
+    }
 
     // Round-length mix.
     let mut s = Section::new("length", "Round-length mix (9 / 18 / 27 holes)");
@@ -1241,7 +1287,7 @@ pub async fn tables(g: &Gold, selected: Option<&str>) -> Page {
         .map(str::to_string)
         .unwrap_or_else(|| names.iter().find(|n| *n == "silver.fact_telemetry_event").unwrap_or(&names[0]).clone());
     p.keep.push(("table".into(), selected.clone()));
-    let cq = course_query(&g.course).replacen('?', "&", 1);
+    let cq = g.query().replacen('?', "&", 1);
 
     let mut list = Section::new("tables", "Tables in the catalog");
     list.note = "Rows and data files of each table's current snapshot (its Iceberg summary), all courses; the \
