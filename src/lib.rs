@@ -17,6 +17,7 @@ pub mod dag;
 pub mod demo;
 pub mod doctor;
 pub mod executor;
+pub mod freshness;
 pub mod generate;
 pub mod gold;
 pub mod lake;

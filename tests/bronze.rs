@@ -656,6 +656,55 @@ async fn registry_records_and_finds_rows_on_both_backends() {
     }
 }
 
+/// The freshness check's one query: the newest accepted ingest date per course, up to a day.
+#[tokio::test]
+async fn last_landed_per_course_counts_accepted_files_up_to_a_date() {
+    for db in common::both().await {
+        let store = common::open(&db).await;
+        let b = db.backend;
+        for (course, day, status) in [
+            ("erinhills", "2025-04-01", IngestStatus::Accepted),
+            ("erinhills", "2025-04-05", IngestStatus::Accepted),
+            ("erinhills", "2025-04-09", IngestStatus::Rejected),
+            ("pinehurst4", "2025-03-20", IngestStatus::Accepted),
+            ("pinehurst4", "2025-04-07", IngestStatus::Skipped),
+            ("indiancreek", "2025-04-08", IngestStatus::Refused),
+        ] {
+            let name = format!("{course}.{day}.1.csv");
+            store
+                .record_ingestion(&NewIngestion {
+                    layer: "bronze",
+                    course_id: Some(course),
+                    ingest_date: Some(date(day)),
+                    filename: &name,
+                    sha256: Some("x"),
+                    size_bytes: None,
+                    row_count: None,
+                    status,
+                    reason: None,
+                    landing_key: None,
+                    quarantine_key: None,
+                    run_pk: None,
+                    task_id: None,
+                })
+                .await
+                .unwrap();
+        }
+        let last = |up_to: Option<&'static str>, course: Option<&'static str>| {
+            let store = store.clone();
+            async move {
+                let got = store.last_landed_per_course("bronze", up_to.map(date), course).await.unwrap();
+                got.into_iter().map(|(c, d)| format!("{c}={d}")).collect::<Vec<_>>()
+            }
+        };
+        assert_eq!(last(None, None).await, ["erinhills=2025-04-05", "pinehurst4=2025-03-20"], "{b}");
+        assert_eq!(last(Some("2025-04-04"), None).await, ["erinhills=2025-04-01", "pinehurst4=2025-03-20"], "{b}");
+        assert_eq!(last(Some("2025-03-31"), None).await, ["pinehurst4=2025-03-20"], "{b}");
+        assert_eq!(last(None, Some("erinhills")).await, ["erinhills=2025-04-05"], "{b}");
+        assert!(store.last_landed_per_course("silver", None, None).await.unwrap().is_empty(), "{b}");
+    }
+}
+
 #[tokio::test]
 async fn registry_write_failures_are_errors() {
     let env = Env::sqlite().await;

@@ -253,6 +253,28 @@ impl Store {
         rows.iter().map(row_to_ingestion).collect()
     }
 
+    /// The newest ingest date with a landed (`accepted`) file, per course, in one query: only
+    /// dates up to `up_to` count when given, only `course_id` when given (the freshness check).
+    pub async fn last_landed_per_course(
+        &self,
+        layer: &str,
+        up_to: Option<NaiveDate>,
+        course_id: Option<&str>,
+    ) -> Result<std::collections::BTreeMap<String, NaiveDate>> {
+        let rows = sqlx::query(
+            "SELECT course_id, MAX(ingest_date) AS last_date FROM ingestion_registry WHERE layer = $1 \
+             AND status = 'accepted' AND course_id IS NOT NULL AND ingest_date IS NOT NULL \
+             AND ($2 IS NULL OR ingest_date <= $2) AND ($3 IS NULL OR course_id = $3) GROUP BY course_id",
+        )
+        .bind(layer)
+        .bind(up_to.map(|d| d.to_string()))
+        .bind(course_id)
+        .fetch_all(self.pool())
+        .await
+        .ctx("last landed date per course")?;
+        rows.iter().map(|r| Ok((get_str(r, "course_id")?, get_date(r, "last_date")?))).collect()
+    }
+
     /// Number of rows per status for (course?, date?), for summaries.
     pub async fn count_ingestions(
         &self,

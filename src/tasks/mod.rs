@@ -5,6 +5,7 @@
 mod basic;
 mod bronze;
 mod command;
+mod freshness;
 mod gold;
 pub mod silver;
 pub mod summary;
@@ -84,6 +85,12 @@ pub static KINDS: &[KindEntry] = &[
         build: silver::build,
     },
     KindEntry { name: "gold.model", summary: "runs a data-tested gold model", keys: gold::KEYS, build: gold::build },
+    KindEntry {
+        name: "courses.freshness",
+        summary: "checks every course's last landed file against its expected cadence; e-mails stale courses once a day",
+        keys: freshness::KEYS,
+        build: freshness::build,
+    },
 ];
 
 pub fn lookup(kind: &str) -> Option<&'static KindEntry> {
@@ -103,6 +110,8 @@ pub struct TaskContext {
     pub run_pk: i64,
     /// Airflow-style run id (`manual__2025-01-01T00:00:00+00:00`).
     pub run_id: String,
+    /// How the run came to be (a backfill run mails no freshness alerts).
+    pub run_type: crate::store::RunType,
     pub logical_date: DateTime<Utc>,
     /// The logical date as a calendar date in the DAG's time zone (`ds` in Airflow).
     pub ds: NaiveDate,
@@ -112,6 +121,9 @@ pub struct TaskContext {
     pub max_tries: u32,
     /// The DAG's params with the run's conf applied on top.
     pub params: serde_json::Map<String, serde_json::Value>,
+    /// The task's alert recipients (`email`, from the DAG's `[defaults]` unless the task sets
+    /// its own): whom the executor mails failures and `courses.freshness` mails stale courses.
+    pub email: Vec<String>,
     pub settings: Arc<crate::config::Settings>,
     /// The state DB (registry rows, run summaries).
     pub store: crate::store::Store,

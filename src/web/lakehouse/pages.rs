@@ -306,10 +306,14 @@ const COMPLETENESS: &[(&str, &str)] = &[
 
 pub async fn quality(d: &Daemon, g: &Gold) -> Page {
     const T: &str = "Data quality";
+    // Freshness comes from the registry and the profiles, so it shows before gold exists too.
     if !g.has("gold.data_quality_overview") {
-        return no_data(T);
+        let mut p = no_data(T);
+        freshness_section(d, &g.course, &mut p).await;
+        return p;
     }
     let mut p = page(T);
+    freshness_section(d, &g.course, &mut p).await;
 
     // Completeness heatmap.
     let cols: Vec<String> = COMPLETENESS.iter().map(|(_, c)| (*c).to_string()).collect();
@@ -442,6 +446,62 @@ pub async fn quality(d: &Daemon, g: &Gold) -> Page {
     quarantine_section(d, g, &mut p).await;
     data_tests_section(d, &mut p).await;
     p
+}
+
+/// Per-course freshness as of today (UTC): the newest landed file of each course against its
+/// expected cadence, in season (`crate::freshness`), from one registry query and the profiles.
+async fn freshness_section(d: &Daemon, course: &str, p: &mut Page) {
+    let today = chrono::Utc::now().date_naive();
+    let mut s = Section::new("freshness", "Freshness");
+    s.note = format!(
+        "As of {today} (UTC): a course is stale when, in its season, its newest landed file's ingest date is more \
+         than its expected cadence ago (dags/courses.toml; 2 days and all year without a profile), or it never \
+         delivered. The bronze DAG's courses.freshness task e-mails each stale course once a day."
+    );
+    let profiles = match crate::courses::load_dir(&d.settings.dags_dir) {
+        Ok(list) => list,
+        Err(diags) => {
+            fail(p, format!("courses.toml: {}", diags.iter().map(ToString::to_string).collect::<Vec<_>>().join("; ")));
+            Vec::new()
+        }
+    };
+    let filter = (!course.is_empty()).then_some(course);
+    let last = match d.store.last_landed_per_course("bronze", None, filter).await {
+        Ok(l) => l,
+        Err(e) => {
+            fail(p, format!("ingestion registry: {e}"));
+            p.sections.push(s);
+            return;
+        }
+    };
+    let mut rows = crate::freshness::evaluate(&profiles, &last, today);
+    rows.retain(|r| course.is_empty() || r.course_id == course);
+    let stale = rows.iter().filter(|r| r.status == crate::freshness::Status::Stale).count();
+    p.cards.push(Card::new("stale_courses", "Stale courses", fmt_int(stale as i64)));
+    let mut grid = Grid::new(&["course", "name", "last landed", "cadence", "in season", "#age (days)", "status"]);
+    for r in &rows {
+        let status_class = match r.status {
+            crate::freshness::Status::Stale => "bad",
+            crate::freshness::Status::Fresh => "good",
+            crate::freshness::Status::OutOfSeason => "",
+        };
+        let name = if r.profile_missing { format!("{} (no profile)", r.name) } else { r.name.clone() };
+        grid.rows.push(vec![
+            Cell::text(r.course_id.clone()).link(format!("/lakehouse/quality{}", course_query(&r.course_id))),
+            Cell::text(name),
+            Cell::text(r.last_landed.map_or_else(|| "never".into(), |d| d.to_string())),
+            Cell::text(crate::freshness::fmt_cadence(r.cadence)),
+            Cell::text(if r.in_season { "yes" } else { "no" }),
+            Cell::num(r.age_days.map_or_else(|| "—".into(), fmt_int)),
+            Cell::text(r.status.as_str()).class(status_class),
+        ]);
+    }
+    if grid.rows.is_empty() {
+        s.note.push_str(" No course profile and no landed file yet.");
+    } else {
+        s.table = Some(grid);
+    }
+    p.sections.push(s);
 }
 
 /// Quarantined silver rows by reason and ingest date, from the latest summary of each date.
