@@ -309,11 +309,11 @@ pub async fn quality(d: &Daemon, g: &Gold) -> Page {
     // Freshness comes from the registry and the profiles, so it shows before gold exists too.
     if !g.has("gold.data_quality_overview") {
         let mut p = no_data(T);
-        freshness_section(d, &g.course, &mut p).await;
+        freshness_section(d, g, &mut p).await;
         return p;
     }
     let mut p = page(T);
-    freshness_section(d, &g.course, &mut p).await;
+    freshness_section(d, g, &mut p).await;
 
     // Completeness heatmap.
     let cols: Vec<String> = COMPLETENESS.iter().map(|(_, c)| (*c).to_string()).collect();
@@ -440,7 +440,8 @@ pub async fn quality(d: &Daemon, g: &Gold) -> Page {
         p.sections.push(s);
     }
 
-    for s in p.sections.iter_mut() {
+    // (Freshness is as of today, whatever the dates asked.)
+    for s in p.sections.iter_mut().filter(|s| s.id != "freshness") {
         all_dates_note(g, s);
     }
     quarantine_section(d, g, &mut p).await;
@@ -450,7 +451,8 @@ pub async fn quality(d: &Daemon, g: &Gold) -> Page {
 
 /// Per-course freshness as of today (UTC): the newest landed file of each course against its
 /// expected cadence, in season (`crate::freshness`), from one registry query and the profiles.
-async fn freshness_section(d: &Daemon, course: &str, p: &mut Page) {
+async fn freshness_section(d: &Daemon, g: &Gold, p: &mut Page) {
+    let course = g.course.as_str();
     let today = chrono::Utc::now().date_naive();
     let mut s = Section::new("freshness", "Freshness");
     s.note = format!(
@@ -487,7 +489,7 @@ async fn freshness_section(d: &Daemon, course: &str, p: &mut Page) {
         };
         let name = if r.profile_missing { format!("{} (no profile)", r.name) } else { r.name.clone() };
         grid.rows.push(vec![
-            Cell::text(r.course_id.clone()).link(format!("/lakehouse/quality{}", course_query(&r.course_id))),
+            Cell::text(r.course_id.clone()).link(format!("/lakehouse/quality{}", filter_query(&r.course_id, g.dates))),
             Cell::text(name),
             Cell::text(r.last_landed.map_or_else(|| "never".into(), |d| d.to_string())),
             Cell::text(crate::freshness::fmt_cadence(r.cadence)),
