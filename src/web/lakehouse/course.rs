@@ -3,8 +3,8 @@
 //! by section and validation; without a course, the list of courses. Also the play-patterns
 //! heatmap the rounds page shows.
 
+use super::common::{WEEKDAYS, blank_page, fail, no_data};
 use super::data::{Gold, Row};
-use super::pages::{WEEKDAYS, fail, no_data, page as blank_page};
 use super::{Card, Cell, Grid, Page, Section, filter_query};
 use crate::web::charts::{BarChart, Heatmap, Series, fmt_int, fmt_pace, fmt_pct};
 

@@ -9,12 +9,20 @@
 //! table of every page is also a CSV download (`&csv=<section id>`) of exactly what is shown.
 //! A lake without gold tables shows "no data yet" instead of an error.
 //!
-//! `data.rs` reads the lake, `pages.rs` (and one file per newer page) turns results into
-//! [`Page`]s; the handlers only extract, call and render.
+//! `data.rs` reads the lake; one file per page (`overview.rs`, `course.rs`, `quality.rs`,
+//! `pace.rs`, `rounds.rs`, `validation.rs`, `topology.rs`, `devices.rs`, `tables.rs`, what they
+//! share in `common.rs`) turns results into a [`Page`]; the handlers only extract, call and
+//! render.
 
+pub mod common;
 pub mod course;
 pub mod data;
-pub mod pages;
+pub mod devices;
+pub mod overview;
+pub mod pace;
+pub mod quality;
+pub mod rounds;
+pub mod tables;
 pub mod topology;
 pub mod validation;
 
@@ -280,15 +288,15 @@ async fn show(d: Arc<Daemon>, viewer: Viewer, filter: Filter, slug: &'static str
                 );
             }
             let page = match slug {
-                "overview" => pages::overview(&d, &gold).await,
+                "overview" => overview::page(&d, &gold).await,
                 "course" => course::page(&gold).await,
-                "quality" => pages::quality(&d, &gold).await,
-                "pace" => pages::pace(&gold).await,
-                "rounds" => pages::rounds(&gold).await,
+                "quality" => quality::page(&d, &gold).await,
+                "pace" => pace::page(&gold).await,
+                "rounds" => rounds::page(&gold).await,
                 "validation" => validation::page(&gold).await,
                 "topology" => topology::page(&gold).await,
-                "devices" => pages::devices(&gold).await,
-                _ => pages::tables(&gold, filter.table.as_deref()).await,
+                "devices" => devices::page(&gold).await,
+                _ => tables::page(&gold, filter.table.as_deref()).await,
             };
             (page, courses)
         }

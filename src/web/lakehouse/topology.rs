@@ -5,8 +5,8 @@
 
 use std::collections::BTreeMap;
 
+use super::common::{all_dates_note, blank_page, fail, no_data};
 use super::data::{COURSE, Gold, Row};
-use super::pages::{all_dates_note, fail, no_data, page as blank_page};
 use super::{Card, Cell, Grid, Page, Section};
 use crate::web::charts::{BarChart, Heatmap, MapPoint, PointMap, Series, fmt_int, fmt_num, fmt_pace};
 

@@ -5,8 +5,8 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use super::common::{blank_page, fail, no_data};
 use super::data::{Gold, Row};
-use super::pages::{fail, no_data, page as blank_page};
 use super::{Card, Cell, Grid, Page, Section};
 use crate::web::charts::{BarChart, GREEN, GREY, PALETTE, RED, Series, fmt_int, fmt_pct};
 

@@ -1,0 +1,217 @@
+//! The overview page: headline figures (courses, rounds, local date range, bronze records,
+//! silver rows), the courses with their quality, and rows per layer and table.
+
+use super::common::{all_dates_note, blank_page, date_of, fail, no_data, score_class};
+use super::data::{COURSE, Gold, Row, Val, is_identifier};
+use super::{Card, Cell, Grid, Page, Section, filter_query, url_encode};
+use crate::daemon::Daemon;
+use crate::store::{IngestStatus, IngestionFilter};
+use crate::web::charts::{BarChart, Series, fmt_int, fmt_num};
+
+/// The rows of the filtered course in table `t`, from its manifests, when `t` is partitioned by
+/// `course_id` (exact, and no data file is opened); `None` otherwise.
+async fn course_rows_from_manifests(g: &Gold, t: &str) -> Option<i64> {
+    let ident = crate::lake::parse_ident(t).ok()?;
+    let table = g.lake.load_table(&ident).await.ok()?;
+    let at = crate::lake::iceberg::identity_partition_columns(&table).iter().position(|c| c == "course_id")?;
+    let parts = crate::lake::iceberg::partition_rows(&ident, &table).await.ok()?;
+    Some(
+        parts.iter().filter(|(values, _)| values.get(at).is_some_and(|v| *v == g.course)).map(|(_, n)| *n as i64).sum(),
+    )
+}
+
+pub async fn page(d: &Daemon, g: &Gold) -> Page {
+    const T: &str = "Lakehouse overview";
+    if !g.has_all(&["gold.dim_course", "gold.fact_rounds"]) {
+        return no_data(T);
+    }
+    let mut p = blank_page(T);
+    let course = (!g.course.is_empty()).then_some(g.course.as_str());
+
+    match g
+        .rows(&format!(
+            "SELECT count(*), min(round_date_local), max(round_date_local), \
+             sum(CASE WHEN is_complete THEN 1 ELSE 0 END) FROM gold.fact_rounds WHERE {COURSE}"
+        ))
+        .await
+    {
+        Ok(rows) => {
+            let r = &rows[0];
+            let courses = g
+                .rows(&format!("SELECT count(*) FROM gold.dim_course WHERE {COURSE}"))
+                .await
+                .map(|r| r[0].i(0))
+                .unwrap_or(0);
+            p.cards.push(Card::new("courses", "Courses", fmt_int(courses)));
+            p.cards.push(Card::new("rounds", "Rounds", fmt_int(r.i(0))).note(format!("{} complete", fmt_int(r.i(3)))));
+            let range = if r.s(1).is_empty() { "—".to_string() } else { format!("{} → {}", r.s(1), r.s(2)) };
+            p.cards.push(Card::new("date_range", "Date range (local round dates)", range));
+        }
+        Err(e) => fail(&mut p, e),
+    }
+
+    // Rows per layer.
+    let mut layers = Grid::new(&["layer", "table", "#rows"]);
+    let filter = IngestionFilter {
+        layer: Some("bronze"),
+        course_id: course,
+        status: Some(IngestStatus::Accepted),
+        limit: 1_000_000,
+        ..IngestionFilter::default()
+    };
+    match d.store.list_ingestions(&filter).await {
+        Ok(files) => {
+            let records: i64 = files.iter().filter_map(|f| f.row_count).sum();
+            p.cards.push(
+                Card::new("bronze_records", "Bronze records landed", fmt_int(records))
+                    .note(format!("{} files accepted", fmt_int(files.len() as i64))),
+            );
+            layers.rows.push(vec![
+                Cell::text("bronze"),
+                Cell::text("landing zone (accepted files, records)"),
+                Cell::num(fmt_int(records)),
+            ]);
+        }
+        Err(e) => fail(&mut p, format!("ingestion registry: {e}")),
+    }
+    let mut table_rows: Vec<(String, i64)> = Vec::new();
+    let ordered: Vec<(&String, &str)> = g
+        .tables
+        .iter()
+        .filter(|t| t.starts_with("silver."))
+        .chain(g.tables.iter().filter(|t| t.starts_with("gold.")))
+        .filter_map(|t| t.split_once('.').map(|(_, name)| (t, name)))
+        .filter(|(_, name)| is_identifier(name))
+        .collect();
+    // One count per table, planned and run concurrently (each plans its table's files from the
+    // Iceberg metadata; one after another they added up to most of the page's time).
+    let counts = futures::future::join_all(ordered.iter().map(|(t, _)| async move {
+        let by_course = g.columns(t).await.iter().any(|c| c == "course_id");
+        if by_course
+            && !g.course.is_empty()
+            && let Some(n) = course_rows_from_manifests(g, t).await
+        {
+            return (by_course, Ok(vec![Row(vec![Val::Int(n)])]));
+        }
+        let sql = if by_course {
+            format!("SELECT count(*) FROM {t} WHERE {COURSE}")
+        } else {
+            format!("SELECT count(*) FROM {t}")
+        };
+        (by_course, g.rows(&sql).await)
+    }))
+    .await;
+    for ((t, name), (by_course, counted)) in ordered.into_iter().zip(counts) {
+        match counted {
+            Ok(rows) => {
+                let n = rows[0].i(0);
+                let layer = t.split('.').next().unwrap_or_default().to_string();
+                if layer == "silver" && name == "fact_telemetry_event" {
+                    p.cards.push(Card::new("silver_rows", "Silver rows", fmt_int(n)).note("fact_telemetry_event"));
+                }
+                let mut label = Cell::text(t.clone()).link(format!(
+                    "/lakehouse/tables?table={}{}",
+                    url_encode(t),
+                    g.query().replacen('?', "&", 1)
+                ));
+                if !by_course && !g.course.is_empty() {
+                    label.text.push_str(" (all courses)");
+                }
+                layers.rows.push(vec![Cell::text(layer), label, Cell::num(fmt_int(n))]);
+                if t.starts_with("gold.") {
+                    table_rows.push((name.to_string(), n));
+                }
+            }
+            Err(e) => fail(&mut p, e),
+        }
+    }
+    let gold_total: i64 = table_rows.iter().map(|t| t.1).sum();
+    p.cards.push(
+        Card::new("gold_tables", "Gold tables", fmt_int(table_rows.len() as i64))
+            .note(format!("{} rows", fmt_int(gold_total))),
+    );
+
+    // Courses.
+    let mut s = Section::new("courses", "Courses");
+    all_dates_note(g, &mut s);
+    match g
+        .rows(&format!(
+            "SELECT course_id, likely_course_type, is_loop_course, rounds_observed, complete_rounds_observed, \
+             total_rows, data_quality_score, first_round_start_ts, last_round_start_ts \
+             FROM gold.dim_course WHERE {COURSE} ORDER BY course_id"
+        ))
+        .await
+    {
+        Ok(rows) => {
+            let cats: Vec<String> = rows.iter().map(|r| r.s(0)).collect();
+            let complete: Vec<Option<f64>> = rows.iter().map(|r| r.f(4)).collect();
+            let other: Vec<Option<f64>> =
+                rows.iter().map(|r| Some(r.f(3).unwrap_or(0.0) - r.f(4).unwrap_or(0.0))).collect();
+            s.charts.push(
+                BarChart::new(
+                    "Rounds per course",
+                    "course",
+                    "rounds",
+                    cats,
+                    vec![Series::new("complete", complete), Series::new("incomplete", other)],
+                )
+                .stacked()
+                .to_svg(),
+            );
+            let mut grid = Grid::new(&[
+                "course",
+                "type",
+                "loop",
+                "#rounds",
+                "#complete",
+                "#silver rows",
+                "#quality score",
+                "first round",
+                "last round",
+            ]);
+            for r in &rows {
+                let score = r.f(6);
+                grid.rows.push(vec![
+                    Cell::text(r.s(0)).link(format!("/lakehouse/course{}", filter_query(&r.s(0), g.dates))),
+                    Cell::text(r.s(1)),
+                    Cell::text(if r.b(2) { "yes" } else { "no" }),
+                    Cell::num(fmt_int(r.i(3))),
+                    Cell::num(fmt_int(r.i(4))),
+                    Cell::num(fmt_int(r.i(5))),
+                    Cell::num(score.map(|s| fmt_num(s, 1)).unwrap_or_else(|| "—".into()))
+                        .class(score.map(score_class).unwrap_or("")),
+                    Cell::text(date_of(&r.s(7))),
+                    Cell::text(date_of(&r.s(8))),
+                ]);
+            }
+            s.table = Some(grid);
+        }
+        Err(e) => fail(&mut p, e),
+    }
+    p.sections.push(s);
+
+    let mut s = Section::new("layers", "Rows per layer");
+    s.note = "Bronze counts the records of accepted landing files (ingestion registry); silver and gold count \
+              table rows at their current snapshot."
+        .into();
+    if g.dated() {
+        s.note.push_str(
+            " With a date filter, gold tables keyed by round count the rows of the rounds in the range; bronze, \
+             silver and the per-course summaries count all dates.",
+        );
+    }
+    table_rows.sort_by_key(|t| std::cmp::Reverse(t.1));
+    s.charts.push(
+        BarChart::new(
+            "Rows per gold table",
+            "table",
+            "rows",
+            table_rows.iter().map(|t| t.0.clone()).collect(),
+            vec![Series::new("rows", table_rows.iter().map(|t| Some(t.1 as f64)).collect())],
+        )
+        .to_svg(),
+    );
+    s.table = Some(layers);
+    p.sections.push(s);
+    p
+}
