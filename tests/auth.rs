@@ -6,9 +6,8 @@
 mod common;
 
 use std::collections::BTreeMap;
-use std::io::Write;
 use std::path::PathBuf;
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::Duration;
 
 use common::serve::ServeProcess;
@@ -64,17 +63,9 @@ impl Env {
 
     /// `tmctl ARGS` with `stdin`: exit code, stdout, stderr.
     fn tmctl_in(&self, args: &[&str], stdin: &str) -> (i32, String, String) {
-        let mut child = self
-            .command()
-            .args(args)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("run tmctl");
-        child.stdin.take().expect("stdin").write_all(stdin.as_bytes()).expect("write stdin");
-        let out = child.wait_with_output().expect("wait for tmctl");
-        common::outcome(out)
+        let mut c = self.command();
+        c.args(args);
+        common::run_with_stdin(c, stdin)
     }
 
     #[track_caller]

@@ -7,7 +7,7 @@ mod common;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::Duration;
 
 use chrono::{Datelike, NaiveDate, Utc};
@@ -50,17 +50,9 @@ impl Env {
 
     /// `tmctl ARGS` with `stdin`: exit code, stdout, stderr.
     fn tmctl(&self, args: &[&str], stdin: &str) -> (i32, String, String) {
-        use std::io::Write;
-        let mut child = self
-            .command()
-            .args(args)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("run tmctl");
-        child.stdin.take().expect("stdin").write_all(stdin.as_bytes()).expect("write stdin");
-        common::outcome(child.wait_with_output().expect("wait for tmctl"))
+        let mut c = self.command();
+        c.args(args);
+        common::run_with_stdin(c, stdin)
     }
 
     #[track_caller]

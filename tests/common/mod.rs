@@ -96,6 +96,15 @@ pub fn outcome(out: std::process::Output) -> (i32, String, String) {
     )
 }
 
+/// Runs `cmd` with `stdin` written to it: (exit code, stdout, stderr), as [`outcome`].
+pub fn run_with_stdin(mut cmd: std::process::Command, stdin: &str) -> (i32, String, String) {
+    use std::io::Write;
+    use std::process::Stdio;
+    let mut child = cmd.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().expect("run tmctl");
+    child.stdin.take().expect("stdin").write_all(stdin.as_bytes()).expect("write stdin");
+    outcome(child.wait_with_output().expect("wait for tmctl"))
+}
+
 /// `tmctl query --format json` on `home`: the result rows (panics with the error text if the
 /// query fails).
 pub fn query_rows(home: &Path, sql: &str) -> Vec<serde_json::Value> {

@@ -30,7 +30,7 @@ use std::sync::Arc;
 
 use askama::Template;
 use axum::Router;
-use axum::extract::{Query, State};
+use axum::extract::{Path, Query, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
@@ -375,32 +375,12 @@ fn title_of(slug: &str) -> &'static str {
     TABS.iter().find(|(s, _)| *s == slug).map(|(_, l)| *l).unwrap_or("Lakehouse")
 }
 
-async fn overview(State(d): State<Arc<Daemon>>, v: Viewer, Query(f): Query<Filter>) -> Response {
-    show(d, v, f, "overview").await
-}
-async fn quality(State(d): State<Arc<Daemon>>, v: Viewer, Query(f): Query<Filter>) -> Response {
-    show(d, v, f, "quality").await
-}
-async fn pace(State(d): State<Arc<Daemon>>, v: Viewer, Query(f): Query<Filter>) -> Response {
-    show(d, v, f, "pace").await
-}
-async fn rounds(State(d): State<Arc<Daemon>>, v: Viewer, Query(f): Query<Filter>) -> Response {
-    show(d, v, f, "rounds").await
-}
-async fn devices(State(d): State<Arc<Daemon>>, v: Viewer, Query(f): Query<Filter>) -> Response {
-    show(d, v, f, "devices").await
-}
-async fn tables(State(d): State<Arc<Daemon>>, v: Viewer, Query(f): Query<Filter>) -> Response {
-    show(d, v, f, "tables").await
-}
-async fn course_page(State(d): State<Arc<Daemon>>, v: Viewer, Query(f): Query<Filter>) -> Response {
-    show(d, v, f, "course").await
-}
-async fn validation_page(State(d): State<Arc<Daemon>>, v: Viewer, Query(f): Query<Filter>) -> Response {
-    show(d, v, f, "validation").await
-}
-async fn topology_page(State(d): State<Arc<Daemon>>, v: Viewer, Query(f): Query<Filter>) -> Response {
-    show(d, v, f, "topology").await
+/// `/lakehouse/{page}` for every page of [`TABS`]; any other name is a 404.
+async fn page(State(d): State<Arc<Daemon>>, v: Viewer, Path(slug): Path<String>, Query(f): Query<Filter>) -> Response {
+    match TABS.iter().find(|(s, _)| *s == slug) {
+        Some((slug, _)) => show(d, v, f, slug).await,
+        None => error_page(StatusCode::NOT_FOUND, &v, "There is no such lakehouse page."),
+    }
 }
 
 async fn index(Query(f): Query<Filter>) -> axum::response::Redirect {
@@ -409,17 +389,7 @@ async fn index(Query(f): Query<Filter>) -> axum::response::Redirect {
 }
 
 pub fn router() -> Router<Arc<Daemon>> {
-    Router::new()
-        .route("/lakehouse", get(index))
-        .route("/lakehouse/overview", get(overview))
-        .route("/lakehouse/quality", get(quality))
-        .route("/lakehouse/pace", get(pace))
-        .route("/lakehouse/rounds", get(rounds))
-        .route("/lakehouse/devices", get(devices))
-        .route("/lakehouse/tables", get(tables))
-        .route("/lakehouse/course", get(course_page))
-        .route("/lakehouse/validation", get(validation_page))
-        .route("/lakehouse/topology", get(topology_page))
+    Router::new().route("/lakehouse", get(index)).route("/lakehouse/{page}", get(page))
 }
 
 #[cfg(test)]
