@@ -197,7 +197,7 @@ pub(crate) fn error_chain(e: &dyn std::error::Error) -> String {
 
 /// Delay before the next try of an alert that has failed `tries` times before this failure.
 pub fn backoff(tries: u32) -> Duration {
-    FIRST_BACKOFF.saturating_mul(2u32.saturating_pow(tries.min(16))).min(MAX_BACKOFF)
+    crate::util::doubling(FIRST_BACKOFF, tries, MAX_BACKOFF)
 }
 
 /// Claims the due alerts (in batches, until none is due) and mails them; each is recorded as sent,

@@ -335,7 +335,7 @@ pub fn register_seed(ctx: &SessionContext, profiles: &[CourseProfile]) -> DfResu
 pub fn digest(profiles: &[CourseProfile]) -> String {
     use sha2::{Digest, Sha256};
     let text = serde_json::to_string(profiles).unwrap_or_default();
-    Sha256::digest(text.as_bytes()).iter().take(8).map(|b| format!("{b:02x}")).collect()
+    crate::util::hex(&Sha256::digest(text.as_bytes())[..8])
 }
 
 /// Where the profiles of `dags_dir` live.

@@ -713,9 +713,7 @@ pub fn retry_delay(policy: &TaskPolicy, try_number: u32, key: &str) -> Duration 
     let delay = match policy.backoff {
         Backoff::Fixed => policy.retry_delay,
         Backoff::Exponential => {
-            let base_ms = policy.retry_delay.as_millis();
-            let exp = try_number.saturating_sub(1).min(62);
-            let min_backoff = base_ms.saturating_mul(1u128 << exp);
+            let min_backoff = crate::util::doubling(policy.retry_delay, try_number.saturating_sub(1), cap).as_millis();
             let jitter = if min_backoff == 0 { 0 } else { u128::from(fnv1a(key.as_bytes())) % min_backoff };
             Duration::from_millis(min_backoff.saturating_add(jitter).min(u128::from(u64::MAX)) as u64)
         }

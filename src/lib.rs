@@ -29,4 +29,5 @@ pub mod silver;
 pub mod store;
 pub mod tasks;
 pub mod timefmt;
+pub mod util;
 pub mod web;

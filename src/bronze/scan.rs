@@ -144,14 +144,7 @@ fn scan_file_with(path: &Path, by_extension: Option<Format>, max_csv_line: u64) 
     } else {
         problem
     };
-    Ok(Scan {
-        sha256: crate::lake::buckets::hex(&tap.hasher.finalize()),
-        size: tap.size,
-        format,
-        records,
-        problem,
-        courses,
-    })
+    Ok(Scan { sha256: crate::util::hex(&tap.hasher.finalize()), size: tap.size, format, records, problem, courses })
 }
 
 /// Consumes a UTF-8 byte-order mark and leading ASCII whitespace; returns the first other byte
@@ -610,7 +603,7 @@ mod tests {
         let scan = scan_file_with(&path, None, 1024).unwrap();
         assert_eq!(scan.problem, Some(RejectReason::GiantLine { line: 3, limit: 1024 }));
         assert_eq!(scan.size, text.len() as u64, "hashed to the end anyway");
-        assert_eq!(scan.sha256, crate::lake::buckets::hex(&Sha256::digest(&text)));
+        assert_eq!(scan.sha256, crate::util::hex(&Sha256::digest(&text)));
         assert_eq!(scan_file_with(&path, None, 8192).unwrap().problem, None);
         // JSON has no line limit.
         let json = dir.path().join("one_line.json");

@@ -190,5 +190,5 @@ pub async fn input_fingerprint(lake: &Lake, model: &ModelSpec) -> String {
         };
         hash.update(format!("\n{name}={snapshot}").as_bytes());
     }
-    hash.finalize().iter().take(16).map(|b| format!("{b:02x}")).collect()
+    crate::util::hex(&hash.finalize()[..16])
 }

@@ -350,7 +350,7 @@ impl Buckets {
             hasher.update(&chunk);
             size += chunk.len() as u64;
         }
-        Ok((hex(&hasher.finalize()), size))
+        Ok((crate::util::hex(&hasher.finalize()), size))
     }
 
     /// Streams a local file into an object (one `put` when small, a multipart upload when big),
@@ -396,7 +396,7 @@ impl Buckets {
                 return Err(self.io_err("put", b, key)(e));
             }
         }
-        let sha256 = hex(&hasher.finalize());
+        let sha256 = crate::util::hex(&hasher.finalize());
         if let Some(expected) = expected_sha256
             && expected != sha256
         {
@@ -411,16 +411,6 @@ impl Buckets {
         writer.shutdown().await.map_err(self.io_err("put", b, key))?;
         Ok(Written { size, sha256 })
     }
-}
-
-/// Lowercase hex of a digest.
-pub fn hex(bytes: &[u8]) -> String {
-    use std::fmt::Write;
-    let mut s = String::with_capacity(bytes.len() * 2);
-    for b in bytes {
-        let _ = write!(s, "{b:02x}");
-    }
-    s
 }
 
 #[cfg(test)]
@@ -494,7 +484,7 @@ mod tests {
         let file = dir.path().join("big.bin");
         let data: Vec<u8> = (0..(WRITE_BUFFER + READ_CHUNK * 3 + 17)).map(|i| (i % 251) as u8).collect();
         std::fs::write(&file, &data).unwrap();
-        let expected = hex(&Sha256::digest(&data));
+        let expected = crate::util::hex(&Sha256::digest(&data));
         let w = b.put_file(Bucket::Landing, "big.bin", &file, Some(&expected)).await.unwrap();
         assert_eq!(w, Written { size: data.len() as u64, sha256: expected.clone() });
         assert_eq!(std::fs::read(b.local_path(Bucket::Landing, "big.bin").unwrap()).unwrap(), data);

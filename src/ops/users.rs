@@ -23,7 +23,7 @@ pub fn check_name(what: &str, name: &str) -> Result<(), OpError> {
 
 /// The hex SHA-256 of a token, as stored.
 pub fn token_hash(token: &str) -> String {
-    Sha256::digest(token.as_bytes()).iter().map(|b| format!("{b:02x}")).collect()
+    crate::util::hex(&Sha256::digest(token.as_bytes()))
 }
 
 pub async fn list(store: &Store, actor: &Actor) -> Result<Vec<UserRow>, OpError> {

@@ -271,11 +271,6 @@ pub struct OverdueRun {
     pub created_at: DateTime<Utc>,
 }
 
-/// `$first, $first+1, …`: `n` placeholders for a list of bound values.
-fn placeholders(first: usize, n: usize) -> String {
-    (first..first + n).map(|i| format!("${i}")).collect::<Vec<_>>().join(", ")
-}
-
 /// `t + d`, at most 9999-12-31T23:59:59Z (later times would not sort as text).
 fn later(t: DateTime<Utc>, d: std::time::Duration) -> DateTime<Utc> {
     use chrono::TimeZone;

@@ -269,6 +269,11 @@ string_enum!(
 
 // ---- row decoding helpers -----------------------------------------------------------------------
 
+/// `$first, $first+1, …`: `n` placeholders for a list of bound values (an `IN (…)` list).
+pub(crate) fn placeholders(first: usize, n: usize) -> String {
+    (first..first + n).map(|i| format!("${i}")).collect::<Vec<_>>().join(", ")
+}
+
 pub(crate) fn get_str(row: &AnyRow, col: &'static str) -> Result<String> {
     row.try_get::<String, _>(col).ctx("read")
 }

@@ -52,11 +52,6 @@ fn span_from(row: &AnyRow) -> Result<AttemptSpan> {
 
 const SPAN_COLS: &str = "task_id, try_number, state, hostname, pid, started_at, ended_at, duration_ms, error";
 
-/// `$first, $first+1, …` for an `IN (…)` list of `n` bound values.
-fn placeholders(first: usize, n: usize) -> String {
-    (first..first + n).map(|i| format!("${i}")).collect::<Vec<_>>().join(", ")
-}
-
 impl Store {
     /// A page of a DAG's runs, newest logical date first, older than `before` when given.
     pub async fn runs_page(&self, dag_id: &str, before: Option<DateTime<Utc>>, limit: i64) -> Result<Vec<RunRow>> {

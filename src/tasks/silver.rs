@@ -177,8 +177,7 @@ impl Task for SilverTransform {
         // `full_refresh` (declared by the silver DAG; `tmctl run --full-refresh`), or the older `force`.
         let flag = |name: &str| ctx.params.get(name).and_then(|v| v.as_bool()).unwrap_or(false);
         let force = flag("full_refresh") || flag("force");
-        let run_key =
-            RunKey::new(&ctx.dag_id, &ctx.task_id, ds).with_fingerprint(crate::lake::buckets::hex(&h.finalize()));
+        let run_key = RunKey::new(&ctx.dag_id, &ctx.task_id, ds).with_fingerprint(crate::util::hex(&h.finalize()));
         let mut writer = lake.writer(&ident, run_key).await.map_err(failed("opening the table writer"))?;
         if force {
             writer = writer.force();

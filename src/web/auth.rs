@@ -78,7 +78,7 @@ fn sha256_hex(s: &str) -> String {
 pub fn random_token() -> String {
     use rand::Rng;
     let bytes: [u8; 32] = rand::rng().random();
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
+    crate::util::hex(&bytes)
 }
 
 /// What the caller presented: `Ok(Some)` a valid session or token, `Ok(None)` nothing, `Err` a

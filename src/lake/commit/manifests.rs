@@ -255,8 +255,10 @@ pub(super) fn unique_snapshot_id(table: &Table) -> i64 {
 }
 
 pub(super) fn backoff(attempt: u32) -> Duration {
-    let base = 25u64 << attempt.min(6); // 50 ms, 100 ms, … 1.6 s
-    Duration::from_millis(base + random_u64() % base)
+    // 25 ms · 2^attempt (the first retry, attempt 1: 50 ms), at most 1.6 s, plus a jitter of up to
+    // as much again.
+    let base = crate::util::doubling(Duration::from_millis(25), attempt, Duration::from_millis(1600));
+    base + Duration::from_millis(random_u64() % base.as_millis() as u64)
 }
 
 /// Random bits without a `rand` dependency: std's randomly keyed SipHash over a counter and the
