@@ -18,6 +18,7 @@ use crate::config::Settings;
 use crate::dag::{Backoff, Dag, ParamType, Slot, TaskDef, TaskPolicy};
 use crate::lake::LakeHandle;
 use crate::logcapture::{self, LogBuffer};
+use crate::metrics::Metrics;
 use crate::secrets::Masker;
 use crate::store::{
     AttemptFinish, AttemptState, NewAlert, NewRun, RunRow, RunState, RunType, Store, StoreError, TaskInstanceRow,
@@ -77,6 +78,8 @@ pub struct Executor {
     run_finished: Arc<tokio::sync::Notify>,
     /// The configured secrets, masked in try logs, errors and alerts.
     masker: Masker,
+    /// Runs, tries and their durations are counted here (the daemon's registry under `serve`).
+    metrics: Arc<Metrics>,
 }
 
 impl Executor {
@@ -89,6 +92,7 @@ impl Executor {
         let masker = Masker::from_settings(&settings);
         Self {
             masker,
+            metrics: Arc::default(),
             lake,
             run_finished: Arc::default(),
             store,
@@ -118,6 +122,16 @@ impl Executor {
     /// for another process (a daemon shutting down does this after its grace period).
     pub fn release_token(&self) -> CancellationToken {
         self.release.clone()
+    }
+
+    /// Records runs, tries and task results in `metrics` (by default a registry of its own).
+    pub fn with_metrics(mut self, metrics: Arc<Metrics>) -> Self {
+        self.metrics = metrics;
+        self
+    }
+
+    pub fn metrics(&self) -> &Arc<Metrics> {
+        &self.metrics
     }
 
     /// Sends every state change to `tx`.
@@ -285,6 +299,7 @@ impl Executor {
         let final_state = if all_ok { RunState::Success } else { RunState::Failed };
         self.store.set_run_state(run_pk, final_state).await?;
         self.store.release_run(run_pk, &self.owner, false).await?;
+        self.metrics.run_finished(&dag.id, final_state.as_str());
         self.emit(Event::Run { run_pk, dag_id: dag.id.clone(), ds: run.ds, state: final_state });
         self.run_finished.notify_waiters();
         Ok(final_state)
@@ -478,9 +493,12 @@ impl TaskRunner {
 
             let log = LogBuffer::masked(self.masker.clone());
             let flusher = LogFlusher::start(exec.store.clone(), attempt_id, log.clone());
+            let started = Instant::now();
             let end = self.one_try(try_number, &log).await;
+            let seconds = started.elapsed().as_secs_f64();
             drop(flusher);
             if matches!(end, TryEnd::Released) {
+                exec.metrics.try_ended(&self.dag_id, &self.task.kind, "released", seconds);
                 if self.lost.load(Ordering::SeqCst) {
                     // Another process holds the run now; it records this try as abandoned.
                     return Ok(None);
@@ -541,6 +559,7 @@ impl TaskRunner {
                 )
                 .await?;
             drop(_permit);
+            exec.metrics.try_ended(&self.dag_id, &self.task.kind, task_state.as_str(), seconds);
             exec.task_event(&self.run, &self.ti, task_state, error.clone());
             if matches!(task_state, TaskState::Failed | TaskState::UpForRetry) {
                 self.record_alert(task_state, try_number, error.as_deref().unwrap_or(""), &log).await?;
@@ -581,6 +600,7 @@ impl TaskRunner {
             store: self.exec.store.clone(),
             lake: self.exec.lake.clone(),
             run_finished: self.exec.run_finished.clone(),
+            metrics: self.exec.metrics.clone(),
         };
         log.line(&format!(
             "tmctl: starting try {try_number} of {} for {}.{} ({}, logical date {}) on {} pid {}",

@@ -22,6 +22,7 @@ pub mod generate;
 pub mod gold;
 pub mod lake;
 pub mod logcapture;
+pub mod metrics;
 pub mod ops;
 pub mod query;
 pub mod secrets;

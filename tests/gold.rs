@@ -2239,6 +2239,7 @@ mod on_the_lake {
             store: store.clone(),
             lake: tmctl::lake::LakeHandle::new(settings.clone(), store.clone()),
             run_finished: Default::default(),
+            metrics: Default::default(),
         }
     }
 

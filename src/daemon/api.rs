@@ -11,10 +11,13 @@ use axum::Router;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::get;
 use chrono::NaiveDate;
 use serde::Deserialize;
 use serde_json::{Value, json};
+use utoipa::{IntoParams, OpenApi, ToSchema};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use super::Daemon;
 use crate::backfill::Request;
@@ -24,29 +27,95 @@ use crate::web::Viewer;
 
 pub use crate::ops::runs::change_backfill_state;
 
+/// The daemon's whole router: `/health`, `/metrics`, the API ([`api_routes`]) and the web UI,
+/// behind `web::auth::guard`.
 pub fn router(d: Arc<Daemon>) -> Router {
+    let (api, _doc) = api_routes().split_for_parts();
     Router::new()
         .route("/health", get(health))
-        .route("/api/v1/dags", get(list_dags))
-        .route("/api/v1/dags/{dag_id}", get(show_dag))
-        .route("/api/v1/dags/{dag_id}/runs", get(list_runs).post(trigger))
-        .route("/api/v1/dags/{dag_id}/pause", post(pause))
-        .route("/api/v1/dags/{dag_id}/unpause", post(unpause))
-        .route("/api/v1/runs/{run_pk}", get(show_run))
-        .route("/api/v1/runs/{run_pk}/tasks/{task_id}", get(show_task))
-        .route("/api/v1/runs/{run_pk}/tasks/{task_id}/clear", post(clear_task_api))
-        .route("/api/v1/runs/{run_pk}/tasks/{task_id}/mark", post(mark_task_api))
-        .route("/api/v1/backfills", get(list_backfills).post(submit_backfill))
-        .route("/api/v1/backfills/{id}", get(show_backfill))
-        .route("/api/v1/backfills/{id}/{action}", post(change_backfill))
-        .route("/api/v1/audit", get(list_audit))
-        .route("/api/v1/users", get(list_users).post(add_user))
-        .route("/api/v1/users/{username}", axum::routing::delete(remove_user))
-        .route("/api/v1/users/{username}/role", post(set_user_role))
-        .route("/api/v1/users/{username}/password", post(set_user_password))
+        .route("/metrics", get(metrics))
+        .merge(api)
         .merge(crate::web::router())
         .layer(axum::middleware::from_fn_with_state(d.clone(), crate::web::auth::guard))
         .with_state(d)
+}
+
+/// Everything under `/api/v1`, as one list that both the router and the OpenAPI document are
+/// built from: each handler's `#[utoipa::path]` names its method and path, and `routes!` serves
+/// exactly that (a route cannot be served undocumented or documented unserved).
+pub fn api_routes() -> OpenApiRouter<Arc<Daemon>> {
+    OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .routes(routes!(openapi_json))
+        .routes(routes!(list_dags))
+        .routes(routes!(show_dag))
+        .routes(routes!(list_runs, trigger))
+        .routes(routes!(pause))
+        .routes(routes!(unpause))
+        .routes(routes!(show_run))
+        .routes(routes!(show_task))
+        .routes(routes!(clear_task_api))
+        .routes(routes!(mark_task_api))
+        .routes(routes!(list_backfills, submit_backfill))
+        .routes(routes!(show_backfill))
+        .routes(routes!(change_backfill))
+        .routes(routes!(list_audit))
+        .routes(routes!(list_users, add_user))
+        .routes(routes!(remove_user))
+        .routes(routes!(set_user_role))
+        .routes(routes!(set_user_password))
+}
+
+/// The OpenAPI 3.1 document of `/api/v1` (what `GET /api/v1/openapi.json` answers).
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    api_routes().into_openapi()
+}
+
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "tmctl API",
+        description = "The JSON API of `tmctl serve`. Every call needs `Authorization: Bearer <token>` \
+                       (`tmctl tokens create`, or the config admin's API token) or a web session \
+                       (which also sends its CSRF token in `X-CSRF-Token` on mutations); GETs are \
+                       open when `web.anonymous_read = true`. Roles: viewer reads, operator \
+                       triggers/clears/marks/pauses and runs backfills, admin manages users and \
+                       reads the audit log. Errors are `{\"error\": \"message\"}`."
+    ),
+    modifiers(&Security),
+    security(("bearer" = []), ("session" = [])),
+    components(schemas(ErrorBody))
+)]
+struct ApiDoc;
+
+/// The bearer token and the session cookie, as the document's security schemes.
+struct Security;
+
+impl utoipa::Modify for Security {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
+        );
+        components
+            .add_security_scheme("session", SecurityScheme::ApiKey(ApiKey::Cookie(ApiKeyValue::new("tm_session"))));
+    }
+}
+
+/// What every error answers.
+#[derive(ToSchema)]
+#[allow(dead_code)]
+struct ErrorBody {
+    /// What went wrong, in one sentence.
+    error: String,
+}
+
+/// `GET /api/v1/openapi.json`.
+#[utoipa::path(get, path = "/api/v1/openapi.json", tag = "meta",
+    responses((status = 200, description = "This API's OpenAPI document", content_type = "application/json")))]
+async fn openapi_json() -> Response {
+    Json(openapi()).into_response()
 }
 
 /// An API error: a status and `{"error": message}`.
@@ -137,6 +206,15 @@ async fn health(State(d): State<Arc<Daemon>>) -> ApiResult {
         .into_response())
 }
 
+/// `GET /metrics`: the daemon's Prometheus metrics (`crate::metrics`), with the queue and the
+/// alert outbox read from the state DB now. Same rules as every read: a session, a bearer token
+/// or `web.anonymous_read`; without, 401 (a scraper is not sent to the login page).
+async fn metrics(State(d): State<Arc<Daemon>>) -> ApiResult {
+    let snapshot = crate::metrics::StateSnapshot::read(&d.store).await?;
+    let text = d.metrics.render(&snapshot);
+    Ok(([(axum::http::header::CONTENT_TYPE, crate::metrics::CONTENT_TYPE)], text).into_response())
+}
+
 pub fn run_json(r: &RunRow) -> Value {
     json!({
         "id": r.id,
@@ -156,6 +234,8 @@ pub fn run_json(r: &RunRow) -> Value {
     })
 }
 
+#[utoipa::path(get, path = "/api/v1/dags", tag = "dags",
+    responses((status = 200, description = "`{\"dags\": [...]}`: id, description, schedule, timezone, paused, next fire, task count", content_type = "application/json"), (status = 401, description = "No valid session or token", body = ErrorBody)))]
 async fn list_dags(State(d): State<Arc<Daemon>>) -> ApiResult {
     let paused = d.store.paused_flags().await?;
     let now = chrono::Utc::now();
@@ -177,6 +257,10 @@ async fn list_dags(State(d): State<Arc<Daemon>>) -> ApiResult {
     Ok(Json(json!({ "dags": dags })).into_response())
 }
 
+#[utoipa::path(get, path = "/api/v1/dags/{dag_id}", tag = "dags",
+    params(("dag_id" = String, Path, description = "DAG id")),
+    responses((status = 200, description = "The DAG: schedule, params, tasks with kinds and upstreams", content_type = "application/json"),
+        (status = 404, description = "No such DAG", body = ErrorBody), (status = 401, description = "No valid session or token", body = ErrorBody)))]
 async fn show_dag(State(d): State<Arc<Daemon>>, Path(dag_id): Path<String>) -> ApiResult {
     let dag = dag_or_404(&d, &dag_id)?;
     let tasks: Vec<Value> = dag
@@ -202,26 +286,42 @@ async fn show_dag(State(d): State<Arc<Daemon>>, Path(dag_id): Path<String>) -> A
     .into_response())
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 struct Page {
+    /// At most this many (default 50, 1…1000).
     limit: Option<i64>,
 }
 
+#[utoipa::path(get, path = "/api/v1/dags/{dag_id}/runs", tag = "runs",
+    params(("dag_id" = String, Path, description = "DAG id"), Page),
+    responses((status = 200, description = "`{\"dag_id\", \"runs\": [...]}`, newest logical date first", content_type = "application/json"), (status = 401, description = "No valid session or token", body = ErrorBody)))]
 async fn list_runs(State(d): State<Arc<Daemon>>, Path(dag_id): Path<String>, Query(page): Query<Page>) -> ApiResult {
     let limit = page.limit.unwrap_or(50).clamp(1, 1000);
     let runs = d.store.list_runs(&RunFilter { dag_id: Some(&dag_id), state: None, limit }).await?;
     Ok(Json(json!({ "dag_id": dag_id, "runs": runs.iter().map(run_json).collect::<Vec<_>>() })).into_response())
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 struct TriggerBody {
+    /// The run's date, `YYYY-MM-DD`.
     logical_date: String,
+    /// Values for the DAG's declared params.
     #[serde(default)]
+    #[schema(value_type = Object)]
     conf: Value,
 }
 
 /// `POST /api/v1/dags/{dag_id}/runs` `{"logical_date": "YYYY-MM-DD", "conf": {...}}`: queues a
 /// manual run for that date (a workers picks it up at once); 409 if the date's run is in flight.
+#[utoipa::path(post, path = "/api/v1/dags/{dag_id}/runs", tag = "runs",
+    params(("dag_id" = String, Path, description = "DAG id")),
+    request_body = TriggerBody,
+    responses((status = 201, description = "The queued run", content_type = "application/json"),
+        (status = 400, description = "Bad body, date or conf", body = ErrorBody),
+        (status = 403, description = "Needs the operator role", body = ErrorBody),
+        (status = 404, description = "No such DAG", body = ErrorBody),
+        (status = 409, description = "The date's run is in flight", body = ErrorBody), (status = 401, description = "No valid session or token", body = ErrorBody)))]
 async fn trigger(
     State(d): State<Arc<Daemon>>,
     caller: Caller,
@@ -244,14 +344,26 @@ async fn set_pause(d: &Daemon, caller: &Caller, dag_id: &str, paused: bool) -> A
     Ok(Json(json!({ "dag_id": dag_id, "paused": paused })).into_response())
 }
 
+#[utoipa::path(post, path = "/api/v1/dags/{dag_id}/pause", tag = "dags",
+    params(("dag_id" = String, Path, description = "DAG id")),
+    responses((status = 200, description = "`{\"dag_id\", \"paused\": true}`", content_type = "application/json"),
+        (status = 403, description = "Needs the operator role", body = ErrorBody), (status = 401, description = "No valid session or token", body = ErrorBody)))]
 async fn pause(State(d): State<Arc<Daemon>>, caller: Caller, Path(dag_id): Path<String>) -> ApiResult {
     set_pause(&d, &caller, &dag_id, true).await
 }
 
+#[utoipa::path(post, path = "/api/v1/dags/{dag_id}/unpause", tag = "dags",
+    params(("dag_id" = String, Path, description = "DAG id")),
+    responses((status = 200, description = "`{\"dag_id\", \"paused\": false}`", content_type = "application/json"),
+        (status = 403, description = "Needs the operator role", body = ErrorBody), (status = 401, description = "No valid session or token", body = ErrorBody)))]
 async fn unpause(State(d): State<Arc<Daemon>>, caller: Caller, Path(dag_id): Path<String>) -> ApiResult {
     set_pause(&d, &caller, &dag_id, false).await
 }
 
+#[utoipa::path(get, path = "/api/v1/runs/{run_pk}", tag = "runs",
+    params(("run_pk" = i64, Path, description = "Run id")),
+    responses((status = 200, description = "The run with its task instances", content_type = "application/json"),
+        (status = 404, description = "No such run", body = ErrorBody), (status = 401, description = "No valid session or token", body = ErrorBody)))]
 async fn show_run(State(d): State<Arc<Daemon>>, Path(run_pk): Path<i64>) -> ApiResult {
     let run = d.store.get_run(run_pk).await?.ok_or_else(|| not_found(format!("no run {run_pk}")))?;
     let tis = d.store.list_task_instances(run_pk).await?;
@@ -270,6 +382,10 @@ async fn show_run(State(d): State<Arc<Daemon>>, Path(run_pk): Path<i64>) -> ApiR
     Ok(Json(v).into_response())
 }
 
+#[utoipa::path(get, path = "/api/v1/runs/{run_pk}/tasks/{task_id}", tag = "runs",
+    params(("run_pk" = i64, Path, description = "Run id"), ("task_id" = String, Path, description = "Task id")),
+    responses((status = 200, description = "The task's tries with state, error, output and log", content_type = "application/json"),
+        (status = 404, description = "No such run", body = ErrorBody), (status = 401, description = "No valid session or token", body = ErrorBody)))]
 async fn show_task(State(d): State<Arc<Daemon>>, Path((run_pk, task_id)): Path<(i64, String)>) -> ApiResult {
     let attempts = d.store.list_attempts(run_pk, &task_id).await?;
     if attempts.is_empty() && d.store.get_run(run_pk).await?.is_none() {
@@ -313,18 +429,25 @@ pub fn backfill_json(b: &crate::store::BackfillRow, dates: &[crate::store::Backf
     })
 }
 
+#[utoipa::path(get, path = "/api/v1/backfills", tag = "backfills",
+    params(Page),
+    responses((status = 200, description = "`{\"backfills\": [...]}`, newest first", content_type = "application/json"), (status = 401, description = "No valid session or token", body = ErrorBody)))]
 async fn list_backfills(State(d): State<Arc<Daemon>>, Query(page): Query<Page>) -> ApiResult {
     let rows = d.store.list_backfills(None, page.limit.unwrap_or(50).clamp(1, 1000)).await?;
     Ok(Json(json!({ "backfills": rows.iter().map(|b| backfill_json(b, &[])).collect::<Vec<_>>() })).into_response())
 }
 
+#[utoipa::path(get, path = "/api/v1/backfills/{id}", tag = "backfills",
+    params(("id" = i64, Path, description = "Backfill id")),
+    responses((status = 200, description = "The backfill with counts and per-date outcomes", content_type = "application/json"),
+        (status = 404, description = "No such backfill", body = ErrorBody), (status = 401, description = "No valid session or token", body = ErrorBody)))]
 async fn show_backfill(State(d): State<Arc<Daemon>>, Path(id): Path<i64>) -> ApiResult {
     let b = d.store.get_backfill(id).await?.ok_or_else(|| not_found(format!("no backfill {id}")))?;
     let dates = d.store.list_backfill_dates(id).await?;
     Ok(Json(backfill_json(&b, &dates)).into_response())
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 struct BackfillBody {
     dag_id: String,
     from: String,
@@ -336,12 +459,19 @@ struct BackfillBody {
     #[serde(default)]
     run_backwards: bool,
     #[serde(default)]
+    #[schema(value_type = Object)]
     conf: Value,
     /// Most schedule slots the range may hold (default `backfill::DEFAULT_MAX_SLOTS`).
     #[serde(default)]
     max_slots: Option<usize>,
 }
 
+#[utoipa::path(post, path = "/api/v1/backfills", tag = "backfills",
+    request_body = BackfillBody,
+    responses((status = 201, description = "The submitted backfill (the daemon drives it)", content_type = "application/json"),
+        (status = 400, description = "Bad body, dates or options", body = ErrorBody),
+        (status = 403, description = "Needs the operator role", body = ErrorBody),
+        (status = 404, description = "No such DAG", body = ErrorBody), (status = 401, description = "No valid session or token", body = ErrorBody)))]
 async fn submit_backfill(
     State(d): State<Arc<Daemon>>,
     caller: Caller,
@@ -367,6 +497,13 @@ async fn submit_backfill(
 }
 
 /// `POST /api/v1/backfills/{id}/pause|resume|cancel`.
+#[utoipa::path(post, path = "/api/v1/backfills/{id}/{action}", tag = "backfills",
+    params(("id" = i64, Path, description = "Backfill id"), ("action" = String, Path, description = "`pause`, `resume` or `cancel`")),
+    responses((status = 200, description = "`{\"id\", \"state\"}`", content_type = "application/json"),
+        (status = 400, description = "Unknown action", body = ErrorBody),
+        (status = 403, description = "Needs the operator role", body = ErrorBody),
+        (status = 404, description = "No such backfill", body = ErrorBody),
+        (status = 409, description = "Not possible in the backfill's state", body = ErrorBody), (status = 401, description = "No valid session or token", body = ErrorBody)))]
 async fn change_backfill(
     State(d): State<Arc<Daemon>>,
     caller: Caller,
@@ -376,13 +513,19 @@ async fn change_backfill(
     Ok(Json(json!({ "id": id, "state": state })).into_response())
 }
 
-#[derive(Deserialize, Default)]
+#[derive(Deserialize, Default, ToSchema)]
 struct ClearBody {
     #[serde(default)]
     downstream: bool,
 }
 
 /// `POST /api/v1/runs/{run_id}/tasks/{task_id}/clear` `{"downstream": bool}`.
+#[utoipa::path(post, path = "/api/v1/runs/{run_pk}/tasks/{task_id}/clear", tag = "runs",
+    params(("run_pk" = i64, Path, description = "Run id"), ("task_id" = String, Path, description = "Task id")),
+    request_body(content = ClearBody, description = "Optional; `downstream` clears the tasks below too"),
+    responses((status = 200, description = "`{\"run_id\", \"cleared\", \"state\": \"queued\"}`", content_type = "application/json"),
+        (status = 403, description = "Needs the operator role", body = ErrorBody),
+        (status = 404, description = "No such run or task", body = ErrorBody), (status = 401, description = "No valid session or token", body = ErrorBody)))]
 async fn clear_task_api(
     State(d): State<Arc<Daemon>>,
     caller: Caller,
@@ -394,12 +537,20 @@ async fn clear_task_api(
     Ok(Json(json!({ "run_id": run_pk, "cleared": cleared, "state": "queued" })).into_response())
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 struct MarkBody {
+    /// `success` or `failed`.
     state: String,
 }
 
 /// `POST /api/v1/runs/{run_id}/tasks/{task_id}/mark` `{"state": "success"|"failed"}`.
+#[utoipa::path(post, path = "/api/v1/runs/{run_pk}/tasks/{task_id}/mark", tag = "runs",
+    params(("run_pk" = i64, Path, description = "Run id"), ("task_id" = String, Path, description = "Task id")),
+    request_body = MarkBody,
+    responses((status = 200, description = "`{\"run_id\", \"task_id\", \"state\", \"run_state\"}`", content_type = "application/json"),
+        (status = 400, description = "Bad state", body = ErrorBody),
+        (status = 403, description = "Needs the operator role", body = ErrorBody),
+        (status = 404, description = "No such run or task", body = ErrorBody), (status = 401, description = "No valid session or token", body = ErrorBody)))]
 async fn mark_task_api(
     State(d): State<Arc<Daemon>>,
     caller: Caller,
@@ -412,13 +563,20 @@ async fn mark_task_api(
         .into_response())
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 struct AuditPage {
+    /// At most this many (default 100, 1…1000).
     limit: Option<i64>,
+    /// Only entries with an id below this one (the next page).
     before: Option<i64>,
 }
 
 /// `GET /api/v1/audit?limit=&before=`: the audit log, newest first (admins only).
+#[utoipa::path(get, path = "/api/v1/audit", tag = "admin",
+    params(AuditPage),
+    responses((status = 200, description = "`{\"audit\": [...]}`, newest first", content_type = "application/json"),
+        (status = 403, description = "Needs the admin role", body = ErrorBody), (status = 401, description = "No valid session or token", body = ErrorBody)))]
 async fn list_audit(State(d): State<Arc<Daemon>>, caller: Caller, Query(page): Query<AuditPage>) -> ApiResult {
     ops::require(&caller.0, ops::Role::Admin, "read the audit log")?;
     let rows = d.store.list_audit(page.before, page.limit.unwrap_or(100).clamp(1, 1000)).await?;
@@ -442,15 +600,19 @@ fn role_of(text: &str) -> Result<ops::Role, ApiError> {
 }
 
 /// `GET /api/v1/users` (admins).
+#[utoipa::path(get, path = "/api/v1/users", tag = "admin",
+    responses((status = 200, description = "`{\"users\": [...]}`: username, role, created, updated", content_type = "application/json"),
+        (status = 403, description = "Needs the admin role", body = ErrorBody), (status = 401, description = "No valid session or token", body = ErrorBody)))]
 async fn list_users(State(d): State<Arc<Daemon>>, caller: Caller) -> ApiResult {
     let users = ops::users::list(&d.store, &caller.0).await?;
     Ok(Json(json!({ "users": users.iter().map(user_json).collect::<Vec<_>>() })).into_response())
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 struct NewUserBody {
     username: String,
     password: String,
+    /// `viewer` (default), `operator` or `admin`.
     #[serde(default = "viewer")]
     role: String,
 }
@@ -460,6 +622,12 @@ fn viewer() -> String {
 }
 
 /// `POST /api/v1/users` `{"username", "password", "role"?}` (admins) → 201.
+#[utoipa::path(post, path = "/api/v1/users", tag = "admin",
+    request_body = NewUserBody,
+    responses((status = 201, description = "`{\"username\", \"role\"}`", content_type = "application/json"),
+        (status = 400, description = "Bad body, name, password or role", body = ErrorBody),
+        (status = 403, description = "Needs the admin role", body = ErrorBody),
+        (status = 409, description = "The user exists", body = ErrorBody), (status = 401, description = "No valid session or token", body = ErrorBody)))]
 async fn add_user(
     State(d): State<Arc<Daemon>>,
     caller: Caller,
@@ -472,12 +640,20 @@ async fn add_user(
     Ok((StatusCode::CREATED, Json(json!({ "username": b.username, "role": role.as_str() }))).into_response())
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 struct RoleBody {
+    /// `viewer`, `operator` or `admin`.
     role: String,
 }
 
 /// `POST /api/v1/users/{username}/role` `{"role"}` (admins; ends the user's sessions).
+#[utoipa::path(post, path = "/api/v1/users/{username}/role", tag = "admin",
+    params(("username" = String, Path, description = "User name")),
+    request_body = RoleBody,
+    responses((status = 200, description = "`{\"username\", \"role\"}`", content_type = "application/json"),
+        (status = 400, description = "Bad role", body = ErrorBody),
+        (status = 403, description = "Needs the admin role", body = ErrorBody),
+        (status = 404, description = "No such user", body = ErrorBody), (status = 401, description = "No valid session or token", body = ErrorBody)))]
 async fn set_user_role(
     State(d): State<Arc<Daemon>>,
     caller: Caller,
@@ -491,12 +667,19 @@ async fn set_user_role(
     Ok(Json(json!({ "username": username, "role": role.as_str() })).into_response())
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 struct PasswordBody {
     password: String,
 }
 
 /// `POST /api/v1/users/{username}/password` `{"password"}` (admins; ends the user's sessions).
+#[utoipa::path(post, path = "/api/v1/users/{username}/password", tag = "admin",
+    params(("username" = String, Path, description = "User name")),
+    request_body = PasswordBody,
+    responses((status = 200, description = "`{\"username\"}`", content_type = "application/json"),
+        (status = 400, description = "Bad password", body = ErrorBody),
+        (status = 403, description = "Needs the admin role", body = ErrorBody),
+        (status = 404, description = "No such user", body = ErrorBody), (status = 401, description = "No valid session or token", body = ErrorBody)))]
 async fn set_user_password(
     State(d): State<Arc<Daemon>>,
     caller: Caller,
@@ -511,6 +694,11 @@ async fn set_user_password(
 }
 
 /// `DELETE /api/v1/users/{username}` (admins; with their tokens and sessions).
+#[utoipa::path(delete, path = "/api/v1/users/{username}", tag = "admin",
+    params(("username" = String, Path, description = "User name")),
+    responses((status = 204, description = "Removed, with their tokens and sessions"),
+        (status = 403, description = "Needs the admin role", body = ErrorBody),
+        (status = 404, description = "No such user", body = ErrorBody), (status = 401, description = "No valid session or token", body = ErrorBody)))]
 async fn remove_user(State(d): State<Arc<Daemon>>, caller: Caller, Path(username): Path<String>) -> ApiResult {
     ops::users::remove(&d.store, &caller.0, &username).await?;
     Ok(StatusCode::NO_CONTENT.into_response())

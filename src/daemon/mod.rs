@@ -70,6 +70,8 @@ pub struct Daemon {
     pub shutdown: CancellationToken,
     /// Wakes the run workers (a run was queued, or a slot freed up).
     pub wake: Notify,
+    /// What `/metrics` shows; the executor, scheduler and workers record into it.
+    pub metrics: Arc<crate::metrics::Metrics>,
     dags: RwLock<Arc<BTreeMap<String, Arc<Dag>>>>,
     /// Problems of the last DAG load, logged when they change.
     dag_problems: std::sync::Mutex<Vec<String>>,
@@ -200,7 +202,8 @@ pub async fn start(settings: Arc<Settings>, store: Store, bind: SocketAddr) -> R
     private_home(&settings)?;
     create_inbox(&settings);
     let token = api_token(&settings)?;
-    let exec = Executor::new(store.clone(), settings.clone());
+    let metrics = Arc::new(crate::metrics::Metrics::new());
+    let exec = Executor::new(store.clone(), settings.clone()).with_metrics(metrics.clone());
     let id = exec.owner().to_string();
     let daemon = Arc::new(Daemon {
         store: store.clone(),
@@ -212,6 +215,7 @@ pub async fn start(settings: Arc<Settings>, store: Store, bind: SocketAddr) -> R
         login_throttle: crate::web::throttle::LoginThrottle::default(),
         shutdown: CancellationToken::new(),
         wake: Notify::new(),
+        metrics,
         dags: RwLock::new(Arc::default()),
         dag_problems: std::sync::Mutex::new(Vec::new()),
     });

@@ -100,6 +100,8 @@ async fn schedule_dag(d: &Daemon, dag: &Dag, now: DateTime<Utc>) -> Result<usize
         match prepare_run(&d.store, dag, &slot, RunType::Scheduled, &serde_json::Value::Null, None, None).await {
             Ok(Prepared::Created(run)) => {
                 created += 1;
+                let lag = (chrono::Utc::now() - slot.data_interval_end).num_microseconds().unwrap_or(i64::MAX);
+                d.metrics.scheduled(&dag.id, lag as f64 / 1e6);
                 tracing::info!(dag = %dag.id, run = run.id, logical_date = %slot.logical_date, "scheduled run");
             }
             // Another daemon or a CLI run created it in between.

@@ -35,6 +35,10 @@ pub async fn run(d: Arc<Daemon>) {
             Ok(Some(run)) => {
                 let Some(dag) = dags.get(&run.dag_id).cloned() else { continue };
                 tracing::info!(run = run.id, dag = %run.dag_id, ds = %run.ds, previous = %run.state, "claimed run");
+                if run.state == RunState::Running {
+                    // Running but claimable: its owner's lease ran out (or the owner died).
+                    d.metrics.lease_taken_over();
+                }
                 let d2 = d.clone();
                 in_flight.spawn(async move {
                     let _permit = permit;

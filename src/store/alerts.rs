@@ -222,6 +222,17 @@ impl Store {
         Ok(get_i64(&row, "n")?.max(0) as u64)
     }
 
+    /// How many alerts of the outbox are in `state` (`pending`, `sent`, `failed`): the daemon's
+    /// `/metrics` reads it at each scrape.
+    pub async fn count_alerts_in_state(&self, state: &str) -> Result<u64> {
+        let row = sqlx::query("SELECT COUNT(*) AS n FROM alert_outbox WHERE state = $1")
+            .bind(state)
+            .fetch_one(self.pool())
+            .await
+            .ctx("count alerts by state")?;
+        Ok(get_i64(&row, "n")?.max(0) as u64)
+    }
+
     /// Runs of `dag_id` that may have missed a deadline: not `success`, data interval ended before
     /// `ended_before`, no deadline alert recorded yet, oldest first. Backfill runs are left out:
     /// they are created after their deadlines by design.

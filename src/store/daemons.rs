@@ -262,6 +262,17 @@ impl Store {
         get_i64(&row, "n")
     }
 
+    /// How many runs (of every DAG) are in `state`: the daemon's `/metrics` reads the queue's
+    /// length with it at each scrape.
+    pub async fn count_runs_in_state(&self, state: RunState) -> Result<u64> {
+        let row = sqlx::query("SELECT COUNT(*) AS n FROM dag_runs WHERE state = $1")
+            .bind(state.as_str())
+            .fetch_one(self.pool())
+            .await
+            .ctx("count runs by state")?;
+        Ok(get_i64(&row, "n")?.max(0) as u64)
+    }
+
     /// The latest logical date of the DAG's scheduled and backfill runs (where its schedule has
     /// been covered; manual runs, which may be for any date, do not move it).
     pub async fn last_scheduled_logical_date(&self, dag_id: &str) -> Result<Option<DateTime<Utc>>> {

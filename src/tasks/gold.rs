@@ -14,7 +14,7 @@ use async_trait::async_trait;
 use super::{BuildInput, SettingError, Task, TaskContext, TaskError, TaskOutput};
 use crate::courses;
 use crate::gold::lake::{LakePublisher, input_fingerprint};
-use crate::gold::{GoldError, ModelSpec, Refresh, run_model};
+use crate::gold::{GoldError, ModelSpec, Refresh, TestStatus, run_model};
 use crate::lake::{RunKey, SessionOptions, parse_ident};
 
 /// Kind-specific keys.
@@ -88,6 +88,9 @@ impl Task for GoldModel {
             other => other,
         }
         .map_err(task_error)?;
+        for test in run.tests.iter().filter(|t| t.status != TestStatus::Pass) {
+            ctx.metrics.gold_test_failed(&ctx.dag_id, &run.table, test.severity.as_str());
+        }
         let summary = run.summary();
         if run.published {
             Ok(TaskOutput { summary: Some(summary) })

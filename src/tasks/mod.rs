@@ -131,6 +131,9 @@ pub struct TaskContext {
     pub lake: crate::lake::LakeHandle,
     /// Woken whenever a run of the same executor finishes (what `wait.dag_run` waits on).
     pub run_finished: Arc<tokio::sync::Notify>,
+    /// The metrics of the executor's owner (the daemon's registry under `tmctl serve`): silver
+    /// counts rows, gold counts failed data tests.
+    pub metrics: Arc<crate::metrics::Metrics>,
 }
 
 /// Maps an infrastructure error to a retryable task failure that says what was being done.

@@ -271,6 +271,8 @@ impl Task for SilverTransform {
 
         let rows_in: u64 = per_course.iter().filter_map(|c| c["stats"]["records_in"].as_u64()).sum();
         let rows_out: u64 = per_course.iter().filter_map(|c| c["stats"]["rows_out"].as_u64()).sum();
+        // Counted once the commit is in: a try that fails before it counts nothing.
+        ctx.metrics.silver_rows(&ctx.dag_id, rows_in, rows_out, &quarantined_total);
         let summary = serde_json::json!({
             "dag": ctx.dag_id,
             "task": ctx.task_id,

@@ -163,7 +163,8 @@ pub async fn guard(State(d): State<Arc<Daemon>>, mut req: Request, next: Next) -
         Some(_) => {}
     }
     let path = req.uri().path().to_string();
-    let is_api = path.starts_with("/api/");
+    // `/metrics` is for scrapers: a 401 like the API, not a redirect to the login page.
+    let is_api = path.starts_with("/api/") || path == "/metrics";
     let viewer = match identify(&d, req.headers()).await {
         Ok(v) => v,
         Err(()) => {
