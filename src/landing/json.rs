@@ -167,6 +167,62 @@ impl Framer<'_> {
         (self.f)(Record::Round(&round))
     }
 
+    /// A chunk of the stream; Ok(false) stops (content after the array). Runs of element bytes
+    /// that change nothing but string state and depth are taken in one go; every other byte
+    /// (line breaks, `{`, the end of an element, …) goes through [`Framer::byte`].
+    fn feed(&mut self, chunk: &[u8]) -> Result<bool, String> {
+        let mut i = 0;
+        while i < chunk.len() {
+            if self.phase == Phase::Element {
+                let start = i;
+                let el = &mut self.el;
+                while i < chunk.len() {
+                    let b = chunk[i];
+                    if el.in_string {
+                        if el.escape {
+                            el.escape = false;
+                        } else if b == b'"' {
+                            el.in_string = false;
+                        } else if b == b'\\' {
+                            el.escape = true;
+                        } else if b == b'\n' {
+                            break;
+                        }
+                    } else {
+                        match b {
+                            b'"' => el.in_string = true,
+                            b'[' => el.depth += 1,
+                            b'}' | b']' if el.depth > 1 => el.depth -= 1,
+                            b'{' | b'}' | b']' | b'\n' => break,
+                            b',' if el.depth == 0 && self.array => break,
+                            b' ' | b'\t' | b'\r' if el.depth == 0 && !self.array => break,
+                            _ => {}
+                        }
+                    }
+                    i += 1;
+                }
+                if i > start {
+                    let run = &chunk[start..i];
+                    let room = self.max.saturating_sub(self.el.bytes.len());
+                    self.el.bytes.extend_from_slice(&run[..run.len().min(room)]);
+                    self.el.too_long |= run.len() > room;
+                    self.col += run.len() as u64;
+                    if self.line_blank && run.iter().any(|b| !b.is_ascii_whitespace()) {
+                        self.line_blank = false;
+                    }
+                }
+                if i == chunk.len() {
+                    break;
+                }
+            }
+            if !self.byte(chunk[i])? {
+                return Ok(false);
+            }
+            i += 1;
+        }
+        Ok(true)
+    }
+
     fn push(&mut self, b: u8) {
         if self.el.bytes.len() < self.max {
             self.el.bytes.push(b);
@@ -344,19 +400,17 @@ pub(super) fn read(
         framer.col = 1;
         // The elements of `[` + newline start at column 0 of the next lines.
     }
-    'outer: loop {
+    loop {
         let chunk = rd.fill_buf().map_err(io)?;
         if chunk.is_empty() {
             break;
         }
         let len = chunk.len();
-        for &b in chunk {
-            if !framer.byte(b).map_err(ReadError::Callback)? {
-                rd.consume(len);
-                break 'outer;
-            }
-        }
+        let go_on = framer.feed(chunk).map_err(ReadError::Callback)?;
         rd.consume(len);
+        if !go_on {
+            break;
+        }
     }
     framer.end().map_err(ReadError::Callback)?;
     Ok((framer.records, framer.malformed))
@@ -366,11 +420,19 @@ pub(super) fn read(
 mod tests {
     use super::*;
 
-    /// (good round ids, malformed as "line: reason").
+    /// (good round ids, malformed as "line: reason"); the same whatever the read chunks are.
     fn frame(text: &str) -> (Vec<String>, Vec<String>) {
+        let whole = frame_in_chunks(text, 1 << 20);
+        for chunk in [1, 2, 3, 7] {
+            assert_eq!(frame_in_chunks(text, chunk), whole, "chunks of {chunk} bytes");
+        }
+        whole
+    }
+
+    fn frame_in_chunks(text: &str, chunk: usize) -> (Vec<String>, Vec<String>) {
         let mut good = Vec::new();
         let mut bad = Vec::new();
-        let mut rd = text.as_bytes();
+        let mut rd = std::io::BufReader::with_capacity(chunk, text.as_bytes());
         read("t.json", &mut rd, 0, 1 << 20, &mut |r| {
             match r {
                 Record::Round(r) => good.push(super::super::raw_text(r.field("_id")).unwrap_or_default()),
