@@ -62,6 +62,7 @@ pub const KEYS: &[(&str, &str)] = &[
     ("catalog.rest_token", "TM_ICEBERG_REST_TOKEN"),
     ("bronze.inbox", "TM_LOCAL_INPUT_DIR"),
     ("bronze.strict_course_match", "TM_STRICT_COURSE_MATCH"),
+    ("bronze.max_bad_record_fraction", "TM_MAX_BAD_RECORD_FRACTION"),
     ("silver.min_lon", "TM_COORD_MIN_LON"),
     ("silver.max_lon", "TM_COORD_MAX_LON"),
     ("silver.min_lat", "TM_COORD_MIN_LAT"),
@@ -232,6 +233,9 @@ pub struct LakeSettings {
     pub inbox: PathBuf,
     /// Reject files whose `course` does not match the course id (else a warning).
     pub strict_course_match: bool,
+    /// Largest share (0–1) of malformed records a file may hold and still land (they are
+    /// quarantined by silver); more rejects the whole file.
+    pub max_bad_record_fraction: f64,
     /// Valid coordinate bounds (inclusive); rows outside are quarantined.
     pub min_lon: f64,
     pub max_lon: f64,
@@ -432,6 +436,16 @@ impl Settings {
                     s => PathBuf::from(s),
                 },
                 strict_course_match: get_bool(&raw, "bronze.strict_course_match")?,
+                max_bad_record_fraction: match get_f64(&raw, "bronze.max_bad_record_fraction")? {
+                    f if (0.0..=1.0).contains(&f) => f,
+                    f => {
+                        return Err(err(
+                            &raw,
+                            "bronze.max_bad_record_fraction",
+                            format!("= {f} must be between 0 and 1"),
+                        ));
+                    }
+                },
                 min_lon: get_f64(&raw, "silver.min_lon")?,
                 max_lon: get_f64(&raw, "silver.max_lon")?,
                 min_lat: get_f64(&raw, "silver.min_lat")?,

@@ -21,6 +21,7 @@ pub mod freshness;
 pub mod generate;
 pub mod gold;
 pub mod lake;
+pub mod landing;
 pub mod logcapture;
 pub mod metrics;
 pub mod ops;

@@ -222,29 +222,54 @@ async fn format_comes_from_the_extension_else_the_first_non_blank_byte() {
 // ---- rejections ---------------------------------------------------------------------------------
 
 /// (fixture, exact reason): each file is rejected, quarantined byte for byte with a sidecar, and
-/// recorded.
+/// recorded. These small files have more malformed records than `bronze.max_bad_record_fraction`
+/// (0.1) allows, so the whole file is rejected and the reason names the first bad record.
 const REJECTIONS: &[(&str, &str)] = &[
     ("csv_missing_course_column.csv", "CSV header missing required column: course"),
     ("csv_missing_both_required_columns.csv", "CSV header missing required columns: _id, course"),
     ("csv_header_only.csv", "CSV file has no data rows (header only)"),
-    ("csv_row_with_wrong_cell_count.csv", "CSV record 2 (line 3) has 3 fields, the header has 4"),
-    ("csv_truncated_inside_quotes.csv", "CSV record 2 (line 3) has 3 fields, the header has 4"),
+    (
+        "csv_row_with_wrong_cell_count.csv",
+        "1 of 3 records are malformed, more than bronze.max_bad_record_fraction = 0.1; the first: line 3: record 2 has 3 fields, the header has 4",
+    ),
+    (
+        "csv_truncated_inside_quotes.csv",
+        "1 of 2 records are malformed, more than bronze.max_bad_record_fraction = 0.1; the first: line 3: record 2 has an unbalanced quote (field 3)",
+    ),
     ("empty_file.csv", "file is empty (0 bytes)"),
     ("whitespace_only.json", "file holds only whitespace"),
-    ("csv_latin1_not_utf8.csv", "file is not valid UTF-8: invalid byte sequence at byte 34 (line 3)"),
-    ("json_truncated.json", "JSON is truncated: EOF while parsing a string at line 11 column 20"),
-    ("json_syntax_error.json", "JSON is not valid: expected `,` or `}` at line 2 column 15"),
+    (
+        "csv_latin1_not_utf8.csv",
+        "1 of 2 records are malformed, more than bronze.max_bad_record_fraction = 0.1; the first: line 3: record 2 is not valid UTF-8 (invalid byte at byte 7 of the line)",
+    ),
+    (
+        "json_truncated.json",
+        "1 of 1 records are malformed, more than bronze.max_bad_record_fraction = 0.1; the first: line 2: record 1 is cut off by the end of the file (inside a string; truncated)",
+    ),
+    (
+        "json_syntax_error.json",
+        "1 of 2 records are malformed, more than bronze.max_bad_record_fraction = 0.1; the first: line 2: record 2 is not valid JSON: expected `,` or `}`",
+    ),
     ("json_empty_array.json", "JSON file has no records (empty array)"),
-    ("json_third_record_missing_course.json", "JSON record 3 (ending at line 13) is missing required field: course"),
-    ("ndjson_second_line_missing_id.ndjson", "JSON record 2 (ending at line 2) is missing required field: _id"),
+    (
+        "json_third_record_missing_course.json",
+        "1 of 3 records are malformed, more than bronze.max_bad_record_fraction = 0.1; the first: line 10: record 3 is missing required field: course",
+    ),
+    (
+        "ndjson_second_line_missing_id.ndjson",
+        "1 of 3 records are malformed, more than bronze.max_bad_record_fraction = 0.1; the first: line 2: record 2 is missing required field: _id",
+    ),
     (
         "json_object_missing_both_fields.json",
-        "JSON record 1 (ending at line 1) is missing required fields: _id, course",
+        "1 of 1 records are malformed, more than bronze.max_bad_record_fraction = 0.1; the first: line 1: record 1 is missing required fields: _id, course",
     ),
-    ("json_array_with_a_string_element.json", "JSON record 2 (ending at line 2) is not an object (found a string)"),
+    (
+        "json_array_with_a_string_element.json",
+        "1 of 2 records are malformed, more than bronze.max_bad_record_fraction = 0.1; the first: line 2: record 2 is not an object (found a string)",
+    ),
     (
         "json_content_after_the_array.json",
-        "JSON is not valid: trailing characters at line 2 column 1 (content after the top-level array)",
+        "1 of 2 records are malformed, more than bronze.max_bad_record_fraction = 0.1; the first: line 2: record 2 follows the end of the top-level array (content after `]`)",
     ),
 ];
 
@@ -285,9 +310,9 @@ async fn every_json_record_is_validated_not_just_the_first() {
     // Records 1 and 2 are fine (the reference checked only record 1 and let this file through).
     let o = env.one(fixture("json_third_record_missing_course.json"), Some("americanfalls"), None, false).await;
     assert_eq!(o.status, IngestStatus::Rejected);
-    assert!(o.reason.unwrap().starts_with("JSON record 3 "));
+    assert!(o.reason.unwrap().contains("the first: line 10: record 3 "));
     let o = env.one(fixture("ndjson_second_line_missing_id.ndjson"), Some("americanfalls"), None, false).await;
-    assert!(o.reason.unwrap().starts_with("JSON record 2 "));
+    assert!(o.reason.unwrap().contains("the first: line 2: record 2 "));
 }
 
 #[tokio::test]

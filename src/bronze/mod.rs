@@ -13,9 +13,9 @@ use std::path::{Path, PathBuf};
 
 use chrono::{NaiveDate, Utc};
 
+pub use crate::landing::{Format, format_by_extension, format_by_first_byte};
 pub use cli::{IngestArgs, run_cli};
 pub use naming::{course_from_filename, course_matches, date_from_filename, is_safe_slug};
-pub use scan::{Format, format_by_extension, format_by_first_byte};
 
 use crate::config::Settings;
 use crate::lake::buckets::{Bucket, BucketError, Buckets};
@@ -157,32 +157,16 @@ pub enum RejectReason {
     Empty,
     #[error("file holds only whitespace")]
     Blank,
-    #[error("file is not valid UTF-8: invalid byte sequence at byte {offset} (line {line})")]
-    NotUtf8 { offset: u64, line: u64 },
-    #[error(
-        "CSV header missing required {}: {}",
-        if .missing.len() == 1 { "column" } else { "columns" },
-        .missing.join(", ")
-    )]
-    CsvMissingColumns { missing: Vec<String> },
-    #[error("CSV line {line} is longer than {} MiB; not a rounds file", limit / (1024 * 1024))]
-    GiantLine { line: u64, limit: u64 },
+    /// The CSV header cannot be read or lacks `_id` / `course`.
+    #[error("{0}")]
+    Header(crate::landing::Unusable),
     #[error("CSV file has no data rows (header only)")]
     CsvNoRecords,
-    #[error("CSV record {record} (line {line}) has {found} fields, the header has {expected}")]
-    CsvFieldCount { record: u64, line: u64, found: usize, expected: usize },
-    #[error("JSON is truncated: {0}")]
-    JsonTruncated(String),
-    #[error("JSON is not valid: {0}")]
-    JsonSyntax(String),
-    #[error("JSON record {record} (ending at line {line}) is not an object (found {found})")]
-    JsonNotObject { record: u64, line: u64, found: String },
     #[error(
-        "JSON record {record} (ending at line {line}) is missing required {}: {}",
-        if .missing.len() == 1 { "field" } else { "fields" },
-        .missing.join(", ")
+        "{malformed} of {records} records are malformed, more than bronze.max_bad_record_fraction = {max}; \
+         the first: {first}"
     )]
-    JsonMissingFields { record: u64, line: u64, missing: Vec<String> },
+    TooManyMalformed { malformed: u64, records: u64, max: String, first: String },
     #[error("JSON file has no records (empty array)")]
     JsonNoRecords,
     #[error(
@@ -276,6 +260,7 @@ pub async fn ingest(
     let files = expand_paths(&req.paths)?;
     let cx = Ingest {
         strict: settings.lake.strict_course_match,
+        max_bad: settings.lake.max_bad_record_fraction,
         store,
         buckets,
         req,
@@ -307,6 +292,8 @@ pub fn landing_key(course_id: &str, ingest_date: NaiveDate, filename: &str) -> S
 
 struct Ingest<'a> {
     strict: bool,
+    /// `bronze.max_bad_record_fraction`: a file with a larger share of malformed records is rejected.
+    max_bad: f64,
     store: &'a Store,
     buckets: &'a Buckets,
     req: &'a IngestRequest,
@@ -364,7 +351,25 @@ impl Ingest<'_> {
                 None => (Some(self.req.default_date.unwrap_or(self.today)), None),
             },
         };
-        let mismatch = match (&course, &scanned.problem, &course_problem) {
+        // Malformed records: a few land with the file (silver quarantines them), too many reject it.
+        let mut malformed_note = None;
+        let mut content_problem = scanned.problem.clone();
+        if let (None, Some(first)) = (&content_problem, &scanned.first_malformed) {
+            if scanned.malformed as f64 > self.max_bad * scanned.records as f64 {
+                content_problem = Some(RejectReason::TooManyMalformed {
+                    malformed: scanned.malformed,
+                    records: scanned.records,
+                    max: self.max_bad.to_string(),
+                    first: first.to_string(),
+                });
+            } else {
+                malformed_note = Some(format!(
+                    "warning: {} of {} records are malformed and go to silver's quarantine; the first: {first}",
+                    scanned.malformed, scanned.records
+                ));
+            }
+        }
+        let mismatch = match (&course, &content_problem, &course_problem) {
             (Some(c), None, None) => course_mismatch(&scanned.courses, c, scanned.records),
             _ => None,
         };
@@ -377,20 +382,23 @@ impl Ingest<'_> {
             format: scanned.format,
             status: IngestStatus::Rejected,
             reason: None,
-            rows: scanned.problem.is_none().then_some(scanned.records),
+            rows: content_problem.is_none().then_some(scanned.records),
             bytes: scanned.size,
             sha256: scanned.sha256.clone(),
             landing_key: None,
             quarantine_key: None,
         };
-        let problem = name_problem.or(course_problem).or(date_problem).or(scanned.problem.clone()).or(if self.strict {
+        let problem = name_problem.or(course_problem).or(date_problem).or(content_problem).or(if self.strict {
             mismatch.clone()
         } else {
             None
         });
         match (problem, course, date) {
             (None, Some(course), Some(date)) => {
-                let warning = mismatch.map(|m| format!("warning: {m}"));
+                let warning = match (malformed_note, mismatch.map(|m| format!("warning: {m}"))) {
+                    (Some(a), Some(b)) => Some(format!("{a}; {b}")),
+                    (a, b) => a.or(b),
+                };
                 self.land(outcome, &course, date, warning).await
             }
             (problem, _, _) => {

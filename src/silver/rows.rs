@@ -25,7 +25,7 @@ use datafusion::arrow::datatypes::ArrowPrimitiveType;
 use datafusion::arrow::record_batch::RecordBatch;
 use serde_json::Value;
 
-use super::read::{self, Format, Raw, RoundSource, slot};
+use super::read::{self, Malformed, Raw, Record, RoundSource, slot};
 
 /// Validation bounds (inclusive) for coordinates.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -749,6 +749,34 @@ fn quarantine_row(course_id: &str, ingest_date: NaiveDate, r: &RoundFields, s: &
     Quarantined { reason, row }
 }
 
+/// The quarantine row of a record the reader could not read: file, line and why.
+fn malformed_row(course_id: &str, ingest_date: NaiveDate, file: &str, m: &Malformed) -> Quarantined {
+    let mut row = serde_json::Map::new();
+    row.insert("round_id".into(), Value::Null);
+    row.insert("course_id".into(), Value::String(course_id.into()));
+    row.insert("ingest_date".into(), Value::String(ingest_date.to_string()));
+    row.insert("file".into(), Value::String(file.into()));
+    row.insert("line".into(), Value::from(m.line));
+    row.insert("record".into(), Value::from(m.record));
+    row.insert("reason".into(), Value::String(MALFORMED_RECORD.into()));
+    row.insert("reason_detail".into(), Value::String(format!("{file}:{}: record {} {}", m.line, m.record, m.reason)));
+    Quarantined { reason: MALFORMED_RECORD, row }
+}
+
+/// The quarantine reason of a record the reader could not read (wrong field count, invalid UTF-8,
+/// unbalanced quote, unparseable JSON element, …).
+pub const MALFORMED_RECORD: &str = "malformed_record";
+
+/// A round id as the row pass reads it (`text`), without allocating for CSV cells.
+fn id_text<'a>(raw: Raw<'a>) -> Option<std::borrow::Cow<'a, str>> {
+    match raw {
+        Raw::Missing => None,
+        Raw::Str(s) => Some(std::borrow::Cow::Borrowed(s.trim())),
+        Raw::Json(v) => read::json_text(v).map(|s| std::borrow::Cow::Owned(s.trim().to_string())),
+    }
+    .filter(|s| !s.is_empty())
+}
+
 /// Reads every input of one (course_id, ingest_date) partition and hands typed row batches of at
 /// most `batch_rows` rows to `sink` and quarantined rows to `quarantine`.
 pub fn transform_partition(
@@ -761,29 +789,21 @@ pub fn transform_partition(
     quarantine: &mut dyn FnMut(Quarantined),
 ) -> Result<PartitionStats, TransformError> {
     let mut stats = PartitionStats { files: inputs.len(), ..Default::default() };
-    let open = |input: &Input<'_>| -> Result<(Format, Box<dyn Read + Send>), TransformError> {
-        let mut reader = (input.open)().map_err(|source| TransformError::Open { file: input.name.clone(), source })?;
-        let mut head = [0u8; 64];
-        let n = read_head(&mut reader, &mut head)
-            .map_err(|source| TransformError::Open { file: input.name.clone(), source })?;
-        let format = read::detect(&input.name, &head[..n]);
-        let chained: Box<dyn Read + Send> = Box::new(std::io::Cursor::new(head[..n].to_vec()).chain(reader));
-        Ok((format, chained))
+    let open = |input: &Input<'_>| -> Result<Box<dyn Read + Send>, TransformError> {
+        (input.open)().map_err(|source| TransformError::Open { file: input.name.clone(), source })
     };
-
     // Pass 1: which round ids occur more than once in the partition.
     let mut counts: HashMap<String, u32> = HashMap::new();
     for input in inputs {
-        let (format, reader) = open(input)?;
-        let mut count = |id: Option<&str>| {
-            if let Some(id) = id {
+        let reader = open(input)?;
+        read::read(&input.name, read::format_by_extension(&input.name), reader, &mut |r| {
+            if let Record::Round(r) = r
+                && let Some(id) = id_text(r.field("_id"))
+            {
                 *counts.entry(id.to_string()).or_insert(0) += 1;
             }
-        };
-        match format {
-            Format::Csv => read::csv_round_ids(&input.name, reader, &mut count)?,
-            Format::Json => read::json_round_ids(&input.name, reader, &mut count)?,
-        }
+            Ok(())
+        })?;
     }
     counts.retain(|_, n| *n > 1);
 
@@ -792,8 +812,17 @@ pub fn transform_partition(
     let mut repeated: HashMap<String, Vec<(Arc<RoundFields>, SlotFields)>> = HashMap::new();
     let mut sink_error: Option<String> = None;
     for input in inputs {
-        let (format, reader) = open(input)?;
-        let mut on_round = |r: &dyn RoundSource| -> Result<(), String> {
+        let reader = open(input)?;
+        let mut on_record = |r: Record<'_>| -> Result<(), String> {
+            let r = match r {
+                Record::Round(r) => r,
+                Record::Malformed(m) => {
+                    let q = malformed_row(course_id, ingest_date, &input.name, m);
+                    *stats.quarantined.entry(q.reason.to_string()).or_insert(0) += 1;
+                    quarantine(q);
+                    return Ok(());
+                }
+            };
             stats.rounds += 1;
             let round = Arc::new(round_fields(r));
             let mut slots: Vec<SlotFields> = (0..r.slot_count()).map(|i| slot_fields(r, i, &round, rules)).collect();
@@ -827,12 +856,8 @@ pub fn transform_partition(
                 }
             })
         };
-        let read = match format {
-            Format::Csv => read::read_csv(&input.name, reader, &mut on_round),
-            Format::Json => read::read_json(&input.name, reader, &mut on_round),
-        };
-        match read {
-            Ok(n) => stats.records_in += n,
+        match read::read(&input.name, read::format_by_extension(&input.name), reader, &mut on_record) {
+            Ok(summary) => stats.records_in += summary.records,
             Err(read::ReadError::Callback(e)) if sink_error.is_some() => return Err(TransformError::Sink(e)),
             Err(e) => return Err(e.into()),
         }
@@ -898,17 +923,6 @@ fn emit(
         rest = later;
     }
     Ok(())
-}
-
-fn read_head(reader: &mut dyn Read, buf: &mut [u8]) -> std::io::Result<usize> {
-    let mut n = 0;
-    while n < buf.len() {
-        match reader.read(&mut buf[n..])? {
-            0 => break,
-            k => n += k,
-        }
-    }
-    Ok(n)
 }
 
 #[cfg(test)]
