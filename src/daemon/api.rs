@@ -127,16 +127,27 @@ impl IntoResponse for ApiError {
     }
 }
 
+impl ApiError {
+    /// A 500 whose body names the error id; the detail goes to the log only.
+    fn internal(what: &str, e: &dyn std::fmt::Display) -> ApiError {
+        let id = crate::web::error_id();
+        tracing::error!(error_id = %id, error = %e, "{what} failed in an API call");
+        ApiError(StatusCode::INTERNAL_SERVER_ERROR, crate::web::internal_message(what, &id))
+    }
+}
+
 impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> Self {
-        tracing::error!(error = %e, "state DB error in API call");
-        ApiError(StatusCode::INTERNAL_SERVER_ERROR, format!("state DB error: {e}"))
+        ApiError::internal("Reading the state DB", &e)
     }
 }
 
 impl From<OpError> for ApiError {
     fn from(e: OpError) -> Self {
-        ApiError(e.status(), e.to_string())
+        match e {
+            OpError::Internal(detail) => ApiError::internal("The operation", &detail),
+            e => ApiError(e.status(), e.to_string()),
+        }
     }
 }
 
@@ -702,4 +713,22 @@ async fn set_user_password(
 async fn remove_user(State(d): State<Arc<Daemon>>, caller: Caller, Path(username): Path<String>) -> ApiResult {
     ops::users::remove(&d.store, &caller.0, &username).await?;
     Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn internal_errors_answer_an_error_id_never_the_detail() {
+        let ApiError(status, body) =
+            ApiError::from(OpError::Internal("password authentication failed for db at 10.0.0.7".into()));
+        assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR);
+        assert!(!body.contains("10.0.0.7") && !body.contains("password"), "{body}");
+        let id = body.split("error id ").nth(1).and_then(|t| t.get(..8)).unwrap_or_default();
+        assert!(id.len() == 8 && id.chars().all(|c| c.is_ascii_hexdigit()), "{body}");
+        // The other kinds keep their message: the caller can act on it.
+        let ApiError(status, body) = ApiError::from(OpError::NotFound("no DAG `x`".into()));
+        assert_eq!((status, body.as_str()), (StatusCode::NOT_FOUND, "no DAG `x`"));
+    }
 }

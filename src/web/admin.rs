@@ -9,7 +9,6 @@ use askama::Template;
 use axum::Form;
 use axum::Router;
 use axum::extract::{Query, State};
-use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use serde::Deserialize;
@@ -45,10 +44,7 @@ async fn audit(State(d): State<Arc<Daemon>>, viewer: Viewer, Query(q): Query<Bef
     if let Err(e) = ops::require(&viewer.actor(), Role::Admin, "read the audit log") {
         return error_page(e.status(), &viewer, e.to_string());
     }
-    let fail = |e: crate::store::StoreError| {
-        tracing::error!(error = %e, "state DB error on the audit page");
-        error_page(StatusCode::INTERNAL_SERVER_ERROR, &viewer, format!("state DB error: {e}"))
-    };
+    let fail = |e: crate::store::StoreError| super::internal_error(&viewer, "Reading the audit log", &e);
     let rows = match d.store.list_audit(q.before, AUDIT_PER_PAGE).await {
         Ok(r) => r,
         Err(e) => return fail(e),
@@ -100,7 +96,7 @@ struct UsersPage {
 
 /// The error page of a refused or failed operation (the status is `OpError::status`).
 fn op_error(viewer: &Viewer, e: OpError) -> Response {
-    error_page(e.status(), viewer, e.to_string())
+    super::op_error_page(viewer, e)
 }
 
 fn back_to_users() -> Response {

@@ -348,7 +348,7 @@ async fn login(
     if let Err(e) =
         d.store.create_web_session(&sha256_hex(&id), &f.username, role.as_str(), &random_token(), expires).await
     {
-        return error_page(StatusCode::INTERNAL_SERVER_ERROR, &viewer, format!("cannot create the session: {e}"));
+        return super::internal_error(&viewer, "Creating the session", &e);
     }
     tracing::info!(user = %f.username, role = %role, client = %client, "web login");
     let cookie = format!(

@@ -71,6 +71,33 @@ pub fn error_page(status: StatusCode, viewer: &Viewer, message: impl Into<String
     (status, render(&page)).into_response()
 }
 
+/// A new id for one server-side error: shown to the user, logged with the detail.
+pub fn error_id() -> String {
+    crate::util::hex(&rand::random::<[u8; 4]>())
+}
+
+/// What the user reads about a server-side error: what failed and its error id, never the
+/// detail (a state DB error can name hosts, tables or paths); the log has the detail under the id.
+pub fn internal_message(what: &str, id: &str) -> String {
+    format!("{what} failed on the server (error id {id}); the daemon's log has the details under that id.")
+}
+
+/// A 500 page for an unexpected error: [`internal_message`] on the page, the detail in the log.
+pub fn internal_error(viewer: &Viewer, what: &str, e: &dyn std::fmt::Display) -> Response {
+    let id = error_id();
+    tracing::error!(error_id = %id, error = %e, "{what} failed");
+    error_page(StatusCode::INTERNAL_SERVER_ERROR, viewer, internal_message(what, &id))
+}
+
+/// The page of a refused or failed operation: its message (not found, conflict, forbidden,
+/// invalid), or for an internal error an error id.
+pub fn op_error_page(viewer: &Viewer, e: crate::ops::OpError) -> Response {
+    match e {
+        crate::ops::OpError::Internal(detail) => internal_error(viewer, "The operation", &detail),
+        e => error_page(e.status(), viewer, e.to_string()),
+    }
+}
+
 /// Renders a template; a template error becomes a 500 (it is a bug, logged).
 pub fn render(t: &impl Template) -> Response {
     match t.render() {

@@ -19,11 +19,11 @@ use super::{PageResult, dag_or_404};
 use crate::daemon::Daemon;
 use crate::dag::{Dag, ParamType};
 use crate::ops::{self, OpError, Role};
-use crate::web::{Chrome, Viewer, error_page, render, require_login};
+use crate::web::{Chrome, Viewer, render, require_login};
 
 /// The error page of a refused or failed operation (the status is `OpError::status`).
 fn op_error(viewer: &Viewer, e: OpError) -> Response {
-    error_page(e.status(), viewer, e.to_string())
+    crate::web::op_error_page(viewer, e)
 }
 
 fn see_other(to: &str) -> Response {

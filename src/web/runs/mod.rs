@@ -65,8 +65,7 @@ type PageResult = Result<Response, Response>;
 
 /// A state DB error as a 500 page (the error is logged).
 fn db_error(viewer: &Viewer, e: StoreError) -> Response {
-    tracing::error!(error = %e, "state DB error in a web page");
-    error_page(StatusCode::INTERNAL_SERVER_ERROR, viewer, format!("state DB error: {e}"))
+    super::internal_error(viewer, "Reading the state DB", &e)
 }
 
 fn not_found(viewer: &Viewer, message: impl Into<String>) -> Response {
