@@ -173,6 +173,8 @@ pub struct Gold {
     pub course: String,
     /// The date filter, already applied to the session's round-keyed gold tables.
     pub dates: DateRange,
+    /// [`Gold::courses`], read once per request (the filter check and the pages both ask).
+    courses: tokio::sync::OnceCell<Vec<String>>,
 }
 
 impl Gold {
@@ -191,7 +193,8 @@ impl Gold {
         if !dates.is_all() && tables.contains("gold.fact_rounds") {
             scope_to_dates(&ctx, dates).await.map_err(|e| format!("cannot apply the date filter: {e}"))?;
         }
-        Ok(Arc::new(Gold { lake, ctx, tables, course: course.to_string(), dates }))
+        let courses = tokio::sync::OnceCell::new();
+        Ok(Arc::new(Gold { lake, ctx, tables, course: course.to_string(), dates, courses }))
     }
 
     /// Whether a date filter narrows the round-keyed tables (summaries over all dates say so).
@@ -243,15 +246,20 @@ impl Gold {
         }
     }
 
-    /// Courses for the filter, from `gold.dim_course`.
+    /// Courses for the filter, from `gold.dim_course` (queried once per [`Gold`]).
     pub async fn courses(&self) -> Vec<String> {
         if !self.has("gold.dim_course") {
             return Vec::new();
         }
-        self.rows("SELECT course_id FROM gold.dim_course ORDER BY course_id")
+        self.courses
+            .get_or_init(|| async {
+                self.rows("SELECT course_id FROM gold.dim_course ORDER BY course_id")
+                    .await
+                    .map(|rows| rows.iter().map(|r| r.s(0)).collect())
+                    .unwrap_or_default()
+            })
             .await
-            .map(|rows| rows.iter().map(|r| r.s(0)).collect())
-            .unwrap_or_default()
+            .clone()
     }
 }
 
