@@ -100,6 +100,9 @@ fn head(id: &str) -> DagHead {
         catchup: false,
         max_active_runs: 1,
         params: Default::default(),
+        deadline: None,
+        email: Vec::new(),
+        allow_undeclared_params: false,
     }
 }
 

@@ -18,6 +18,7 @@ pub const KEYS: &[(&str, &str)] = &[
     ("database.url", "TM_DATABASE_URL"),
     ("database.max_connections", "TM_DATABASE_MAX_CONNECTIONS"),
     ("executor.slots", "TM_EXECUTOR_SLOTS"),
+    ("executor.crash_restarts", "TM_EXECUTOR_CRASH_RESTARTS"),
     ("web.bind", "TM_WEB_BIND"),
     ("web.public_url", "TM_WEB_PUBLIC_URL"),
     ("web.base_url", "TM_WEB_BASE_URL"),
@@ -89,6 +90,9 @@ pub struct Settings {
     pub database_url: String,
     pub database_max_connections: u32,
     pub executor_slots: usize,
+    /// Restarts of a repeat-safe task instance after its process died that do not count against
+    /// its retries (`tasks::CrashRestart::Bounded`).
+    pub executor_crash_restarts: u32,
     pub web_bind: SocketAddr,
     /// The URL people open the UI at (a proxy's, e.g. `https://tmctl.example.com`), without a
     /// trailing `/`; unset = `http://<web.bind>`. When it is https the session cookie is `Secure`.
@@ -348,6 +352,7 @@ impl Settings {
             database_url,
             database_max_connections: get_positive(&raw, "database.max_connections")? as u32,
             executor_slots: get_positive(&raw, "executor.slots")? as usize,
+            executor_crash_restarts: get_positive(&raw, "executor.crash_restarts")?.min(u64::from(u32::MAX)) as u32,
             web_bind,
             web_public_url,
             web_base_url: web_base_url.trim_end_matches('/').to_string(),

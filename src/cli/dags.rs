@@ -14,7 +14,7 @@ pub(super) fn validate(settings: &Settings, paths: Vec<PathBuf>) -> CliResult {
                 warnings.push(format!("{}: warning: task `{}`: {w}", d.file.display(), t.id));
             }
         }
-        ids.push((d.id, d.file));
+        ids.push((d.head.id, d.head.file));
     };
     for path in &paths {
         if path.is_dir() {

@@ -52,6 +52,9 @@ pub struct TaskPolicy {
     pub email: Vec<String>,
     pub email_on_failure: bool,
     pub email_on_retry: bool,
+    /// `idempotent = true/false`: overrides the kind's rule for a try abandoned by a dead
+    /// process (`tasks::CrashRestart`); `true` makes it a bounded restart, `false` a counted try.
+    pub idempotent: Option<bool>,
 }
 
 impl Default for TaskPolicy {
@@ -65,6 +68,7 @@ impl Default for TaskPolicy {
             email: Vec::new(),
             email_on_failure: true,
             email_on_retry: false,
+            idempotent: None,
         }
     }
 }
@@ -114,37 +118,42 @@ pub struct TaskDef {
     pub task: Arc<dyn Task>,
 }
 
-/// A validated DAG.
+impl TaskDef {
+    /// What becomes of this task's try when the process running it dies: the kind's rule,
+    /// unless the task (or `[defaults]`) says `idempotent`.
+    pub fn crash_restart(&self) -> crate::tasks::CrashRestart {
+        use crate::tasks::CrashRestart;
+        let by_kind = crate::tasks::lookup(&self.kind).map_or(CrashRestart::Counted, |k| k.crash);
+        match self.policy.idempotent {
+            Some(true) if by_kind == CrashRestart::Counted => CrashRestart::Bounded,
+            Some(true) | None => by_kind,
+            Some(false) => CrashRestart::Counted,
+        }
+    }
+}
+
+/// A validated DAG: its DAG-level settings ([`DagHead`], read through `Deref` as `dag.id`,
+/// `dag.schedule`, …) and its tasks with their dependency graph.
 #[derive(Debug, Clone)]
 pub struct Dag {
-    pub id: String,
-    pub description: String,
-    pub file: PathBuf,
-    pub schedule: Option<Schedule>,
-    pub timezone: Tz,
-    pub start_date: Option<NaiveDate>,
-    pub end_date: Option<NaiveDate>,
-    pub catchup: bool,
-    pub max_active_runs: u32,
-    pub params: BTreeMap<String, ParamSpec>,
-    /// Deadline alert (`deadline = "90m"`): a run not successful this long after its data interval
-    /// ended gets one alert to [`Dag::email`].
-    pub deadline: Option<Duration>,
-    /// The DAG-level recipients: `[defaults] email` (tasks may override theirs in their policy).
-    pub email: Vec<String>,
-    /// `allow_undeclared_params = true`: conf keys that are not params are accepted (and passed
-    /// to templates) as Airflow's `dag_run.conf` is; default false, such keys are refused.
-    pub allow_undeclared_params: bool,
+    pub head: DagHead,
     /// Tasks in file order.
     pub tasks: Vec<TaskDef>,
     graph: DiGraph<usize, ()>,
     topo: Vec<usize>,
 }
 
+impl std::ops::Deref for Dag {
+    type Target = DagHead;
+
+    fn deref(&self) -> &DagHead {
+        &self.head
+    }
+}
+
 impl Dag {
     /// Assembles a DAG from already validated parts. Fails with the cycle as a path
-    /// (`a -> b -> a`) or with the first dependency that names no task. `deadline` and `email`
-    /// start unset; set the fields afterwards.
+    /// (`a -> b -> a`) or with the first dependency that names no task.
     pub fn new(head: DagHead, tasks: Vec<TaskDef>) -> Result<Dag, String> {
         let mut graph = DiGraph::<usize, ()>::with_capacity(tasks.len(), tasks.len());
         let nodes: Vec<NodeIndex> = (0..tasks.len()).map(|i| graph.add_node(i)).collect();
@@ -165,24 +174,7 @@ impl Dag {
                 return Err(format!("dependency cycle: {}", names.join(" -> ")));
             }
         };
-        Ok(Dag {
-            id: head.id,
-            description: head.description,
-            file: head.file,
-            schedule: head.schedule,
-            timezone: head.timezone,
-            start_date: head.start_date,
-            end_date: head.end_date,
-            catchup: head.catchup,
-            max_active_runs: head.max_active_runs,
-            params: head.params,
-            deadline: None,
-            email: Vec::new(),
-            allow_undeclared_params: false,
-            tasks,
-            graph,
-            topo,
-        })
+        Ok(Dag { head, tasks, graph, topo })
     }
 
     pub fn task(&self, id: &str) -> Option<&TaskDef> {
@@ -248,7 +240,7 @@ impl Dag {
     }
 }
 
-/// The DAG-level settings, validated, before the tasks are attached.
+/// The DAG-level settings, validated.
 #[derive(Debug, Clone)]
 pub struct DagHead {
     pub id: String,
@@ -261,6 +253,14 @@ pub struct DagHead {
     pub catchup: bool,
     pub max_active_runs: u32,
     pub params: BTreeMap<String, ParamSpec>,
+    /// Deadline alert (`deadline = "90m"`): a run not successful this long after its data interval
+    /// ended gets one alert to [`DagHead::email`].
+    pub deadline: Option<Duration>,
+    /// The DAG-level recipients: `[defaults] email` (tasks may override theirs in their policy).
+    pub email: Vec<String>,
+    /// `allow_undeclared_params = true`: conf keys that are not params are accepted (and passed
+    /// to templates) as Airflow's `dag_run.conf` is; default false, such keys are refused.
+    pub allow_undeclared_params: bool,
 }
 
 /// Kahn's algorithm with a min-heap: every task after its upstreams, ties broken by file order,

@@ -43,6 +43,7 @@ const POLICY_KEYS: &[&str] = &[
     "email",
     "email_on_retry",
     "email_on_failure",
+    "idempotent",
 ];
 const TASK_KEYS: &[&str] = &["id", "kind", "depends_on"];
 const PARAM_KEYS: &[&str] = &["type", "default", "description"];
@@ -422,6 +423,7 @@ struct PolicyPatch {
     email: Option<Vec<String>>,
     email_on_retry: Option<bool>,
     email_on_failure: Option<bool>,
+    idempotent: Option<bool>,
 }
 
 impl PolicyPatch {
@@ -450,6 +452,9 @@ impl PolicyPatch {
         if let Some(v) = self.email_on_failure {
             policy.email_on_failure = v;
         }
+        if let Some(v) = self.idempotent {
+            policy.idempotent = Some(v);
+        }
     }
 
     /// Takes one policy key; `false` if `key` is not one.
@@ -461,6 +466,7 @@ impl PolicyPatch {
             "timeout" => self.timeout = scope.duration(cx, key, value),
             "email_on_retry" => self.email_on_retry = scope.boolean(cx, key, value),
             "email_on_failure" => self.email_on_failure = scope.boolean(cx, key, value),
+            "idempotent" => self.idempotent = scope.boolean(cx, key, value),
             "retry_backoff" => {
                 self.backoff = match value.get_ref().as_str() {
                     Some("exponential") => Some(Backoff::Exponential),
@@ -1012,14 +1018,11 @@ fn compile(source: &str, path: &Path) -> Compiled {
         catchup,
         max_active_runs,
         params,
+        deadline: deadline.map(|(d, _)| d),
+        email: base.email,
+        allow_undeclared_params,
     };
     let result = Dag::new(head, task_defs)
-        .map(|mut dag| {
-            dag.deadline = deadline.map(|(d, _)| d);
-            dag.allow_undeclared_params = allow_undeclared_params;
-            dag.email = base.email;
-            dag
-        })
         .map_err(|message| vec![Diagnostic { file: path.to_path_buf(), line: 1, col: 1, message }]);
     Compiled { result, id: id_out }
 }

@@ -73,6 +73,8 @@ pub struct TaskInstanceRow {
     pub ended_at: Option<DateTime<Utc>>,
     pub duration_ms: Option<i64>,
     pub error: Option<String>,
+    /// Tries run again because the process running them died (not counted in `max_tries`).
+    pub crash_restarts: u32,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -108,7 +110,7 @@ pub(super) const RUN_COLS: &str = "id, dag_id, run_id, run_type, logical_date, d
                         data_interval_end, state, conf, backfill_id, created_at, started_at, ended_at, owner, \
                         heartbeat_at, lease_expires_at";
 const TI_COLS: &str = "id, run_pk, task_id, kind, state, try_number, max_tries, next_retry_at, started_at, ended_at, \
-                       duration_ms, error";
+                       duration_ms, error, crash_restarts";
 const ATTEMPT_COLS: &str = "id, ti_pk, run_pk, task_id, try_number, state, hostname, pid, started_at, ended_at, \
                             duration_ms, error, output, log";
 
@@ -149,6 +151,7 @@ fn ti_from(row: &AnyRow) -> Result<TaskInstanceRow> {
         ended_at: get_opt_ts(row, "ended_at")?,
         duration_ms: get_opt_i64(row, "duration_ms")?,
         error: get_opt_str(row, "error")?,
+        crash_restarts: get_i64(row, "crash_restarts")? as u32,
     })
 }
 
@@ -361,7 +364,8 @@ impl Store {
         for (task_id, tries) in tasks {
             n += sqlx::query(
                 "UPDATE task_instances SET state = NULL, error = NULL, next_retry_at = NULL, ended_at = NULL, \
-                 duration_ms = NULL, max_tries = try_number + $1, updated_at = $2 WHERE run_pk = $3 AND task_id = $4",
+                 duration_ms = NULL, max_tries = try_number + $1, crash_restarts = 0, updated_at = $2 \
+                 WHERE run_pk = $3 AND task_id = $4",
             )
             .bind(i64::from(*tries))
             .bind(&now)
@@ -535,6 +539,32 @@ impl Store {
 }
 
 impl Store {
+    /// Gives a task instance whose try was abandoned by a dead process that try back: one more
+    /// allowed try and one more crash restart on record, and the abandoned attempt says so.
+    pub async fn grant_crash_restart(&self, ti_pk: i64, note: &str) -> Result<()> {
+        let now = timefmt::to_db(timefmt::now());
+        let mut tx = self.pool().begin().await.ctx("begin")?;
+        sqlx::query(
+            "UPDATE task_instances SET max_tries = max_tries + 1, crash_restarts = crash_restarts + 1, \
+             updated_at = $1 WHERE id = $2",
+        )
+        .bind(&now)
+        .bind(ti_pk)
+        .execute(&mut *tx)
+        .await
+        .ctx("grant crash restart")?;
+        sqlx::query(
+            "UPDATE task_attempts SET error = $1 WHERE ti_pk = $2 \
+             AND try_number = (SELECT try_number FROM task_instances WHERE id = $2)",
+        )
+        .bind(clean_text(note))
+        .bind(ti_pk)
+        .execute(&mut *tx)
+        .await
+        .ctx("note crash restart")?;
+        tx.commit().await.ctx("commit")
+    }
+
     /// Marks the still-running tries of one task instance as failed (used when recording a try's
     /// end failed, so that no attempt row stays `running`).
     pub async fn fail_running_attempts_of(&self, ti_pk: i64, reason: &str) -> Result<u64> {

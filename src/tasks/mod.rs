@@ -48,48 +48,90 @@ pub struct KindEntry {
     /// Kind-specific keys this kind accepts (anything else is an unknown key).
     pub keys: &'static [&'static str],
     pub build: BuildFn,
+    /// What becomes of a try abandoned because the process running it died.
+    pub crash: CrashRestart,
+}
+
+/// What becomes of a try abandoned because the process running it died (kill -9, OOM, a lost
+/// machine) rather than because the task failed or timed out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CrashRestart {
+    /// Run it again without counting the try, however often: the kind only waits (sensors,
+    /// `sleep`, `noop`), holds no work and cannot itself be what kills the process.
+    Always,
+    /// Run it again without counting the try, at most `daemon.crash_restarts` times per task
+    /// instance: the work is safe to repeat by construction (content hashes, run keys, one
+    /// replace commit), but a try that keeps killing its process must end (crash loop).
+    Bounded,
+    /// The abandoned try counts as a failed try and `retries` decide (Airflow's zombie rule):
+    /// `command` tasks unless they say `idempotent = true`, and `fail`.
+    Counted,
 }
 
 /// The registry: every task kind tmctl knows, in one literal list.
 pub static KINDS: &[KindEntry] = &[
-    KindEntry { name: "noop", summary: "does nothing and succeeds", keys: &[], build: basic::build_noop },
-    KindEntry { name: "sleep", summary: "sleeps for `duration`", keys: &["duration"], build: basic::build_sleep },
+    KindEntry {
+        name: "noop",
+        summary: "does nothing and succeeds",
+        keys: &[],
+        build: basic::build_noop,
+        crash: CrashRestart::Always,
+    },
+    KindEntry {
+        name: "sleep",
+        summary: "sleeps for `duration`",
+        keys: &["duration"],
+        build: basic::build_sleep,
+        crash: CrashRestart::Always,
+    },
     KindEntry {
         name: "fail",
         summary: "fails its first `times` tries, then succeeds",
         keys: &["times", "message"],
         build: basic::build_fail,
+        crash: CrashRestart::Counted,
     },
     KindEntry {
         name: "command",
         summary: "runs an executable with args; exit code 0 is success",
         keys: &["program", "args", "env", "cwd"],
         build: command::build,
+        crash: CrashRestart::Counted,
     },
     KindEntry {
         name: "wait.dag_run",
         summary: "waits until another DAG's run for the same date succeeded",
         keys: &["dag", "poll"],
         build: wait::build,
+        crash: CrashRestart::Always,
     },
     KindEntry {
         name: "bronze.ingest",
         summary: "lands the inbox's rounds files (ds = ingest date), quarantines invalid ones, records every decision",
         keys: bronze::KEYS,
         build: bronze::build,
+        crash: CrashRestart::Bounded,
     },
     KindEntry {
         name: "silver.transform",
         summary: "landing files of the run's date -> silver.fact_telemetry_event (replaces those partitions)",
         keys: &["table", "batch_rows"],
         build: silver::build,
+        crash: CrashRestart::Bounded,
     },
-    KindEntry { name: "gold.model", summary: "runs a data-tested gold model", keys: gold::KEYS, build: gold::build },
+    KindEntry {
+        name: "gold.model",
+        summary: "runs a data-tested gold model",
+        keys: gold::KEYS,
+        build: gold::build,
+        crash: CrashRestart::Bounded,
+    },
     KindEntry {
         name: "courses.freshness",
         summary: "checks every course's last landed file against its expected cadence; e-mails stale courses once a day",
         keys: freshness::KEYS,
         build: freshness::build,
+        crash: CrashRestart::Bounded,
     },
 ];
 
