@@ -205,7 +205,7 @@ async fn backfills_record_per_date_outcomes() {
                 max_active_runs: 2,
                 run_backwards: true,
                 conf: &serde_json::json!({}),
-                state: "running",
+                holder: Some(("here:1", std::time::Duration::from_secs(30))),
             })
             .await
             .unwrap();

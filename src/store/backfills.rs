@@ -32,8 +32,9 @@ pub struct NewBackfill<'a> {
     pub max_active_runs: u32,
     pub run_backwards: bool,
     pub conf: &'a serde_json::Value,
-    /// `running` when the caller runs it in-process, `queued` to hand it to the daemons.
-    pub state: &'a str,
+    /// `None`: `queued`, for the daemons. `Some((owner, lease))`: `running`, driven by `owner`
+    /// (this process) under a lease it renews; if it stops, a daemon takes the backfill over.
+    pub holder: Option<(&'a str, std::time::Duration)>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -74,8 +75,18 @@ impl Store {
     pub async fn create_backfill(&self, new: &NewBackfill<'_>) -> Result<BackfillRow> {
         let sql = format!(
             "INSERT INTO backfills (dag_id, from_date, to_date, reprocess, max_active_runs, run_backwards, state, \
-             created_at, conf) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING {BACKFILL_COLS}"
+             created_at, conf, owner, lease_expires_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) \
+             RETURNING {BACKFILL_COLS}"
         );
+        let now = timefmt::now();
+        let (state, owner, lease_expires_at) = match new.holder {
+            None => ("queued", None, None),
+            Some((owner, lease)) => (
+                "running",
+                Some(owner),
+                Some(timefmt::to_db(now + chrono::Duration::from_std(lease).unwrap_or(chrono::Duration::MAX))),
+            ),
+        };
         let row = sqlx::query(&sql)
             .bind(new.dag_id)
             .bind(new.from_date.to_string())
@@ -83,9 +94,11 @@ impl Store {
             .bind(new.reprocess)
             .bind(i64::from(new.max_active_runs))
             .bind(i64::from(new.run_backwards))
-            .bind(new.state)
-            .bind(timefmt::to_db(timefmt::now()))
+            .bind(state)
+            .bind(timefmt::to_db(now))
             .bind(new.conf.to_string())
+            .bind(owner)
+            .bind(lease_expires_at)
             .fetch_one(self.pool())
             .await
             .ctx("create backfill")?;
