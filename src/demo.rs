@@ -17,7 +17,7 @@ use crate::backfill::{self, Outcome, Reprocess};
 use crate::bronze::{self, IngestRequest};
 use crate::config::Settings;
 use crate::executor::Executor;
-use crate::generate::{self, GenerateArgs};
+use crate::generate::{self, GenerateArgs, LakeShape};
 use crate::lake::SessionOptions;
 use crate::lake::buckets::Buckets;
 use crate::store::{RunFilter, Store};
@@ -27,17 +27,9 @@ pub struct DemoArgs {
     /// Where the generated exports go (default: <home>/demo-input).
     #[arg(long)]
     pub out: Option<PathBuf>,
-    #[arg(long, default_value_t = 5)]
-    pub courses: usize,
-    #[arg(long, default_value_t = 3)]
-    pub days: usize,
-    /// Rounds per course per day.
-    #[arg(long, default_value_t = 40)]
-    pub rounds: usize,
-    #[arg(long, default_value_t = 42)]
-    pub seed: u64,
-    #[arg(long, default_value = "2025-06-01")]
-    pub start_date: String,
+    /// The lake to generate, as `tmctl generate` takes it.
+    #[command(flatten)]
+    pub shape: LakeShape,
 }
 
 fn section(title: &str) {
@@ -52,27 +44,23 @@ fn table() -> Table {
 
 /// Runs the demo; returns whether every step succeeded.
 pub async fn run(settings: Arc<Settings>, store: Store, args: DemoArgs) -> Result<bool> {
-    let start = NaiveDate::parse_from_str(&args.start_date, "%Y-%m-%d")
-        .with_context(|| format!("--start-date `{}` is not a date (YYYY-MM-DD)", args.start_date))?;
-    if args.days == 0 {
+    let start = NaiveDate::parse_from_str(&args.shape.start_date, "%Y-%m-%d")
+        .with_context(|| format!("--start-date `{}` is not a date (YYYY-MM-DD)", args.shape.start_date))?;
+    if args.shape.days == 0 {
         bail!("--days must be at least 1");
     }
-    let end = start + chrono::Duration::days(args.days as i64 - 1);
+    let end = start + chrono::Duration::days(args.shape.days as i64 - 1);
     let out = args.out.clone().unwrap_or_else(|| settings.home.join("demo-input"));
 
     section(&format!(
         "1/4 generate: {} courses × {} days × {} rounds into {}",
-        args.courses,
-        args.days,
-        args.rounds,
+        args.shape.courses,
+        args.shape.days,
+        args.shape.rounds,
         out.display()
     ));
     let mut g = GenerateArgs::new(&out);
-    g.courses = args.courses;
-    g.days = args.days;
-    g.rounds = args.rounds;
-    g.seed = args.seed;
-    g.start_date = args.start_date.clone();
+    g.shape = args.shape.clone();
     let generated = tokio::task::spawn_blocking(move || generate::generate(&g)).await??;
     let bytes: u64 = generated.files.iter().map(|f| f.bytes).sum();
     println!("{} files, {:.1} MB", generated.files.len(), bytes as f64 / 1e6);

@@ -240,7 +240,7 @@ fn same_seed_gives_identical_bytes_and_another_seed_differs() {
     let (a, ra) = default_run();
     let (b, _) = default_run();
     let c = tempfile::tempdir().unwrap();
-    run_with(c.path(), |a| a.seed = 43);
+    run_with(c.path(), |a| a.shape.seed = 43);
     let (sa, sb, sc) = (snapshot(a.path()), snapshot(b.path()), snapshot(c.path()));
     assert_eq!(sa.len(), ra.files.len());
     assert_eq!(sa, sb, "same arguments must give byte-identical files");
@@ -525,8 +525,8 @@ fn per_course_properties_hold() {
 fn battery_follows_each_courses_profile() {
     let dir = tempfile::tempdir().unwrap();
     let report = run_with(dir.path(), |a| {
-        a.rounds = 150;
-        a.days = 2;
+        a.shape.rounds = 150;
+        a.shape.days = 2;
         a.bad_files = false;
     });
     let rounds = all_rounds(&report);
@@ -713,8 +713,8 @@ fn no_bad_files_flag_turns_bad_data_off() {
     let out = dir.path().to_str().unwrap();
     let args = Cli::parse_from(["generate", "--out", out]).generate;
     assert!(args.bad_files);
-    assert_eq!((args.courses, args.days, args.rounds, args.seed), (5, 3, 40, 42));
-    assert_eq!((args.start_date.as_str(), args.json_share), ("2025-06-01", 0.3));
+    assert_eq!((args.shape.courses, args.shape.days, args.shape.rounds, args.shape.seed), (5, 3, 40, 42));
+    assert_eq!((args.shape.start_date.as_str(), args.json_share), ("2025-06-01", 0.3));
     let args = Cli::parse_from(["generate", "--out", out, "--no-bad-files", "--rounds", "25"]).generate;
     assert!(!args.bad_files);
     let report = generate(&args).unwrap();
@@ -730,11 +730,11 @@ fn no_bad_files_flag_turns_bad_data_off() {
 fn more_courses_cycle_the_pilot_layouts() {
     let dir = tempfile::tempdir().unwrap();
     let report = run_with(dir.path(), |a| {
-        a.courses = 7;
-        a.days = 1;
-        a.rounds = 12;
+        a.shape.courses = 7;
+        a.shape.days = 1;
+        a.shape.rounds = 12;
         a.json_share = 0.0;
-        a.start_date = "2024-11-01".into();
+        a.shape.start_date = "2024-11-01".into();
     });
     let ids: Vec<&str> = report.courses.iter().map(|c| c.id.as_str()).collect();
     assert_eq!(ids[5..], ["course06", "course07"]);
@@ -757,7 +757,7 @@ fn all_json_and_manifest() {
     let out = dir.path().join("out");
     let report = run_with(&out, |a| {
         a.json_share = 1.0;
-        a.days = 2;
+        a.shape.days = 2;
         a.manifest = Some(manifest.clone());
     });
     assert!(report.good_files().all(|f| f.format == FileFormat::Json));
@@ -772,13 +772,13 @@ fn all_json_and_manifest() {
 fn bad_arguments_are_refused() {
     let dir = tempfile::tempdir().unwrap();
     let mut args = GenerateArgs::new(dir.path());
-    args.start_date = "2025-13-01".into();
+    args.shape.start_date = "2025-13-01".into();
     let err = generate(&args).unwrap_err();
     assert!(err.to_string().contains("--start-date"), "{err}");
     let mut args = GenerateArgs::new(dir.path());
     args.json_share = 1.5;
     assert!(generate(&args).unwrap_err().to_string().contains("--json-share"));
     let mut args = GenerateArgs::new(dir.path());
-    args.rounds = 0;
+    args.shape.rounds = 0;
     assert!(generate(&args).is_err());
 }

@@ -7,12 +7,9 @@ use std::time::Duration;
 
 use chrono::NaiveDate;
 
-/// Arguments of `tmctl generate`.
-#[derive(clap::Args, Debug, Clone)]
-pub struct GenerateArgs {
-    /// Directory the files are written to (created if missing; files of the same name are replaced).
-    #[arg(long)]
-    pub out: PathBuf,
+/// The size and shape of a generated lake: shared by `tmctl generate` and `tmctl demo`.
+#[derive(clap::Args, Debug, Clone, PartialEq)]
+pub struct LakeShape {
     /// Number of courses: the 5 pilot courses first, then course06, course07… cycling their layouts.
     #[arg(long, default_value_t = 5)]
     pub courses: usize,
@@ -28,6 +25,23 @@ pub struct GenerateArgs {
     /// First day (course-local date, YYYY-MM-DD).
     #[arg(long, default_value = "2025-06-01")]
     pub start_date: String,
+}
+
+impl Default for LakeShape {
+    /// The CLI defaults.
+    fn default() -> Self {
+        LakeShape { courses: 5, days: 3, rounds: 40, seed: 42, start_date: "2025-06-01".into() }
+    }
+}
+
+/// Arguments of `tmctl generate`.
+#[derive(clap::Args, Debug, Clone)]
+pub struct GenerateArgs {
+    /// Directory the files are written to (created if missing; files of the same name are replaced).
+    #[arg(long)]
+    pub out: PathBuf,
+    #[command(flatten)]
+    pub shape: LakeShape,
     /// Fraction (0–1) of course-days written as JSON instead of CSV.
     #[arg(long, default_value_t = 0.3)]
     pub json_share: f64,
@@ -43,17 +57,7 @@ pub struct GenerateArgs {
 impl GenerateArgs {
     /// The CLI defaults, writing to `out`.
     pub fn new(out: impl Into<PathBuf>) -> Self {
-        GenerateArgs {
-            out: out.into(),
-            courses: 5,
-            days: 3,
-            rounds: 40,
-            seed: 42,
-            start_date: "2025-06-01".into(),
-            json_share: 0.3,
-            bad_files: true,
-            manifest: None,
-        }
+        GenerateArgs { out: out.into(), shape: LakeShape::default(), json_share: 0.3, bad_files: true, manifest: None }
     }
 }
 

@@ -46,14 +46,14 @@ impl Ctx<'_> {
     /// The round a reference stands for, with its variant and defect applied.
     fn materialize(&self, course: &Course, r: &RoundRef) -> (Round, Option<(Vec<usize>, String)>) {
         let a = self.args;
-        let round = make_round(course, a.seed, r.day, self.date(r.day), a.rounds, r.idx, 0);
+        let round = make_round(course, a.shape.seed, r.day, self.date(r.day), a.shape.rounds, r.idx, 0);
         let mut round = match r.variant {
             Variant::Full => round,
             Variant::Snapshot => round.into_snapshot(),
             Variant::Empty => round.into_empty(),
         };
         let defect = r.defect.map(|kind| {
-            let mut rng = Rng::from_parts(&[a.seed, TAG_DEFECT, course.idx as u64, r.day as u64, r.idx as u64]);
+            let mut rng = Rng::from_parts(&[a.shape.seed, TAG_DEFECT, course.idx as u64, r.day as u64, r.idx as u64]);
             round.apply_defect(kind, &mut rng)
         });
         (round, defect)
@@ -140,7 +140,8 @@ impl Ctx<'_> {
             }
             gf.slots = slots;
         } else {
-            let mut wrng = Rng::from_parts(&[self.args.seed, TAG_WRAP, course.idx as u64, day as u64, fp.n as u64]);
+            let mut wrng =
+                Rng::from_parts(&[self.args.shape.seed, TAG_WRAP, course.idx as u64, day as u64, fp.n as u64]);
             // Per file: always wrapped, never wrapped, or mixed round by round.
             let mode = wrng.index(5);
             let pretty = matches!(fp.layout, Layout::JsonArrayPretty | Layout::JsonObject);
@@ -196,7 +197,7 @@ impl Ctx<'_> {
         let a = self.args;
         let salt = TAG_BADFILE + kind as u64;
         let rounds: Vec<Round> = (0..3)
-            .map(|i| make_round(course, a.seed, day, self.date(day), a.rounds, i, salt))
+            .map(|i| make_round(course, a.shape.seed, day, self.date(day), a.shape.rounds, i, salt))
             .map(|mut r| {
                 if kind == BadFileKind::NonUtf8 {
                     r.goal_name = NON_UTF8_GOAL;
@@ -299,20 +300,21 @@ fn invalid(msg: String) -> io::Error {
 /// arguments always produce byte-identical files (whatever the number of CPUs).
 pub fn generate(args: &GenerateArgs) -> io::Result<GenerateReport> {
     let started = Instant::now();
-    let start_date = NaiveDate::parse_from_str(&args.start_date, "%Y-%m-%d")
-        .map_err(|e| invalid(format!("--start-date {:?}: expected YYYY-MM-DD ({e})", args.start_date)))?;
-    if args.courses == 0 || args.days == 0 || args.rounds == 0 {
+    let start_date = NaiveDate::parse_from_str(&args.shape.start_date, "%Y-%m-%d")
+        .map_err(|e| invalid(format!("--start-date {:?}: expected YYYY-MM-DD ({e})", args.shape.start_date)))?;
+    if args.shape.courses == 0 || args.shape.days == 0 || args.shape.rounds == 0 {
         return Err(invalid("--courses, --days and --rounds must each be at least 1".into()));
     }
     if !(0.0..=1.0).contains(&args.json_share) {
         return Err(invalid(format!("--json-share {}: expected a fraction between 0 and 1", args.json_share)));
     }
     start_date
-        .checked_add_days(Days::new(args.days as u64))
-        .ok_or_else(|| invalid(format!("--start-date {start_date} + {} days is out of range", args.days)))?;
+        .checked_add_days(Days::new(args.shape.days as u64))
+        .ok_or_else(|| invalid(format!("--start-date {start_date} + {} days is out of range", args.shape.days)))?;
     fs::create_dir_all(&args.out)?;
 
-    let courses: Vec<Course> = (0..args.courses).map(|i| Course::build(i, args.seed, args.rounds)).collect();
+    let courses: Vec<Course> =
+        (0..args.shape.courses).map(|i| Course::build(i, args.shape.seed, args.shape.rounds)).collect();
     let plans = plan(args, &courses);
     let ctx = Ctx { args, courses: &courses, start_date };
 
@@ -346,10 +348,10 @@ pub fn generate(args: &GenerateArgs) -> io::Result<GenerateReport> {
 
     let report = GenerateReport {
         out: args.out.clone(),
-        seed: args.seed,
+        seed: args.shape.seed,
         start_date,
-        days: args.days,
-        rounds_per_day: args.rounds,
+        days: args.shape.days,
+        rounds_per_day: args.shape.rounds,
         courses: courses.iter().map(Course::info).collect(),
         files,
         elapsed: started.elapsed(),

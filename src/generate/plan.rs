@@ -57,7 +57,7 @@ pub(super) fn json_course_days(total: usize, share: f64) -> usize {
 }
 
 pub(super) fn plan(args: &GenerateArgs, courses: &[Course]) -> Vec<DayPlan> {
-    let (nc, nd, nr, seed) = (courses.len(), args.days, args.rounds, args.seed);
+    let (nc, nd, nr, seed) = (courses.len(), args.shape.days, args.shape.rounds, args.shape.seed);
     let total = nc * nd;
     let mut prng = Rng::from_parts(&[seed, TAG_PLAN]);
     let mut order: Vec<usize> = (0..total).collect();
