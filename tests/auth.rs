@@ -167,6 +167,18 @@ async fn session_ends(base: &str, cookie: &str, what: &str) {
     .await;
 }
 
+/// Waits until `token` gets `status` for `method path` (a change made by another process is
+/// seen within `SESSION_CACHE_TTL`), and fails after the TTL and a margin.
+async fn answers(base: &str, token: &str, method: reqwest::Method, path: &str, status: StatusCode, be: &str) {
+    let limit = tmctl::store::SESSION_CACHE_TTL + Duration::from_secs(10);
+    let what = format!("{be}: {method} {path} to answer {status}");
+    common::eventually(Duration::from_millis(100), limit, &what, || async {
+        let p = api(method.clone(), base, path, Some(token), None).await;
+        (p.status == status).then_some(())
+    })
+    .await;
+}
+
 async fn get_with(base: &str, path: &str, cookie: Option<&str>) -> Page {
     let mut req = http().get(format!("{base}{path}"));
     if let Some(c) = cookie {
@@ -230,7 +242,7 @@ async fn users_roles_and_tokens(db: common::TestDb) {
 
     let d = env.serve();
     let base = d.url.clone();
-    let post = reqwest::Method::POST;
+    let (get, post) = (reqwest::Method::GET, reqwest::Method::POST);
     let trigger = json!({"logical_date": "2025-03-01"});
     // The viewer's token reads, but may not trigger: 403 naming the role.
     let dags = api(reqwest::Method::GET, &base, "/api/v1/dags", Some(&viewer_token), None).await;
@@ -250,22 +262,21 @@ async fn users_roles_and_tokens(db: common::TestDb) {
     // Users log in with their passwords.
     let otto = session(&base, "otto", "otto-password").await;
     assert_eq!(get_with(&base, "/", Some(&otto)).await.status, StatusCode::OK, "{be}");
-    // A revoked token is refused at once.
+    // A token revoked with the CLI (another process) is refused within the daemon's credential
+    // cache TTL (through the daemon itself, at once: users_page_manages_users_and_tokens).
     env.ok(&["tokens", "revoke", "--user", "vera", "--name", "ci"], "");
-    let gone = api(reqwest::Method::GET, &base, "/api/v1/dags", Some(&viewer_token), None).await;
-    assert_eq!(gone.status, StatusCode::UNAUTHORIZED, "{be}: {}", gone.body);
-    // A role change takes effect for tokens and ends sessions.
+    answers(&base, &viewer_token, get.clone(), "/api/v1/dags", StatusCode::UNAUTHORIZED, be).await;
+    // A role change takes effect for tokens and ends sessions (within the TTL, from the CLI):
+    // pausing a DAG that does not exist is 404 for an operator, 403 for a viewer.
     env.ok(&["users", "set-role", "otto", "--role", "viewer"], "");
+    answers(&base, &operator_token, post.clone(), "/api/v1/dags/no-such-dag/pause", StatusCode::FORBIDDEN, be).await;
     let now_viewer = api(post.clone(), &base, "/api/v1/dags/hello/pause", Some(&operator_token), None).await;
     assert_eq!(now_viewer.status, StatusCode::FORBIDDEN, "{be}: {}", now_viewer.body);
-    // (The CLI is another process: the daemon believes its cached session up to the cache TTL.)
     session_ends(&base, &otto, &format!("{be}: the role change ending otto's session")).await;
     // Removing a user removes their tokens.
     env.ok(&["users", "remove", "otto"], "");
-    let removed = api(reqwest::Method::GET, &base, "/api/v1/dags", Some(&operator_token), None).await;
-    assert_eq!(removed.status, StatusCode::UNAUTHORIZED, "{be}");
+    answers(&base, &operator_token, get.clone(), "/api/v1/dags", StatusCode::UNAUTHORIZED, be).await;
     // Admins manage users over the API too; others get 403; bad roles are named.
-    let get = reqwest::Method::GET;
     let made = json!({"username": "api-made", "password": "password-1", "role": "operator"});
     let refused = api(post.clone(), &base, "/api/v1/users", Some(&operator_token), Some(made.clone())).await;
     assert_eq!(refused.status, StatusCode::UNAUTHORIZED, "{be}: the removed user's token");
@@ -642,9 +653,31 @@ async fn users_page_manages_users_and_tokens(db: common::TestDb) {
         let p = post_form(&base, path, &wanda, &sneak).await;
         assert_eq!(p.status, StatusCode::FORBIDDEN, "{be}: a viewer POSTs {path}: {}", p.body);
     }
-    let p =
-        post_form(&base, "/admin/tokens/revoke", &wanda, &[("csrf", &wanda_csrf), ("user", "x"), ("name", "y")]).await;
-    assert_eq!(p.status, StatusCode::FORBIDDEN, "{be}");
+    for path in ["/admin/tokens/revoke", "/admin/tokens/create"] {
+        let p = post_form(&base, path, &wanda, &[("csrf", &wanda_csrf), ("user", "wanda"), ("name", "y")]).await;
+        assert_eq!(p.status, StatusCode::FORBIDDEN, "{be}: a viewer POSTs {path}: {}", p.body);
+    }
+    // Her login is on record; the config user has no row to record it in.
+    let listing = get_with(&base, "/admin/users", Some(&admin)).await;
+    let line = listing.body.split(r#"<tr data-user="wanda">"#).nth(1).unwrap_or_default();
+    let line = line.split("</tr>").next().unwrap_or_default();
+    assert!(line.contains("<td>wanda</td><td>viewer</td>") && !line.contains("never"), "{be}: last login: {line}");
+
+    // The admin creates a token on the page: shown once (never cached), it works with her role.
+    let create = [("csrf", csrf.as_str()), ("user", "wanda"), ("name", "web"), ("expires", "30d")];
+    let made = post_form(&base, "/admin/tokens/create", &admin, &create).await;
+    assert_eq!(made.status, StatusCode::OK, "{be}: {}", made.body);
+    let shown = made.body.split(r#"id="new-token">"#).nth(1).and_then(|t| t.split('<').next()).unwrap_or_default();
+    assert!(shown.starts_with("tmu_") && shown.len() > 20, "{be}: {}", made.body);
+    let read = api(reqwest::Method::GET, &base, "/api/v1/dags", Some(shown), None).await;
+    assert_eq!(read.status, StatusCode::OK, "{be}: the new token reads");
+    let trigger = Some(json!({"logical_date": "2025-03-01"}));
+    let write = api(reqwest::Method::POST, &base, "/api/v1/dags/hello/runs", Some(shown), trigger).await;
+    assert_eq!(write.status, StatusCode::FORBIDDEN, "{be}: a viewer's token cannot trigger: {}", write.body);
+    let listing = get_with(&base, "/admin/users", Some(&admin)).await;
+    assert!(listing.body.contains(r#"data-token="wanda/web""#) && !listing.body.contains(shown), "{be}");
+    let bad = [("csrf", csrf.as_str()), ("user", "wanda"), ("name", "later"), ("expires", "soon")];
+    assert_eq!(post_form(&base, "/admin/tokens/create", &admin, &bad).await.status, StatusCode::BAD_REQUEST, "{be}");
     assert_eq!(get_with(&base, "/", Some(&wanda)).await.status, StatusCode::OK, "{be}: still a viewer, still in");
 
     // Tokens are listed by name, never by value or hash; the admin revokes one.
@@ -691,6 +724,7 @@ async fn users_page_manages_users_and_tokens(db: common::TestDb) {
         ("users.add", "ok"),
         ("users.add", "conflict: user `wanda` exists already"),
         ("tokens.revoke", "ok"),
+        ("tokens.create", "ok"),
         ("users.set-role", "ok"),
         ("users.set-role", "invalid: role `root`"),
         ("users.set-password", "ok"),
@@ -699,7 +733,9 @@ async fn users_page_manages_users_and_tokens(db: common::TestDb) {
     ] {
         assert!(has("boss<b>", action, result), "{be}: no audit row {action} {result}: {rows:?}");
     }
-    for action in ["users.add", "users.set-role", "users.remove", "users.set-password", "tokens.revoke"] {
+    for action in
+        ["users.add", "users.set-role", "users.remove", "users.set-password", "tokens.revoke", "tokens.create"]
+    {
         assert!(has("wanda", action, "forbidden"), "{be}: the viewer's {action} refusal is not audited: {rows:?}");
     }
     assert!(!rows.iter().any(|r| r.target.contains("mallory")), "{be}: the forged form did nothing");

@@ -111,19 +111,21 @@ pub async fn users_cmd(settings: &Settings, cmd: UsersCmd) -> CliResult {
                         serde_json::json!({
                             "username": u.username, "role": u.role,
                             "created_at": u.created_at.to_rfc3339(), "updated_at": u.updated_at.to_rfc3339(),
+                            "last_login_at": u.last_login_at.map(|t| t.to_rfc3339()),
                         })
                     })
                     .collect();
                 return print_json(&rows);
             }
             let mut t = table();
-            t.set_header(["user", "role", "created (UTC)", "changed (UTC)"]);
+            t.set_header(["user", "role", "created (UTC)", "changed (UTC)", "last login (UTC)"]);
             for u in &rows {
                 t.add_row([
                     u.username.clone(),
                     u.role.clone(),
                     timefmt::to_db(u.created_at),
                     timefmt::to_db(u.updated_at),
+                    u.last_login_at.map(timefmt::to_db).unwrap_or_else(|| "never".into()),
                 ]);
             }
             println!("{t}");

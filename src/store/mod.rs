@@ -87,6 +87,8 @@ pub struct Store {
     backend: Backend,
     /// Web sessions validated lately by this process (`web.rs`).
     sessions: Arc<web::SessionCache>,
+    /// API tokens validated lately by this process (`users.rs`).
+    tokens: Arc<web::TokenCache>,
 }
 
 impl fmt::Debug for Store {
@@ -148,7 +150,7 @@ impl Store {
                 }
             }
         }
-        Ok(Store { pool, backend, sessions: Arc::default() })
+        Ok(Store { pool, backend, sessions: Arc::default(), tokens: Arc::default() })
     }
 
     pub fn backend(&self) -> Backend {

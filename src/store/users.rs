@@ -13,6 +13,8 @@ pub struct UserRow {
     pub role: String,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
+    /// The last successful web login, if any.
+    pub last_login_at: Option<DateTime<Utc>>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -41,6 +43,8 @@ pub struct AuditRow {
     pub result: String,
 }
 
+const USER_COLS: &str = "username, password_hash, role, created_at, updated_at, last_login_at";
+
 fn user_row(r: &AnyRow) -> Result<UserRow> {
     Ok(UserRow {
         username: get_str(r, "username")?,
@@ -48,6 +52,7 @@ fn user_row(r: &AnyRow) -> Result<UserRow> {
         role: get_str(r, "role")?,
         created_at: get_ts(r, "created_at")?,
         updated_at: get_ts(r, "updated_at")?,
+        last_login_at: get_opt_ts(r, "last_login_at")?,
     })
 }
 
@@ -72,21 +77,14 @@ impl Store {
     }
 
     pub async fn get_user(&self, username: &str) -> Result<Option<UserRow>> {
-        let row =
-            sqlx::query("SELECT username, password_hash, role, created_at, updated_at FROM users WHERE username = $1")
-                .bind(username)
-                .fetch_optional(self.pool())
-                .await
-                .ctx("read user")?;
+        let sql = format!("SELECT {USER_COLS} FROM users WHERE username = $1");
+        let row = sqlx::query(&sql).bind(username).fetch_optional(self.pool()).await.ctx("read user")?;
         row.as_ref().map(user_row).transpose()
     }
 
     pub async fn list_users(&self) -> Result<Vec<UserRow>> {
-        let rows =
-            sqlx::query("SELECT username, password_hash, role, created_at, updated_at FROM users ORDER BY username")
-                .fetch_all(self.pool())
-                .await
-                .ctx("list users")?;
+        let sql = format!("SELECT {USER_COLS} FROM users ORDER BY username");
+        let rows = sqlx::query(&sql).fetch_all(self.pool()).await.ctx("list users")?;
         rows.iter().map(user_row).collect()
     }
 
@@ -122,6 +120,7 @@ impl Store {
             .ctx("end the user's sessions")?;
         tx.commit().await.ctx("commit user update")?;
         self.sessions.forget_user(username);
+        self.tokens.forget_user(username);
         Ok(n > 0)
     }
 
@@ -139,6 +138,7 @@ impl Store {
             .rows_affected();
         tx.commit().await.ctx("commit user removal")?;
         self.sessions.forget_user(username);
+        self.tokens.forget_user(username);
         Ok(n > 0)
     }
 
@@ -151,7 +151,19 @@ impl Store {
             .ctx("end sessions")?
             .rows_affected();
         self.sessions.forget_user(username);
+        self.tokens.forget_user(username);
         Ok(n)
+    }
+
+    /// Records a successful web login of `username` (a user of the `users` table).
+    pub async fn note_login(&self, username: &str) -> Result<()> {
+        sqlx::query("UPDATE users SET last_login_at = $1 WHERE username = $2")
+            .bind(timefmt::to_db(timefmt::now()))
+            .bind(username)
+            .execute(self.pool())
+            .await
+            .ctx("note login")?;
+        Ok(())
     }
 
     /// Stores a token's hash under `(username, name)`; `Conflict` if that name is taken.
@@ -213,15 +225,41 @@ impl Store {
             .await
             .ctx("revoke token")?
             .rows_affected();
+        self.tokens.forget_user(username);
         Ok(n > 0)
     }
 
-    /// Who a token (by its hash) belongs to, if it exists and has not expired at `now`; its
-    /// `last_used_at` is brought up to date at most once a minute.
+    /// Who a token (by its hash) belongs to, if it exists and has not expired at `now`: from the
+    /// cache when this process read it within the cache's TTL (revoking it, or changing or
+    /// removing its user, through this `Store` drops it at once; another process's change is
+    /// seen within `SESSION_CACHE_TTL`), else from the DB, where its `last_used_at` is brought up
+    /// to date at most once a minute.
     pub async fn token_owner(&self, token_hash: &str, now: DateTime<Utc>) -> Result<Option<TokenOwner>> {
+        let ttl = self.tokens.ttl(std::time::Duration::MAX);
+        if !ttl.is_zero()
+            && let Some(owner) = self.tokens.get(token_hash, ttl, now)
+        {
+            return Ok(Some(owner));
+        }
+        let generation = self.tokens.generation();
+        let found = self.read_token_owner(token_hash, now).await?;
+        if !ttl.is_zero()
+            && let Some((owner, expires_at)) = &found
+        {
+            self.tokens.put(token_hash, owner.clone(), *expires_at, generation, ttl);
+        }
+        Ok(found.map(|(owner, _)| owner))
+    }
+
+    async fn read_token_owner(
+        &self,
+        token_hash: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Option<(TokenOwner, Option<DateTime<Utc>>)>> {
         let now_text = timefmt::to_db(now);
         let row = sqlx::query(
-            "SELECT t.username, u.role, t.last_used_at FROM api_tokens t JOIN users u ON u.username = t.username \
+            "SELECT t.username, u.role, t.expires_at, t.last_used_at FROM api_tokens t \
+             JOIN users u ON u.username = t.username \
              WHERE t.token_hash = $1 AND (t.expires_at IS NULL OR t.expires_at > $2)",
         )
         .bind(token_hash)
@@ -239,7 +277,8 @@ impl Store {
                 .await
                 .ctx("note token use")?;
         }
-        Ok(Some(TokenOwner { username: get_str(&r, "username")?, role: get_str(&r, "role")? }))
+        let owner = TokenOwner { username: get_str(&r, "username")?, role: get_str(&r, "role")? };
+        Ok(Some((owner, get_opt_ts(&r, "expires_at")?)))
     }
 
     /// Appends one line to the audit log.

@@ -2,8 +2,9 @@
 //! absolute `expires_at`, after `idle` without a request, and when its user's password or role
 //! changes (`users.rs` deletes the user's rows).
 //!
-//! A session read from the DB is kept in this process's [`SessionCache`] for a few seconds, so
-//! a page costs no state-DB round trip for its login. Whatever ends sessions through this `Store`
+//! A session (and an API token, `users.rs`) read from the DB is kept in this process's
+//! [`AuthCache`] for a few seconds, so a page or API call costs no state-DB round trip for its
+//! login. Whatever ends sessions through this `Store`
 //! (logout, password or role change, user removal) drops them from the cache at once; another
 //! process (a second daemon on PostgreSQL, `tmctl users`) is seen within [`SESSION_CACHE_TTL`].
 
@@ -16,26 +17,40 @@ use chrono::{DateTime, Utc};
 
 use super::*;
 
-/// How long a validated session is believed without asking the state DB (at most a quarter of
-/// the idle timeout, so that stays exact to its minute).
+/// How long a validated session or API token is believed without asking the state DB (for a
+/// session at most a quarter of the idle timeout, so that stays exact to its minute).
 pub const SESSION_CACHE_TTL: Duration = Duration::from_secs(5);
 
-/// Above this many cached sessions, stale ones are dropped (and all if that is not enough).
+/// Above this many cached entries, stale ones are dropped (and all if that is not enough).
 const SESSION_CACHE_MAX: usize = 10_000;
 
-/// Sessions validated by this process within the last [`SESSION_CACHE_TTL`].
+/// Credentials (web sessions, API tokens) validated by this process within the last
+/// [`SESSION_CACHE_TTL`], by the SHA-256 of the secret.
 #[derive(Debug)]
-pub(crate) struct SessionCache {
+pub(crate) struct AuthCache<V> {
     /// `SESSION_CACHE_TTL` in ms, or 0 = no cache (`tmctl bench --ui --no-session-cache`).
     ttl_ms: AtomicU64,
     /// Bumped by every invalidation: a lookup that began before one does not fill the cache.
     generation: AtomicU64,
-    entries: Mutex<HashMap<String, (Instant, WebSession)>>,
+    entries: Mutex<HashMap<String, Cached<V>>>,
 }
 
-impl Default for SessionCache {
+#[derive(Debug)]
+struct Cached<V> {
+    at: Instant,
+    /// The credential's own end (`None`: never), checked on every hit.
+    expires_at: Option<DateTime<Utc>>,
+    value: V,
+}
+
+/// The cache of web sessions.
+pub(crate) type SessionCache = AuthCache<WebSession>;
+/// The cache of API tokens.
+pub(crate) type TokenCache = AuthCache<TokenOwner>;
+
+impl<V> Default for AuthCache<V> {
     fn default() -> Self {
-        SessionCache {
+        AuthCache {
             ttl_ms: AtomicU64::new(SESSION_CACHE_TTL.as_millis() as u64),
             generation: AtomicU64::new(0),
             entries: Mutex::new(HashMap::new()),
@@ -43,42 +58,74 @@ impl Default for SessionCache {
     }
 }
 
-impl SessionCache {
-    fn ttl(&self, idle: chrono::Duration) -> Duration {
-        let ttl = Duration::from_millis(self.ttl_ms.load(Ordering::Relaxed));
-        ttl.min((idle / 4).to_std().unwrap_or_default())
+/// What the cache needs of a value: whose it is (to drop a user's entries).
+pub(crate) trait Owned {
+    fn owner(&self) -> &str;
+}
+
+impl Owned for WebSession {
+    fn owner(&self) -> &str {
+        &self.username
+    }
+}
+
+impl Owned for TokenOwner {
+    fn owner(&self) -> &str {
+        &self.username
+    }
+}
+
+impl<V: Clone + Owned> AuthCache<V> {
+    /// The TTL, at most `limit`.
+    pub(crate) fn ttl(&self, limit: Duration) -> Duration {
+        Duration::from_millis(self.ttl_ms.load(Ordering::Relaxed)).min(limit)
     }
 
-    fn get(&self, id_hash: &str, ttl: Duration, now: DateTime<Utc>) -> Option<WebSession> {
+    pub(crate) fn generation(&self) -> u64 {
+        self.generation.load(Ordering::SeqCst)
+    }
+
+    pub(crate) fn get(&self, key: &str, ttl: Duration, now: DateTime<Utc>) -> Option<V> {
         let entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
-        let (at, s) = entries.get(id_hash)?;
-        (at.elapsed() < ttl && s.expires_at > now).then(|| s.clone())
+        let c = entries.get(key)?;
+        (c.at.elapsed() < ttl && c.expires_at.is_none_or(|e| e > now)).then(|| c.value.clone())
     }
 
-    fn put(&self, id_hash: &str, session: WebSession, generation: u64, ttl: Duration) {
+    /// Caches `value`, unless something was invalidated since `generation` was read.
+    pub(crate) fn put(&self, key: &str, value: V, expires_at: Option<DateTime<Utc>>, generation: u64, ttl: Duration) {
         let mut entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
         // Checked under the lock that invalidations take too: nothing ended since the read.
         if self.generation.load(Ordering::SeqCst) != generation {
             return;
         }
         if entries.len() >= SESSION_CACHE_MAX {
-            entries.retain(|_, (at, _)| at.elapsed() < ttl);
+            entries.retain(|_, c| c.at.elapsed() < ttl);
             if entries.len() >= SESSION_CACHE_MAX {
                 entries.clear();
             }
         }
-        entries.insert(id_hash.to_string(), (Instant::now(), session));
+        entries.insert(key.to_string(), Cached { at: Instant::now(), expires_at, value });
     }
 
-    fn forget(&self, which: impl Fn(&str, &WebSession) -> bool) {
+    fn forget(&self, which: impl Fn(&str, &V) -> bool) {
         let mut entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
         self.generation.fetch_add(1, Ordering::SeqCst);
-        entries.retain(|id, (_, s)| !which(id, s));
+        entries.retain(|key, c| !which(key, &c.value));
     }
 
-    /// Drops the sessions of `username` (after their rows were deleted).
+    /// Drops the entries of `username` (after their rows were deleted or changed).
     pub(crate) fn forget_user(&self, username: &str) {
-        self.forget(|_, s| s.username == username);
+        self.forget(|_, v| v.owner() == username);
+    }
+
+    /// Drops the entry of one credential.
+    pub(crate) fn forget_key(&self, key: &str) {
+        self.forget(|k, _| k == key);
+    }
+
+    fn set_ttl(&self, ttl: Duration) {
+        self.ttl_ms.store(ttl.as_millis() as u64, Ordering::Relaxed);
+        self.forget(|_, _| true);
     }
 }
 
@@ -129,26 +176,26 @@ impl Store {
     ) -> Result<Option<WebSession>> {
         let idle = chrono::Duration::from_std(idle).unwrap_or(chrono::Duration::hours(8));
         let cache = &self.sessions;
-        let ttl = cache.ttl(idle);
+        let ttl = cache.ttl((idle / 4).to_std().unwrap_or_default());
         if ttl.is_zero() {
             return self.read_web_session(id_hash, now, idle).await;
         }
         if let Some(s) = cache.get(id_hash, ttl, now) {
             return Ok(Some(s));
         }
-        let generation = cache.generation.load(Ordering::SeqCst);
+        let generation = cache.generation();
         let found = self.read_web_session(id_hash, now, idle).await?;
         if let Some(s) = &found {
-            cache.put(id_hash, s.clone(), generation, ttl);
+            cache.put(id_hash, s.clone(), Some(s.expires_at), generation, ttl);
         }
         Ok(found)
     }
 
-    /// Turns the session cache off (`Duration::ZERO`) or sets its TTL: `tmctl bench --ui
-    /// --no-session-cache` measures what it saves.
+    /// Turns the session and token caches off (`Duration::ZERO`) or sets their TTL: `tmctl
+    /// bench --ui --no-session-cache` measures what they save.
     pub fn set_session_cache_ttl(&self, ttl: Duration) {
-        self.sessions.ttl_ms.store(ttl.as_millis() as u64, Ordering::Relaxed);
-        self.sessions.forget(|_, _| true);
+        self.sessions.set_ttl(ttl);
+        self.tokens.set_ttl(ttl);
     }
 
     async fn read_web_session(
@@ -199,7 +246,7 @@ impl Store {
             .execute(self.pool())
             .await
             .ctx("delete web session")?;
-        self.sessions.forget(|id, _| id == id_hash);
+        self.sessions.forget_key(id_hash);
         Ok(())
     }
 }
@@ -256,5 +303,40 @@ mod tests {
         assert_eq!(valid("h5").await.as_deref(), Some("bob"));
         there.delete_web_session("h5").await.unwrap();
         assert_eq!(valid("h5").await, None);
+    }
+
+    #[tokio::test]
+    async fn tokens_are_cached_and_dropped_at_once_when_revoked_or_changed_through_this_store() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = crate::config::sqlite_url(&dir.path().join("tm.db"));
+        let here = Store::connect(&url, 1).await.unwrap();
+        let there = Store::connect(&url, 1).await.unwrap();
+        here.set_session_cache_ttl(Duration::from_secs(3600));
+        here.create_user("ann", "$argon2id$x", "operator").await.unwrap();
+        let owner = |hash: &'static str| {
+            let here = here.clone();
+            async move { here.token_owner(hash, Utc::now()).await.unwrap().map(|o| o.role) }
+        };
+        here.create_token("ann", "ci", "t1", None).await.unwrap();
+        assert_eq!(owner("t1").await.as_deref(), Some("operator"));
+        // Revoked by another process: still believed here until the TTL runs out.
+        there.delete_token("ann", "ci").await.unwrap();
+        assert_eq!(owner("t1").await.as_deref(), Some("operator"), "served from the cache");
+        // Revoked here: refused at once.
+        here.create_token("ann", "ci2", "t2", None).await.unwrap();
+        assert_eq!(owner("t2").await.as_deref(), Some("operator"));
+        here.delete_token("ann", "ci2").await.unwrap();
+        assert_eq!(owner("t2").await, None);
+        // A role change here is seen at once.
+        here.create_token("ann", "ci3", "t3", None).await.unwrap();
+        assert_eq!(owner("t3").await.as_deref(), Some("operator"));
+        assert!(here.set_user_role("ann", "viewer").await.unwrap());
+        assert_eq!(owner("t3").await.as_deref(), Some("viewer"));
+        // A token past its expiry is refused even from the cache.
+        let soon = Utc::now() + chrono::Duration::milliseconds(300);
+        here.create_token("ann", "short", "t4", Some(soon)).await.unwrap();
+        assert_eq!(owner("t4").await.as_deref(), Some("viewer"));
+        let later = Utc::now() + chrono::Duration::seconds(1);
+        assert_eq!(here.token_owner("t4", later).await.unwrap(), None);
     }
 }

@@ -1,5 +1,6 @@
 //! Admin pages: the audit log (newest first, paged), and users and tokens with the forms that
-//! manage them (add a user, change a role, reset a password, remove a user, revoke a token).
+//! manage them (add a user, change a role, reset a password, remove a user, create a token —
+//! shown once — and revoke one).
 //! Every form goes through `ops::users` like `tmctl users` and the API: the role check (403 for
 //! non-admins, audited), typed errors, one `audit_log` row; `require_login` checks CSRF first.
 
@@ -74,6 +75,7 @@ struct UserLine {
     role: String,
     created: String,
     changed: String,
+    last_login: String,
 }
 
 struct TokenLine {
@@ -124,6 +126,7 @@ async fn users(State(d): State<Arc<Daemon>>, viewer: Viewer) -> Response {
                 role: u.role,
                 created: utc(u.created_at),
                 changed: utc(u.updated_at),
+                last_login: u.last_login_at.map(utc).unwrap_or_else(|| "never".into()),
             })
             .collect(),
         tokens: tokens
@@ -216,6 +219,68 @@ struct TokenForm {
     name: String,
 }
 
+#[derive(Deserialize)]
+struct NewTokenForm {
+    #[serde(default)]
+    csrf: String,
+    #[serde(default)]
+    user: String,
+    #[serde(default)]
+    name: String,
+    /// `90d`, `12h`, …; empty = never.
+    #[serde(default)]
+    expires: String,
+}
+
+#[derive(Template)]
+#[template(path = "admin/token_created.html")]
+struct TokenCreatedPage {
+    chrome: Chrome,
+    user: String,
+    name: String,
+    token: String,
+    expires: String,
+}
+
+/// Creates a token for a user and shows it once (the page is never cached; only the token's
+/// SHA-256 is kept), as `tmctl tokens create` prints it once.
+async fn create_token(State(d): State<Arc<Daemon>>, viewer: Viewer, Form(f): Form<NewTokenForm>) -> Response {
+    let actor = match require_login(&viewer, &f.csrf) {
+        Ok(a) => a,
+        Err(resp) => return resp,
+    };
+    // A refusal to a non-admin comes first (audited), before the form's values are looked at.
+    let target = format!("token {} of {}", f.name, f.user);
+    if let Err(e) = ops::require_audited(&d.store, &actor, Role::Admin, "create tokens", "tokens.create", &target).await
+    {
+        return op_error(&viewer, e);
+    }
+    let expires_text = f.expires.trim();
+    let expires = if expires_text.is_empty() {
+        None
+    } else {
+        match crate::dag::parse_duration(expires_text) {
+            Ok(d) if !d.is_zero() => Some(d),
+            Ok(_) => return op_error(&viewer, OpError::Invalid("expiry must be longer than zero".into())),
+            Err(e) => return op_error(&viewer, OpError::Invalid(format!("expiry \"{expires_text}\": {e}"))),
+        }
+    };
+    let token = match ops::users::create_token(&d.store, &actor, &f.user, &f.name, expires).await {
+        Ok(t) => t,
+        Err(e) => return op_error(&viewer, e),
+    };
+    let page = TokenCreatedPage {
+        chrome: Chrome::new("Token created", &viewer),
+        user: f.user,
+        name: f.name,
+        token,
+        expires: if expires_text.is_empty() { "never".into() } else { format!("in {expires_text}") },
+    };
+    let mut resp = render(&page);
+    resp.headers_mut().insert(axum::http::header::CACHE_CONTROL, axum::http::HeaderValue::from_static("no-store"));
+    resp
+}
+
 async fn revoke_token(State(d): State<Arc<Daemon>>, viewer: Viewer, Form(f): Form<TokenForm>) -> Response {
     let actor = match require_login(&viewer, &f.csrf) {
         Ok(a) => a,
@@ -233,5 +298,6 @@ pub fn router() -> Router<Arc<Daemon>> {
         .route("/admin/users/role", post(set_role))
         .route("/admin/users/password", post(set_password))
         .route("/admin/users/remove", post(remove_user))
+        .route("/admin/tokens/create", post(create_token))
         .route("/admin/tokens/revoke", post(revoke_token))
 }

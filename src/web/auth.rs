@@ -350,6 +350,9 @@ async fn login(
     {
         return super::internal_error(&viewer, "Creating the session", &e);
     }
+    if let Err(e) = d.store.note_login(&f.username).await {
+        tracing::warn!(error = %e, user = %f.username, "cannot record the login time");
+    }
     tracing::info!(user = %f.username, role = %role, client = %client, "web login");
     let cookie = format!(
         "{SESSION_COOKIE}={id}; Path=/; HttpOnly; SameSite=Strict; Max-Age={}{}",
