@@ -13,7 +13,7 @@ use std::sync::Arc;
 
 use tmctl::config::{Overrides, Settings};
 use tmctl::store::Store;
-use tmctl::web::charts::{fmt_int, fmt_num, fmt_pace};
+use tmctl::web::charts::{fmt_duration, fmt_int, fmt_num, fmt_pace};
 
 const PAGES: &[&str] =
     &["overview", "course", "quality", "pace", "rounds", "validation", "topology", "devices", "tables"];
@@ -166,6 +166,24 @@ async fn lakehouse_pages_show_the_gold_tables() {
     let (_, html) = get(&client, &base, &format!("/lakehouse/pace?course={course}")).await;
     assert_eq!(figure(&html, "avg_pace"), fmt_pace(avg[0]["p"].as_f64().unwrap()));
     assert!(html.contains("bottleneck &gt;") || html.contains("bottleneck >"), "threshold line");
+    // Pace by hole reads the daily summary gold.course_hole_pace_daily: its rounds and times equal
+    // those of the fact with one row per round and hole.
+    let holes = query(
+        home.path(),
+        &format!(
+            "SELECT hole_number AS h, count(DISTINCT round_id) AS n, avg(duration_sec) AS d \
+             FROM gold.fact_round_hole_performance WHERE course_id = '{course}' AND duration_sec > 0 \
+             GROUP BY hole_number ORDER BY hole_number"
+        ),
+    );
+    let (status, csv) = get(&client, &base, &format!("/lakehouse/pace?course={course}&csv=by-hole")).await;
+    assert_eq!(status, 200);
+    let records = csv_records(&csv);
+    assert_eq!(records.len(), 1 + holes.len(), "{csv}");
+    for (record, h) in records[1..].iter().zip(&holes) {
+        let expected = (h["h"].to_string(), h["n"].as_i64().unwrap(), fmt_duration(h["d"].as_f64().unwrap()));
+        assert_eq!((record[0].clone(), int_of(&record[1]), record[2].clone()), expected, "{csv}");
+    }
 
     // Rounds: weekday totals (ISO, Monday first) and the rounds with a duration.
     let (_, html) = get(&client, &base, "/lakehouse/rounds").await;

@@ -17,6 +17,7 @@ use datafusion::arrow::datatypes::{DataType, Float64Type, Int64Type};
 use datafusion::arrow::record_batch::RecordBatch;
 use datafusion::arrow::util::display::array_value_to_string;
 use datafusion::common::JoinType;
+use datafusion::dataframe::DataFrame;
 use datafusion::datasource::TableProvider;
 use datafusion::execution::context::SessionContext;
 use datafusion::logical_expr::{col, lit};
@@ -222,18 +223,26 @@ impl Gold {
 
     /// Runs `sql` with `course` bound as `$1` (when the SQL uses it).
     pub async fn rows_for(&self, sql: &str, course: &str) -> Result<Vec<Row>, String> {
+        let params = if sql.contains("$1") { vec![ScalarValue::Utf8(Some(course.to_string()))] } else { Vec::new() };
+        self.rows_with(sql, params).await
+    }
+
+    /// Runs `sql` with the course filter as `$1` and `more` as `$2`, `$3`, ….
+    pub async fn rows_bound(&self, sql: &str, more: Vec<ScalarValue>) -> Result<Vec<Row>, String> {
+        let mut params = vec![ScalarValue::Utf8(Some(self.course.clone()))];
+        params.extend(more);
+        self.rows_with(sql, params).await
+    }
+
+    async fn rows_with(&self, sql: &str, params: Vec<ScalarValue>) -> Result<Vec<Row>, String> {
         // Read-only, as every SQL the UI runs (no DDL, DML, COPY or SET).
         let df = self
             .ctx
             .sql_with_options(sql, crate::query::read_only_options())
             .await
             .map_err(|e| format!("query failed: {e}"))?;
-        let df = if sql.contains("$1") {
-            df.with_param_values(vec![ScalarValue::Utf8(Some(course.to_string()))])
-                .map_err(|e| format!("query: {e}"))?
-        } else {
-            df
-        };
+        let df =
+            if params.is_empty() { df } else { df.with_param_values(params).map_err(|e| format!("query: {e}"))? };
         let batches = df.collect().await.map_err(|e| format!("query failed: {e}"))?;
         Ok(to_rows(&batches))
     }
@@ -264,21 +273,16 @@ impl Gold {
 }
 
 /// Replaces the session's `gold` schema by one in which `fact_rounds` holds only the rounds of
-/// `dates` (local round date) and every other table with `course_id` and `round_id` only the rows
-/// of those rounds (a semi-join). Tables without a round key (per-course summaries over all
-/// dates) stay as they are.
+/// `dates` (local round date), every other table with `course_id` and `round_id` only the rows
+/// of those rounds (a semi-join), and a per-day summary with `course_id` and `round_date_local`
+/// only the rows of those days. Other tables (per-course summaries over all dates) stay as they
+/// are.
 async fn scope_to_dates(ctx: &SessionContext, dates: DateRange) -> datafusion::error::Result<()> {
     let default_catalog = ctx.copied_config().options().catalog.default_catalog.clone();
     let Some(catalog) = ctx.catalog(&default_catalog) else { return Ok(()) };
     let Some(gold) = catalog.schema("gold") else { return Ok(()) };
     let Some(fact_rounds) = gold.table("fact_rounds").await? else { return Ok(()) };
-    let mut rounds = ctx.read_table(fact_rounds.clone())?;
-    if let Some(from) = dates.from {
-        rounds = rounds.filter(col("round_date_local").gt_eq(lit(ScalarValue::Date32(Some(date32(from))))))?;
-    }
-    if let Some(to) = dates.to {
-        rounds = rounds.filter(col("round_date_local").lt_eq(lit(ScalarValue::Date32(Some(date32(to))))))?;
-    }
+    let rounds = local_dates_in(ctx.read_table(fact_rounds.clone())?, dates)?;
     let mut views: HashMap<String, Arc<dyn TableProvider>> = HashMap::new();
     let keys = rounds.clone().select_columns(&["course_id", "round_id"])?.with_column_renamed("course_id", "__c")?;
     let keys = keys.with_column_renamed("round_id", "__r")?;
@@ -290,7 +294,14 @@ async fn scope_to_dates(ctx: &SessionContext, dates: DateRange) -> datafusion::e
         }
         let Some(table) = gold.table(&name).await? else { continue };
         let schema = table.schema();
-        if schema.field_with_name("course_id").is_err() || schema.field_with_name("round_id").is_err() {
+        if schema.field_with_name("course_id").is_err() {
+            continue;
+        }
+        if schema.field_with_name("round_id").is_err() {
+            // A daily summary (`course_hole_pace_daily`) is narrowed by its own local date.
+            if schema.field_with_name("round_date_local").is_ok() {
+                views.insert(name, local_dates_in(ctx.read_table(table)?, dates)?.into_view());
+            }
             continue;
         }
         let view = ctx.read_table(table)?.join(
@@ -305,6 +316,17 @@ async fn scope_to_dates(ctx: &SessionContext, dates: DateRange) -> datafusion::e
     views.insert("fact_rounds".into(), rounds.into_view());
     catalog.register_schema("gold", Arc::new(OverlaySchema::new(gold, views)))?;
     Ok(())
+}
+
+/// The rows of `df` whose `round_date_local` is in `dates`.
+fn local_dates_in(mut df: DataFrame, dates: DateRange) -> datafusion::error::Result<DataFrame> {
+    if let Some(from) = dates.from {
+        df = df.filter(col("round_date_local").gt_eq(lit(ScalarValue::Date32(Some(date32(from))))))?;
+    }
+    if let Some(to) = dates.to {
+        df = df.filter(col("round_date_local").lt_eq(lit(ScalarValue::Date32(Some(date32(to))))))?;
+    }
+    Ok(df)
 }
 
 /// Days since 1970-01-01 (Arrow's Date32).

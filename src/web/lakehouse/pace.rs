@@ -15,7 +15,7 @@ pub const FAST: f64 = 0.85;
 
 pub async fn page(g: &Gold) -> Page {
     const T: &str = "Pace of play";
-    if !g.has_all(&["gold.pace_summary_by_round", "gold.fact_round_hole_performance", "gold.dim_course"]) {
+    if !g.has_all(&["gold.pace_summary_by_round", "gold.course_hole_pace_daily", "gold.dim_course"]) {
         return no_data(T);
     }
     let mut p = blank_page(T);
@@ -81,10 +81,17 @@ pub async fn page(g: &Gold) -> Page {
         ));
         match g
             .rows_for(
+                // gold.course_hole_pace_daily: a few rows per hole and day instead of one per
+                // round and hole; a hole's rounds are counted once per day over its nines.
                 &format!(
-                    "SELECT hole_number, count(DISTINCT round_id), avg(duration_sec), avg(avg_pace_sec), \
-                     max(max_pace_sec) FROM gold.fact_round_hole_performance WHERE {COURSE} AND duration_sec > 0 \
-                     GROUP BY hole_number ORDER BY hole_number"
+                    "SELECT a.hole_number, r.rounds, a.duration, a.pace, a.worst FROM \
+                     (SELECT hole_number, CAST(sum(duration_ms_sum) AS DOUBLE) / sum(duration_count) / 1000.0 \
+                       AS duration, CAST(sum(pace_ms_sum) AS DOUBLE) / NULLIF(sum(pace_count), 0) / 1000.0 AS pace, \
+                       max(max_pace_sec) AS worst \
+                      FROM gold.course_hole_pace_daily WHERE {COURSE} GROUP BY hole_number) a \
+                     JOIN (SELECT hole_number, sum(hole_rounds) AS rounds FROM (SELECT DISTINCT round_date_local, \
+                       hole_number, hole_rounds FROM gold.course_hole_pace_daily WHERE {COURSE}) GROUP BY hole_number) r \
+                     ON r.hole_number = a.hole_number ORDER BY a.hole_number"
                 ),
                 &course,
             )
@@ -175,21 +182,15 @@ pub async fn page(g: &Gold) -> Page {
 async fn loop_section(g: &Gold, p: &mut Page) {
     let mut s = Section::new("loops", "Loop courses: second nine versus first");
     s.note = "Rounds that played at least two nines on a loop course (dim_course.is_loop_course); the same hole \
-              on loop 1 and loop 2, from gold.fact_round_hole_performance."
+              on loop 1 and loop 2, from gold.course_hole_pace_daily."
         .into();
-    if !g.has("gold.fact_rounds") {
-        p.sections.push(s);
-        return;
-    }
     let rows = match g
         .rows(
-            "SELECT h.course_id, h.hole_number, h.nine_number, avg(h.duration_sec), avg(h.avg_pace_sec), \
-             count(DISTINCT h.round_id) \
-             FROM gold.fact_round_hole_performance h \
-             JOIN gold.fact_rounds r ON r.course_id = h.course_id AND r.round_id = h.round_id \
-             JOIN gold.dim_course c ON c.course_id = h.course_id \
-             WHERE c.is_loop_course AND r.nines_played >= 2 AND h.duration_sec > 0 \
-               AND ($1 = '' OR h.course_id = $1) \
+            "SELECT h.course_id, h.hole_number, h.nine_number, \
+             CAST(sum(h.duration_ms_sum) AS DOUBLE) / sum(h.duration_count) / 1000.0, \
+             CAST(sum(h.pace_ms_sum) AS DOUBLE) / NULLIF(sum(h.pace_count), 0) / 1000.0, sum(h.rounds) \
+             FROM gold.course_hole_pace_daily h JOIN gold.dim_course c ON c.course_id = h.course_id \
+             WHERE c.is_loop_course AND h.multi_nine AND ($1 = '' OR h.course_id = $1) \
              GROUP BY h.course_id, h.hole_number, h.nine_number ORDER BY 1, 2, 3",
         )
         .await

@@ -3,8 +3,10 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use datafusion::scalar::ScalarValue;
+
 use super::common::{WEEKDAYS, blank_page, fail, iqr_bounds, median, no_data};
-use super::data::{COURSE, Gold, Row};
+use super::data::{COURSE, Gold};
 use super::{Card, Cell, Grid, Page, Section};
 use crate::web::charts::{BarChart, Histogram, LineChart, Series, fmt_axis, fmt_duration, fmt_int, fmt_pct};
 
@@ -169,18 +171,22 @@ pub async fn page(g: &Gold) -> Page {
     s.note = "Minutes from a round's first to its last fix (gold.fact_rounds.round_duration_minutes, rounds with a \
               positive duration). Outliers (red) lie outside max(0, Q1 − 1.5·IQR) … Q3 + 1.5·IQR."
         .into();
+    // The durations alone (one number per round) for the statistics; then only the outliers
+    // shown (at most 50) with their round ids.
     match g
         .rows(&format!(
-            "SELECT course_id, round_id, round_duration_minutes, round_length FROM gold.fact_rounds \
-             WHERE {COURSE} AND round_duration_minutes > 0 ORDER BY round_duration_minutes"
+            "SELECT round_duration_minutes FROM gold.fact_rounds WHERE {COURSE} AND round_duration_minutes > 0 \
+             ORDER BY round_duration_minutes"
         ))
         .await
     {
         Ok(rows) => {
-            let mins: Vec<f64> = rows.iter().filter_map(|r| r.f(2)).collect();
+            let mins: Vec<f64> = rows.iter().filter_map(|r| r.f(0)).collect();
             let bounds = iqr_bounds(&mins);
-            let outliers: Vec<&Row> =
-                rows.iter().filter(|r| bounds.is_some_and(|(l, u)| r.f(2).is_some_and(|m| m < l || m > u))).collect();
+            let n_outliers = match bounds {
+                Some((l, u)) => mins.iter().filter(|&&m| m < l || m > u).count(),
+                None => 0,
+            };
             let avg = if mins.is_empty() { None } else { Some(mins.iter().sum::<f64>() / mins.len() as f64) };
             p.cards.push(Card::new("rounds", "Rounds with a duration", fmt_int(mins.len() as i64)));
             p.cards.push(
@@ -193,34 +199,50 @@ pub async fn page(g: &Gold) -> Page {
                 median(&mins).map(|m| fmt_duration(m * 60.0)).unwrap_or("—".into()),
             ));
             p.cards.push(
-                Card::new("outliers", "Outliers", fmt_int(outliers.len() as i64))
-                    .note(fmt_pct(100.0 * outliers.len() as f64 / mins.len().max(1) as f64)),
+                Card::new("outliers", "Outliers", fmt_int(n_outliers as i64))
+                    .note(fmt_pct(100.0 * n_outliers as f64 / mins.len().max(1) as f64)),
             );
             s.charts.push(
                 Histogram {
                     title: "Round duration (minutes)".into(),
                     x_label: "minutes".into(),
-                    values: mins.clone(),
+                    values: mins,
                     bins: 30,
                     bounds,
                     fmt: fmt_axis,
                 }
                 .to_svg(),
             );
-            let mut grid = Grid::new(&["course", "round", "length", "#duration", "kind"]);
-            for r in outliers.iter().take(50) {
-                let m = r.f(2).unwrap_or(0.0);
-                let kind = if bounds.is_some_and(|(l, _)| m < l) { "too short" } else { "too long" };
-                grid.rows.push(vec![
-                    Cell::text(r.s(0)),
-                    Cell::text(r.s(1)).class("mono"),
-                    Cell::text(r.s(3)),
-                    Cell::num(fmt_duration(m * 60.0)),
-                    Cell::text(kind).class("bad"),
-                ]);
-            }
-            if !grid.rows.is_empty() {
-                s.table = Some(grid);
+            if let (Some((l, u)), true) = (bounds, n_outliers > 0) {
+                let listed = g
+                    .rows_bound(
+                        &format!(
+                            "SELECT course_id, round_id, round_duration_minutes, round_length FROM gold.fact_rounds \
+                             WHERE {COURSE} AND round_duration_minutes > 0 \
+                               AND (round_duration_minutes < $2 OR round_duration_minutes > $3) \
+                             ORDER BY round_duration_minutes, course_id, round_id LIMIT 50"
+                        ),
+                        vec![ScalarValue::Float64(Some(l)), ScalarValue::Float64(Some(u))],
+                    )
+                    .await;
+                match listed {
+                    Ok(outliers) => {
+                        let mut grid = Grid::new(&["course", "round", "length", "#duration", "kind"]);
+                        for r in &outliers {
+                            let m = r.f(2).unwrap_or(0.0);
+                            let kind = if m < l { "too short" } else { "too long" };
+                            grid.rows.push(vec![
+                                Cell::text(r.s(0)),
+                                Cell::text(r.s(1)).class("mono"),
+                                Cell::text(r.s(3)),
+                                Cell::num(fmt_duration(m * 60.0)),
+                                Cell::text(kind).class("bad"),
+                            ]);
+                        }
+                        s.table = Some(grid);
+                    }
+                    Err(e) => fail(&mut p, e),
+                }
             }
         }
         Err(e) => fail(&mut p, e),
