@@ -643,7 +643,7 @@ fn fixture_matches_the_silver_contract() {
 async fn every_model_matches_hand_computed_values() {
     let ctx = session_with(&fixture_rows());
     let runs = run_gold(&ctx).await;
-    assert_eq!(runs.len(), 28);
+    assert_eq!(runs.len(), 29);
 
     // silver_round_latest: lf-2 came twice (2 rows on 06-01, 4 on 06-02) → latest 06-02, 2 dates, 6 rows.
     check(
@@ -1538,6 +1538,29 @@ async fn every_model_matches_hand_computed_values() {
     )
     .await;
 
+    // course_hole_pace_daily: only holes with a positive duration count; in the fixture that is
+    // lf-2's hole 9 (one nine played, local date 2025-06-01): 900 s, pace 28, worst fix 30.
+    check(
+        &ctx,
+        "course_hole_pace_daily",
+        "course_id, round_date_local, hole_number, nine_number",
+        &[
+            ("course_id", vec![S("loopfalls")]),
+            ("round_date_local", vec![D("2025-06-01")]),
+            ("hole_number", vec![I(9)]),
+            ("nine_number", vec![I(1)]),
+            ("multi_nine", vec![B(false)]),
+            ("rounds", vec![I(1)]),
+            ("hole_rounds", vec![I(1)]),
+            ("duration_ms_sum", vec![I(900_000)]),
+            ("duration_count", vec![I(1)]),
+            ("pace_ms_sum", vec![I(28_000)]),
+            ("pace_count", vec![I(1)]),
+            ("max_pace_sec", vec![F(30.0)]),
+        ],
+    )
+    .await;
+
     // course_section_summary: the real fixes per (course, nine, hole, section). creekside (1,1,1)
     // cs-1 pace 0; (2,10,28) cs-1 90 and cs-2 200 → 145; (2,11,31) cs-2 300 without a latitude;
     // (2,18,53) 100; (2,18,54) no pace. loopfalls (1,1,1) lf-1 0, lf-2 10, lf-3 none (no position
@@ -2075,7 +2098,7 @@ tests = [
 #[test]
 fn the_shipped_gold_dag_validates_and_orders_models_by_what_they_read() {
     let dag = tmctl::dag::load_file(&dags_dir().join("gold.toml")).unwrap_or_else(|d| panic!("{d:?}"));
-    assert_eq!(dag.tasks.len(), 29, "28 models and the wait on silver");
+    assert_eq!(dag.tasks.len(), 30, "29 models and the wait on silver");
     let order: Vec<&str> = dag.topological().map(|t| t.id.as_str()).collect();
     let pos = |id: &str| order.iter().position(|t| *t == id).unwrap();
     assert_eq!(order[..2], ["wait_for_silver", "silver_round_latest"]);
@@ -2115,7 +2138,7 @@ fn the_models_rebuilt_on_every_run_read_gold_not_silver() {
             assert!(!reads.iter().any(|r| r.starts_with("silver.")), "{}: reads {reads:?}", file.display());
         }
     }
-    assert_eq!((tables, incremental), (16, 12));
+    assert_eq!((tables, incremental), (17, 12));
 }
 
 // ---------------------------------------------------------------------------------------------
