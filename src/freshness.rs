@@ -14,7 +14,7 @@ use std::time::Duration;
 use chrono::{Datelike, NaiveDate};
 
 use crate::courses::{self, CourseProfile};
-use crate::store::RunType;
+use crate::store::{RunType, Store, StoreError};
 
 /// The outbox `kind` of freshness alerts.
 pub const ALERT_KIND: &str = "freshness";
@@ -106,6 +106,39 @@ pub fn evaluate(
             }
         })
         .collect()
+}
+
+/// Why [`check`] could not tell.
+#[derive(Debug, thiserror::Error)]
+pub enum CheckError {
+    /// `courses.toml` has problems (each with file, line and key).
+    #[error("{}", .0.iter().map(ToString::to_string).collect::<Vec<_>>().join("\n"))]
+    Profiles(Vec<crate::dag::Diagnostic>),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// The check as of `as_of` (landed dates after it do not count), from the profiles next to the
+/// DAGs and one registry query; only `course` when given. What `tmctl courses freshness` and
+/// `GET /api/v1/courses/freshness` show.
+pub async fn check(
+    store: &Store,
+    dags_dir: &std::path::Path,
+    as_of: NaiveDate,
+    course: Option<&str>,
+) -> Result<Vec<CourseFreshness>, CheckError> {
+    let profiles = courses::load_dir(dags_dir).map_err(CheckError::Profiles)?;
+    let last = store.last_landed_per_course("bronze", Some(as_of), course).await?;
+    let mut rows = evaluate(&profiles, &last, as_of);
+    if let Some(c) = course {
+        rows.retain(|r| r.course_id == c);
+    }
+    Ok(rows)
+}
+
+/// The quality page of the web UI at `base_url`, narrowed to one course (the alert's link).
+pub fn quality_url(base_url: &str, course_id: &str) -> String {
+    format!("{base_url}/lakehouse/quality?course={}", crate::util::url_encode(course_id))
 }
 
 /// Why a run's freshness check mails nothing (its statuses are still recorded).

@@ -18,6 +18,18 @@ pub fn doubling(first: Duration, n: u32, cap: Duration) -> Duration {
     first.saturating_mul(2u32.saturating_pow(n.min(31))).min(cap)
 }
 
+/// Percent-encodes everything but RFC 3986's unreserved characters (for a query value).
+pub fn url_encode(s: &str) -> String {
+    let mut out = String::new();
+    for b in s.bytes() {
+        match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => out.push(b as char),
+            _ => out.push_str(&format!("%{b:02X}")),
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -269,6 +269,48 @@ async fn stale_course_is_mailed_once_and_shown(db: common::TestDb) {
     // The course filter narrows the table to that course.
     let html = get(&daemon.url, "/lakehouse/quality?course=alpha", &session).await;
     assert_eq!(freshness_rows(&html).keys().collect::<Vec<_>>(), ["alpha"], "{be}");
+
+    // The same check from the API (a viewer may read it) and the CLI, as of today and of a day
+    // three weeks back (later deliveries do not count then).
+    let api = |query: String| {
+        let (url, session) = (daemon.url.clone(), session.clone());
+        async move {
+            let resp = http()
+                .get(format!("{url}/api/v1/courses/freshness{query}"))
+                .header(reqwest::header::COOKIE, session)
+                .send()
+                .await
+                .expect("GET freshness");
+            (resp.status().as_u16(), resp.json::<serde_json::Value>().await.unwrap_or_default())
+        }
+    };
+    let statuses = |v: &serde_json::Value| -> BTreeMap<String, String> {
+        v["courses"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| (c["course_id"].as_str().unwrap().to_string(), c["status"].as_str().unwrap().to_string()))
+            .collect()
+    };
+    let (code, now) = api(String::new()).await;
+    assert_eq!(code, 200, "{be}: {now}");
+    let expected: BTreeMap<String, String> =
+        [("alpha", "fresh"), ("beta", "stale"), ("delta", "fresh"), ("gamma", "out_of_season")]
+            .map(|(c, s)| (c.to_string(), s.to_string()))
+            .into();
+    assert_eq!(statuses(&now), expected, "{be}: {now}");
+    let (_, then) = api(format!("?as_of={old}")).await;
+    assert_eq!(statuses(&then).get("alpha").map(String::as_str), Some("stale"), "{be}: {then}");
+    assert_eq!(api("?as_of=yesterday".into()).await.0, 400, "{be}");
+    let (code, one) = api("?course=beta".into()).await;
+    assert_eq!((code, one["courses"][0]["age_days"].as_i64()), (200, Some(5)), "{be}: {one}");
+    let (code, out, err) = env.tmctl(&["courses", "freshness", "--as-of", &ds, "--json"], "");
+    assert_eq!(code, 0, "{be}: {err}");
+    let cli: serde_json::Value = serde_json::from_str(&out).expect("JSON");
+    assert_eq!(statuses(&cli), expected, "{be}: {cli}");
+    let (code, text, err) = env.tmctl(&["courses", "freshness", "--as-of", &ds], "");
+    assert_eq!(code, 0, "{be}: {err}");
+    assert!(text.contains(&format!("as of {ds}: 1 of 4 course(s) stale")), "{be}: {text}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

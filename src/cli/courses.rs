@@ -23,12 +23,62 @@ pub enum CoursesCmd {
         #[arg(long)]
         json: bool,
     },
+    /// Each course's freshness: in its season, is its newest landed file within its expected
+    /// cadence? (what the bronze DAG's `courses.freshness` task checks and mails)
+    Freshness {
+        /// The day to judge from (YYYY-MM-DD; default today, UTC). Later deliveries do not count.
+        #[arg(long)]
+        as_of: Option<String>,
+        /// Only this course.
+        #[arg(long)]
+        course: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 pub async fn run(settings: &Arc<Settings>, cmd: CoursesCmd) -> CliResult {
     match cmd {
         CoursesCmd::List { json } => list(settings, json).await,
+        CoursesCmd::Freshness { as_of, course, json } => freshness(settings, as_of, course, json).await,
     }
+}
+
+async fn freshness(settings: &Arc<Settings>, as_of: Option<String>, course: Option<String>, json: bool) -> CliResult {
+    use crate::freshness::{self, CheckError, Status};
+    let as_of = match as_of.as_deref() {
+        None => chrono::Utc::now().date_naive(),
+        Some(text) => super::date_arg("--as-of", text)?,
+    };
+    let store = open_store(settings).await?;
+    let rows = freshness::check(&store, &settings.dags_dir, as_of, course.as_deref()).await.map_err(|e| match e {
+        CheckError::Profiles(_) => CliError::Usage(e.to_string()),
+        CheckError::Store(e) => CliError::Failed(e.to_string()),
+    })?;
+    if json {
+        return print_json(&serde_json::json!({ "as_of": as_of, "courses": rows }));
+    }
+    if rows.is_empty() {
+        println!("no courses: no profile in {} and nothing landed", courses::path_in(&settings.dags_dir).display());
+        return Ok(());
+    }
+    let mut t = table();
+    t.set_header(["course", "name", "last landed", "age (days)", "cadence", "season", "status"]);
+    for r in &rows {
+        t.add_row([
+            r.course_id.clone(),
+            r.name.clone(),
+            r.last_landed.map_or_else(|| "never".into(), |d| d.to_string()),
+            r.age_days.map_or_else(|| "-".into(), |a| a.to_string()),
+            freshness::fmt_cadence(r.cadence),
+            freshness::fmt_season(r.season),
+            r.status.as_str().to_string(),
+        ]);
+    }
+    println!("{t}");
+    let stale = rows.iter().filter(|r| r.status == Status::Stale).count();
+    println!("as of {as_of}: {stale} of {} course(s) stale", rows.len());
+    Ok(())
 }
 
 /// What the data says about one course.

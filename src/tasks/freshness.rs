@@ -62,11 +62,7 @@ impl Task for Freshness {
         } else {
             for c in &stale {
                 let key = freshness::dedup_key(&c.course_id, ctx.ds);
-                let url = format!(
-                    "{}/lakehouse/quality{}",
-                    ctx.settings.web_base_url,
-                    crate::web::lakehouse::course_query(&c.course_id)
-                );
+                let url = freshness::quality_url(&ctx.settings.web_base_url, &c.course_id);
                 let (subject, body) = freshness::alert_text(c, ctx.ds, &ctx.dag_id, &url);
                 let new = ctx
                     .store

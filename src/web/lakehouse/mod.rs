@@ -248,27 +248,13 @@ pub fn filter_query(course: &str, dates: DateRange) -> String {
     if parts.is_empty() { String::new() } else { format!("?{}", parts.join("&")) }
 }
 
-/// `?course=…` to append to a lakehouse link (URL-encoded).
-pub fn course_query(course: &str) -> String {
-    filter_query(course, DateRange::default())
-}
-
 /// `base` (a query string from [`filter_query`], maybe empty) plus `key=value`.
 pub fn with_param(base: &str, key: &str, value: &str) -> String {
     let sep = if base.is_empty() { '?' } else { '&' };
     format!("{base}{sep}{key}={}", url_encode(value))
 }
 
-pub fn url_encode(s: &str) -> String {
-    let mut out = String::new();
-    for b in s.bytes() {
-        match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => out.push(b as char),
-            _ => out.push_str(&format!("%{b:02X}")),
-        }
-    }
-    out
-}
+pub use crate::util::url_encode;
 
 async fn show(d: Arc<Daemon>, viewer: Viewer, filter: Filter, slug: &'static str) -> Response {
     let course = filter.course();
@@ -403,7 +389,8 @@ mod tests {
         assert_eq!(f(""), "");
         assert_eq!(f(" x "), "x");
         assert_eq!(Filter::default().course(), "");
-        assert_eq!(course_query("a b&<"), "?course=a%20b%26%3C");
+        assert_eq!(filter_query("a b&<", DateRange::default()), "?course=a%20b%26%3C");
+        assert_eq!(crate::freshness::quality_url("http://h", "a b&<"), "http://h/lakehouse/quality?course=a%20b%26%3C");
     }
 
     #[test]
