@@ -7,6 +7,7 @@ mod bronze;
 mod command;
 mod freshness;
 mod gold;
+mod maintenance;
 pub mod silver;
 pub mod summary;
 pub mod wait;
@@ -90,6 +91,12 @@ pub static KINDS: &[KindEntry] = &[
         summary: "checks every course's last landed file against its expected cadence; e-mails stale courses once a day",
         keys: freshness::KEYS,
         build: freshness::build,
+    },
+    KindEntry {
+        name: "lake.maintenance",
+        summary: "Iceberg maintenance of the silver and gold tables: expire_snapshots or remove_orphans, files and bytes freed",
+        keys: maintenance::KEYS,
+        build: maintenance::build,
     },
 ];
 
