@@ -106,7 +106,12 @@ fn duckdb_rows(metadata: &str, snapshots: &[i64]) -> BTreeMap<String, i64> {
     const INSTALL: &str =
         "pip install \"duckdb==1.5.5\" \"duckdb-extension-iceberg==1.5.5\" \"duckdb-extension-avro==1.5.5\"";
     // The extension must match duckdb's version; .ci/run installs that pair in a venv of its own.
-    let python = std::env::var("TM_TEST_DUCKDB_PYTHON").unwrap_or_else(|_| "python3".into());
+    // (TM_TEST_DUCKDB_PYTHON, else the venv .ci/run makes under the target directory, else python3)
+    let venv = option_env!("CARGO_TARGET_DIR").map(|d| Path::new(d).join("duckdb-venv/bin/python3"));
+    let python = std::env::var("TM_TEST_DUCKDB_PYTHON").unwrap_or_else(|_| match venv {
+        Some(v) if v.exists() => v.display().to_string(),
+        _ => "python3".into(),
+    });
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/duckdb_iceberg_read.py");
     let out = Command::new(&python)
         .arg(&script)
@@ -382,4 +387,89 @@ fn rest_rows(buckets: &common::seaweed::TestBuckets, ids: &[i64]) -> BTreeMap<i6
         .iter()
         .map(|(k, n)| (k.parse().unwrap(), n.as_i64().unwrap()))
         .collect()
+}
+
+/// Compaction: a partition's small files become one file in one `replace` snapshot with the same
+/// rows; older snapshots still read their files; a rewrite whose files another commit replaced
+/// meanwhile fails and changes nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn compact_rewrites_small_files_with_the_same_rows() {
+    let home = tempfile::tempdir().unwrap();
+    let lake = embedded_lake(home.path()).await;
+    let t = parse_ident("silver.t").unwrap();
+    lake.ensure_table(&t, &schema(), &["course_id", "ingest_date"]).await.unwrap();
+    // Files rolled over at 1 byte: one file per batch, three for A and two for B.
+    let table = lake.load_table(&t).await.unwrap();
+    let mut w = lake.writer_sized(table, RunKey::new("silver", "transform", day(3)), 1).unwrap();
+    for (course, round, n) in [("A", "a1", 4), ("B", "b1", 3), ("A", "a2", 5), ("B", "b2", 2), ("A", "a3", 6)] {
+        w.write(batch(course, day(3), round, n)).await.unwrap();
+    }
+    w.write(batch("A", day(4), "a4", 3)).await.unwrap();
+    let first = w.replace_all().await.unwrap().snapshot_id;
+    let files_first = data_files(&lake, &t, first).await;
+    assert_eq!(files_first.len(), 6, "{files_first:?}");
+    let before = common::pyiceberg_on(home.path(), "silver.t", None);
+
+    // Dry run: both day-3 partitions listed, nothing changes.
+    let dry = json_report(home.path(), &["lake", "compact", "--dry-run", "--json"]);
+    let parts: BTreeMap<String, (u64, u64)> = dry["tables"][0]["compacted"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| {
+            (
+                c["partition"].as_str().unwrap().to_string(),
+                (c["files_before"].as_u64().unwrap(), c["rows"].as_u64().unwrap()),
+            )
+        })
+        .collect();
+    let pa = "course_id=A/ingest_date=2025-01-03".to_string();
+    let pb = "course_id=B/ingest_date=2025-01-03".to_string();
+    assert_eq!(parts, BTreeMap::from([(pa.clone(), (3, 15)), (pb.clone(), (2, 5))]), "{dry}");
+    assert_eq!(lake.table_snapshots(&t).await.unwrap().len(), 1, "a dry run commits nothing");
+
+    // One partition, then the rest.
+    let done = json_report(
+        home.path(),
+        &["lake", "compact", "--table", "silver.t", "--partition", &pa, "--target-file-size", "128MiB", "--json"],
+    );
+    let c = &done["tables"][0]["compacted"][0];
+    assert_eq!(
+        (c["partition"].as_str(), c["files_before"].as_u64(), c["files_after"].as_u64()),
+        (Some(pa.as_str()), Some(3), Some(1))
+    );
+    let (code, text, err) = common::tmctl_on(home.path(), &["lake", "compact"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(text.contains(&pb) && text.contains("1 partition(s), 2 file(s) became 1"), "{text}");
+    let snaps = lake.table_snapshots(&t).await.unwrap();
+    assert_eq!(snaps.iter().map(|s| s.operation.as_str()).collect::<Vec<_>>(), ["overwrite", "replace", "replace"]);
+    let now = data_files(&lake, &t, snaps[2].id).await;
+    assert_eq!(now.len(), 3, "one file per partition: {now:?}");
+
+    // Same rows, partitions and distinct rows for PyIceberg; the first snapshot still reads its
+    // six files; DuckDB agrees.
+    let after = common::pyiceberg_on(home.path(), "silver.t", Some(&first.to_string()));
+    for key in ["row_count", "distinct_rows", "partitions"] {
+        assert_eq!(after[key], before[key], "{key}: {after}");
+    }
+    assert_eq!(after["at_snapshot"]["row_count"], before["row_count"]);
+    assert!(files_first.iter().all(|f| local(f).exists()), "the first snapshot's files stay until it expires");
+    let metadata = lake.load_table(&t).await.unwrap().metadata_location().unwrap().to_string();
+    let duck = duckdb_rows(&metadata, &[first, snaps[2].id]);
+    assert!(duck.values().all(|n| Some(*n) == before["row_count"].as_i64()), "{duck:?}");
+
+    // A rewrite of files that a newer commit already replaced fails and changes nothing.
+    let table = lake.load_table(&t).await.unwrap();
+    let mut stale = lake.writer_sized(table, RunKey::new("maintenance", "compact", day(9)), 1 << 27).unwrap();
+    stale.write(batch("A", day(4), "a4", 3)).await.unwrap();
+    let staged = stale.stage().await.unwrap();
+    let old_day4: Vec<String> = now.iter().filter(|f| f.contains("ingest_date=2025-01-04")).cloned().collect();
+    let mut w = lake.writer(&t, RunKey::new("silver", "transform", day(4))).await.unwrap();
+    w.write(batch("A", day(4), "a5", 2)).await.unwrap();
+    w.replace_partitions(vec![part("A", day(4))]).await.unwrap();
+    let err = staged.rewrite(old_day4).await.unwrap_err().to_string();
+    assert!(err.contains("no longer in the table"), "{err}");
+    let last = lake.table_snapshots(&t).await.unwrap();
+    assert_eq!(last.len(), 4, "the failed rewrite committed nothing");
+    assert_eq!(last[3].operation, "overwrite");
 }

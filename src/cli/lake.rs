@@ -1,6 +1,7 @@
 //! `tmctl lake …`: Iceberg table maintenance (`lake::maintenance`). `expire-snapshots` and
 //! `remove-orphans` print every file removed (or, with `--dry-run`, that would be) with its size,
-//! then the files and bytes freed; `--json` prints the report as JSON.
+//! then the files and bytes freed; `compact` prints each partition rewritten (files and size
+//! before and after); `--json` prints the report as JSON.
 
 use std::sync::Arc;
 
@@ -8,7 +9,7 @@ use clap::{Args, Subcommand};
 
 use super::{CliError, CliResult, open_store, print_json, table};
 use crate::config::Settings;
-use crate::lake::maintenance::{self, ExpireOptions, OrphanOptions, Report, human_bytes};
+use crate::lake::maintenance::{self, CompactOptions, ExpireOptions, OrphanOptions, Report, human_bytes};
 use crate::lake::{Lake, LakeError};
 
 #[derive(Subcommand, Debug)]
@@ -36,6 +37,21 @@ pub enum LakeCmd {
         /// Only files last written longer ago than this (e.g. 3d).
         #[arg(long, default_value = "3d", value_name = "DURATION")]
         older_than: String,
+        #[command(flatten)]
+        output: Output,
+    },
+    /// Rewrite each partition's data files smaller than `--target-file-size` (two or more) into
+    /// files of about that size, in one `replace` commit per partition; rows stay the same. The
+    /// old files stay for older snapshots until those expire.
+    Compact {
+        #[command(flatten)]
+        tables: Tables,
+        /// Only this partition, as its path: `course_id=A/ingest_date=2025-06-01`.
+        #[arg(long, value_name = "PATH")]
+        partition: Option<String>,
+        /// Files smaller than this are rewritten into files of about this size.
+        #[arg(long, default_value = "128MiB", value_name = "SIZE")]
+        target_file_size: String,
         #[command(flatten)]
         output: Output,
     },
@@ -76,6 +92,16 @@ pub async fn run(settings: &Arc<Settings>, cmd: LakeCmd) -> CliResult {
             let idents = lake.maintenance_tables(tables.table.as_deref()).await.map_err(lake_error)?;
             (lake.remove_orphans(&idents, &options).await.map_err(lake_error)?, output.json)
         }
+        LakeCmd::Compact { tables, partition, target_file_size, output } => {
+            let target_file_size = maintenance::parse_size(&target_file_size)
+                .map_err(|e| CliError::Usage(format!("--target-file-size: {e}")))?;
+            if partition.is_some() && tables.table.is_none() {
+                return Err(CliError::Usage("--partition needs --table".into()));
+            }
+            let options = CompactOptions { target_file_size, partition, dry_run: output.dry_run };
+            let idents = lake.maintenance_tables(tables.table.as_deref()).await.map_err(lake_error)?;
+            (lake.compact(&idents, &options).await.map_err(lake_error)?, output.json)
+        }
     };
     if json {
         print_json(&report)?;
@@ -112,6 +138,9 @@ fn lake_error(e: LakeError) -> CliError {
 }
 
 fn print_report(report: &Report) {
+    if report.action == "compact" {
+        return print_compaction(report);
+    }
     let verb = if report.dry_run { "would remove" } else { "removed" };
     let files: usize = report.tables.iter().map(|t| t.files.len()).sum();
     if files > 0 {
@@ -150,5 +179,36 @@ fn print_report(report: &Report) {
         report.files_freed,
         human_bytes(report.bytes_freed),
         report.bytes_freed
+    );
+}
+
+fn print_compaction(report: &Report) {
+    let parts: Vec<_> = report.tables.iter().flat_map(|t| t.compacted.iter().map(move |c| (&t.table, c))).collect();
+    let dry = if report.dry_run { " (dry run: nothing changed; files after estimated)" } else { "" };
+    if parts.is_empty() {
+        println!("compact: {} table(s), no partition with two or more small files{dry}", report.tables.len());
+        return;
+    }
+    let mut t = table();
+    t.set_header(["table", "partition", "files before", "size before", "files after", "size after", "rows"]);
+    for (name, c) in &parts {
+        t.add_row([
+            name.to_string(),
+            if c.partition.is_empty() { "(unpartitioned)".into() } else { c.partition.clone() },
+            c.files_before.to_string(),
+            human_bytes(c.bytes_before),
+            c.files_after.to_string(),
+            if report.dry_run { "-".into() } else { human_bytes(c.bytes_after) },
+            c.rows.to_string(),
+        ]);
+    }
+    println!("{t}");
+    let before: u64 = parts.iter().map(|(_, c)| c.files_before).sum();
+    let after: u64 = parts.iter().map(|(_, c)| c.files_after).sum();
+    println!(
+        "compact: {} partition(s), {before} file(s) {} {after}{dry}; the replaced files are freed when \
+         `tmctl lake expire-snapshots` expires the snapshots that still read them",
+        parts.len(),
+        if report.dry_run { "would become" } else { "became" }
     );
 }

@@ -1,7 +1,7 @@
 //! `lake.maintenance`: one Iceberg maintenance operation (`lake::maintenance`) over the silver
 //! and gold tables (or the listed `tables`), as a DAG task — `action = "expire_snapshots"` with
-//! `older_than` (default 30d) and `retain_last` (default 10), or `action = "remove_orphans"` with
-//! `older_than` (default 3d). The run summary carries the snapshots expired and the files and
+//! `older_than` (default 30d) and `retain_last` (default 10), `action = "remove_orphans"` with
+//! `older_than` (default 3d), or `action = "compact"` with `target_file_size` (default 128MiB). The run summary carries the snapshots expired and the files and
 //! bytes freed per table; files that could not be deleted fail the try (a retry picks them up).
 
 use std::sync::Arc;
@@ -11,16 +11,20 @@ use async_trait::async_trait;
 
 use super::{BuildInput, SettingError, Task, TaskContext, TaskError, TaskOutput, failed, lake_failed};
 use crate::lake::buckets::Buckets;
-use crate::lake::maintenance::{self, ExpireOptions, OrphanOptions, human_bytes};
+use crate::lake::maintenance::{self, CompactOptions, ExpireOptions, OrphanOptions, human_bytes};
 use crate::lake::{iceberg::NAMESPACES, parse_ident};
 
+/// Compaction's default target, Iceberg's `write.target-file-size-bytes` default.
+const DEFAULT_TARGET_FILE_SIZE: u64 = 128 * 1024 * 1024;
+
 /// Kind-specific keys.
-pub const KEYS: &[&str] = &["action", "older_than", "retain_last", "tables", "dry_run"];
+pub const KEYS: &[&str] = &["action", "older_than", "retain_last", "target_file_size", "tables", "dry_run"];
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Action {
     ExpireSnapshots,
     RemoveOrphans,
+    Compact,
 }
 
 #[derive(Debug)]
@@ -28,6 +32,7 @@ struct Maintenance {
     action: Action,
     older_than: Duration,
     retain_last: usize,
+    target_file_size: u64,
     /// `namespace.table`s; empty: every silver and gold table.
     tables: Vec<String>,
     dry_run: bool,
@@ -61,6 +66,11 @@ impl Task for Maintenance {
                 let options = OrphanOptions { older_than: self.older_than, dry_run: self.dry_run };
                 lake.remove_orphans(&idents, &options).await.map_err(lake_failed("removing orphan files"))?
             }
+            Action::Compact => {
+                let options =
+                    CompactOptions { target_file_size: self.target_file_size, partition: None, dry_run: self.dry_run };
+                lake.compact(&idents, &options).await.map_err(lake_failed("compacting small files"))?
+            }
         };
         let verb = if report.dry_run { "would free" } else { "freed" };
         for t in &report.tables {
@@ -74,6 +84,17 @@ impl Task for Maintenance {
             );
             for f in &t.files {
                 tracing::debug!(kind = f.kind.as_str(), size = f.size, "{}", f.path);
+            }
+            for c in &t.compacted {
+                tracing::info!(
+                    "{}: partition {}: {} file(s) ({}) rewritten into {} ({} rows)",
+                    t.table,
+                    c.partition,
+                    c.files_before,
+                    human_bytes(c.bytes_before),
+                    c.files_after,
+                    c.rows
+                );
             }
         }
         tracing::info!(
@@ -99,6 +120,7 @@ impl Task for Maintenance {
                 "files_freed": t.files_freed,
                 "bytes_freed": t.bytes_freed,
                 "failed": t.failed,
+                "compacted": t.compacted,
             })).collect::<Vec<_>>(),
         });
         let buckets = Buckets::open(&ctx.settings).map_err(failed("opening buckets"))?;
@@ -124,16 +146,19 @@ pub fn build(input: &BuildInput<'_>) -> Result<Arc<dyn Task>, Vec<SettingError>>
     let action = match s.get("action") {
         Some(toml::Value::String(a)) if a == "expire_snapshots" => Some(Action::ExpireSnapshots),
         Some(toml::Value::String(a)) if a == "remove_orphans" => Some(Action::RemoveOrphans),
+        Some(toml::Value::String(a)) if a == "compact" => Some(Action::Compact),
         Some(other) => {
             errors.push(SettingError::new(
                 "action",
-                format!("`action` must be \"expire_snapshots\" or \"remove_orphans\", found {other}"),
+                format!("`action` must be \"expire_snapshots\", \"remove_orphans\" or \"compact\", found {other}"),
             ));
             None
         }
         None => {
-            errors
-                .push(SettingError::new("action", "`action` is required: \"expire_snapshots\" or \"remove_orphans\""));
+            errors.push(SettingError::new(
+                "action",
+                "`action` is required: \"expire_snapshots\", \"remove_orphans\" or \"compact\"",
+            ));
             None
         }
     };
@@ -157,9 +182,9 @@ pub fn build(input: &BuildInput<'_>) -> Result<Arc<dyn Task>, Vec<SettingError>>
     };
     let retain_last = match s.get("retain_last") {
         None => maintenance::DEFAULT_RETAIN_LAST,
-        Some(toml::Value::Integer(n)) if *n >= 1 && action != Some(Action::RemoveOrphans) => *n as usize,
+        Some(toml::Value::Integer(n)) if *n >= 1 && action == Some(Action::ExpireSnapshots) => *n as usize,
         Some(other) => {
-            let message = if action == Some(Action::RemoveOrphans) {
+            let message = if action.is_some_and(|a| a != Action::ExpireSnapshots) {
                 "`retain_last` applies to action \"expire_snapshots\" only".to_string()
             } else {
                 format!("`retain_last` must be a whole number of at least 1, found {other}")
@@ -168,6 +193,27 @@ pub fn build(input: &BuildInput<'_>) -> Result<Arc<dyn Task>, Vec<SettingError>>
             0
         }
     };
+    let target_file_size = match s.get("target_file_size") {
+        None => DEFAULT_TARGET_FILE_SIZE,
+        Some(_) if action.is_some_and(|a| a != Action::Compact) => {
+            errors.push(SettingError::new("target_file_size", "`target_file_size` applies to action \"compact\" only"));
+            0
+        }
+        Some(toml::Value::String(text)) => maintenance::parse_size(text).unwrap_or_else(|e| {
+            errors.push(SettingError::new("target_file_size", format!("`target_file_size`: {e}")));
+            0
+        }),
+        Some(other) => {
+            errors.push(SettingError::new(
+                "target_file_size",
+                format!("`target_file_size` must be a size such as \"128MiB\", found {other}"),
+            ));
+            0
+        }
+    };
+    if action == Some(Action::Compact) && s.contains_key("older_than") {
+        errors.push(SettingError::new("older_than", "`older_than` does not apply to action \"compact\""));
+    }
     let mut tables = Vec::new();
     match s.get("tables") {
         None => {}
@@ -201,7 +247,7 @@ pub fn build(input: &BuildInput<'_>) -> Result<Arc<dyn Task>, Vec<SettingError>>
     };
     match action {
         Some(action) if errors.is_empty() => {
-            Ok(Arc::new(Maintenance { action, older_than, retain_last, tables, dry_run }))
+            Ok(Arc::new(Maintenance { action, older_than, retain_last, target_file_size, tables, dry_run }))
         }
         _ => Err(errors),
     }
@@ -224,10 +270,19 @@ mod tests {
     fn settings_are_checked_at_compile_time() {
         assert!(build_with("action = \"expire_snapshots\"\nolder_than = \"30d\"\nretain_last = 10").is_ok());
         assert!(build_with("action = \"remove_orphans\"\ntables = [\"gold.fact_rounds\"]\ndry_run = true").is_ok());
-        assert_eq!(messages(""), ["`action` is required: \"expire_snapshots\" or \"remove_orphans\""]);
+        assert!(build_with("action = \"compact\"\ntarget_file_size = \"64MiB\"").is_ok());
+        assert_eq!(messages(""), ["`action` is required: \"expire_snapshots\", \"remove_orphans\" or \"compact\""]);
         assert_eq!(
             messages("action = \"vacuum\""),
-            ["`action` must be \"expire_snapshots\" or \"remove_orphans\", found \"vacuum\""]
+            ["`action` must be \"expire_snapshots\", \"remove_orphans\" or \"compact\", found \"vacuum\""]
+        );
+        assert_eq!(
+            messages("action = \"compact\"\ntarget_file_size = \"big\""),
+            ["`target_file_size`: invalid size \"big\": expected e.g. 128MiB"]
+        );
+        assert_eq!(
+            messages("action = \"remove_orphans\"\ntarget_file_size = \"1MiB\""),
+            ["`target_file_size` applies to action \"compact\" only"]
         );
         assert_eq!(
             messages("action = \"expire_snapshots\"\nretain_last = 0\nolder_than = \"soon\""),

@@ -1,13 +1,15 @@
 //! Iceberg table maintenance: [`Lake::expire_snapshots`] (old snapshots leave the metadata through
 //! the same compare-and-swap / REST commit as every write, then the files only they referenced
-//! are deleted) and [`Lake::remove_orphans`] (files under a table's location that no metadata of
-//! any table references, older than a limit). Both can run dry, list every file with its size and
+//! are deleted), [`Lake::remove_orphans`] (files under a table's location that no metadata of
+//! any table references, older than a limit) and [`Lake::compact`] (a partition's small files
+//! rewritten in one `replace` commit). Both can run dry, list every file with its size and
 //! report the files and bytes freed. `tmctl lake …` (`cli/lake.rs`) and the `lake.maintenance`
 //! task kind call them.
 //!
 //! `files.rs` lists, sizes and deletes table files on the local disk or S3; `refs.rs` reads which
-//! files snapshots reference; `expire.rs` and `orphans.rs` are the two operations.
+//! files snapshots reference; `expire.rs`, `orphans.rs` and `compact.rs` are the operations.
 
+mod compact;
 mod expire;
 mod files;
 mod orphans;
@@ -17,6 +19,8 @@ use std::time::Duration;
 
 use iceberg::TableIdent;
 use serde::Serialize;
+
+pub use self::compact::{CompactOptions, Compacted, parse_size};
 
 use super::iceberg::{Lake, LakeError, NAMESPACES, Result, parse_ident};
 
@@ -107,6 +111,9 @@ pub struct TableReport {
     pub bytes_freed: u64,
     /// Files that could not be deleted (each with its error); the operation can simply run again.
     pub failed: Vec<String>,
+    /// Partitions rewritten (compact only).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub compacted: Vec<Compacted>,
 }
 
 impl TableReport {
@@ -124,7 +131,7 @@ impl TableReport {
 /// What one maintenance command did, over all its tables.
 #[derive(Debug, Clone, Serialize)]
 pub struct Report {
-    /// `expire-snapshots` or `remove-orphans`.
+    /// `expire-snapshots`, `remove-orphans` or `compact`.
     pub action: &'static str,
     pub dry_run: bool,
     pub tables: Vec<TableReport>,
@@ -180,6 +187,16 @@ impl Lake {
     pub async fn remove_orphans(&self, tables: &[TableIdent], options: &OrphanOptions) -> Result<Report> {
         let reports = orphans::remove_orphans(self, tables, options).await?;
         Ok(Report::new("remove-orphans", options.dry_run, reports))
+    }
+
+    /// Rewrites the small data files of each partition of `tables` into files of about the
+    /// target size (see [`CompactOptions`]); see `compact.rs`.
+    pub async fn compact(&self, tables: &[TableIdent], options: &CompactOptions) -> Result<Report> {
+        let mut reports = Vec::new();
+        for ident in tables {
+            reports.push(compact::compact_table(self, ident, options).await?);
+        }
+        Ok(Report::new("compact", options.dry_run, reports))
     }
 }
 
