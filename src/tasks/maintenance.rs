@@ -74,14 +74,25 @@ impl Task for Maintenance {
         };
         let verb = if report.dry_run { "would free" } else { "freed" };
         for t in &report.tables {
-            tracing::info!(
-                "{}: {} snapshot(s) expired, {} snapshot(s) kept; {verb} {} file(s), {}",
-                t.table,
-                t.expired_snapshots.len(),
-                t.retained_snapshots,
-                t.files_freed,
-                human_bytes(t.bytes_freed)
-            );
+            match self.action {
+                Action::ExpireSnapshots => tracing::info!(
+                    "{}: {} snapshot(s) expired, {} kept; {verb} {} file(s), {}",
+                    t.table,
+                    t.expired_snapshots.len(),
+                    t.retained_snapshots,
+                    t.files_freed,
+                    human_bytes(t.bytes_freed)
+                ),
+                Action::RemoveOrphans => {
+                    tracing::info!(
+                        "{}: {verb} {} orphan file(s), {}",
+                        t.table,
+                        t.files_freed,
+                        human_bytes(t.bytes_freed)
+                    )
+                }
+                Action::Compact => {}
+            }
             for f in &t.files {
                 tracing::debug!(kind = f.kind.as_str(), size = f.size, "{}", f.path);
             }
@@ -97,14 +108,19 @@ impl Task for Maintenance {
                 );
             }
         }
-        tracing::info!(
-            "{}: {} table(s); {verb} {} file(s), {} ({} bytes)",
-            report.action,
-            report.tables.len(),
-            report.files_freed,
-            human_bytes(report.bytes_freed),
-            report.bytes_freed
-        );
+        if self.action == Action::Compact {
+            let parts: usize = report.tables.iter().map(|t| t.compacted.len()).sum();
+            tracing::info!("compact: {} table(s); {parts} partition(s) rewritten", report.tables.len());
+        } else {
+            tracing::info!(
+                "{}: {} table(s); {verb} {} file(s), {} ({} bytes)",
+                report.action,
+                report.tables.len(),
+                report.files_freed,
+                human_bytes(report.bytes_freed),
+                report.bytes_freed
+            );
+        }
         let summary = serde_json::json!({
             "action": report.action,
             "dry_run": report.dry_run,

@@ -94,7 +94,7 @@ pub static KINDS: &[KindEntry] = &[
     },
     KindEntry {
         name: "lake.maintenance",
-        summary: "Iceberg maintenance of the silver and gold tables: expire_snapshots or remove_orphans, files and bytes freed",
+        summary: "Iceberg maintenance of the silver and gold tables: expire_snapshots, remove_orphans or compact; files and bytes freed",
         keys: maintenance::KEYS,
         build: maintenance::build,
     },
