@@ -20,7 +20,7 @@ use futures::TryStreamExt;
 use iceberg::TableIdent;
 use object_store::ObjectStoreExt;
 use tmctl::config::{Overrides, Settings};
-use tmctl::lake::maintenance::{ExpireOptions, OrphanOptions};
+use tmctl::lake::maintenance::{CompactOptions, ExpireOptions, OrphanOptions};
 use tmctl::lake::{Lake, PartitionValues, RunKey, parse_ident};
 use tmctl::store::Store;
 
@@ -360,6 +360,23 @@ async fn maintenance_works_on_s3_and_the_rest_catalog() {
     assert_eq!((done.files_freed, done.bytes_freed), (1, 42));
     assert!(!exists(orphan).await);
     assert_eq!(rest_rows(&buckets, &ids[3..]), rows_after);
+
+    // Compaction through the REST commit: two small files of a new partition become one, rows
+    // unchanged for PyIceberg.
+    let table = lake.load_table(&t).await.unwrap();
+    let mut w = lake.writer_sized(table, RunKey::new("silver", "transform", day(5)), 1).unwrap();
+    w.write(batch("C", day(5), "c1", 3)).await.unwrap();
+    w.write(batch("C", day(5), "c2", 4)).await.unwrap();
+    let split = w.replace_partitions(vec![part("C", day(5))]).await.unwrap().snapshot_id;
+    assert_eq!(data_files(&lake, &t, split).await.len(), 4, "A, B and two files of C");
+    let options = CompactOptions { target_file_size: 128 << 20, partition: None, dry_run: false };
+    let done = lake.compact(std::slice::from_ref(&t), &options).await.unwrap();
+    let c = &done.tables[0].compacted;
+    assert_eq!((c.len(), c[0].files_before, c[0].files_after, c[0].rows), (1, 2, 1, 7), "{c:?}");
+    let compacted = c[0].snapshot_id.unwrap();
+    assert_eq!(data_files(&lake, &t, compacted).await.len(), 3);
+    let rows = rest_rows(&buckets, &[split, compacted]);
+    assert_eq!(rows[&split], rows[&compacted], "{rows:?}");
 }
 
 /// Rows of each snapshot as PyIceberg reads them through the REST catalog and S3.
