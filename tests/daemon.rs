@@ -503,7 +503,7 @@ async fn silver_fingerprint(env: &Env) -> String {
 
 fn lakehouse_env(db: common::TestDb, data: &Path) -> Env {
     let env = Env::new(db, &[]).with_dags_dir(repo_dags());
-    for dag in ["bronze", "silver", "gold", "example"] {
+    for dag in ["bronze", "silver", "gold", "example", "maintenance"] {
         env.ok(&["dags", "pause", dag]);
     }
     // The generated exports include deliberately bad files: ingest lands the rest and exits 1.

@@ -41,8 +41,8 @@ fn unknown_kinds() {
     assert_diagnostics(
         "error_unknown_kind.toml",
         &[
-            "6:8: task `extract`: unknown task kind `slep`; did you mean `sleep`? (known kinds: noop, sleep, fail, command, wait.dag_run, bronze.ingest, silver.transform, gold.model, courses.freshness)",
-            "10:8: task `load`: unknown task kind `spark.submit` (known kinds: noop, sleep, fail, command, wait.dag_run, bronze.ingest, silver.transform, gold.model, courses.freshness)",
+            "6:8: task `extract`: unknown task kind `slep`; did you mean `sleep`? (known kinds: noop, sleep, fail, command, wait.dag_run, bronze.ingest, silver.transform, gold.model, courses.freshness, lake.maintenance)",
+            "10:8: task `load`: unknown task kind `spark.submit` (known kinds: noop, sleep, fail, command, wait.dag_run, bronze.ingest, silver.transform, gold.model, courses.freshness, lake.maintenance)",
         ],
     );
 }

@@ -6,10 +6,14 @@ S3 with pyarrow), the independent reader of tests/s3_rest.rs, and prints one JSO
 usage: pyiceberg_rest_read.py <rest-uri> <client_id:client_secret> <s3-endpoint> <access-key>
                               <secret-key> <warehouse> <namespace.table>...
 
+With TM_READ_SNAPSHOTS=<id>,<id>… each table also gets "at_snapshots": {"<id>": rows}, the rows
+of every listed snapshot.
+
 Exit code 3: python packages missing (the message says which and how to install them).
 """
 
 import json
+import os
 import sys
 
 
@@ -52,6 +56,9 @@ def main() -> int:
                 for s in table.metadata.snapshots
             ],
         }
+        wanted = [int(i) for i in os.environ.get("TM_READ_SNAPSHOTS", "").split(",") if i]
+        if wanted:
+            out[name]["at_snapshots"] = {str(i): table.scan(snapshot_id=i).to_arrow().num_rows for i in wanted}
     print(json.dumps(out))
     return 0
 

@@ -23,6 +23,7 @@ use crate::timefmt;
 mod courses;
 mod daemon;
 mod dags;
+mod lake;
 mod run;
 mod runs;
 mod users;
@@ -96,6 +97,9 @@ enum Command {
     /// Course profiles (`<dags>/courses.toml`) and the courses seen in the data.
     #[command(subcommand)]
     Courses(courses::CoursesCmd),
+    /// Iceberg table maintenance: expire old snapshots, remove orphan files (`--dry-run` first).
+    #[command(subcommand)]
+    Lake(lake::LakeCmd),
 }
 
 #[derive(Subcommand, Debug)]
@@ -395,6 +399,7 @@ async fn dispatch(command: Command, settings: Arc<Settings>) -> CliResult {
         Command::Generate(args) => crate::generate::run(args).map_err(|e| CliError::Failed(format!("{e:#}"))),
         Command::Query(args) => query(&settings, args).await,
         Command::Courses(cmd) => courses::run(&settings, cmd).await,
+        Command::Lake(cmd) => lake::run(&settings, cmd).await,
         Command::Ingest(args) => match crate::bronze::run_cli(&settings, args).await {
             Ok(true) => Ok(()),
             Ok(false) => Err(CliError::Failed(String::new())),

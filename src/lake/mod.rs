@@ -8,6 +8,7 @@ pub mod commit;
 pub mod functions;
 pub mod handle;
 pub mod iceberg;
+pub mod maintenance;
 mod rest;
 pub mod s3;
 pub mod s3_io;

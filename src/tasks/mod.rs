@@ -7,6 +7,7 @@ mod bronze;
 mod command;
 mod freshness;
 mod gold;
+mod maintenance;
 pub mod silver;
 pub mod summary;
 pub mod wait;
@@ -132,6 +133,12 @@ pub static KINDS: &[KindEntry] = &[
         keys: freshness::KEYS,
         build: freshness::build,
         crash: CrashRestart::Bounded,
+    },
+    KindEntry {
+        name: "lake.maintenance",
+        summary: "Iceberg maintenance of the silver and gold tables: expire_snapshots, remove_orphans or compact; files and bytes freed",
+        keys: maintenance::KEYS,
+        build: maintenance::build,
     },
 ];
 

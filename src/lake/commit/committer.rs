@@ -6,7 +6,7 @@ use std::str::FromStr;
 
 use chrono::Utc;
 use iceberg::spec::{
-    DataFile, MAIN_BRANCH, ManifestContentType, ManifestFile, ManifestListWriter, ManifestWriterBuilder, Operation,
+    DataFile, MAIN_BRANCH, ManifestContentType, ManifestFile, ManifestListWriter, ManifestWriterBuilder,
     PartitionSpecRef, SchemaRef as IcebergSchemaRef, Snapshot, SnapshotSummaryCollector, Summary, TableMetadataBuilder,
 };
 use iceberg::spec::{SnapshotReference, SnapshotRetention};
@@ -149,6 +149,7 @@ impl Committer {
                 let doomed = |f: &DataFile| match replace {
                     Replace::All => true,
                     Replace::Partitions(set) => set.contains(f.partition()),
+                    Replace::Files(set) => set.contains(f.file_path()),
                 };
                 if !manifest.entries().iter().any(|e| e.is_alive() && doomed(&e.data_file)) {
                     manifests.push(m.clone());
@@ -178,6 +179,22 @@ impl Committer {
                 }
                 manifests.push(w.write_manifest_file().await.map_err(err("rewrite a manifest"))?);
             }
+        }
+        if let Replace::Files(set) = replace
+            && deleted.len() != set.len()
+        {
+            // A rewrite (compaction) replaces exactly the files it read; if a commit since then
+            // replaced some of them, writing the rows back would undo that commit.
+            delete_quietly(file_io, files_written).await;
+            return Err(LakeError::CommitFailed {
+                table: self.name.clone(),
+                message: format!(
+                    "{} of the {} files being rewritten are no longer in the table (another commit replaced \
+                     them); nothing was changed",
+                    set.len() - deleted.len(),
+                    set.len()
+                ),
+            });
         }
         if let Some(m) = added_manifest {
             manifests.push(m);
@@ -254,7 +271,7 @@ impl Committer {
             .with_sequence_number(sequence_number)
             .with_timestamp_ms(now)
             .with_manifest_list(list_path)
-            .with_summary(Summary { operation: Operation::Overwrite, additional_properties: props })
+            .with_summary(Summary { operation: replace.operation(), additional_properties: props })
             .with_schema_id(md.current_schema_id())
             .build();
         let outcome = CommitOutcome {

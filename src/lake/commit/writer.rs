@@ -43,6 +43,19 @@ pub(super) enum Replace {
     Partitions(HashSet<Struct>),
     /// Every file (full refresh).
     All,
+    /// Exactly these data files (by path), all of which must still be in the table: a rewrite of
+    /// the same rows (compaction).
+    Files(HashSet<String>),
+}
+
+impl Replace {
+    /// The snapshot's operation: a rewrite of the same rows is a `replace`, the rest `overwrite`.
+    pub(super) fn operation(&self) -> iceberg::spec::Operation {
+        match self {
+            Replace::Files(_) => iceberg::spec::Operation::Replace,
+            _ => iceberg::spec::Operation::Overwrite,
+        }
+    }
 }
 
 impl Lake {
@@ -56,13 +69,19 @@ impl Lake {
 
     /// [`Lake::writer`] on a table already loaded (e.g. by [`Lake::ensure_table`]).
     pub fn writer_on(&self, table: Table, run_key: RunKey) -> Result<TableWriter> {
+        self.writer_sized(table, run_key, TARGET_FILE_SIZE as u64)
+    }
+
+    /// [`Lake::writer_on`] with data files rolled over at `target_file_size` bytes.
+    pub fn writer_sized(&self, table: Table, run_key: RunKey, target_file_size: u64) -> Result<TableWriter> {
         let ident = table.identifier().clone();
         let already = table
             .metadata()
             .current_snapshot()
             .filter(|s| run_key.is_recorded_in(&s.summary().additional_properties))
             .map(|s| s.snapshot_id());
-        TableWriter::new(self.clone(), ident, run_key, table, already)
+        let target = usize::try_from(target_file_size).unwrap_or(usize::MAX).max(1);
+        TableWriter::new(self.clone(), ident, run_key, table, already, target)
     }
 }
 
@@ -105,6 +124,7 @@ impl TableWriter {
         run_key: RunKey,
         table: Table,
         already: Option<i64>,
+        target_file_size: usize,
     ) -> Result<TableWriter> {
         let name = display_ident(&ident);
         let md = table.metadata();
@@ -135,7 +155,7 @@ impl TableWriter {
         let names = DefaultFileNameGenerator::new(commit_id.clone(), None, DataFileFormat::Parquet);
         let rolling = RollingFileWriterBuilder::new(
             ParquetWriterBuilder::new(props, schema.clone()),
-            TARGET_FILE_SIZE,
+            target_file_size,
             table.file_io().clone(),
             location,
             names,
@@ -326,6 +346,13 @@ impl StagedFiles {
             set.insert(partition_struct(&c.name, &c.spec, &c.schema, p)?);
         }
         self.commit(Replace::Partitions(set)).await
+    }
+
+    /// Commits the staged files in place of exactly the data files `files` (paths), which hold
+    /// the same rows, in one `replace` snapshot; fails, changing nothing, if any of them is no
+    /// longer in the table. Compaction's commit.
+    pub async fn rewrite(self, files: Vec<String>) -> Result<CommitOutcome> {
+        self.commit(Replace::Files(files.into_iter().collect())).await
     }
 
     /// Deletes the staged files.
