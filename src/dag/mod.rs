@@ -52,6 +52,9 @@ pub struct TaskPolicy {
     pub email: Vec<String>,
     pub email_on_failure: bool,
     pub email_on_retry: bool,
+    /// Webhook URLs (http or https) that get every alert the e-mail recipients get, each as its
+    /// own outbox row.
+    pub webhook: Vec<String>,
 }
 
 impl Default for TaskPolicy {
@@ -65,6 +68,7 @@ impl Default for TaskPolicy {
             email: Vec::new(),
             email_on_failure: true,
             email_on_retry: false,
+            webhook: Vec::new(),
         }
     }
 }
@@ -132,6 +136,11 @@ pub struct Dag {
     pub deadline: Option<Duration>,
     /// The DAG-level recipients: `[defaults] email` (tasks may override theirs in their policy).
     pub email: Vec<String>,
+    /// The DAG-level webhooks: `[defaults] webhook` (tasks may override theirs in their policy).
+    pub webhook: Vec<String>,
+    /// `[defaults] email_on_recovery` (default true): when a run succeeds after the DAG failed,
+    /// one recovery alert goes to [`Dag::email`] and [`Dag::webhook`].
+    pub email_on_recovery: bool,
     /// `allow_undeclared_params = true`: conf keys that are not params are accepted (and passed
     /// to templates) as Airflow's `dag_run.conf` is; default false, such keys are refused.
     pub allow_undeclared_params: bool,
@@ -178,6 +187,8 @@ impl Dag {
             params: head.params,
             deadline: None,
             email: Vec::new(),
+            webhook: Vec::new(),
+            email_on_recovery: true,
             allow_undeclared_params: false,
             tasks,
             graph,
