@@ -906,3 +906,45 @@ fn webhooks_must_be_http_urls_and_validate_names_file_and_key() {
         "sha256=f7bc83f430538424b13298e6aa6fb143ef4d59a14946175997479dbc2d1a3cd8"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_background_webhook_sender_posts_what_comes_in_and_stops_on_shutdown() {
+    let db = common::sqlite_db();
+    let s = common::open(&db).await;
+    let port = free_port();
+    let receiver = Receiver::start(port).await;
+    let shutdown = tokio_util::sync::CancellationToken::new();
+    let sender =
+        tokio::spawn(alerts::run_webhook_sender(s.clone(), hook_settings(), "daemon-1".into(), shutdown.clone()));
+    let url = format!("http://127.0.0.1:{port}/bg");
+    for key in ["bg1", "bg2"] {
+        let body = alerts::payload(key, serde_json::json!({"dag": "d"})).to_string();
+        let alert = NewAlert {
+            dedup_key: key,
+            kind: "failure",
+            dag_id: "d",
+            run_pk: None,
+            task_id: None,
+            try_number: None,
+            recipients: std::slice::from_ref(&url),
+            subject: key,
+            body: &body,
+        };
+        assert!(s.enqueue_webhook_alert(&alert).await.unwrap());
+    }
+    let got = common::eventually(Duration::from_millis(100), Duration::from_secs(15), "two webhook posts", || {
+        let got = receiver.deliveries();
+        async move { (got.len() >= 2).then_some(got) }
+    })
+    .await;
+    shutdown.cancel();
+    tokio::time::timeout(Duration::from_secs(5), sender).await.expect("sender stops").unwrap();
+    let bodies: Vec<serde_json::Value> = got.iter().map(|d| serde_json::from_str(&d.body).unwrap()).collect();
+    assert_eq!(
+        bodies,
+        [serde_json::json!({"text": "bg1", "dag": "d"}), serde_json::json!({"text": "bg2", "dag": "d"})]
+    );
+    assert!(got.iter().all(|d| d.headers.get("x-tmctl-signature").unwrap() == &expected_signature(&d.body)));
+    assert_eq!(s.count_pending_alerts(None).await.unwrap(), 0);
+    assert_eq!(receiver.deliveries().len(), 2, "each once");
+}
