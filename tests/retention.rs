@@ -482,3 +482,72 @@ async fn the_daemon_cleans_with_keep_days() {
     }
     running.stop().await;
 }
+
+/// Regression: on SQLite a clean while another process writes (a daemon heartbeating, a run being
+/// recorded) failed at once with "database is locked": each batch began by reading, and a read
+/// transaction that then writes after another connection committed is refused without waiting.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn clean_waits_for_other_writers_instead_of_failing() {
+    let db = common::sqlite_db();
+    let s = common::open(&db).await;
+    let pool = raw(&db).await;
+    // Many old runs (written directly, for speed): 20 batches.
+    let n = tmctl::store::CLEAN_BATCH as usize * 20;
+    let mut tx = pool.begin().await.unwrap();
+    for i in 0..n {
+        let day = ts(at(2000, 1, 1) + chrono::Duration::days(i as i64));
+        sqlx::query(
+            "INSERT INTO dag_runs (dag_id, run_id, run_type, logical_date, ds, data_interval_start, \
+             data_interval_end, state, conf, created_at, ended_at) \
+             VALUES ('busy', $1, 'scheduled', $1, '2000-01-01', $1, $1, 'success', '{}', $1, $2)",
+        )
+        .bind(&day)
+        .bind(ts(at(2024, 1, 1)))
+        .execute(&mut *tx)
+        .await
+        .unwrap();
+    }
+    tx.commit().await.unwrap();
+    // Another process commits small writes all the time, as a daemon does.
+    common::require_python(&["sqlite3"], "python3 with its sqlite3 module");
+    let path = db.url.trim_start_matches("sqlite://").split('?').next().unwrap().to_string();
+    let stop = tempfile::NamedTempFile::new().unwrap().into_temp_path();
+    let stop_path = stop.to_path_buf();
+    std::fs::remove_file(&stop_path).unwrap();
+    let mut writer = std::process::Command::new("python3")
+        .args(["-c", WRITER, &path, &stop_path.display().to_string()])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // The writer says when it has committed its first write.
+    {
+        use std::io::BufRead;
+        let mut line = String::new();
+        std::io::BufReader::new(writer.stdout.as_mut().unwrap()).read_line(&mut line).unwrap();
+        assert_eq!(line.trim(), "writing");
+    }
+    let done = s.clean(&scope(None)).await;
+    std::fs::write(&stop_path, b"stop").unwrap();
+    let out = writer.wait_with_output().unwrap();
+    let writes = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    let done = done.unwrap_or_else(|e| panic!("clean failed beside a writer ({writes} writes): {e}"));
+    assert_eq!(done.runs, n as u64 - 1);
+    assert!(writes.parse::<u64>().unwrap() > 0, "{writes}");
+}
+
+/// Commits small writes, one after the other, until the stop file exists; prints `writing` after the
+/// first, and the number of writes at the end.
+const WRITER: &str = r#"
+import os, sqlite3, sys, time
+db = sqlite3.connect(sys.argv[1], timeout=30, isolation_level=None)
+n = 0
+while not os.path.exists(sys.argv[2]):
+    db.execute("BEGIN IMMEDIATE")
+    db.execute("INSERT INTO daemons (id, host, pid, url, started_at, heartbeat_at) VALUES ('w', 'h', 1, 'u', 'x', 'x') "
+               "ON CONFLICT (id) DO UPDATE SET heartbeat_at = 'y'")
+    db.execute("COMMIT")
+    n += 1
+    if n == 1:
+        print("writing", flush=True)
+print(n)
+"#;

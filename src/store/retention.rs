@@ -216,7 +216,14 @@ impl Store {
             Backend::Sqlite => "",
         };
         let mut tx = self.pool().begin().await.ctx("begin")?;
-        let rows = sqlx::query(&format!("SELECT r.id AS id {RUNS_TO_CLEAN} ORDER BY r.id LIMIT $3{lock}"))
+        // A write first (a no-op update that returns the batch): SQLite then takes the write lock
+        // at once, waiting for other writers (busy_timeout), instead of failing with "database is
+        // locked" when a read transaction tries to write after another process committed.
+        let sql = format!(
+            "UPDATE dag_runs SET owner = owner WHERE id IN (SELECT r.id {RUNS_TO_CLEAN} ORDER BY r.id LIMIT $3{lock}) \
+             RETURNING id"
+        );
+        let rows = sqlx::query(&sql)
             .bind(timefmt::to_db(scope.before))
             .bind(scope.dag_id.as_deref())
             .bind(limit)
@@ -256,7 +263,12 @@ impl Store {
     /// One transaction: up to `limit` finished backfills with their per-date records.
     async fn clean_backfills_batch(&self, scope: &CleanScope, limit: i64) -> Result<CleanCounts> {
         let mut tx = self.pool().begin().await.ctx("begin")?;
-        let rows = sqlx::query(&format!("SELECT b.id AS id {BACKFILLS_TO_CLEAN} ORDER BY b.id LIMIT $3"))
+        // A write first, as in `clean_runs_batch`.
+        let sql = format!(
+            "UPDATE backfills SET owner = owner WHERE id IN (SELECT b.id {BACKFILLS_TO_CLEAN} ORDER BY b.id LIMIT $3) \
+             RETURNING id"
+        );
+        let rows = sqlx::query(&sql)
             .bind(timefmt::to_db(scope.before))
             .bind(scope.dag_id.as_deref())
             .bind(limit)
