@@ -81,14 +81,16 @@ impl CleanCounts {
     }
 }
 
-/// The runs a clean may delete: `$1` = before, `$2` = DAG or NULL.
+/// The runs a clean may delete: `$1` = before, `$2` = DAG or NULL. "Not the newest of its DAG and
+/// run type" is a probe for a newer one (index `dag_runs_type_recent`), not a `MAX` per row: on
+/// PostgreSQL the `MAX` form took 27 s per batch over 20,000 runs.
 const RUNS_TO_CLEAN: &str = "FROM dag_runs r WHERE r.state IN ('success', 'failed') \
      AND COALESCE(r.ended_at, r.created_at) < $1 AND ($2 IS NULL OR r.dag_id = $2) \
      AND NOT EXISTS (SELECT 1 FROM backfills b WHERE b.id = r.backfill_id \
        AND b.state IN ('queued', 'running', 'paused')) \
      AND NOT EXISTS (SELECT 1 FROM alert_outbox a WHERE a.run_pk = r.id AND a.state = 'pending') \
-     AND r.logical_date < (SELECT MAX(n.logical_date) FROM dag_runs n \
-       WHERE n.dag_id = r.dag_id AND n.run_type = r.run_type)";
+     AND EXISTS (SELECT 1 FROM dag_runs n \
+       WHERE n.dag_id = r.dag_id AND n.run_type = r.run_type AND n.logical_date > r.logical_date)";
 
 /// Sent alerts a clean may delete: `$1` = before, `$2` = DAG or NULL.
 const ALERTS_TO_CLEAN: &str = "FROM alert_outbox WHERE state = 'sent' AND sent_at < $1 AND ($2 IS NULL OR dag_id = $2)";
