@@ -1,10 +1,16 @@
-//! Alert e-mail: the outbox sender (lettre over SMTP) and deadline alerts.
+//! Alerts: the outbox senders (e-mail with lettre over SMTP, webhooks with reqwest), recovery and
+//! deadline alerts.
 //!
-//! The executor records alerts in the outbox (`store::alerts`); here a sender claims the due ones,
-//! mails them and records the outcome: [`send_due`] once, [`run_sender`] in the background for the
-//! daemon, [`flush_run_alerts`] for the CLI's own runs. A failed send is retried with backoff and
-//! given up only after [`ALERT_MAX_TRIES`] (kept, visible): an SMTP outage delays mail, never loses
-//! it. [`check_deadlines`] records deadline alerts for runs not done in time.
+//! The executor records alerts in the outbox (`store::alerts`) through [`record`]: one e-mail row
+//! for the recipients and one webhook row per URL, each with its own dedup key. Here a sender
+//! claims the due rows of its channel, sends them and records the outcome: [`send_due`] /
+//! [`send_due_webhooks`] once, [`run_sender`] / [`run_webhook_sender`] in the background for the
+//! daemon, [`flush_run_alerts`] / [`flush_run_webhooks`] for the CLI's own runs. A failed send is
+//! retried with backoff and given up only after [`ALERT_MAX_TRIES`] (kept, visible): an outage
+//! delays alerts, never loses them. [`record_recovery`] records the all-clear after a failure,
+//! [`check_deadlines`] deadline alerts for runs not done in time. A webhook body is
+//! Slack-compatible JSON (`text` plus dag, run, state, url…), signed with HMAC-SHA256 in
+//! [`SIGNATURE_HEADER`].
 
 use std::time::Duration;
 
@@ -17,9 +23,9 @@ use lettre::transport::smtp::authentication::Credentials;
 use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
 use tokio_util::sync::CancellationToken;
 
-use crate::config::{SmtpSettings, SmtpTls};
+use crate::config::{AlertSettings, SmtpSettings, SmtpTls};
 use crate::dag::Dag;
-use crate::store::{ALERT_MAX_TRIES, AlertRow, NewAlert, Store, StoreError};
+use crate::store::{ALERT_MAX_TRIES, AlertRow, NewAlert, RunRow, RunState, RunType, Store, StoreError};
 use crate::timefmt;
 
 /// Alerts claimed at a time.
@@ -338,6 +344,367 @@ pub async fn flush_run_alerts(
     Ok(FlushReport { sent: report.sent, left })
 }
 
+// ---- recording to every channel -------------------------------------------------------------------
+
+/// One alert for every channel: `alert` (its `recipients` the e-mail addresses, possibly none)
+/// and one webhook row per URL of `webhooks`, each posted with `payload` as its body.
+pub struct Record<'a> {
+    pub alert: NewAlert<'a>,
+    pub webhooks: &'a [String],
+    pub payload: serde_json::Value,
+}
+
+/// Records `record` in the outbox: an e-mail row when there are recipients, and one webhook row per
+/// URL (dedup key `<key>|webhook:<first 16 hex digits of the URL's SHA-256>`), so each channel and
+/// URL gets the alert exactly once however often it is recorded. True if any row was new.
+pub async fn record(store: &Store, record: &Record<'_>) -> Result<bool, StoreError> {
+    let mut fresh = false;
+    if !record.alert.recipients.is_empty() {
+        fresh |= store.enqueue_alert(&record.alert).await?;
+    }
+    let body = record.payload.to_string();
+    for url in record.webhooks {
+        let key = webhook_key(record.alert.dedup_key, url);
+        let row =
+            NewAlert { dedup_key: &key, recipients: std::slice::from_ref(url), body: &body, ..record.alert.clone() };
+        fresh |= store.enqueue_webhook_alert(&row).await?;
+    }
+    Ok(fresh)
+}
+
+/// The dedup key of the webhook row of alert `key` for `url`.
+pub fn webhook_key(key: &str, url: &str) -> String {
+    use sha2::Digest;
+    let digest = crate::util::hex(&sha2::Sha256::digest(url.as_bytes()));
+    format!("{key}|webhook:{}", &digest[..16])
+}
+
+/// The Slack-compatible body of a webhook alert: `{"text": "…"}` (what Slack, Mattermost and
+/// Teams' Slack-compatible endpoints show) plus `fields` (dag, run, state, url, …) beside it.
+pub fn payload(text: &str, fields: serde_json::Value) -> serde_json::Value {
+    let mut body = serde_json::Map::new();
+    body.insert("text".into(), serde_json::Value::String(text.to_string()));
+    if let serde_json::Value::Object(more) = fields {
+        for (k, v) in more {
+            body.entry(k).or_insert(v);
+        }
+    }
+    serde_json::Value::Object(body)
+}
+
+/// Records a recovery alert (kind `recovery`, to the DAG's e-mail recipients and webhooks) for
+/// run `run` of `dag`, which just succeeded, if the DAG had failed before it: the newest earlier
+/// finished run that is not a backfill (by logical date) failed, or this very run failed (a
+/// failure alert was recorded for it) before it was cleared and run again. At most one per
+/// failure: a run that recovered once does not again unless it failed again. Backfill runs never
+/// send one (they rework the past; their failures are in the backfill's report). Returns whether
+/// an alert was recorded.
+pub async fn record_recovery(
+    store: &Store,
+    dag: &Dag,
+    run: &RunRow,
+    web_base_url: &str,
+    masker: &crate::secrets::Masker,
+) -> Result<bool, StoreError> {
+    if run.run_type == RunType::Backfill || !dag.email_on_recovery || (dag.email.is_empty() && dag.webhook.is_empty()) {
+        return Ok(false);
+    }
+    let (recovered_before, failed_since) = store.recovery_history(run.id).await?;
+    let previous_failed = store.previous_finished_state(&dag.id, run.logical_date).await? == Some(RunState::Failed);
+    if !(failed_since || (previous_failed && !recovered_before)) {
+        return Ok(false);
+    }
+    // One key per execution of the run: a resumed execution keeps its start time, a re-run gets a
+    // new one.
+    let started = run.started_at.unwrap_or(run.created_at).timestamp_micros();
+    let dedup = format!("recovery:{}:{started}", run.id);
+    let url = format!("{}/runs/{}", web_base_url.trim_end_matches('/'), run.id);
+    let subject = format!("[tmctl] RECOVERED: {} succeeded for {} after a failure", dag.id, run.ds);
+    let what = if failed_since { "this run had failed before it was run again" } else { "the previous run had failed" };
+    let body = format!(
+        "DAG: {}\nRun: {} (id {})\nLogical date: {}\nState: success ({what})\n\nRun: {url}\n",
+        dag.id,
+        run.run_id,
+        run.id,
+        run.logical_date.with_timezone(&dag.timezone).to_rfc3339(),
+    );
+    let (subject, body) = (masker.mask(&subject), masker.mask(&body));
+    let fields = serde_json::json!({
+        "kind": "recovery",
+        "dag": dag.id,
+        "run": run.run_id,
+        "run_pk": run.id,
+        "logical_date": run.logical_date.to_rfc3339(),
+        "state": "success",
+        "url": url,
+        "alert": dedup,
+    });
+    let fresh = record(
+        store,
+        &Record {
+            alert: NewAlert {
+                dedup_key: &dedup,
+                kind: "recovery",
+                dag_id: &dag.id,
+                run_pk: Some(run.id),
+                task_id: None,
+                try_number: None,
+                recipients: &dag.email,
+                subject: &subject,
+                body: &body,
+            },
+            webhooks: &dag.webhook,
+            payload: payload(&format!("{subject}\n{url}"), fields),
+        },
+    )
+    .await?;
+    if fresh {
+        tracing::info!(dag = %dag.id, run = run.id, "recovery alert recorded");
+    }
+    Ok(fresh)
+}
+
+// ---- webhooks -----------------------------------------------------------------------------------
+
+/// The header carrying the body's signature: `sha256=<hex HMAC-SHA256 of the body>` keyed with
+/// `alerts.webhook_secret`.
+pub const SIGNATURE_HEADER: &str = "X-Tmctl-Signature";
+/// The header carrying the alert's dedup key, so a receiver can drop a redelivery.
+pub const ALERT_HEADER: &str = "X-Tmctl-Alert";
+
+/// Whether `url` can be a webhook: an absolute `http://` or `https://` URL with a host. The error
+/// completes "`webhook`: …".
+pub fn check_webhook_url(url: &str) -> Result<(), String> {
+    match url::Url::parse(url.trim()) {
+        Ok(u) if matches!(u.scheme(), "http" | "https") && u.host_str().is_some_and(|h| !h.is_empty()) => Ok(()),
+        Ok(u) => Err(format!("\"{}\" is not an http(s) URL (scheme `{}`)", redact_webhook(url), u.scheme())),
+        Err(e) => Err(format!("\"{}\" is not an http(s) URL ({e})", redact_webhook(url))),
+    }
+}
+
+/// A webhook URL as logs and errors show it: scheme, host and port only. The path of a Slack or
+/// Teams webhook is its secret.
+pub fn redact_webhook(url: &str) -> String {
+    match url::Url::parse(url.trim()) {
+        Ok(u) if u.host_str().is_some() => {
+            let port = u.port().map(|p| format!(":{p}")).unwrap_or_default();
+            let rest = if u.path().len() > 1 || u.query().is_some() { "/…" } else { "" };
+            format!("{}://{}{port}{rest}", u.scheme(), u.host_str().unwrap_or_default())
+        }
+        _ => url.split(['/', '?']).next().unwrap_or_default().chars().take(12).collect(),
+    }
+}
+
+/// `sha256=<hex>`: the HMAC-SHA256 of `body` keyed with `secret`, as [`SIGNATURE_HEADER`] carries
+/// it (GitHub's `X-Hub-Signature-256` format).
+pub fn signature(secret: &str, body: &[u8]) -> String {
+    use hmac::{Hmac, Mac};
+    let mut mac = Hmac::<sha2::Sha256>::new_from_slice(secret.as_bytes()).expect("HMAC takes a key of any length");
+    mac.update(body);
+    format!("sha256={}", crate::util::hex(&mac.finalize().into_bytes()))
+}
+
+/// An HTTP client for webhook alerts (reqwest, no redirects followed: a redirect is a failed
+/// try, as a POST must not turn into a GET).
+#[derive(Clone)]
+pub struct Webhooks {
+    client: reqwest::Client,
+    secret: String,
+    timeout: Duration,
+    first_backoff: Duration,
+}
+
+impl std::fmt::Debug for Webhooks {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Webhooks").field("signed", &!self.secret.is_empty()).field("timeout", &self.timeout).finish()
+    }
+}
+
+impl Webhooks {
+    pub fn new(settings: &AlertSettings) -> Result<Webhooks, AlertError> {
+        let client = reqwest::Client::builder()
+            .timeout(settings.webhook_timeout)
+            .connect_timeout(settings.webhook_timeout)
+            .redirect(reqwest::redirect::Policy::none())
+            .user_agent(concat!("tmctl/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .map_err(|e| AlertError::Config {
+                key: "alerts.webhook_timeout",
+                message: format!("cannot build the webhook HTTP client: {}", error_chain(&e)),
+            })?;
+        Ok(Webhooks {
+            client,
+            secret: settings.webhook_secret.clone(),
+            timeout: settings.webhook_timeout,
+            first_backoff: FIRST_BACKOFF,
+        })
+    }
+
+    /// The first retry waits `first` (then doubling up to 10 min) instead of 10 s; for tests.
+    pub fn with_first_backoff(mut self, first: Duration) -> Webhooks {
+        self.first_backoff = first;
+        self
+    }
+
+    fn claim_for(&self) -> Duration {
+        self.timeout.saturating_mul(BATCH as u32 + 1).saturating_add(Duration::from_secs(60))
+    }
+
+    /// Posts one webhook alert: its stored body as JSON, signed when a secret is set. Any 2xx
+    /// answer delivers it; anything else is retried.
+    async fn send(&self, alert: &AlertRow) -> Result<(), SendError> {
+        let Some(url) = alert.recipients.first() else {
+            return Err(SendError::GiveUp("no webhook URL".into()));
+        };
+        let shown = redact_webhook(url);
+        let mut request = self
+            .client
+            .post(url)
+            .header(reqwest::header::CONTENT_TYPE, "application/json")
+            // The event's key: the same for every URL the alert goes to.
+            .header(ALERT_HEADER, alert.dedup_key.split("|webhook:").next().unwrap_or_default());
+        if !self.secret.is_empty() {
+            request = request.header(SIGNATURE_HEADER, signature(&self.secret, alert.body.as_bytes()));
+        }
+        // The URL never goes into the error text (its path may be the webhook's secret).
+        match request.body(alert.body.clone()).send().await {
+            Ok(answer) if answer.status().is_success() => Ok(()),
+            Ok(answer) => Err(SendError::Retry(format!("webhook {shown}: answered {}", answer.status()))),
+            Err(e) if e.is_timeout() => Err(SendError::Retry(format!(
+                "webhook {shown}: no answer within {} (alerts.webhook_timeout)",
+                timefmt::human_duration(self.timeout)
+            ))),
+            Err(e) => Err(SendError::Retry(format!("webhook {shown}: {}", error_chain(&e.without_url())))),
+        }
+    }
+}
+
+/// Claims the due webhook alerts (in batches, until none is due) and posts them; each is recorded
+/// as sent, or as failed with its error and a backoff (10 s · 2^tries, at most 10 min). After a
+/// failed post the rest of that URL's alerts in the batch wait for the next pass, and the pass ends
+/// after that batch: one receiver that is down costs one timeout a pass and delays no other.
+pub async fn send_due_webhooks(store: &Store, hooks: &Webhooks, owner: &str) -> Result<SendReport, AlertError> {
+    let mut report = SendReport::default();
+    webhook_pass(store, hooks, owner, None, &mut report).await?;
+    Ok(report)
+}
+
+async fn webhook_pass(
+    store: &Store,
+    hooks: &Webhooks,
+    owner: &str,
+    only_runs: Option<&[i64]>,
+    report: &mut SendReport,
+) -> Result<(), StoreError> {
+    loop {
+        let claimed = store.claim_due_webhooks(owner, timefmt::now(), hooks.claim_for(), BATCH, only_runs).await?;
+        if claimed.is_empty() {
+            return Ok(());
+        }
+        let mut down: Vec<&str> = Vec::new();
+        for alert in &claimed {
+            let url = alert.recipients.first().map(String::as_str).unwrap_or_default();
+            if down.contains(&url) {
+                continue;
+            }
+            match hooks.send(alert).await {
+                Ok(()) => {
+                    if store.mark_alert_sent(alert.id, owner).await? {
+                        report.sent += 1;
+                        tracing::info!(alert = alert.id, kind = %alert.kind, dag = %alert.dag_id, "webhook alert posted");
+                    } else {
+                        tracing::warn!(
+                            alert = alert.id,
+                            "webhook posted after its claim was lost; it may be posted twice"
+                        );
+                    }
+                }
+                Err(SendError::GiveUp(error)) => {
+                    report.failed += 1;
+                    tracing::error!(alert = alert.id, %error, "webhook alert cannot be posted; giving it up");
+                    store.give_up_alert(alert.id, owner, &error).await?;
+                }
+                Err(SendError::Retry(error)) => {
+                    report.failed += 1;
+                    down.push(url);
+                    let delay = crate::util::doubling(hooks.first_backoff, alert.tries, MAX_BACKOFF);
+                    let next = timefmt::now() + chrono::Duration::from_std(delay).unwrap_or(chrono::Duration::MAX);
+                    tracing::warn!(
+                        alert = alert.id,
+                        tries = alert.tries + 1,
+                        retry_in = %timefmt::human_duration(delay),
+                        %error,
+                        "webhook alert failed"
+                    );
+                    store.mark_alert_failed(alert.id, owner, &error, next).await?;
+                }
+            }
+        }
+        if !down.is_empty() {
+            store.release_alert_claims(owner).await?;
+            return Ok(());
+        }
+    }
+}
+
+/// The daemon's webhook sender: posts due webhook alerts, pausing at most 1 s between passes,
+/// until `shutdown`; then releases its claims. Never panics and never returns early.
+pub async fn run_webhook_sender(store: Store, settings: AlertSettings, owner: String, shutdown: CancellationToken) {
+    let hooks = match Webhooks::new(&settings) {
+        Ok(hooks) => hooks,
+        Err(e) => {
+            tracing::error!(error = %e, "webhook alerts are off; they stay in the outbox");
+            shutdown.cancelled().await;
+            return;
+        }
+    };
+    if settings.webhook_secret.is_empty() {
+        tracing::info!("alerts.webhook_secret is empty: webhook alerts are posted unsigned");
+    }
+    while !shutdown.is_cancelled() {
+        let pass = std::panic::AssertUnwindSafe(send_due_webhooks(&store, &hooks, &owner)).catch_unwind();
+        let outcome = tokio::select! {
+            outcome = pass => outcome,
+            _ = shutdown.cancelled() => break,
+        };
+        match outcome {
+            Ok(Ok(_)) => {}
+            Ok(Err(e)) => tracing::error!(error = %e, "webhook sender pass failed"),
+            Err(_) => tracing::error!("webhook sender pass panicked"),
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(IDLE) => {}
+            _ = shutdown.cancelled() => break,
+        }
+    }
+    if let Err(e) = store.release_alert_claims(&owner).await {
+        tracing::warn!(error = %e, "webhook sender stopped; its claims expire on their own");
+    }
+}
+
+/// Posts the pending webhook alerts of `run_pks` once, within `alerts.webhook_timeout` overall
+/// (the CLI's counterpart of [`flush_run_alerts`]); the rest is left to the daemon.
+pub async fn flush_run_webhooks(
+    store: &Store,
+    settings: &AlertSettings,
+    owner: &str,
+    run_pks: &[i64],
+) -> Result<usize, AlertError> {
+    if run_pks.is_empty() {
+        return Ok(0);
+    }
+    let hooks = Webhooks::new(settings)?;
+    let mut report = SendReport::default();
+    let outcome =
+        tokio::time::timeout(settings.webhook_timeout, webhook_pass(store, &hooks, owner, Some(run_pks), &mut report))
+            .await;
+    store.release_alert_claims(owner).await?;
+    if let Ok(result) = outcome {
+        result?;
+    }
+    Ok(report.sent)
+}
+
 /// Records one deadline alert (`deadline:<run_pk>`, kind `deadline`, to the DAG's recipients) for
 /// every run of a DAG with a `deadline` that is not successful `deadline` after its data interval
 /// ended. Runs created after their deadline had passed (backfills, late manual runs) get none:
@@ -351,7 +718,7 @@ pub async fn check_deadlines(
     let mut recorded = 0;
     for dag in dags {
         let Some(deadline) = dag.deadline else { continue };
-        if dag.email.is_empty() {
+        if dag.email.is_empty() && dag.webhook.is_empty() {
             continue;
         }
         let Ok(late) = chrono::Duration::from_std(deadline) else { continue };
@@ -383,19 +750,36 @@ pub async fn check_deadlines(
                 base = web_base_url.trim_end_matches('/'),
             );
             let dedup = format!("deadline:{}", run.id);
-            let fresh = store
-                .enqueue_alert(&NewAlert {
-                    dedup_key: &dedup,
-                    kind: "deadline",
-                    dag_id: &dag.id,
-                    run_pk: Some(run.id),
-                    task_id: None,
-                    try_number: None,
-                    recipients: &dag.email,
-                    subject: &subject,
-                    body: &body,
-                })
-                .await?;
+            let url = format!("{}/runs/{}", web_base_url.trim_end_matches('/'), run.id);
+            let fields = serde_json::json!({
+                "kind": "deadline",
+                "dag": dag.id,
+                "run": run.run_id,
+                "run_pk": run.id,
+                "logical_date": run.logical_date.to_rfc3339(),
+                "state": run.state.as_str(),
+                "url": url,
+                "alert": dedup,
+            });
+            let fresh = record(
+                store,
+                &Record {
+                    alert: NewAlert {
+                        dedup_key: &dedup,
+                        kind: "deadline",
+                        dag_id: &dag.id,
+                        run_pk: Some(run.id),
+                        task_id: None,
+                        try_number: None,
+                        recipients: &dag.email,
+                        subject: &subject,
+                        body: &body,
+                    },
+                    webhooks: &dag.webhook,
+                    payload: payload(&format!("{subject}\n{url}"), fields),
+                },
+            )
+            .await?;
             if fresh {
                 recorded += 1;
                 tracing::warn!(dag = %dag.id, run = run.id, ds = %run.ds, state = %run.state, "deadline missed");

@@ -102,6 +102,8 @@ fn head(id: &str) -> DagHead {
         params: Default::default(),
         deadline: None,
         email: Vec::new(),
+        webhook: Vec::new(),
+        email_on_recovery: true,
         allow_undeclared_params: false,
     }
 }

@@ -44,6 +44,9 @@ pub const KEYS: &[(&str, &str)] = &[
     ("smtp.password", "TM_SMTP_PASSWORD"),
     ("smtp.from", "TM_SMTP_FROM"),
     ("smtp.timeout", "TM_SMTP_TIMEOUT"),
+    ("alerts.webhook_secret", "TM_ALERTS_WEBHOOK_SECRET"),
+    ("alerts.webhook_timeout", "TM_ALERTS_WEBHOOK_TIMEOUT"),
+    ("retention.keep_days", "TM_RETENTION_KEEP_DAYS"),
     ("storage.kind", "TM_STORAGE"),
     ("buckets.landing", "TM_BUCKET_LANDING"),
     ("buckets.source", "TM_BUCKET_SOURCE"),
@@ -119,7 +122,30 @@ pub struct Settings {
     /// Limits of the HTTP server.
     pub http: HttpLimits,
     pub smtp: SmtpSettings,
+    /// Webhook alerts.
+    pub alerts: AlertSettings,
+    /// The daemon's daily state-DB clean.
+    pub retention: RetentionSettings,
     pub lake: LakeSettings,
+}
+
+/// How webhook alerts are sent (the URLs are per DAG: `webhook` in a DAG's `[defaults]`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AlertSettings {
+    /// Key of the `X-Tmctl-Signature: sha256=<hex HMAC-SHA256 of the body>` header; empty = no
+    /// signature header.
+    pub webhook_secret: String,
+    /// Bound on one webhook request (connect, send, answer).
+    pub webhook_timeout: Duration,
+}
+
+/// What the daemon's daily clean keeps.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RetentionSettings {
+    /// Runs that ended (and alerts sent, backfills completed) more than this many days ago are
+    /// deleted once a day by `tmctl serve`; 0 = never (the default: deleting history is the
+    /// operator's decision; `tmctl db clean --dry-run` shows what a value would remove).
+    pub keep_days: u32,
 }
 
 /// How `tmctl serve` holds work.
@@ -402,6 +428,22 @@ impl Settings {
                 password: get_string(&raw, "smtp.password", true)?,
                 from: get_string(&raw, "smtp.from", false)?,
                 timeout: get_duration(&raw, "smtp.timeout")?,
+            },
+            alerts: AlertSettings {
+                webhook_secret: get_string(&raw, "alerts.webhook_secret", true)?,
+                webhook_timeout: get_duration(&raw, "alerts.webhook_timeout")?,
+            },
+            retention: RetentionSettings {
+                keep_days: match get_count(&raw, "retention.keep_days")? {
+                    n if n <= 36_500 => n as u32,
+                    n => {
+                        return Err(err(
+                            &raw,
+                            "retention.keep_days",
+                            format!("= {n} is more than 100 years; use 0 to keep everything"),
+                        ));
+                    }
+                },
             },
             lake: LakeSettings {
                 storage: match get_string(&raw, "storage.kind", false)?.as_str() {
@@ -768,6 +810,23 @@ pub fn parse_size(text: &str) -> Option<u64> {
     (bytes.is_finite() && bytes >= 0.0 && bytes < u64::MAX as f64).then_some(bytes as u64)
 }
 
+/// A whole number, 0 or more.
+fn get_count(raw: &BTreeMap<&'static str, Raw>, key: &str) -> Result<u64, ConfigError> {
+    let n = match raw.get(key).map(|r| &r.value) {
+        Some(toml::Value::Integer(i)) => Some(*i),
+        Some(toml::Value::String(s)) => s.trim().parse::<i64>().ok(),
+        None => return Err(err(raw, key, "is missing".into())),
+        Some(_) => None,
+    };
+    match n {
+        Some(n) if n >= 0 => Ok(n as u64),
+        _ => {
+            let shown = raw.get(key).map(|r| r.value.to_string()).unwrap_or_default();
+            Err(err(raw, key, format!("= {shown} must be a whole number, 0 or more")))
+        }
+    }
+}
+
 fn get_positive(raw: &BTreeMap<&'static str, Raw>, key: &str) -> Result<u64, ConfigError> {
     let n = match raw.get(key).map(|r| &r.value) {
         Some(toml::Value::Integer(i)) => Some(*i),
@@ -918,6 +977,30 @@ mod tests {
         );
         assert_eq!((get("s3.secret_key").value, get("s3.secret_key").source), (String::new(), "default".into()));
         assert_eq!(get("web.max_connections").value, "256");
+    }
+
+    #[test]
+    fn retention_is_off_by_default_and_the_webhook_secret_is_masked() {
+        let s = Settings::load_with(&Overrides::default(), &env(&[])).unwrap();
+        assert_eq!(s.retention.keep_days, 0);
+        assert_eq!(s.alerts.webhook_secret, "");
+        assert_eq!(s.alerts.webhook_timeout, Duration::from_secs(10));
+        let vars = env(&[("TM_RETENTION_KEEP_DAYS", "365"), ("TM_ALERTS_WEBHOOK_SECRET", "hook-secret-1")]);
+        let s = Settings::load_with(&Overrides::default(), &vars).unwrap();
+        assert_eq!((s.retention.keep_days, s.alerts.webhook_secret.as_str()), (365, "hook-secret-1"));
+        let shown = Settings::explain(&Overrides::default(), &vars).unwrap();
+        let get = |k: &str| shown.iter().find(|e| e.key == k).unwrap().clone();
+        assert_eq!(
+            (get("retention.keep_days").value, get("retention.keep_days").source),
+            ("365".into(), "env TM_RETENTION_KEEP_DAYS".into())
+        );
+        assert_eq!(get("alerts.webhook_secret").value, "***");
+        let e = Settings::load_with(&Overrides::default(), &env(&[("TM_RETENTION_KEEP_DAYS", "-1")])).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "config error: `retention.keep_days` = \"-1\" must be a whole number, 0 or more \
+             (from TM_RETENTION_KEEP_DAYS=-1)"
+        );
     }
 
     #[test]

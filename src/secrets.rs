@@ -1,5 +1,5 @@
 //! Secrets never leave the process: [`Masker`] replaces every configured secret (S3 secret key,
-//! SMTP password, state DB password, REST credential and token, API token) and every value of a
+//! SMTP password, state DB password, REST credential and token, API token, webhook secret) and every value of a
 //! secret-looking param (`password`, `secret`, `token`, `key` in its name) with `***` in try
 //! logs, error texts, alert e-mails and API output; [`redact_url`] is the one URL redactor
 //! (`user:***@host`, `?password=***`) used by errors, `tmctl doctor` and `tmctl config show`.
@@ -44,6 +44,7 @@ impl Masker {
             settings.lake.rest.credential.clone(),
             settings.lake.rest.token.clone(),
             settings.api_token.clone(),
+            settings.alerts.webhook_secret.clone(),
         ];
         if let Some((_, secret)) = settings.lake.rest.credential.split_once(':') {
             values.push(secret.to_string());

@@ -548,3 +548,403 @@ async fn the_background_sender_mails_what_comes_in_and_stops_on_shutdown() {
     assert_eq!(left, [("bg3", 0, None)]);
     assert_eq!(server.messages_until_marker().len(), 2);
 }
+
+// ---- recovery alerts ---------------------------------------------------------------------------------
+
+/// `flaky` failing for good (`FLAKY_FAILS`) or succeeding (`FLAKY_OK`): the same DAG id, so runs
+/// of both are one DAG's history.
+const FLAKY_FAILS: &str = r#"
+id = "flaky"
+[defaults]
+email = ["data-team@example.com"]
+[[task]]
+id = "t"
+kind = "fail"
+times = 99
+message = "flaked"
+"#;
+const FLAKY_OK: &str = r#"
+id = "flaky"
+[defaults]
+email = ["data-team@example.com"]
+[[task]]
+id = "t"
+kind = "noop"
+"#;
+
+/// Runs (or re-runs, clearing it) `dag` for 2025-01-`day` in this process; its final state.
+async fn run_day(store: &Store, dag: &Dag, day: u32, run_type: RunType) -> (i64, RunState) {
+    run_day_with(store, settings(), dag, day, run_type).await
+}
+
+async fn run_day_with(
+    store: &Store,
+    settings: Arc<Settings>,
+    dag: &Dag,
+    day: u32,
+    run_type: RunType,
+) -> (i64, RunState) {
+    let exec = Executor::new(store.clone(), settings);
+    let ds = NaiveDate::from_ymd_opt(2025, 1, day).unwrap();
+    let slot = schedule::slot_for_date(dag.schedule.as_ref(), dag.timezone, ds);
+    let prepared = prepare_run(store, dag, &slot, run_type, &serde_json::json!({}), None, None).await.unwrap();
+    let run = prepared.run().id;
+    (run, exec.execute(dag, run).await.unwrap())
+}
+
+fn kinds(rows: &[AlertRow]) -> Vec<(String, Option<i64>)> {
+    let mut out: Vec<(String, Option<i64>)> = rows.iter().map(|a| (a.kind.clone(), a.run_pk)).collect();
+    out.sort();
+    out
+}
+
+#[tokio::test]
+async fn a_success_after_a_failure_records_one_recovery_alert() {
+    let (fails, ok) = (dag(FLAKY_FAILS), dag(FLAKY_OK));
+    for db in common::both().await {
+        let b = db.backend;
+        let s = common::open(&db).await;
+        // Day 1 fails, day 2 succeeds: the DAG recovered (once), day 3 is just a success.
+        let (d1, state) = run_day(&s, &fails, 1, RunType::Scheduled).await;
+        assert_eq!(state, RunState::Failed);
+        let (d2, state) = run_day(&s, &ok, 2, RunType::Scheduled).await;
+        assert_eq!(state, RunState::Success);
+        let (d3, _) = run_day(&s, &ok, 3, RunType::Scheduled).await;
+        let all = s.list_alerts(None, 100).await.unwrap();
+        assert_eq!(kinds(&all), [("failure".into(), Some(d1)), ("recovery".into(), Some(d2))], "{b}");
+        let recovery = all.iter().find(|a| a.kind == "recovery").unwrap();
+        assert_eq!(recovery.subject, "[tmctl] RECOVERED: flaky succeeded for 2025-01-02 after a failure", "{b}");
+        assert_eq!(recovery.recipients, ["data-team@example.com"]);
+        assert_eq!(recovery.channel, "email");
+        assert!(recovery.body.contains(&format!("Run: http://127.0.0.1:8080/runs/{d2}\n")), "{}", recovery.body);
+        assert!(recovery.body.contains("the previous run had failed"), "{}", recovery.body);
+
+        // Day 1 cleared and re-run successfully: that run recovered too, once.
+        let (again, state) = run_day(&s, &ok, 1, RunType::Scheduled).await;
+        assert_eq!((again, state), (d1, RunState::Success), "{b}");
+        let (_, state) = run_day(&s, &ok, 1, RunType::Scheduled).await;
+        assert_eq!(state, RunState::Success);
+        // Day 2 re-run: its recovery was told already.
+        run_day(&s, &ok, 2, RunType::Scheduled).await;
+        let all = s.list_alerts(None, 100).await.unwrap();
+        assert_eq!(
+            kinds(&all),
+            [("failure".into(), Some(d1)), ("recovery".into(), Some(d1)), ("recovery".into(), Some(d2))],
+            "{b}: {all:#?}"
+        );
+        let rerun = all.iter().find(|a| a.kind == "recovery" && a.run_pk == Some(d1)).unwrap();
+        assert!(rerun.body.contains("this run had failed before it was run again"), "{}", rerun.body);
+        assert!(!all.iter().any(|a| a.run_pk == Some(d3)), "{b}");
+
+        // Backfill runs neither recover nor count as the DAG's previous state.
+        let (d10, _) = run_day(&s, &fails, 10, RunType::Backfill).await;
+        let (d11, _) = run_day(&s, &ok, 11, RunType::Backfill).await;
+        let (d12, _) = run_day(&s, &ok, 12, RunType::Scheduled).await;
+        let all = s.list_alerts(None, 100).await.unwrap();
+        assert!(!all.iter().any(|a| a.kind == "recovery" && [d10, d11, d12].contains(&a.run_pk.unwrap())), "{b}");
+    }
+}
+
+#[tokio::test]
+async fn email_on_recovery_false_records_none() {
+    let fails = dag(FLAKY_FAILS);
+    let quiet = dag(&FLAKY_OK.replace("[defaults]\n", "[defaults]\nemail_on_recovery = false\n"));
+    assert!(!quiet.email_on_recovery);
+    let db = common::sqlite_db();
+    let s = common::open(&db).await;
+    run_day(&s, &fails, 1, RunType::Scheduled).await;
+    run_day(&s, &quiet, 2, RunType::Scheduled).await;
+    let all = s.list_alerts(None, 100).await.unwrap();
+    assert_eq!(all.iter().map(|a| a.kind.as_str()).collect::<Vec<_>>(), ["failure"]);
+}
+
+// ---- webhooks ------------------------------------------------------------------------------------------
+
+/// One POST the receiver got.
+#[derive(Debug, Clone)]
+struct Delivery {
+    path: String,
+    headers: axum::http::HeaderMap,
+    body: String,
+}
+
+/// A real HTTP receiver on 127.0.0.1:`port` that answers 200 to every request and keeps them.
+struct Receiver {
+    got: Arc<std::sync::Mutex<Vec<Delivery>>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Receiver {
+    async fn start(port: u16) -> Receiver {
+        let got: Arc<std::sync::Mutex<Vec<Delivery>>> = Arc::default();
+        let keep = got.clone();
+        let app =
+            axum::Router::new().fallback(move |uri: axum::http::Uri, headers: axum::http::HeaderMap, body: String| {
+                let keep = keep.clone();
+                async move {
+                    keep.lock().unwrap().push(Delivery { path: uri.path().to_string(), headers, body });
+                    "ok"
+                }
+            });
+        let listener = tokio::net::TcpListener::bind(("127.0.0.1", port)).await.unwrap();
+        let task = tokio::spawn(async move {
+            let _ = axum::serve(listener, app).await;
+        });
+        Receiver { got, task }
+    }
+
+    fn deliveries(&self) -> Vec<Delivery> {
+        self.got.lock().unwrap().clone()
+    }
+}
+
+impl Drop for Receiver {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+const HOOK_SECRET: &str = "hook-signing-secret";
+/// A configured secret the failing task prints: it must reach no payload.
+const API_TOKEN: &str = "tok-do-not-leak-42";
+
+fn hooked_dag(port: u16) -> (Dag, Dag) {
+    let head = format!(
+        "id = \"hooked\"\n[defaults]\nemail = [\"data-team@example.com\"]\n\
+         webhook = [\"http://127.0.0.1:{port}/hooks/T000/SECRETPATH\"]\n"
+    );
+    let fails = dag(&format!(
+        "{head}[[task]]\nid = \"boom\"\nkind = \"fail\"\ntimes = 99\nmessage = \"disk on fire, token {API_TOKEN}\"\n"
+    ));
+    let ok = dag(&format!("{head}[[task]]\nid = \"boom\"\nkind = \"noop\"\n"));
+    (fails, ok)
+}
+
+fn hook_settings() -> tmctl::config::AlertSettings {
+    tmctl::config::AlertSettings { webhook_secret: HOOK_SECRET.into(), webhook_timeout: Duration::from_secs(2) }
+}
+
+/// HMAC-SHA256 of `body`, computed here independently of tmctl.
+fn expected_signature(body: &str) -> String {
+    use hmac::{Hmac, Mac};
+    let mut mac = Hmac::<sha2::Sha256>::new_from_slice(HOOK_SECRET.as_bytes()).unwrap();
+    mac.update(body.as_bytes());
+    let bytes = mac.finalize().into_bytes();
+    format!("sha256={}", bytes.iter().map(|b| format!("{b:02x}")).collect::<String>())
+}
+
+/// Posts due webhook alerts until `n` were sent (a deadline, no fixed sleeps).
+async fn post_until_sent(s: &Store, hooks: &alerts::Webhooks, n: usize) {
+    let started = Instant::now();
+    let mut sent = 0;
+    while sent < n {
+        sent += alerts::send_due_webhooks(s, hooks, "daemon-1").await.unwrap().sent;
+        assert!(started.elapsed() < Duration::from_secs(30), "only {sent} of {n} webhook alerts posted within 30 s");
+        if sent < n {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn failure_and_recovery_go_to_mail_and_webhook_once_each_with_the_receiver_down_at_first() {
+    for db in common::both().await {
+        let b = db.backend;
+        let s = common::open(&db).await;
+        let port = free_port();
+        let (fails, ok) = hooked_dag(port);
+        let vars: std::collections::BTreeMap<String, String> =
+            [("TM_API_TOKEN".to_string(), API_TOKEN.to_string())].into();
+        let secretive = Arc::new(Settings::load_with(&Overrides::default(), &vars).unwrap());
+        let (run, state) = run_day_with(&s, secretive.clone(), &fails, 2, RunType::Scheduled).await;
+        assert_eq!(state, RunState::Failed);
+
+        // Nothing listens yet: the post fails, is kept with its error and waits for its backoff.
+        let hooks = alerts::Webhooks::new(&hook_settings()).unwrap().with_first_backoff(Duration::from_millis(500));
+        let report = alerts::send_due_webhooks(&s, &hooks, "daemon-1").await.unwrap();
+        assert_eq!(report, SendReport { sent: 0, failed: 1 }, "{b}");
+        let hook_rows: Vec<AlertRow> =
+            s.list_alerts(None, 100).await.unwrap().into_iter().filter(|a| a.channel == "webhook").collect();
+        assert_eq!(hook_rows.len(), 1, "{b}");
+        let waiting = &hook_rows[0];
+        assert_eq!((waiting.state.as_str(), waiting.tries), ("pending", 1), "{b}");
+        let error = waiting.last_error.clone().unwrap_or_default();
+        assert!(error.starts_with(&format!("webhook http://127.0.0.1:{port}/…: ")), "{b}: {error}");
+        assert!(!error.contains("SECRETPATH"), "{b}: the URL's path is the webhook's secret: {error}");
+        assert_eq!(waiting.dedup_key, alerts::webhook_key(&format!("failure:{run}:boom:1"), &waiting.recipients[0]));
+
+        // The receiver comes up; the alert goes out once.
+        let receiver = Receiver::start(port).await;
+        post_until_sent(&s, &hooks, 1).await;
+        // Day 3 succeeds: the recovery goes to the webhook too.
+        let (next, state) = run_day_with(&s, secretive.clone(), &ok, 3, RunType::Scheduled).await;
+        assert_eq!(state, RunState::Success);
+        post_until_sent(&s, &hooks, 1).await;
+        assert_eq!(alerts::send_due_webhooks(&s, &hooks, "daemon-1").await.unwrap(), SendReport::default());
+
+        let got = receiver.deliveries();
+        assert_eq!(got.len(), 2, "{b}: one delivery per alert: {got:#?}");
+        for d in &got {
+            assert_eq!(d.path, "/hooks/T000/SECRETPATH");
+            let signature = d.headers.get("x-tmctl-signature").and_then(|v| v.to_str().ok()).unwrap_or_default();
+            assert_eq!(signature, expected_signature(&d.body), "{b}: the HMAC verifies");
+            assert_eq!(d.headers.get("content-type").unwrap(), "application/json");
+            assert!(!d.body.contains(API_TOKEN), "{b}: a secret in a payload: {}", d.body);
+        }
+        let failure: serde_json::Value = serde_json::from_str(&got[0].body).unwrap();
+        assert_eq!(
+            failure["text"].as_str().unwrap(),
+            format!(
+                "[tmctl] FAILED: hooked.boom failed for 2025-01-02 (try 1 of 1)\n\
+                 disk on fire, token *** (try 1 of the first 99 that fail)\n\
+                 http://127.0.0.1:8080/runs/{run}/tasks/boom?try=1"
+            ),
+            "{b}"
+        );
+        assert_eq!(failure["kind"], "failure");
+        assert_eq!(failure["dag"], "hooked");
+        assert_eq!(failure["run"], format!("scheduled__2025-01-02T00:00:00+00:00"));
+        assert_eq!(failure["run_pk"], run);
+        assert_eq!(failure["task"], "boom");
+        assert_eq!(failure["try"], 1);
+        assert_eq!(failure["state"], "failed");
+        assert_eq!(failure["url"], format!("http://127.0.0.1:8080/runs/{run}/tasks/boom?try=1"));
+        assert_eq!(failure["error"], "disk on fire, token *** (try 1 of the first 99 that fail)");
+        assert!(failure["log_tail"].as_str().unwrap().contains("***"), "{failure}");
+        assert_eq!(got[0].headers.get("x-tmctl-alert").unwrap(), &format!("failure:{run}:boom:1"));
+        let recovery: serde_json::Value = serde_json::from_str(&got[1].body).unwrap();
+        assert_eq!((recovery["kind"].as_str(), recovery["state"].as_str()), (Some("recovery"), Some("success")));
+        assert_eq!(recovery["dag"], "hooked");
+        assert_eq!(recovery["run_pk"], next);
+        assert_eq!(recovery["url"], format!("http://127.0.0.1:8080/runs/{next}"));
+        assert_eq!(
+            recovery["text"],
+            format!(
+                "[tmctl] RECOVERED: hooked succeeded for 2025-01-03 after a failure\nhttp://127.0.0.1:8080/runs/{next}"
+            )
+        );
+
+        // The e-mail rows of the same alerts go out once each through real SMTP.
+        let server = SmtpServer::start();
+        let mailer = Mailer::new(&server.settings()).unwrap().unwrap();
+        assert_eq!(alerts::send_due(&s, &mailer, "daemon-1").await.unwrap(), SendReport { sent: 2, failed: 0 });
+        server.wait_for(2, Duration::from_secs(10));
+        let mails = server.messages_until_marker();
+        let subjects: Vec<&str> = mails.iter().map(|m| m.subject.as_str()).collect();
+        assert_eq!(
+            subjects,
+            [
+                "[tmctl] FAILED: hooked.boom failed for 2025-01-02 (try 1 of 1)",
+                "[tmctl] RECOVERED: hooked succeeded for 2025-01-03 after a failure"
+            ],
+            "{b}"
+        );
+        assert!(mails.iter().all(|m| !m.body.contains(API_TOKEN)), "{b}");
+        assert_eq!(s.count_pending_alerts(None).await.unwrap(), 0, "{b}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_webhook_senders_on_postgres_post_each_alert_once() {
+    let db = common::postgres_db().await;
+    let s = common::open(&db).await;
+    let port = free_port();
+    let receiver = Receiver::start(port).await;
+    let url = format!("http://127.0.0.1:{port}/hook");
+    for i in 0..20 {
+        let key = format!("w{i:02}");
+        let alert = NewAlert {
+            dedup_key: &key,
+            kind: "failure",
+            dag_id: "d",
+            run_pk: Some(i),
+            task_id: None,
+            try_number: None,
+            recipients: std::slice::from_ref(&url),
+            subject: &key,
+            body: &format!("{{\"text\": \"{key}\"}}"),
+        };
+        assert!(s.enqueue_webhook_alert(&alert).await.unwrap());
+    }
+    let (a, bb) = (common::open(&db).await, common::open(&db).await);
+    let (ha, hb) = (alerts::Webhooks::new(&hook_settings()).unwrap(), alerts::Webhooks::new(&hook_settings()).unwrap());
+    let (ra, rb) = tokio::join!(
+        tokio::spawn(async move { alerts::send_due_webhooks(&a, &ha, "daemon-a").await.unwrap() }),
+        tokio::spawn(async move { alerts::send_due_webhooks(&bb, &hb, "daemon-b").await.unwrap() }),
+    );
+    let (ra, rb) = (ra.unwrap(), rb.unwrap());
+    assert_eq!(ra.sent + rb.sent, 20, "{ra:?} {rb:?}");
+    let got = receiver.deliveries();
+    let texts: BTreeSet<String> = got.iter().map(|d| d.body.clone()).collect();
+    assert_eq!((got.len(), texts.len()), (20, 20), "each alert exactly once");
+    // The e-mail sender never claims webhook rows.
+    assert!(s.claim_due_alerts("mail", Utc::now(), CLAIM, 10, None).await.unwrap().is_empty());
+}
+
+#[test]
+fn webhooks_must_be_http_urls_and_validate_names_file_and_key() {
+    let src = "id = \"w\"\n[defaults]\nwebhook = [\"https://hooks.example.com/x\", \"ftp://files.example.com/x\"]\n\
+               [[task]]\nid = \"a\"\nkind = \"noop\"\nwebhook = \"not a url\"\n";
+    let diags = dag::load_str(src, Path::new("w.toml")).unwrap_err();
+    let text: Vec<String> = diags.iter().map(|d| d.to_string()).collect();
+    assert_eq!(
+        text,
+        [
+            "w.toml:3:43: `defaults.webhook`: \"ftp://files.example.com/…\" is not an http(s) URL (scheme `ftp`)",
+            "w.toml:7:11: task `a`: `webhook`: \"not a url\" is not an http(s) URL (relative URL without a base)",
+        ]
+    );
+    let ok = dag(
+        "id = \"w\"\n[defaults]\nwebhook = \"https://hooks.example.com/x\"\n[[task]]\nid = \"a\"\nkind = \"noop\"\n",
+    );
+    assert_eq!(ok.webhook, ["https://hooks.example.com/x"]);
+    assert_eq!(ok.tasks[0].policy.webhook, ["https://hooks.example.com/x"]);
+    assert!(ok.email_on_recovery);
+    assert_eq!(alerts::redact_webhook("https://hooks.slack.com/services/T0/B0/XYZ"), "https://hooks.slack.com/…");
+    assert_eq!(
+        alerts::signature("key", b"The quick brown fox jumps over the lazy dog"),
+        "sha256=f7bc83f430538424b13298e6aa6fb143ef4d59a14946175997479dbc2d1a3cd8"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_background_webhook_sender_posts_what_comes_in_and_stops_on_shutdown() {
+    let db = common::sqlite_db();
+    let s = common::open(&db).await;
+    let port = free_port();
+    let receiver = Receiver::start(port).await;
+    let shutdown = tokio_util::sync::CancellationToken::new();
+    let sender =
+        tokio::spawn(alerts::run_webhook_sender(s.clone(), hook_settings(), "daemon-1".into(), shutdown.clone()));
+    let url = format!("http://127.0.0.1:{port}/bg");
+    for key in ["bg1", "bg2"] {
+        let body = alerts::payload(key, serde_json::json!({"dag": "d"})).to_string();
+        let alert = NewAlert {
+            dedup_key: key,
+            kind: "failure",
+            dag_id: "d",
+            run_pk: None,
+            task_id: None,
+            try_number: None,
+            recipients: std::slice::from_ref(&url),
+            subject: key,
+            body: &body,
+        };
+        assert!(s.enqueue_webhook_alert(&alert).await.unwrap());
+    }
+    let got = common::eventually(Duration::from_millis(100), Duration::from_secs(15), "two webhook posts", || {
+        let got = receiver.deliveries();
+        async move { (got.len() >= 2).then_some(got) }
+    })
+    .await;
+    shutdown.cancel();
+    tokio::time::timeout(Duration::from_secs(5), sender).await.expect("sender stops").unwrap();
+    let bodies: Vec<serde_json::Value> = got.iter().map(|d| serde_json::from_str(&d.body).unwrap()).collect();
+    assert_eq!(
+        bodies,
+        [serde_json::json!({"text": "bg1", "dag": "d"}), serde_json::json!({"text": "bg2", "dag": "d"})]
+    );
+    assert!(got.iter().all(|d| d.headers.get("x-tmctl-signature").unwrap() == &expected_signature(&d.body)));
+    assert_eq!(s.count_pending_alerts(None).await.unwrap(), 0);
+    assert_eq!(receiver.deliveries().len(), 2, "each once");
+}

@@ -23,6 +23,7 @@ use crate::timefmt;
 mod courses;
 mod daemon;
 mod dags;
+mod db;
 mod lake;
 mod run;
 mod runs;
@@ -100,6 +101,9 @@ enum Command {
     /// Iceberg table maintenance: expire old snapshots, remove orphan files (`--dry-run` first).
     #[command(subcommand)]
     Lake(lake::LakeCmd),
+    /// State DB upkeep: delete old runs, tries, logs, sent alerts and backfill records.
+    #[command(subcommand)]
+    Db(db::DbCmd),
 }
 
 #[derive(Subcommand, Debug)]
@@ -400,6 +404,7 @@ async fn dispatch(command: Command, settings: Arc<Settings>) -> CliResult {
         Command::Query(args) => query(&settings, args).await,
         Command::Courses(cmd) => courses::run(&settings, cmd).await,
         Command::Lake(cmd) => lake::run(&settings, cmd).await,
+        Command::Db(cmd) => db::run(&settings, cmd).await,
         Command::Ingest(args) => match crate::bronze::run_cli(&settings, args).await {
             Ok(true) => Ok(()),
             Ok(false) => Err(CliError::Failed(String::new())),
@@ -499,9 +504,15 @@ fn table() -> Table {
     t
 }
 
-/// Mails the alerts of this process's runs before it exits, bounded by `smtp.timeout`; what is
-/// not sent stays in the outbox for a daemon (each alert goes out once either way).
+/// Mails (and posts to webhooks) the alerts of this process's runs before it exits, bounded by
+/// `smtp.timeout` (and `alerts.webhook_timeout`); what is not sent stays in the outbox for a daemon
+/// (each alert goes out once either way).
 async fn flush_alerts(store: &Store, settings: &Settings, owner: &str, run_pks: &[i64]) {
+    match crate::alerts::flush_run_webhooks(store, &settings.alerts, owner, run_pks).await {
+        Ok(n) if n > 0 => eprintln!("alerts: {n} posted to webhooks"),
+        Ok(_) => {}
+        Err(e) => eprintln!("warning: webhook alerts failed ({e}); they stay in the outbox"),
+    }
     match crate::alerts::flush_run_alerts(store, &settings.smtp, owner, run_pks).await {
         Ok(r) if r.sent > 0 || r.left > 0 => {
             eprintln!("alerts: {} e-mailed, {} left in the outbox for `tmctl serve` to send", r.sent, r.left)

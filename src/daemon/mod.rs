@@ -30,6 +30,12 @@ use crate::store::Store;
 const HOUSEKEEPING_EVERY: Duration = Duration::from_secs(5);
 /// How often deadline alerts are checked.
 const DEADLINES_EVERY: Duration = Duration::from_secs(15);
+/// How often a daemon asks whether the daily state-DB clean is due.
+const RETENTION_CHECK_EVERY: Duration = Duration::from_secs(600);
+/// The daily clean: once per this period, by whichever daemon claims it.
+const RETENTION_EVERY: Duration = Duration::from_secs(24 * 3600);
+/// A claimed clean is held this long (a daemon that dies mid-clean leaves it to another after it).
+const RETENTION_LEASE: Duration = Duration::from_secs(3600);
 
 #[derive(Debug, thiserror::Error)]
 pub enum DaemonError {
@@ -235,6 +241,19 @@ pub async fn start(settings: Arc<Settings>, store: Store, bind: SocketAddr) -> R
             crate::alerts::run_sender(d.store.clone(), d.settings.smtp.clone(), d.id.clone(), d.shutdown.clone()).await
         }
     });
+    tasks.spawn({
+        let d = daemon.clone();
+        async move {
+            crate::alerts::run_webhook_sender(
+                d.store.clone(),
+                d.settings.alerts.clone(),
+                d.id.clone(),
+                d.shutdown.clone(),
+            )
+            .await
+        }
+    });
+    tasks.spawn(retention(daemon.clone()));
     let router = http::harden(api::router(daemon.clone()), &settings.http);
     tasks.spawn(http::serve(listener, router, settings.http.clone(), daemon.shutdown.clone()));
     let workers = tokio::spawn(worker::run(daemon.clone()));
@@ -347,4 +366,52 @@ async fn deadlines(d: Arc<Daemon>) {
             _ = tokio::time::sleep(DEADLINES_EVERY) => {}
         }
     }
+}
+
+/// The daily state-DB clean (`[retention] keep_days`; off when 0): every few minutes a daemon asks
+/// whether it is due and claims it (`daemon_jobs`), so with several daemons one cleans per day.
+async fn retention(d: Arc<Daemon>) {
+    let keep_days = d.settings.retention.keep_days;
+    if keep_days == 0 {
+        return;
+    }
+    loop {
+        if let Err(e) = retention_pass(&d, keep_days).await {
+            tracing::warn!(error = %e, "state DB clean failed; it is tried again later");
+        }
+        tokio::select! {
+            _ = d.shutdown.cancelled() => return,
+            _ = tokio::time::sleep(RETENTION_CHECK_EVERY) => {}
+        }
+    }
+}
+
+/// Cleans if the daily clean is due and this daemon got it; returns what it deleted.
+pub async fn retention_pass(d: &Daemon, keep_days: u32) -> Result<Option<crate::store::CleanCounts>, DaemonError> {
+    const JOB: &str = "retention";
+    let now = chrono::Utc::now();
+    if !d.store.claim_daemon_job(JOB, &d.id, now, RETENTION_EVERY, RETENTION_LEASE).await? {
+        return Ok(None);
+    }
+    let scope = crate::store::CleanScope {
+        before: now - chrono::Duration::days(i64::from(keep_days)),
+        dag_id: None,
+        now,
+        sessions_idle_before: now
+            - chrono::Duration::from_std(d.settings.web_session_idle).unwrap_or(chrono::Duration::hours(8)),
+    };
+    let outcome = d.store.clean(&scope).await;
+    d.store.finish_daemon_job(JOB, &d.id, chrono::Utc::now(), outcome.is_ok()).await?;
+    let counts = outcome?;
+    tracing::info!(
+        keep_days,
+        before = %scope.before,
+        runs = counts.runs,
+        task_attempts = counts.task_attempts,
+        alerts = counts.alerts,
+        backfills = counts.backfills,
+        sessions = counts.sessions,
+        "state DB cleaned"
+    );
+    Ok(Some(counts))
 }

@@ -55,6 +55,9 @@ pub struct TaskPolicy {
     /// `idempotent = true/false`: overrides the kind's rule for a try abandoned by a dead
     /// process (`tasks::CrashRestart`); `true` makes it a bounded restart, `false` a counted try.
     pub idempotent: Option<bool>,
+    /// Webhook URLs (http or https) that get every alert the e-mail recipients get, each as its
+    /// own outbox row.
+    pub webhook: Vec<String>,
 }
 
 impl Default for TaskPolicy {
@@ -69,6 +72,7 @@ impl Default for TaskPolicy {
             email_on_failure: true,
             email_on_retry: false,
             idempotent: None,
+            webhook: Vec::new(),
         }
     }
 }
@@ -258,6 +262,11 @@ pub struct DagHead {
     pub deadline: Option<Duration>,
     /// The DAG-level recipients: `[defaults] email` (tasks may override theirs in their policy).
     pub email: Vec<String>,
+    /// The DAG-level webhooks: `[defaults] webhook` (tasks may override theirs in their policy).
+    pub webhook: Vec<String>,
+    /// `[defaults] email_on_recovery` (default true): when a run succeeds after the DAG failed,
+    /// one recovery alert goes to [`DagHead::email`] and [`DagHead::webhook`].
+    pub email_on_recovery: bool,
     /// `allow_undeclared_params = true`: conf keys that are not params are accepted (and passed
     /// to templates) as Airflow's `dag_run.conf` is; default false, such keys are refused.
     pub allow_undeclared_params: bool,

@@ -44,7 +44,10 @@ const POLICY_KEYS: &[&str] = &[
     "email_on_retry",
     "email_on_failure",
     "idempotent",
+    "webhook",
 ];
+/// `[defaults]` keys that are about the DAG as a whole, not about each task.
+const DAG_DEFAULT_KEYS: &[&str] = &["email_on_recovery"];
 const TASK_KEYS: &[&str] = &["id", "kind", "depends_on"];
 const PARAM_KEYS: &[&str] = &["type", "default", "description"];
 const PARAM_TYPES: &[ParamType] =
@@ -424,6 +427,7 @@ struct PolicyPatch {
     email_on_retry: Option<bool>,
     email_on_failure: Option<bool>,
     idempotent: Option<bool>,
+    webhook: Option<Vec<String>>,
 }
 
 impl PolicyPatch {
@@ -455,6 +459,9 @@ impl PolicyPatch {
         if let Some(v) = self.idempotent {
             policy.idempotent = Some(v);
         }
+        if let Some(v) = &self.webhook {
+            policy.webhook = v.clone();
+        }
     }
 
     /// Takes one policy key; `false` if `key` is not one.
@@ -483,6 +490,7 @@ impl PolicyPatch {
                 }
             }
             "email" => self.email = email_list(cx, scope, key, value),
+            "webhook" => self.webhook = webhook_list(cx, scope, key, value),
             _ => return false,
         }
         true
@@ -516,6 +524,39 @@ fn email_list(cx: &mut Ctx<'_>, scope: &Scope, key: &str, value: &Value<'_>) -> 
                     scope.name(key),
                     found(item.get_ref())
                 );
+                cx.report(item.span(), scope.msg(message));
+                ok = false;
+            }
+        }
+    }
+    ok.then_some(out)
+}
+
+/// `webhook`: one http(s) URL or an array of them.
+fn webhook_list(cx: &mut Ctx<'_>, scope: &Scope, key: &str, value: &Value<'_>) -> Option<Vec<String>> {
+    let items: Vec<&Value<'_>> = match value.get_ref() {
+        DeValue::String(_) => vec![value],
+        DeValue::Array(items) => items.iter().collect(),
+        other => {
+            let message = format!("`{}` must be a URL or an array of URLs, found {}", scope.name(key), found(other));
+            cx.report(value.span(), scope.msg(message));
+            return None;
+        }
+    };
+    let mut out = Vec::new();
+    let mut ok = true;
+    for item in items {
+        match item.get_ref().as_str() {
+            Some(s) => match crate::alerts::check_webhook_url(s) {
+                Ok(()) => out.push(s.trim().to_string()),
+                Err(why) => {
+                    cx.report(item.span(), scope.msg(format!("`{}`: {why}", scope.name(key))));
+                    ok = false;
+                }
+            },
+            None => {
+                let message =
+                    format!("`{}` entries must be URL strings, found {}", scope.name(key), found(item.get_ref()));
                 cx.report(item.span(), scope.msg(message));
                 ok = false;
             }
@@ -869,6 +910,7 @@ fn compile(source: &str, path: &Path) -> Compiled {
     let mut max_active_runs = 16;
     let mut deadline = None;
     let mut defaults = PolicyPatch::default();
+    let mut email_on_recovery = true;
     let mut params = BTreeMap::new();
     let mut allow_undeclared_params = false;
     let mut specs: Vec<TaskSpec> = Vec::new();
@@ -902,8 +944,11 @@ fn compile(source: &str, path: &Path) -> Compiled {
                 };
                 let scope = Scope { prefix: String::new(), path: "defaults.".to_string() };
                 for (k, v) in entries(table) {
-                    if !defaults.take(&mut cx, &scope, k.get_ref(), v) {
-                        scope.unknown_key(&mut cx, k, POLICY_KEYS, &format!("known keys: {}", POLICY_KEYS.join(", ")));
+                    if k.get_ref().as_ref() == "email_on_recovery" {
+                        email_on_recovery = scope.boolean(&mut cx, "email_on_recovery", v).unwrap_or(true);
+                    } else if !defaults.take(&mut cx, &scope, k.get_ref(), v) {
+                        let known: Vec<&str> = POLICY_KEYS.iter().chain(DAG_DEFAULT_KEYS).copied().collect();
+                        scope.unknown_key(&mut cx, k, &known, &format!("known keys: {}", known.join(", ")));
                     }
                 }
             }
@@ -1020,6 +1065,8 @@ fn compile(source: &str, path: &Path) -> Compiled {
         params,
         deadline: deadline.map(|(d, _)| d),
         email: base.email,
+        webhook: base.webhook,
+        email_on_recovery,
         allow_undeclared_params,
     };
     let result = Dag::new(head, task_defs)

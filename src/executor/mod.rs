@@ -325,6 +325,13 @@ impl Executor {
         let all_ok = state.iter().all(|s| matches!(s, Some(TaskState::Success | TaskState::Skipped)));
         let final_state = if all_ok { RunState::Success } else { RunState::Failed };
         self.store.set_run_state(run_pk, final_state).await?;
+        if final_state == RunState::Success
+            && let Some(done) = self.store.get_run(run_pk).await?
+            && let Err(e) =
+                crate::alerts::record_recovery(&self.store, dag, &done, &self.settings.web_base_url, &masker).await
+        {
+            tracing::warn!(run_pk, error = %e, "cannot record the recovery alert");
+        }
         self.store.release_run(run_pk, &self.owner, false).await?;
         self.metrics.run_finished(&dag.id, final_state.as_str());
         self.emit(Event::Run { run_pk, dag_id: dag.id.clone(), ds: run.ds, state: final_state });

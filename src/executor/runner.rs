@@ -269,7 +269,8 @@ impl TaskRunner {
         format!("{}#{}#{}#{}", self.dag_id, self.task.id, self.run.logical_date.to_rfc3339(), try_number)
     }
 
-    /// Records a failure (or, if asked for, a retry) alert in the outbox for the DAG's recipients.
+    /// Records a failure (or, if asked for, a retry) alert in the outbox for the task's e-mail
+    /// recipients and webhooks.
     async fn record_alert(
         &self,
         state: TaskState,
@@ -283,7 +284,7 @@ impl TaskRunner {
             TaskState::UpForRetry if policy.email_on_retry => "retry",
             _ => return Ok(()),
         };
-        if policy.email.is_empty() {
+        if policy.email.is_empty() && policy.webhook.is_empty() {
             return Ok(());
         }
         let dedup = format!("{kind}:{}:{}:{try_number}", self.run.id, self.task.id);
@@ -298,30 +299,54 @@ impl TaskRunner {
         );
         let link =
             format!("{}/runs/{}/tasks/{}?try={try_number}", self.exec.settings.web_base_url, self.run.id, self.task.id);
+        // The log buffer masks as it is written; the error and texts are masked here.
+        let tail = log.tail(20);
         let body = format!(
-            "DAG: {}\nTask: {}\nRun: {} (id {})\nLogical date: {}\nTry: {try_number} of {}\n\nError:\n{error}\n\nLast log lines:\n{}\n\nLog: {link}\n",
+            "DAG: {}\nTask: {}\nRun: {} (id {})\nLogical date: {}\nTry: {try_number} of {}\n\nError:\n{error}\n\nLast log lines:\n{tail}\n\nLog: {link}\n",
             self.dag_id,
             self.task.id,
             self.run.run_id,
             self.run.id,
             self.run.logical_date.to_rfc3339(),
             self.ti.max_tries,
-            log.tail(20)
         );
-        self.exec
-            .store
-            .enqueue_alert(&NewAlert {
-                dedup_key: &dedup,
-                kind,
-                dag_id: &self.dag_id,
-                run_pk: Some(self.run.id),
-                task_id: Some(&self.task.id),
-                try_number: Some(try_number),
-                recipients: &policy.email,
-                subject: &self.masker.mask(&subject),
-                body: &self.masker.mask(&body),
-            })
-            .await?;
+        let (subject, body, error) = (self.masker.mask(&subject), self.masker.mask(&body), self.masker.mask(error));
+        let fields = serde_json::json!({
+            "kind": kind,
+            "dag": self.dag_id,
+            "run": self.run.run_id,
+            "run_pk": self.run.id,
+            "task": self.task.id,
+            "try": try_number,
+            "max_tries": self.ti.max_tries,
+            "logical_date": self.run.logical_date.to_rfc3339(),
+            "state": state.as_str(),
+            "url": link,
+            "error": error,
+            "log_tail": self.masker.mask(&tail),
+            "alert": dedup,
+        });
+        let first_line = error.lines().next().unwrap_or_default();
+        let text = format!("{subject}\n{first_line}\n{link}");
+        crate::alerts::record(
+            &self.exec.store,
+            &crate::alerts::Record {
+                alert: NewAlert {
+                    dedup_key: &dedup,
+                    kind,
+                    dag_id: &self.dag_id,
+                    run_pk: Some(self.run.id),
+                    task_id: Some(&self.task.id),
+                    try_number: Some(try_number),
+                    recipients: &policy.email,
+                    subject: &subject,
+                    body: &body,
+                },
+                webhooks: &policy.webhook,
+                payload: crate::alerts::payload(&text, fields),
+            },
+        )
+        .await?;
         Ok(())
     }
 }

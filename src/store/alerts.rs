@@ -1,6 +1,7 @@
-//! The alert outbox: alerts are recorded here by the executor and sent by the SMTP sender, so an
-//! SMTP outage delays mail and never loses it. `dedup_key` makes recording idempotent; a sender
-//! claims due alerts (`claimed_by`/`claimed_until`) so two senders never mail the same alert.
+//! The alert outbox: alerts are recorded here by the executor and sent by the SMTP sender (rows of
+//! channel `email`) or the webhook sender (channel `webhook`, one row per URL), so an outage delays
+//! them and never loses them. `dedup_key` makes recording idempotent; a sender claims due alerts
+//! of its channel (`claimed_by`/`claimed_until`) so two senders never send the same alert.
 
 use chrono::{DateTime, Utc};
 use sqlx::any::AnyRow;
@@ -12,7 +13,12 @@ use super::*;
 /// about 2.5 hours of SMTP outage: mail is delayed, and after that left visible, never dropped.
 pub const ALERT_MAX_TRIES: u32 = 20;
 
-const ALERT_COLS: &str = "id, dedup_key, kind, dag_id, run_pk, task_id, try_number, recipients, subject, body, state, \
+/// Rows the SMTP sender mails to `recipients`.
+pub const CHANNEL_EMAIL: &str = "email";
+/// Rows the webhook sender posts (`body`, a JSON payload) to the one URL in `recipients`.
+pub const CHANNEL_WEBHOOK: &str = "webhook";
+
+const ALERT_COLS: &str = "id, channel, dedup_key, kind, dag_id, run_pk, task_id, try_number, recipients, subject, body, state, \
                           tries, next_attempt_at, last_error, created_at, sent_at, claimed_by, claimed_until";
 
 #[derive(Debug, Clone)]
@@ -33,6 +39,8 @@ pub struct NewAlert<'a> {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AlertRow {
     pub id: i64,
+    /// [`CHANNEL_EMAIL`] or [`CHANNEL_WEBHOOK`].
+    pub channel: String,
     pub dedup_key: String,
     pub kind: String,
     pub dag_id: String,
@@ -54,13 +62,25 @@ pub struct AlertRow {
 }
 
 impl Store {
-    /// Records an alert as pending. Returns false if an alert with the same key exists already.
+    /// Records an e-mail alert as pending. Returns false if an alert with the same key exists
+    /// already.
     pub async fn enqueue_alert(&self, alert: &NewAlert<'_>) -> Result<bool> {
+        self.enqueue_on(CHANNEL_EMAIL, alert).await
+    }
+
+    /// Records a webhook alert as pending: `recipients` holds the one URL, `body` the JSON payload
+    /// posted as it is. Returns false if an alert with the same key exists already.
+    pub async fn enqueue_webhook_alert(&self, alert: &NewAlert<'_>) -> Result<bool> {
+        self.enqueue_on(CHANNEL_WEBHOOK, alert).await
+    }
+
+    async fn enqueue_on(&self, channel: &str, alert: &NewAlert<'_>) -> Result<bool> {
         let now = timefmt::to_db(timefmt::now());
         let recipients = serde_json::to_string(alert.recipients).unwrap_or_else(|_| "[]".into());
         let done = sqlx::query(
             "INSERT INTO alert_outbox (dedup_key, kind, dag_id, run_pk, task_id, try_number, recipients, subject, body, \
-             state, tries, next_attempt_at, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, 'pending', 0, $10, $10) \
+             state, tries, next_attempt_at, created_at, channel) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, 'pending', 0, $10, $10, $11) \
              ON CONFLICT (dedup_key) DO NOTHING",
         )
         .bind(alert.dedup_key)
@@ -73,6 +93,7 @@ impl Store {
         .bind(clean_text(alert.subject))
         .bind(clean_text(alert.body))
         .bind(now)
+        .bind(channel)
         .execute(self.pool())
         .await
         .ctx("enqueue alert")?;
@@ -92,9 +113,33 @@ impl Store {
     /// `only_runs`, only alerts of those runs. Two claimers never get the same alert: PostgreSQL
     /// skips rows another transaction has locked (`FOR UPDATE SKIP LOCKED`), SQLite runs one
     /// writer at a time. `claim_for` must outlast the sending, or another sender may take the
-    /// alert over and mail it again.
+    /// alert over and mail it again. Only e-mail alerts: see [`Store::claim_due_webhooks`].
     pub async fn claim_due_alerts(
         &self,
+        owner: &str,
+        now: DateTime<Utc>,
+        claim_for: std::time::Duration,
+        limit: i64,
+        only_runs: Option<&[i64]>,
+    ) -> Result<Vec<AlertRow>> {
+        self.claim_due_on(CHANNEL_EMAIL, owner, now, claim_for, limit, only_runs).await
+    }
+
+    /// [`Store::claim_due_alerts`] for webhook alerts.
+    pub async fn claim_due_webhooks(
+        &self,
+        owner: &str,
+        now: DateTime<Utc>,
+        claim_for: std::time::Duration,
+        limit: i64,
+        only_runs: Option<&[i64]>,
+    ) -> Result<Vec<AlertRow>> {
+        self.claim_due_on(CHANNEL_WEBHOOK, owner, now, claim_for, limit, only_runs).await
+    }
+
+    async fn claim_due_on(
+        &self,
+        channel: &str,
         owner: &str,
         now: DateTime<Utc>,
         claim_for: std::time::Duration,
@@ -107,7 +152,7 @@ impl Store {
         let runs_filter = match only_runs {
             None => String::new(),
             // Placeholders only: the run ids are bound like every other value.
-            Some(runs) => format!(" AND run_pk IN ({})", placeholders(5, runs.len())),
+            Some(runs) => format!(" AND run_pk IN ({})", placeholders(6, runs.len())),
         };
         let lock = match self.backend() {
             Backend::Postgres => " FOR UPDATE SKIP LOCKED",
@@ -115,14 +160,16 @@ impl Store {
         };
         let sql = format!(
             "UPDATE alert_outbox SET claimed_by = $1, claimed_until = $2 WHERE id IN (SELECT id FROM alert_outbox \
-             WHERE state = 'pending' AND next_attempt_at <= $3 AND (claimed_until IS NULL OR claimed_until <= $3)\
-             {runs_filter} ORDER BY id LIMIT $4{lock}) RETURNING {ALERT_COLS}"
+             WHERE channel = $5 AND state = 'pending' AND next_attempt_at <= $3 \
+             AND (claimed_until IS NULL OR claimed_until <= $3){runs_filter} ORDER BY id LIMIT $4{lock}) \
+             RETURNING {ALERT_COLS}"
         );
         let mut query = sqlx::query(&sql)
             .bind(owner)
             .bind(timefmt::to_db(later(now, claim_for)))
             .bind(timefmt::to_db(now))
-            .bind(limit);
+            .bind(limit)
+            .bind(channel);
         for run in only_runs.unwrap_or_default() {
             query = query.bind(*run);
         }
@@ -233,6 +280,38 @@ impl Store {
         Ok(get_i64(&row, "n")?.max(0) as u64)
     }
 
+    /// The state of the newest finished run of `dag_id` that is not a backfill and whose logical
+    /// date is before `before` (what a recovery alert compares with), if there is one.
+    pub async fn previous_finished_state(&self, dag_id: &str, before: DateTime<Utc>) -> Result<Option<RunState>> {
+        let row = sqlx::query(
+            "SELECT state FROM dag_runs WHERE dag_id = $1 AND logical_date < $2 AND run_type <> 'backfill' \
+             AND state IN ('success', 'failed') ORDER BY logical_date DESC LIMIT 1",
+        )
+        .bind(dag_id)
+        .bind(timefmt::to_db(before))
+        .fetch_optional(self.pool())
+        .await
+        .ctx("previous finished run")?;
+        row.as_ref().map(|r| get_enum(r, "state")).transpose()
+    }
+
+    /// For a recovery alert of run `run_pk`: whether it had one already, and whether a failure
+    /// alert (any channel) was recorded for it after its last recovery alert (or at all, when it
+    /// has none): the run failed, was cleared and is running again.
+    pub async fn recovery_history(&self, run_pk: i64) -> Result<(bool, bool)> {
+        let row = sqlx::query(
+            "SELECT (SELECT COUNT(*) FROM alert_outbox WHERE run_pk = $1 AND kind = 'recovery') AS recovered, \
+             (SELECT COUNT(*) FROM alert_outbox f WHERE f.run_pk = $1 AND f.kind = 'failure' AND f.id > \
+               COALESCE((SELECT MAX(g.id) FROM alert_outbox g WHERE g.run_pk = $1 AND g.kind = 'recovery'), 0)) \
+             AS failed",
+        )
+        .bind(run_pk)
+        .fetch_one(self.pool())
+        .await
+        .ctx("recovery history of a run")?;
+        Ok((get_i64(&row, "recovered")? > 0, get_i64(&row, "failed")? > 0))
+    }
+
     /// Runs of `dag_id` that may have missed a deadline: not `success`, data interval ended before
     /// `ended_before`, no deadline alert recorded yet, oldest first. Backfill runs are left out:
     /// they are created after their deadlines by design.
@@ -293,6 +372,7 @@ fn alert_from(r: &AnyRow) -> Result<AlertRow> {
     let recipients = get_str(r, "recipients")?;
     Ok(AlertRow {
         id: get_i64(r, "id")?,
+        channel: get_str(r, "channel")?,
         dedup_key: get_str(r, "dedup_key")?,
         kind: get_str(r, "kind")?,
         dag_id: get_str(r, "dag_id")?,

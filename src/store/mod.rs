@@ -9,6 +9,7 @@ mod daemons;
 mod dags;
 mod iceberg;
 mod registry;
+mod retention;
 mod runs;
 #[cfg(feature = "bench")]
 pub mod seed;
@@ -26,10 +27,11 @@ use chrono::{DateTime, NaiveDate, Utc};
 use sqlx::any::{AnyPoolOptions, AnyRow};
 use sqlx::{AnyPool, Row};
 
-pub use alerts::{ALERT_MAX_TRIES, AlertRow, NewAlert, OverdueRun};
+pub use alerts::{ALERT_MAX_TRIES, AlertRow, CHANNEL_EMAIL, CHANNEL_WEBHOOK, NewAlert, OverdueRun};
 pub use backfills::{BackfillDateRow, BackfillRow, NewBackfill};
 pub use daemons::{DaemonRow, SchedulerLock};
 pub use registry::{IngestStatus, IngestionFilter, IngestionRow, NewIngestion};
+pub use retention::{CLEAN_BATCH, CleanCounts, CleanScope};
 pub use runs::{AttemptFinish, AttemptRow, NewRun, RunFilter, RunRow, TaskInstanceRow};
 pub use summaries::SummaryRow;
 pub use ui::{AttemptSpan, TaskCell};

@@ -139,6 +139,9 @@ pub static KINDS: &[KindEntry] = &[
         summary: "Iceberg maintenance of the silver and gold tables: expire_snapshots, remove_orphans or compact; files and bytes freed",
         keys: maintenance::KEYS,
         build: maintenance::build,
+        // Safe to repeat: expiry and compaction commit through the same compare-and-swap (a
+        // repeat finds its work done or re-plans), and deletions only take unreferenced files.
+        crash: CrashRestart::Bounded,
     },
 ];
 
