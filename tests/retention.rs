@@ -137,7 +137,7 @@ async fn backfill(s: &Store, pool: &sqlx::AnyPool, state: &str, completed: DateT
             max_active_runs: 1,
             run_backwards: false,
             conf: &conf,
-            state: "running",
+            holder: Some(("test:1", std::time::Duration::from_secs(30))),
         })
         .await
         .unwrap();
