@@ -229,47 +229,106 @@ async fn send_pass(
             return Ok(());
         }
         for alert in &claimed {
-            match mailer.send(alert).await {
-                Ok(()) => {
-                    if store.mark_alert_sent(alert.id, owner).await? {
-                        report.sent += 1;
-                        tracing::info!(alert = alert.id, kind = %alert.kind, dag = %alert.dag_id, "alert mailed");
-                    } else {
-                        tracing::warn!(
-                            alert = alert.id,
-                            "alert mailed after its claim was lost; it may be mailed twice"
-                        );
-                    }
-                }
-                Err(SendError::GiveUp(error)) => {
-                    report.failed += 1;
-                    tracing::error!(alert = alert.id, %error, "alert cannot be mailed; giving it up");
-                    store.give_up_alert(alert.id, owner, &error).await?;
-                }
-                Err(SendError::Retry(error)) => {
-                    report.failed += 1;
-                    let delay = backoff(alert.tries);
-                    let next = timefmt::now() + chrono::Duration::from_std(delay).unwrap_or(chrono::Duration::MAX);
-                    tracing::warn!(
-                        alert = alert.id,
-                        tries = alert.tries + 1,
-                        retry_in = %timefmt::human_duration(delay),
-                        %error,
-                        "alert mail failed"
-                    );
-                    store.mark_alert_failed(alert.id, owner, &error, next).await?;
-                    if alert.tries + 1 >= ALERT_MAX_TRIES {
-                        tracing::error!(
-                            alert = alert.id,
-                            tries = alert.tries + 1,
-                            "alert given up; it stays in the outbox"
-                        );
-                    }
-                    store.release_alert_claims(owner).await?;
-                    return Ok(());
-                }
+            let outcome = mailer.send(alert).await;
+            if record_try(store, owner, alert, outcome, &MAIL, report).await? {
+                store.release_alert_claims(owner).await?;
+                return Ok(());
             }
         }
+    }
+}
+
+/// How one outbox channel's deliveries are logged and backed off.
+struct Channel {
+    sent: &'static str,
+    lost: &'static str,
+    give_up: &'static str,
+    failed: &'static str,
+    first_backoff: Duration,
+}
+
+const MAIL: Channel = Channel {
+    sent: "alert mailed",
+    lost: "alert mailed after its claim was lost; it may be mailed twice",
+    give_up: "alert cannot be mailed; giving it up",
+    failed: "alert mail failed",
+    first_backoff: FIRST_BACKOFF,
+};
+
+/// Records how one delivery try of a claimed `alert` went: sent, given up, or failed with its
+/// error and the next try after `channel`'s backoff (doubling from its first wait, at most 10 min).
+/// True when it failed for a reason worth retrying (the caller decides what else waits).
+async fn record_try(
+    store: &Store,
+    owner: &str,
+    alert: &AlertRow,
+    outcome: Result<(), SendError>,
+    channel: &Channel,
+    report: &mut SendReport,
+) -> Result<bool, StoreError> {
+    match outcome {
+        Ok(()) => {
+            if store.mark_alert_sent(alert.id, owner).await? {
+                report.sent += 1;
+                tracing::info!(alert = alert.id, kind = %alert.kind, dag = %alert.dag_id, "{}", channel.sent);
+            } else {
+                tracing::warn!(alert = alert.id, "{}", channel.lost);
+            }
+            Ok(false)
+        }
+        Err(SendError::GiveUp(error)) => {
+            report.failed += 1;
+            tracing::error!(alert = alert.id, %error, "{}", channel.give_up);
+            store.give_up_alert(alert.id, owner, &error).await?;
+            Ok(false)
+        }
+        Err(SendError::Retry(error)) => {
+            report.failed += 1;
+            let delay = crate::util::doubling(channel.first_backoff, alert.tries, MAX_BACKOFF);
+            let next = timefmt::now() + chrono::Duration::from_std(delay).unwrap_or(chrono::Duration::MAX);
+            tracing::warn!(
+                alert = alert.id,
+                tries = alert.tries + 1,
+                retry_in = %timefmt::human_duration(delay),
+                %error,
+                "{}",
+                channel.failed
+            );
+            store.mark_alert_failed(alert.id, owner, &error, next).await?;
+            if alert.tries + 1 >= ALERT_MAX_TRIES {
+                tracing::error!(alert = alert.id, tries = alert.tries + 1, "alert given up; it stays in the outbox");
+            }
+            Ok(true)
+        }
+    }
+}
+
+/// Runs `pass` until `shutdown`, pausing at most [`IDLE`] between passes; a pass that fails or
+/// panics is logged and the next one tries again. Then releases `owner`'s claims.
+async fn run_passes<F, Fut>(what: &str, store: &Store, owner: &str, shutdown: &CancellationToken, pass: F)
+where
+    F: Fn() -> Fut,
+    Fut: std::future::Future<Output = Result<SendReport, AlertError>>,
+{
+    while !shutdown.is_cancelled() {
+        let outcome = tokio::select! {
+            outcome = std::panic::AssertUnwindSafe(pass()).catch_unwind() => outcome,
+            _ = shutdown.cancelled() => break,
+        };
+        match outcome {
+            Ok(Ok(_)) => {}
+            Ok(Err(e)) => tracing::error!(error = %e, "{what} pass failed"),
+            Err(_) => tracing::error!("{what} pass panicked"),
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(IDLE) => {}
+            _ = shutdown.cancelled() => break,
+        }
+    }
+    match store.release_alert_claims(owner).await {
+        Ok(n) if n > 0 => tracing::info!(released = n, "{what} stopped; released its claims"),
+        Ok(_) => tracing::info!("{what} stopped"),
+        Err(e) => tracing::warn!(error = %e, "{what} stopped; its claims expire on their own"),
     }
 }
 
@@ -292,27 +351,7 @@ pub async fn run_sender(store: Store, smtp: SmtpSettings, owner: String, shutdow
         }
     };
     tracing::info!(server = %mailer.server, %owner, "alert sender started");
-    while !shutdown.is_cancelled() {
-        let pass = std::panic::AssertUnwindSafe(send_due(&store, &mailer, &owner)).catch_unwind();
-        let outcome = tokio::select! {
-            outcome = pass => outcome,
-            _ = shutdown.cancelled() => break,
-        };
-        match outcome {
-            Ok(Ok(_)) => {}
-            Ok(Err(e)) => tracing::error!(error = %e, "alert sender pass failed"),
-            Err(_) => tracing::error!("alert sender pass panicked"),
-        }
-        tokio::select! {
-            _ = tokio::time::sleep(IDLE) => {}
-            _ = shutdown.cancelled() => break,
-        }
-    }
-    match store.release_alert_claims(&owner).await {
-        Ok(n) if n > 0 => tracing::info!(released = n, "alert sender stopped; released its claims"),
-        Ok(_) => tracing::info!("alert sender stopped"),
-        Err(e) => tracing::warn!(error = %e, "alert sender stopped; its claims expire on their own"),
-    }
+    run_passes("alert sender", &store, &owner, &shutdown, || send_due(&store, &mailer, &owner)).await;
 }
 
 /// Mails the pending alerts of `run_pks` once, within `smtp.timeout` overall (for the CLI, which
@@ -579,6 +618,14 @@ impl Webhooks {
     }
 }
 
+const WEBHOOK: Channel = Channel {
+    sent: "webhook alert posted",
+    lost: "webhook posted after its claim was lost; it may be posted twice",
+    give_up: "webhook alert cannot be posted; giving it up",
+    failed: "webhook alert failed",
+    first_backoff: FIRST_BACKOFF,
+};
+
 /// Claims the due webhook alerts (in batches, until none is due) and posts them; each is recorded
 /// as sent, or as failed with its error and a backoff (10 s · 2^tries, at most 10 min). After a
 /// failed post the rest of that URL's alerts in the batch wait for the next pass, and the pass ends
@@ -607,37 +654,10 @@ async fn webhook_pass(
             if down.contains(&url) {
                 continue;
             }
-            match hooks.send(alert).await {
-                Ok(()) => {
-                    if store.mark_alert_sent(alert.id, owner).await? {
-                        report.sent += 1;
-                        tracing::info!(alert = alert.id, kind = %alert.kind, dag = %alert.dag_id, "webhook alert posted");
-                    } else {
-                        tracing::warn!(
-                            alert = alert.id,
-                            "webhook posted after its claim was lost; it may be posted twice"
-                        );
-                    }
-                }
-                Err(SendError::GiveUp(error)) => {
-                    report.failed += 1;
-                    tracing::error!(alert = alert.id, %error, "webhook alert cannot be posted; giving it up");
-                    store.give_up_alert(alert.id, owner, &error).await?;
-                }
-                Err(SendError::Retry(error)) => {
-                    report.failed += 1;
-                    down.push(url);
-                    let delay = crate::util::doubling(hooks.first_backoff, alert.tries, MAX_BACKOFF);
-                    let next = timefmt::now() + chrono::Duration::from_std(delay).unwrap_or(chrono::Duration::MAX);
-                    tracing::warn!(
-                        alert = alert.id,
-                        tries = alert.tries + 1,
-                        retry_in = %timefmt::human_duration(delay),
-                        %error,
-                        "webhook alert failed"
-                    );
-                    store.mark_alert_failed(alert.id, owner, &error, next).await?;
-                }
+            let outcome = hooks.send(alert).await;
+            let channel = Channel { first_backoff: hooks.first_backoff, ..WEBHOOK };
+            if record_try(store, owner, alert, outcome, &channel, report).await? {
+                down.push(url);
             }
         }
         if !down.is_empty() {
@@ -661,25 +681,7 @@ pub async fn run_webhook_sender(store: Store, settings: AlertSettings, owner: St
     if settings.webhook_secret.is_empty() {
         tracing::info!("alerts.webhook_secret is empty: webhook alerts are posted unsigned");
     }
-    while !shutdown.is_cancelled() {
-        let pass = std::panic::AssertUnwindSafe(send_due_webhooks(&store, &hooks, &owner)).catch_unwind();
-        let outcome = tokio::select! {
-            outcome = pass => outcome,
-            _ = shutdown.cancelled() => break,
-        };
-        match outcome {
-            Ok(Ok(_)) => {}
-            Ok(Err(e)) => tracing::error!(error = %e, "webhook sender pass failed"),
-            Err(_) => tracing::error!("webhook sender pass panicked"),
-        }
-        tokio::select! {
-            _ = tokio::time::sleep(IDLE) => {}
-            _ = shutdown.cancelled() => break,
-        }
-    }
-    if let Err(e) = store.release_alert_claims(&owner).await {
-        tracing::warn!(error = %e, "webhook sender stopped; its claims expire on their own");
-    }
+    run_passes("webhook sender", &store, &owner, &shutdown, || send_due_webhooks(&store, &hooks, &owner)).await;
 }
 
 /// Posts the pending webhook alerts of `run_pks` once, within `alerts.webhook_timeout` overall
