@@ -225,14 +225,7 @@ impl Store {
             "UPDATE dag_runs SET owner = owner WHERE id IN (SELECT r.id {RUNS_TO_CLEAN} ORDER BY r.id LIMIT $3{lock}) \
              RETURNING id"
         );
-        let rows = sqlx::query(&sql)
-            .bind(timefmt::to_db(scope.before))
-            .bind(scope.dag_id.as_deref())
-            .bind(limit)
-            .fetch_all(&mut *tx)
-            .await
-            .ctx("find runs to clean")?;
-        let ids = rows.iter().map(|r| get_i64(r, "id")).collect::<Result<Vec<i64>>>()?;
+        let ids = batch_ids(&mut tx, &sql, scope, limit, "find runs to clean").await?;
         let mut counts = CleanCounts::default();
         if ids.is_empty() {
             tx.commit().await.ctx("commit")?;
@@ -270,14 +263,7 @@ impl Store {
             "UPDATE backfills SET owner = owner WHERE id IN (SELECT b.id {BACKFILLS_TO_CLEAN} ORDER BY b.id LIMIT $3) \
              RETURNING id"
         );
-        let rows = sqlx::query(&sql)
-            .bind(timefmt::to_db(scope.before))
-            .bind(scope.dag_id.as_deref())
-            .bind(limit)
-            .fetch_all(&mut *tx)
-            .await
-            .ctx("find backfills to clean")?;
-        let ids = rows.iter().map(|r| get_i64(r, "id")).collect::<Result<Vec<i64>>>()?;
+        let ids = batch_ids(&mut tx, &sql, scope, limit, "find backfills to clean").await?;
         let mut counts = CleanCounts::default();
         if ids.is_empty() {
             tx.commit().await.ctx("commit")?;
@@ -351,6 +337,24 @@ impl Store {
 }
 
 /// `sql` (a DELETE with `$1…$n` for `ids`) in `tx`: the rows it deleted.
+/// The ids `sql` (bound: `scope.before` as `$1`, `scope.dag_id` as `$2`, `limit` as `$3`) returns.
+async fn batch_ids(
+    tx: &mut sqlx::Transaction<'static, sqlx::Any>,
+    sql: &str,
+    scope: &CleanScope,
+    limit: i64,
+    action: &'static str,
+) -> Result<Vec<i64>> {
+    let rows = sqlx::query(sql)
+        .bind(timefmt::to_db(scope.before))
+        .bind(scope.dag_id.as_deref())
+        .bind(limit)
+        .fetch_all(&mut **tx)
+        .await
+        .ctx(action)?;
+    rows.iter().map(|r| get_i64(r, "id")).collect()
+}
+
 async fn delete_in(
     tx: &mut sqlx::Transaction<'static, sqlx::Any>,
     ids: &[i64],
