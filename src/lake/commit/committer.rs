@@ -295,33 +295,13 @@ impl Committer {
     /// parent) and writes the metadata file itself.
     pub(super) async fn publish(&self, table: &Table, staged: &mut Staged) -> Result<Published> {
         let md = table.metadata();
-        let err = |action: &'static str| table_err(&self.ident, action);
         let Some(rest) = self.lake.rest_commits() else {
-            let old_location = table.metadata_location_result().map_err(err("read its metadata location"))?;
-            let new_metadata = TableMetadataBuilder::new_from_metadata(md.clone(), Some(old_location.to_string()))
-                .set_branch_snapshot(staged.snapshot.clone(), MAIN_BRANCH)
-                .and_then(|b| b.build())
-                .map_err(err("build new metadata"))?
-                .metadata;
-            let location = MetadataLocation::from_str(old_location)
-                .map_err(err("parse its metadata location"))?
-                .with_next_version()
-                .with_new_metadata(&new_metadata);
-            new_metadata.write_to(table.file_io(), &location).await.map_err(err("write new metadata"))?;
-            let new_location = location.to_string();
-            staged.files.push(new_location.clone());
-            let ns = self.ident.namespace().join(".");
-            let swapped = self
-                .lake
-                .store()
-                .swap_iceberg_metadata_location(
-                    self.lake.catalog_name(),
-                    &ns,
-                    self.ident.name(),
-                    old_location,
-                    &new_location,
-                )
-                .await;
+            let (new_location, swapped) =
+                swap_next_metadata(&self.lake, &self.ident, table, "build new metadata", |b| {
+                    b.set_branch_snapshot(staged.snapshot.clone(), MAIN_BRANCH)
+                })
+                .await?;
+            staged.files.push(new_location);
             return Ok(match swapped {
                 Ok(true) => Published::Landed,
                 Ok(false) => Published::Lost,
@@ -408,4 +388,39 @@ pub(super) struct Staged {
     /// Files this attempt wrote that nothing references if the commit fails.
     pub(super) files: Vec<String>,
     pub(super) outcome: CommitOutcome,
+}
+
+/// SQL catalog: writes the next metadata file of `table` — its current metadata with `edit`
+/// applied (`action` names the edit in an error) — and moves the catalog pointer from the current
+/// file to it with a compare-and-swap in the state DB. Returns the new file's location and the
+/// swap's outcome: `Ok(false)` when another writer moved the pointer first, `Err` when the state
+/// DB did not answer (the pointer may or may not have moved).
+pub(crate) async fn swap_next_metadata(
+    lake: &Lake,
+    ident: &TableIdent,
+    table: &Table,
+    action: &'static str,
+    edit: impl FnOnce(TableMetadataBuilder) -> iceberg::Result<TableMetadataBuilder>,
+) -> Result<(String, std::result::Result<bool, crate::store::StoreError>)> {
+    let err = |action: &'static str| table_err(ident, action);
+    let old_location = table.metadata_location_result().map_err(err("read its metadata location"))?;
+    let builder = TableMetadataBuilder::new_from_metadata(table.metadata().clone(), Some(old_location.to_string()));
+    let new_metadata = edit(builder).and_then(|b| b.build()).map_err(err(action))?.metadata;
+    let location = MetadataLocation::from_str(old_location)
+        .map_err(err("parse its metadata location"))?
+        .with_next_version()
+        .with_new_metadata(&new_metadata);
+    new_metadata.write_to(table.file_io(), &location).await.map_err(err("write new metadata"))?;
+    let new_location = location.to_string();
+    let swapped = lake
+        .store()
+        .swap_iceberg_metadata_location(
+            lake.catalog_name(),
+            &ident.namespace().join("."),
+            ident.name(),
+            old_location,
+            &new_location,
+        )
+        .await;
+    Ok((new_location, swapped))
 }

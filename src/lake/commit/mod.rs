@@ -32,6 +32,7 @@ mod writer;
 
 pub use self::key::{CommitOutcome, PartitionValue, PartitionValues, RunKey};
 pub use self::writer::{StagedFiles, TableWriter};
+pub(crate) use committer::swap_next_metadata;
 
 /// Snapshot summary keys tmctl writes.
 pub const PROP_RUN_KEY: &str = "tm.run-key";

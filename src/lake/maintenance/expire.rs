@@ -10,16 +10,16 @@
 //! own limit and to orphan removal).
 
 use std::collections::{BTreeSet, HashSet};
-use std::str::FromStr;
 
 use futures::StreamExt;
-use iceberg::spec::{MAIN_BRANCH, TableMetadata, TableMetadataBuilder};
+use iceberg::spec::{MAIN_BRANCH, TableMetadata};
 use iceberg::table::Table;
-use iceberg::{MetadataLocation, TableIdent, TableRequirement, TableUpdate};
+use iceberg::{TableIdent, TableRequirement, TableUpdate};
 
 use super::refs::{FileSet, Manifests};
 use super::{ExpireOptions, FileKind, RemovedFile, TableReport, files};
-use crate::lake::iceberg::{Lake, LakeError, Result, display_ident, table_err};
+use crate::lake::commit::swap_next_metadata;
+use crate::lake::iceberg::{Lake, LakeError, Result, display_ident};
 use crate::lake::rest::CommitError;
 
 /// Commit attempts before a lost race becomes an error.
@@ -159,30 +159,12 @@ pub(super) async fn expire_table(lake: &Lake, ident: &TableIdent, options: &Expi
 /// Removes `expired` from the table's metadata; `false` when another writer committed first.
 async fn commit(lake: &Lake, ident: &TableIdent, table: &Table, expired: &[i64]) -> Result<bool> {
     let md = table.metadata();
-    let err = |action: &'static str| table_err(ident, action);
     let Some(rest) = lake.rest_commits() else {
-        let old_location = table.metadata_location_result().map_err(err("read its metadata location"))?;
-        let new_metadata = TableMetadataBuilder::new_from_metadata(md.clone(), Some(old_location.to_string()))
-            .remove_snapshots(expired)
-            .build()
-            .map_err(err("build metadata without the expired snapshots"))?
-            .metadata;
-        let location = MetadataLocation::from_str(old_location)
-            .map_err(err("parse its metadata location"))?
-            .with_next_version()
-            .with_new_metadata(&new_metadata);
-        new_metadata.write_to(table.file_io(), &location).await.map_err(err("write new metadata"))?;
-        let new_location = location.to_string();
-        let swapped = lake
-            .store()
-            .swap_iceberg_metadata_location(
-                lake.catalog_name(),
-                &ident.namespace().join("."),
-                ident.name(),
-                old_location,
-                &new_location,
-            )
-            .await;
+        let (new_location, swapped) =
+            swap_next_metadata(lake, ident, table, "build metadata without the expired snapshots", |b| {
+                Ok(b.remove_snapshots(expired))
+            })
+            .await?;
         return match swapped {
             Ok(true) => Ok(true),
             Ok(false) => {
