@@ -2,12 +2,14 @@
 //! rest EXISTING, new files ADDED, one `overwrite` snapshot on `main`, and the catalog pointer
 //! moved with a compare-and-swap, retried on a lost race.
 
+use std::collections::HashMap;
 use std::str::FromStr;
+use std::sync::atomic::{AtomicU32, Ordering};
 
 use chrono::Utc;
 use iceberg::spec::{
     DataFile, MAIN_BRANCH, ManifestContentType, ManifestFile, ManifestListWriter, ManifestWriterBuilder,
-    PartitionSpecRef, SchemaRef as IcebergSchemaRef, Snapshot, SnapshotSummaryCollector, Summary, TableMetadataBuilder,
+    PartitionSpecRef, SchemaRef as IcebergSchemaRef, Snapshot, SnapshotRef as IcebergSnapshotRef, SnapshotSummaryCollector, Summary, TableMetadataBuilder,
 };
 use iceberg::spec::{SnapshotReference, SnapshotRetention};
 use iceberg::table::Table;
@@ -30,6 +32,8 @@ pub(super) struct Committer {
     pub(super) schema: IcebergSchemaRef,
     pub(super) spec: PartitionSpecRef,
     pub(super) commit_id: String,
+    /// Manifests named so far, for unique names across attempts.
+    pub(super) manifests_named: AtomicU32,
 }
 
 impl Committer {
@@ -40,7 +44,6 @@ impl Committer {
         let mut snapshot_id = unique_snapshot_id(&self.table);
         let mut added_manifest: Option<ManifestFile> = None;
         let mut table = self.table.clone();
-        let mut manifest_counter = 0u32;
         for attempt in 1..=MAX_COMMIT_ATTEMPTS {
             if attempt > 1 {
                 tokio::time::sleep(backoff(attempt)).await;
@@ -61,7 +64,7 @@ impl Committer {
             }
             // The manifest of the new files does not depend on the table's state: write it once.
             if added_manifest.is_none() && !data_files.is_empty() {
-                let path = self.manifest_path(&table, &mut manifest_counter);
+                let path = self.manifest_path(&table);
                 let mut w = self.manifest_writer(&table, &path, snapshot_id, &self.spec)?;
                 for f in data_files {
                     w.add_file(f.clone(), -1).map_err(table_err(&self.ident, "write the manifest of new files"))?;
@@ -70,9 +73,8 @@ impl Committer {
                     w.write_manifest_file().await.map_err(table_err(&self.ident, "write the manifest of new files"))?,
                 );
             }
-            let mut staged = self
-                .stage(&table, snapshot_id, data_files, added_manifest.clone(), replace, attempt, &mut manifest_counter)
-                .await?;
+            let change = Change { data_files, added_manifest: added_manifest.clone(), replace };
+            let mut staged = self.stage(&Attempt { table: &table, snapshot_id, number: attempt }, &change).await?;
             match self.publish(&table, &mut staged).await? {
                 Published::Landed => {
                     tracing::info!(
@@ -105,87 +107,19 @@ impl Committer {
         Err(LakeError::Conflict { table: self.name.clone(), attempts: MAX_COMMIT_ATTEMPTS })
     }
 
-    /// Builds one commit attempt against `table`'s current state: manifests, manifest list and
+    /// Builds one commit attempt against its table's current state: manifests, manifest list and
     /// the snapshot (not yet on any branch).
-    #[allow(clippy::too_many_arguments)]
-    pub(super) async fn stage(
-        &self,
-        table: &Table,
-        snapshot_id: i64,
-        data_files: &[DataFile],
-        added_manifest: Option<ManifestFile>,
-        replace: &Replace,
-        attempt: u32,
-        manifest_counter: &mut u32,
-    ) -> Result<Staged> {
-        let md = table.metadata();
-        let file_io = table.file_io();
-        let err = |action: &'static str| table_err(&self.ident, action);
+    pub(super) async fn stage(&self, attempt: &Attempt<'_>, change: &Change<'_>) -> Result<Staged> {
+        let md = attempt.table.metadata();
         let parent = md.current_snapshot().cloned();
-        let sequence_number = md.next_sequence_number();
-        let mut files_written: Vec<String> = Vec::new();
-        let mut manifests: Vec<ManifestFile> = Vec::new();
-        let mut deleted: Vec<(DataFile, PartitionSpecRef)> = Vec::new();
-
-        if let Some(parent) = &parent {
-            let list = table.manifest_list_reader(parent).load().await.map_err(err("read the manifest list"))?;
-            for m in list.entries() {
-                if m.content == ManifestContentType::Deletes {
-                    manifests.push(m.clone());
-                    continue;
-                }
-                let has_live =
-                    m.added_files_count.is_none_or(|n| n > 0) || m.existing_files_count.is_none_or(|n| n > 0);
-                if !has_live {
-                    continue; // only DELETED entries of an older commit: no longer needed
-                }
-                if let Replace::Partitions(set) = replace
-                    && !manifest_may_contain(m, set, md.partition_spec_by_id(m.partition_spec_id), &self.schema)
-                {
-                    manifests.push(m.clone());
-                    continue;
-                }
-                let manifest = m.load_manifest(file_io).await.map_err(err("read a manifest"))?;
-                let doomed = |f: &DataFile| match replace {
-                    Replace::All => true,
-                    Replace::Partitions(set) => set.contains(f.partition()),
-                    Replace::Files(set) => set.contains(f.file_path()),
-                };
-                if !manifest.entries().iter().any(|e| e.is_alive() && doomed(&e.data_file)) {
-                    manifests.push(m.clone());
-                    continue;
-                }
-                let spec = md.partition_spec_by_id(m.partition_spec_id).ok_or_else(|| LakeError::Invalid {
-                    table: self.name.clone(),
-                    message: format!("a manifest uses unknown partition spec {}", m.partition_spec_id),
-                })?;
-                let path = self.manifest_path(table, manifest_counter);
-                let mut w = self.manifest_writer(table, &path, snapshot_id, spec)?;
-                files_written.push(path);
-                for e in manifest.entries().iter().filter(|e| e.is_alive()) {
-                    let seq = e.sequence_number().ok_or_else(|| LakeError::Invalid {
-                        table: self.name.clone(),
-                        message: format!("manifest {} has an entry without sequence number", m.manifest_path),
-                    })?;
-                    let file_seq = e.file_sequence_number.or(Some(seq));
-                    if doomed(&e.data_file) {
-                        w.add_delete_file(e.data_file.clone(), seq, file_seq).map_err(err("rewrite a manifest"))?;
-                        deleted.push((e.data_file.clone(), spec.clone()));
-                    } else {
-                        let added_by = e.snapshot_id().unwrap_or(m.added_snapshot_id);
-                        w.add_existing_file(e.data_file.clone(), added_by, seq, file_seq)
-                            .map_err(err("rewrite a manifest"))?;
-                    }
-                }
-                manifests.push(w.write_manifest_file().await.map_err(err("rewrite a manifest"))?);
-            }
-        }
-        if let Replace::Files(set) = replace
+        let Carried { mut manifests, deleted, mut files_written } =
+            self.carry_manifests(attempt, parent.as_ref(), change.replace).await?;
+        if let Replace::Files(set) = change.replace
             && deleted.len() != set.len()
         {
             // A rewrite (compaction) replaces exactly the files it read; if a commit since then
             // replaced some of them, writing the rows back would undo that commit.
-            delete_quietly(file_io, files_written).await;
+            delete_quietly(attempt.table.file_io(), files_written).await;
             return Err(LakeError::CommitFailed {
                 table: self.name.clone(),
                 message: format!(
@@ -196,39 +130,141 @@ impl Committer {
                 ),
             });
         }
-        if let Some(m) = added_manifest {
-            manifests.push(m);
+        if let Some(m) = &change.added_manifest {
+            manifests.push(m.clone());
         }
+        let props = self.summary(parent.as_ref(), change.data_files, &deleted, &manifests);
+        let sequence_number = md.next_sequence_number();
+        let list_path = self.write_manifest_list(attempt, parent.as_ref(), sequence_number, manifests).await?;
+        files_written.push(list_path.clone());
 
-        // Summary: our run key, then the computed counts (which win on collision).
+        // Snapshot and metadata; history stays ordered even if clocks disagree a little.
+        let last_ts = md.history().last().map(|l| l.timestamp_ms).unwrap_or(i64::MIN);
+        let now = Utc::now().timestamp_millis().max(last_ts);
+        let snapshot = Snapshot::builder()
+            .with_snapshot_id(attempt.snapshot_id)
+            .with_parent_snapshot_id(parent.as_ref().map(|p| p.snapshot_id()))
+            .with_sequence_number(sequence_number)
+            .with_timestamp_ms(now)
+            .with_manifest_list(list_path)
+            .with_summary(Summary { operation: change.replace.operation(), additional_properties: props })
+            .with_schema_id(md.current_schema_id())
+            .build();
+        let outcome = CommitOutcome {
+            table: self.name.clone(),
+            run_key: self.run_key.key(),
+            snapshot_id: attempt.snapshot_id,
+            previous_snapshot_id: parent.as_ref().map(|p| p.snapshot_id()),
+            added_files: change.data_files.len() as u64,
+            deleted_files: deleted.len() as u64,
+            added_records: change.data_files.iter().map(|f| f.record_count()).sum(),
+            deleted_records: deleted.iter().map(|(f, _)| f.record_count()).sum(),
+            already_committed: false,
+            attempts: attempt.number,
+        };
+        Ok(Staged { snapshot, files: files_written, outcome })
+    }
+
+    /// The parent snapshot's manifests as the new snapshot carries them: a manifest that holds
+    /// none of the replaced files as it is, one that does rewritten with those files DELETED and
+    /// the rest EXISTING; delete manifests as they are, manifests with only DELETED entries dropped.
+    async fn carry_manifests(
+        &self,
+        attempt: &Attempt<'_>,
+        parent: Option<&IcebergSnapshotRef>,
+        replace: &Replace,
+    ) -> Result<Carried> {
+        let table = attempt.table;
+        let md = table.metadata();
+        let err = |action: &'static str| table_err(&self.ident, action);
+        let mut carried = Carried { manifests: Vec::new(), deleted: Vec::new(), files_written: Vec::new() };
+        let Some(parent) = parent else {
+            return Ok(carried);
+        };
+        let list = table.manifest_list_reader(parent).load().await.map_err(err("read the manifest list"))?;
+        for m in list.entries() {
+            if m.content == ManifestContentType::Deletes {
+                carried.manifests.push(m.clone());
+                continue;
+            }
+            let has_live = m.added_files_count.is_none_or(|n| n > 0) || m.existing_files_count.is_none_or(|n| n > 0);
+            if !has_live {
+                continue; // only DELETED entries of an older commit: no longer needed
+            }
+            if let Replace::Partitions(set) = replace
+                && !manifest_may_contain(m, set, md.partition_spec_by_id(m.partition_spec_id), &self.schema)
+            {
+                carried.manifests.push(m.clone());
+                continue;
+            }
+            let manifest = m.load_manifest(table.file_io()).await.map_err(err("read a manifest"))?;
+            let doomed = |f: &DataFile| match replace {
+                Replace::All => true,
+                Replace::Partitions(set) => set.contains(f.partition()),
+                Replace::Files(set) => set.contains(f.file_path()),
+            };
+            if !manifest.entries().iter().any(|e| e.is_alive() && doomed(&e.data_file)) {
+                carried.manifests.push(m.clone());
+                continue;
+            }
+            let spec = md.partition_spec_by_id(m.partition_spec_id).ok_or_else(|| LakeError::Invalid {
+                table: self.name.clone(),
+                message: format!("a manifest uses unknown partition spec {}", m.partition_spec_id),
+            })?;
+            let path = self.manifest_path(table);
+            let mut w = self.manifest_writer(table, &path, attempt.snapshot_id, spec)?;
+            carried.files_written.push(path);
+            for e in manifest.entries().iter().filter(|e| e.is_alive()) {
+                let seq = e.sequence_number().ok_or_else(|| LakeError::Invalid {
+                    table: self.name.clone(),
+                    message: format!("manifest {} has an entry without sequence number", m.manifest_path),
+                })?;
+                let file_seq = e.file_sequence_number.or(Some(seq));
+                if doomed(&e.data_file) {
+                    w.add_delete_file(e.data_file.clone(), seq, file_seq).map_err(err("rewrite a manifest"))?;
+                    carried.deleted.push((e.data_file.clone(), spec.clone()));
+                } else {
+                    let added_by = e.snapshot_id().unwrap_or(m.added_snapshot_id);
+                    w.add_existing_file(e.data_file.clone(), added_by, seq, file_seq)
+                        .map_err(err("rewrite a manifest"))?;
+                }
+            }
+            carried.manifests.push(w.write_manifest_file().await.map_err(err("rewrite a manifest"))?);
+        }
+        Ok(carried)
+    }
+
+    /// The snapshot summary: our run key, then the computed counts (which win on collision), and
+    /// the table totals carried on from the parent.
+    fn summary(
+        &self,
+        parent: Option<&IcebergSnapshotRef>,
+        data_files: &[DataFile],
+        deleted: &[(DataFile, PartitionSpecRef)],
+        manifests: &[ManifestFile],
+    ) -> HashMap<String, String> {
         let mut collector = SnapshotSummaryCollector::default();
         collector.set_partition_summary_limit(PARTITION_SUMMARY_LIMIT);
         for f in data_files {
             collector.add_file(f, self.schema.clone(), self.spec.clone());
         }
-        for (f, spec) in &deleted {
+        for (f, spec) in deleted {
             collector.remove_file(f, self.schema.clone(), spec.clone());
         }
         let mut props = self.run_key.properties();
         props.extend(collector.build());
-        let live_files: u64 = manifests
-            .iter()
-            .filter(|m| m.content == ManifestContentType::Data)
+        let data_manifests = || manifests.iter().filter(|m| m.content == ManifestContentType::Data);
+        let live_files: u64 = data_manifests()
             .map(|m| u64::from(m.added_files_count.unwrap_or(0)) + u64::from(m.existing_files_count.unwrap_or(0)))
             .sum();
-        let live_rows: u64 = manifests
-            .iter()
-            .filter(|m| m.content == ManifestContentType::Data)
-            .map(|m| m.added_rows_count.unwrap_or(0) + m.existing_rows_count.unwrap_or(0))
-            .sum();
-        let added_records: u64 = data_files.iter().map(|f| f.record_count()).sum();
-        let deleted_records: u64 = deleted.iter().map(|(f, _)| f.record_count()).sum();
+        let live_rows: u64 =
+            data_manifests().map(|m| m.added_rows_count.unwrap_or(0) + m.existing_rows_count.unwrap_or(0)).sum();
         let added_size: u64 = data_files.iter().map(|f| f.file_size_in_bytes()).sum();
         let removed_size: u64 = deleted.iter().map(|(f, _)| f.file_size_in_bytes()).sum();
         props.insert("total-data-files".into(), live_files.to_string());
         props.insert("total-records".into(), live_rows.to_string());
         let prev_total = |key: &str| -> Option<u64> {
-            match &parent {
+            match parent {
                 None => Some(0),
                 Some(p) => p.summary().additional_properties.get(key).and_then(|v| v.parse().ok()),
             }
@@ -243,50 +279,41 @@ impl Committer {
         for (key, value) in [
             ("added-data-files", data_files.len() as u64),
             ("deleted-data-files", deleted.len() as u64),
-            ("added-records", added_records),
-            ("deleted-records", deleted_records),
+            ("added-records", data_files.iter().map(|f| f.record_count()).sum()),
+            ("deleted-records", deleted.iter().map(|(f, _)| f.record_count()).sum()),
         ] {
             props.insert(key.into(), value.to_string());
         }
+        props
+    }
 
-        // Manifest list.
-        let list_path = format!("{}/metadata/snap-{snapshot_id}-{attempt}-{}.avro", md.location(), self.commit_id);
-        let out = file_io.new_output(&list_path).map_err(err("write the manifest list"))?;
-        files_written.push(list_path.clone());
+    /// Writes the new snapshot's manifest list; returns its location.
+    async fn write_manifest_list(
+        &self,
+        attempt: &Attempt<'_>,
+        parent: Option<&IcebergSnapshotRef>,
+        sequence_number: i64,
+        manifests: Vec<ManifestFile>,
+    ) -> Result<String> {
+        let err = |action: &'static str| table_err(&self.ident, action);
+        let md = attempt.table.metadata();
+        let path = format!(
+            "{}/metadata/snap-{}-{}-{}.avro",
+            md.location(),
+            attempt.snapshot_id,
+            attempt.number,
+            self.commit_id
+        );
+        let out = attempt.table.file_io().new_output(&path).map_err(err("write the manifest list"))?;
         let mut list = ManifestListWriter::v2(
             out.writer().await.map_err(err("write the manifest list"))?,
-            snapshot_id,
-            parent.as_ref().map(|p| p.snapshot_id()),
+            attempt.snapshot_id,
+            parent.map(|p| p.snapshot_id()),
             sequence_number,
         );
         list.add_manifests(manifests.into_iter()).map_err(err("write the manifest list"))?;
         list.close().await.map_err(err("write the manifest list"))?;
-
-        // Snapshot and metadata; history stays ordered even if clocks disagree a little.
-        let last_ts = md.history().last().map(|l| l.timestamp_ms).unwrap_or(i64::MIN);
-        let now = Utc::now().timestamp_millis().max(last_ts);
-        let snapshot = Snapshot::builder()
-            .with_snapshot_id(snapshot_id)
-            .with_parent_snapshot_id(parent.as_ref().map(|p| p.snapshot_id()))
-            .with_sequence_number(sequence_number)
-            .with_timestamp_ms(now)
-            .with_manifest_list(list_path)
-            .with_summary(Summary { operation: replace.operation(), additional_properties: props })
-            .with_schema_id(md.current_schema_id())
-            .build();
-        let outcome = CommitOutcome {
-            table: self.name.clone(),
-            run_key: self.run_key.key(),
-            snapshot_id,
-            previous_snapshot_id: parent.as_ref().map(|p| p.snapshot_id()),
-            added_files: data_files.len() as u64,
-            deleted_files: deleted.len() as u64,
-            added_records,
-            deleted_records,
-            already_committed: false,
-            attempts: attempt,
-        };
-        Ok(Staged { snapshot, files: files_written, outcome })
+        Ok(path)
     }
 
     /// Puts the staged snapshot on `main`. SQL catalog: writes the next metadata file and moves
@@ -336,9 +363,8 @@ impl Committer {
         })
     }
 
-    pub(super) fn manifest_path(&self, table: &Table, counter: &mut u32) -> String {
-        let n = *counter;
-        *counter += 1;
+    pub(super) fn manifest_path(&self, table: &Table) -> String {
+        let n = self.manifests_named.fetch_add(1, Ordering::Relaxed);
         format!("{}/metadata/{}-m{n}.avro", table.metadata().location(), self.commit_id)
     }
 
@@ -381,6 +407,30 @@ pub(super) enum Published {
     Lost,
     /// No clear answer (the database or the catalog failed mid-way).
     Unknown(String),
+}
+
+/// One try at a commit: the table state it plans against and the snapshot it makes.
+pub(super) struct Attempt<'a> {
+    pub(super) table: &'a Table,
+    pub(super) snapshot_id: i64,
+    /// 1 for the first try.
+    pub(super) number: u32,
+}
+
+/// What a commit changes: the new files (with their manifest, written once) and what they replace.
+pub(super) struct Change<'a> {
+    pub(super) data_files: &'a [DataFile],
+    pub(super) added_manifest: Option<ManifestFile>,
+    pub(super) replace: &'a Replace,
+}
+
+/// The parent's manifests as the new snapshot carries them (see [`Committer::carry_manifests`]).
+struct Carried {
+    manifests: Vec<ManifestFile>,
+    /// The replaced files, with the spec of the manifest they were in.
+    deleted: Vec<(DataFile, PartitionSpecRef)>,
+    /// Rewritten manifests: nothing references them if the commit fails.
+    files_written: Vec<String>,
 }
 
 pub(super) struct Staged {

@@ -4,6 +4,7 @@
 
 use std::collections::HashSet;
 use std::sync::Arc;
+use std::sync::atomic::AtomicU32;
 
 use datafusion::arrow::array::RecordBatch;
 use datafusion::arrow::datatypes::SchemaRef;
@@ -281,7 +282,8 @@ impl TableWriter {
     pub async fn stage(self) -> Result<StagedFiles> {
         // What the commit needs, apart from the (not `Sync`) Parquet writers.
         let TableWriter { lake, ident, name, run_key, table, already, schema, spec, writer, commit_id, .. } = self;
-        let committer = Committer { lake, ident, name, run_key, table, schema, spec, commit_id };
+        let committer =
+            Committer { lake, ident, name, run_key, table, schema, spec, commit_id, manifests_named: AtomicU32::new(0) };
         if already.is_some() {
             // Nothing was written (`write` is a no-op then): the commit reports the earlier one.
             return Ok(StagedFiles { committer, data_files: Vec::new(), already });
