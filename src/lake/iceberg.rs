@@ -36,17 +36,19 @@ const TABLE_PROPERTIES: &[(&str, &str)] =
 /// Errors of the lakehouse layer. Each names the table (or catalog) it is about.
 #[derive(Debug, thiserror::Error)]
 pub enum LakeError {
-    #[error("cannot open the Iceberg catalog `{catalog}`: {}{source}", catalog_hint(source))]
+    #[error("cannot open the Iceberg catalog `{catalog}`: {}{source}", fault.hint())]
     Open {
         catalog: String,
+        fault: CatalogFault,
         #[source]
         source: Box<iceberg::Error>,
     },
     #[error("Iceberg catalog `{catalog}`: {message}")]
     Unsupported { catalog: String, message: String },
-    #[error("Iceberg catalog: cannot {action}: {}{source}", catalog_hint(source))]
+    #[error("Iceberg catalog: cannot {action}: {}{source}", fault.hint())]
     Catalog {
         action: String,
+        fault: CatalogFault,
         #[source]
         source: Box<iceberg::Error>,
     },
@@ -85,32 +87,81 @@ pub enum LakeError {
     },
 }
 
-/// What a REST catalog failure usually means, as a lead-in naming the setting to check: refused
-/// credentials and an unreachable catalog are the two usual mistakes.
-fn catalog_hint(e: &iceberg::Error) -> &'static str {
-    let text = e.to_string();
-    if text.contains("401 Unauthorized") || text.contains("403 Forbidden") || text.contains("invalid_client") {
-        "the REST catalog refused the credentials (check catalog.rest_credential / TM_ICEBERG_REST_CREDENTIAL \
-         or catalog.rest_token / TM_ICEBERG_REST_TOKEN): "
-    } else if text.contains("error sending request") || text.contains("Connection refused") {
-        "cannot reach the REST catalog (check catalog.rest_uri / TM_ICEBERG_REST_URI and that it runs): "
-    } else {
-        ""
+/// What a catalog failure means for whoever handles it, decided once where the error is made:
+/// refused credentials and an unreachable catalog are the two usual mistakes, and only the first
+/// fails the same way every time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CatalogFault {
+    /// The REST catalog refused the credentials (HTTP 401/403, OAuth `invalid_client`).
+    Credentials,
+    /// The catalog did not answer (connection refused, timeout).
+    Unreachable,
+    /// Anything else (a failed request, a database error): may pass on a retry.
+    Other,
+}
+
+impl CatalogFault {
+    /// Classifies an error of the Iceberg catalog crates. A transport failure is recognised by
+    /// its `reqwest` source; iceberg-catalog-rest keeps an HTTP status only in the error's text
+    /// (its context has no accessor), so statuses are read from there.
+    pub fn of(e: &iceberg::Error) -> Self {
+        let mut cause: Option<&(dyn std::error::Error + 'static)> = std::error::Error::source(e);
+        while let Some(c) = cause {
+            if let Some(r) = c.downcast_ref::<reqwest::Error>() {
+                if r.status().is_some_and(|s| s.as_u16() == 401 || s.as_u16() == 403) {
+                    return CatalogFault::Credentials;
+                }
+                if r.is_connect() || r.is_timeout() {
+                    return CatalogFault::Unreachable;
+                }
+            }
+            cause = c.source();
+        }
+        let text = e.to_string();
+        if text.contains("401 Unauthorized") || text.contains("403 Forbidden") || text.contains("invalid_client") {
+            CatalogFault::Credentials
+        } else if text.contains("error sending request") || text.contains("Connection refused") {
+            CatalogFault::Unreachable
+        } else {
+            CatalogFault::Other
+        }
+    }
+
+    /// A lead-in for the error message naming the setting to check.
+    fn hint(self) -> &'static str {
+        match self {
+            CatalogFault::Credentials => {
+                "the REST catalog refused the credentials (check catalog.rest_credential / \
+                 TM_ICEBERG_REST_CREDENTIAL or catalog.rest_token / TM_ICEBERG_REST_TOKEN): "
+            }
+            CatalogFault::Unreachable => {
+                "cannot reach the REST catalog (check catalog.rest_uri / TM_ICEBERG_REST_URI and that it runs): "
+            }
+            CatalogFault::Other => "",
+        }
     }
 }
 
 impl LakeError {
-    /// Whether trying again may help (I/O, the database, a lost commit race), as opposed to bad
-    /// input, a missing table or refused credentials, which fail the same way every time.
+    /// The catalog could not be opened.
+    pub fn open(catalog: impl Into<String>, source: iceberg::Error) -> Self {
+        LakeError::Open { catalog: catalog.into(), fault: CatalogFault::of(&source), source: Box::new(source) }
+    }
+
+    /// A catalog call (namespaces, table lists) failed.
+    pub fn catalog(action: impl Into<String>, source: iceberg::Error) -> Self {
+        LakeError::Catalog { action: action.into(), fault: CatalogFault::of(&source), source: Box::new(source) }
+    }
+
+    /// Whether trying again may help (I/O, the database, a lost commit race, an unreachable
+    /// catalog), as opposed to bad input, a missing table or refused credentials, which fail the
+    /// same way every time.
     pub fn is_transient(&self) -> bool {
-        if let LakeError::Open { source, .. } | LakeError::Catalog { source, .. } = self
-            && catalog_hint(source).starts_with("the REST catalog refused")
-        {
-            return false;
-        }
         !matches!(
             self,
-            LakeError::Invalid { .. }
+            LakeError::Open { fault: CatalogFault::Credentials, .. }
+                | LakeError::Catalog { fault: CatalogFault::Credentials, .. }
+                | LakeError::Invalid { .. }
                 | LakeError::Usage(_)
                 | LakeError::Unsupported { .. }
                 | LakeError::CommitRefused { .. }
@@ -200,7 +251,7 @@ impl Lake {
             StorageKind::Local => Arc::new(iceberg::io::LocalFsStorageFactory),
             StorageKind::S3 => Arc::new(S3StorageFactory::new(settings.lake.s3.clone())),
         };
-        let open_err = |source: iceberg::Error| LakeError::Open { catalog: name.clone(), source: Box::new(source) };
+        let open_err = |source: iceberg::Error| LakeError::open(name.clone(), source);
         let (catalogs, rest) = match settings.lake.catalog_kind {
             CatalogKind::Sql => {
                 let catalog = Arc::new(Self::open_sql(&settings, factory).await.map_err(open_err)?) as Arc<dyn Catalog>;
@@ -279,12 +330,11 @@ impl Lake {
 
     /// The catalog that holds namespace `ns`.
     pub fn catalog_for(&self, ns: &str) -> Result<Arc<dyn Catalog>> {
-        self.inner.catalogs.iter().find(|(n, _)| n == ns).map(|(_, c)| c.clone()).ok_or_else(|| LakeError::Catalog {
-            action: format!("find namespace {ns}"),
-            source: Box::new(iceberg::Error::new(
-                ErrorKind::DataInvalid,
-                format!("tmctl keeps tables in the namespaces {} only", NAMESPACES.join(" and ")),
-            )),
+        self.inner.catalogs.iter().find(|(n, _)| n == ns).map(|(_, c)| c.clone()).ok_or_else(|| {
+            LakeError::Usage(format!(
+                "there is no namespace `{ns}`: tmctl keeps tables in the namespaces {} only",
+                NAMESPACES.join(" and ")
+            ))
         })
     }
 
@@ -336,10 +386,10 @@ impl Lake {
     pub async fn ensure_namespace(&self, ns: &str) -> Result<()> {
         let ident = NamespaceIdent::new(ns.to_string());
         let catalog = self.catalog_for(ns)?;
-        let exists = catalog.namespace_exists(&ident).await.map_err(|source| LakeError::Catalog {
-            action: format!("look up namespace {ns}"),
-            source: Box::new(source),
-        })?;
+        let exists = catalog
+            .namespace_exists(&ident)
+            .await
+            .map_err(|source| LakeError::catalog(format!("look up namespace {ns}"), source))?;
         if exists {
             return Ok(());
         }
@@ -360,7 +410,7 @@ impl Lake {
                 if catalog.namespace_exists(&ident).await.unwrap_or(false) {
                     Ok(())
                 } else {
-                    Err(LakeError::Catalog { action: format!("create namespace {ns}"), source: Box::new(source) })
+                    Err(LakeError::catalog(format!("create namespace {ns}"), source))
                 }
             }
         }
@@ -384,10 +434,11 @@ impl Lake {
     /// The tables of a namespace, sorted by name.
     pub async fn list_tables(&self, namespace: &str) -> Result<Vec<TableIdent>> {
         let ns = NamespaceIdent::new(namespace.to_string());
-        let mut tables = self.catalog_for(namespace)?.list_tables(&ns).await.map_err(|source| LakeError::Catalog {
-            action: format!("list the tables of {namespace}"),
-            source: Box::new(source),
-        })?;
+        let mut tables = self
+            .catalog_for(namespace)?
+            .list_tables(&ns)
+            .await
+            .map_err(|source| LakeError::catalog(format!("list the tables of {namespace}"), source))?;
         tables.sort_by(|a, b| a.name().cmp(b.name()));
         Ok(tables)
     }
@@ -698,6 +749,27 @@ mod tests {
         );
         assert!(!e.is_transient());
         assert!(parse_ident("a.b.c").is_err());
+    }
+
+    #[test]
+    fn catalog_faults_decide_what_is_retried() {
+        let refused = iceberg::Error::new(ErrorKind::DataInvalid, "OAuthError: invalid_client");
+        assert_eq!(CatalogFault::of(&refused), CatalogFault::Credentials);
+        let e = LakeError::open("tm", refused);
+        assert!(!e.is_transient());
+        assert!(e.to_string().contains("refused the credentials"), "{e}");
+        let status = iceberg::Error::new(ErrorKind::Unexpected, "Received response with unexpected status code")
+            .with_context("status", "403 Forbidden");
+        assert!(!LakeError::catalog("list the tables of gold", status).is_transient());
+        let down = iceberg::Error::new(ErrorKind::Unexpected, "error sending request for url (http://127.0.0.1:1/v1/config)");
+        let e = LakeError::catalog("look up namespace gold", down);
+        assert!(matches!(e, LakeError::Catalog { fault: CatalogFault::Unreachable, .. }));
+        assert!(e.is_transient());
+        assert!(e.to_string().contains("cannot reach the REST catalog"), "{e}");
+        let other = iceberg::Error::new(ErrorKind::Unexpected, "database is locked");
+        let e = LakeError::catalog("list the tables of gold", other);
+        assert!(e.is_transient());
+        assert!(!e.to_string().contains("check catalog."), "{e}");
     }
 
     #[test]
