@@ -76,6 +76,121 @@ impl Row {
     }
 }
 
+/// What a field of a [`ReadModel`] takes from one result cell. NULL (and a value of another
+/// kind) reads as the type's "nothing": `None`, `0`, `""`, `false`.
+pub trait FromVal: Sized {
+    fn from_val(v: &Val) -> Self;
+}
+
+impl FromVal for Option<f64> {
+    fn from_val(v: &Val) -> Self {
+        match v {
+            Val::Int(n) => Some(*n as f64),
+            Val::Float(x) if x.is_finite() => Some(*x),
+            _ => None,
+        }
+    }
+}
+
+impl FromVal for Option<i64> {
+    fn from_val(v: &Val) -> Self {
+        match v {
+            Val::Int(n) => Some(*n),
+            Val::Float(x) if x.is_finite() => Some(*x as i64),
+            _ => None,
+        }
+    }
+}
+
+impl FromVal for i64 {
+    fn from_val(v: &Val) -> Self {
+        Option::<i64>::from_val(v).unwrap_or(0)
+    }
+}
+
+impl FromVal for bool {
+    fn from_val(v: &Val) -> Self {
+        matches!(v, Val::Bool(true))
+    }
+}
+
+impl FromVal for Option<String> {
+    fn from_val(v: &Val) -> Self {
+        match v {
+            Val::Str(s) => Some(s.clone()),
+            Val::Int(n) => Some(n.to_string()),
+            Val::Float(x) => Some(x.to_string()),
+            Val::Bool(b) => Some(b.to_string()),
+            Val::Null => None,
+        }
+    }
+}
+
+impl FromVal for String {
+    fn from_val(v: &Val) -> Self {
+        Option::<String>::from_val(v).unwrap_or_default()
+    }
+}
+
+/// A page's typed view of one result row: its fields are read from the result's columns of the
+/// same names (declare one with [`read_model!`]; the SQL names its columns after the fields).
+pub trait ReadModel: Sized {
+    /// The columns it reads, in field order.
+    const COLUMNS: &'static [&'static str];
+    /// Builds one from the values of [`ReadModel::COLUMNS`], in that order.
+    fn from_vals(vals: &[Val]) -> Self;
+}
+
+/// Declares a struct of public fields and its [`ReadModel`] impl: each field is read from the
+/// result column of the same name, through [`FromVal`].
+macro_rules! read_model {
+    ($(#[$meta:meta])* $vis:vis struct $name:ident { $($(#[$fmeta:meta])* $field:ident : $ty:ty),* $(,)? }) => {
+        $(#[$meta])*
+        #[derive(Debug, Clone)]
+        $vis struct $name { $($(#[$fmeta])* pub $field: $ty),* }
+
+        impl $crate::web::lakehouse::data::ReadModel for $name {
+            const COLUMNS: &'static [&'static str] = &[$(stringify!($field)),*];
+            fn from_vals(vals: &[$crate::web::lakehouse::data::Val]) -> Self {
+                let mut vals = vals.iter();
+                $name {
+                    $($field: $crate::web::lakehouse::data::FromVal::from_val(
+                        vals.next().unwrap_or(&$crate::web::lakehouse::data::Val::Null),
+                    )),*
+                }
+            }
+        }
+    };
+}
+pub(crate) use read_model;
+
+/// The rows of record batches as read models: each of `T`'s columns is looked up by name, so the
+/// SQL's column order does not matter and a column the SQL does not produce is an error naming it.
+pub fn to_models<T: ReadModel>(batches: &[RecordBatch]) -> Result<Vec<T>, String> {
+    let mut out = Vec::new();
+    for b in batches {
+        let schema = b.schema();
+        let cols = T::COLUMNS
+            .iter()
+            .map(|name| match schema.index_of(name) {
+                Ok(i) => Ok(column_vals(b.column(i))),
+                Err(_) => Err(format!(
+                    "the query gives no column `{name}` ({} reads {})",
+                    std::any::type_name::<T>().rsplit("::").next().unwrap_or("the page"),
+                    T::COLUMNS.join(", ")
+                )),
+            })
+            .collect::<Result<Vec<_>, String>>()?;
+        let mut vals = Vec::with_capacity(cols.len());
+        for r in 0..b.num_rows() {
+            vals.clear();
+            vals.extend(cols.iter().map(|c| c[r].clone()));
+            out.push(T::from_vals(&vals));
+        }
+    }
+    Ok(out)
+}
+
 fn column_vals(col: &ArrayRef) -> Vec<Val> {
     let n = col.len();
     let nulls = |i: usize| col.is_null(i);
@@ -234,7 +349,34 @@ impl Gold {
         self.rows_with(sql, params).await
     }
 
+    /// Runs `sql` with the course filter bound as `$1` (when the SQL uses it); its rows as `T`s.
+    pub async fn read<T: ReadModel>(&self, sql: &str) -> Result<Vec<T>, String> {
+        self.read_for(sql, &self.course).await
+    }
+
+    /// Runs `sql` with `course` bound as `$1` (when the SQL uses it); its rows as `T`s.
+    pub async fn read_for<T: ReadModel>(&self, sql: &str, course: &str) -> Result<Vec<T>, String> {
+        let params = if sql.contains("$1") { vec![ScalarValue::Utf8(Some(course.to_string()))] } else { Vec::new() };
+        to_models(&self.batches(sql, params).await?)
+    }
+
+    /// Runs `sql` with the course filter as `$1` and `more` as `$2`, `$3`, …; its rows as `T`s.
+    pub async fn read_bound<T: ReadModel>(&self, sql: &str, more: Vec<ScalarValue>) -> Result<Vec<T>, String> {
+        let mut params = vec![ScalarValue::Utf8(Some(self.course.clone()))];
+        params.extend(more);
+        to_models(&self.batches(sql, params).await?)
+    }
+
+    /// Runs `sql` with the course filter bound as `$1`; the one row of an aggregate as a `T`.
+    pub async fn read_one<T: ReadModel>(&self, sql: &str) -> Result<T, String> {
+        self.read::<T>(sql).await?.into_iter().next().ok_or_else(|| "the query gave no row".to_string())
+    }
+
     async fn rows_with(&self, sql: &str, params: Vec<ScalarValue>) -> Result<Vec<Row>, String> {
+        Ok(to_rows(&self.batches(sql, params).await?))
+    }
+
+    async fn batches(&self, sql: &str, params: Vec<ScalarValue>) -> Result<Vec<RecordBatch>, String> {
         // Read-only, as every SQL the UI runs (no DDL, DML, COPY or SET).
         let df = self
             .ctx
@@ -243,8 +385,7 @@ impl Gold {
             .map_err(|e| format!("query failed: {e}"))?;
         let df =
             if params.is_empty() { df } else { df.with_param_values(params).map_err(|e| format!("query: {e}"))? };
-        let batches = df.collect().await.map_err(|e| format!("query failed: {e}"))?;
-        Ok(to_rows(&batches))
+        df.collect().await.map_err(|e| format!("query failed: {e}"))
     }
 
     /// The column names of a table.
@@ -366,6 +507,45 @@ mod tests {
         assert!(rows[0].b(2));
         assert_eq!(rows[1].0, vec![Val::Null; 4]);
         assert_eq!((rows[1].i(0), rows[1].f(1), rows[1].b(2), rows[1].s(3)), (0, None, false, String::new()));
+    }
+
+    read_model! {
+        struct Sample { name: String, n: i64, x: Option<f64>, missing_ok: Option<String> }
+    }
+
+    #[test]
+    fn read_models_take_their_columns_by_name() {
+        use datafusion::arrow::array::{Float64Array, Int64Array, StringArray};
+        use datafusion::arrow::datatypes::{Field, Schema};
+        // Column order differs from field order; an extra column is ignored.
+        let schema = Arc::new(Schema::new(vec![
+            Field::new("x", DataType::Float64, true),
+            Field::new("extra", DataType::Int64, true),
+            Field::new("missing_ok", DataType::Utf8, true),
+            Field::new("n", DataType::Int64, true),
+            Field::new("name", DataType::Utf8, true),
+        ]));
+        let batch = RecordBatch::try_new(
+            schema,
+            vec![
+                Arc::new(Float64Array::from(vec![Some(2.5), None])),
+                Arc::new(Int64Array::from(vec![Some(1), Some(2)])),
+                Arc::new(StringArray::from(vec![None, Some("y")])),
+                Arc::new(Int64Array::from(vec![Some(7), None])),
+                Arc::new(StringArray::from(vec![Some("a"), Some("b")])),
+            ],
+        )
+        .unwrap();
+        let rows: Vec<Sample> = to_models(&[batch.clone()]).unwrap();
+        assert_eq!(rows.len(), 2);
+        assert_eq!((rows[0].name.as_str(), rows[0].n, rows[0].x, rows[0].missing_ok.clone()), ("a", 7, Some(2.5), None));
+        assert_eq!((rows[1].name.as_str(), rows[1].n, rows[1].x, rows[1].missing_ok.as_deref()), ("b", 0, None, Some("y")));
+
+        read_model! {
+            struct Wants { name: String, absent: i64 }
+        }
+        let err = to_models::<Wants>(&[batch]).unwrap_err();
+        assert!(err.contains("no column `absent`") && err.contains("Wants"), "{err}");
     }
 
     #[test]

@@ -4,9 +4,44 @@
 use std::collections::BTreeSet;
 
 use super::common::{blank_page, date_of, fail, no_data, opt_pct};
-use super::data::{COURSE, Gold};
+use super::data::{COURSE, Gold, read_model};
 use super::{Card, Cell, Grid, Page, Section};
 use crate::web::charts::{BarChart, LineChart, RED, Series, fmt_int, fmt_pct};
+
+read_model! {
+    /// The low-battery totals of the cards.
+    struct HealthTotals { fixes: i64, critical: i64, devices: i64, rounds: i64 }
+}
+
+read_model! {
+    /// Battery of one course, over its rounds.
+    struct CourseBattery {
+        course_id: String,
+        avg_battery: Option<f64>,
+        min_battery: Option<f64>,
+        low_fixes: i64,
+        critical_fixes: i64,
+        fixes: i64,
+    }
+}
+
+read_model! {
+    /// Low-battery fixes of one kind on one day.
+    struct DayFlag { day: String, health_flag: String, fixes: i64 }
+}
+
+read_model! {
+    /// One device with its low-battery fixes.
+    struct Device {
+        device_id: String,
+        rounds_seen: i64,
+        courses_seen: i64,
+        min_battery_pct: Option<f64>,
+        avg_battery_pct: Option<f64>,
+        low_fixes: i64,
+        last_seen_ts: String,
+    }
+}
 
 pub async fn page(g: &Gold) -> Page {
     const T: &str = "Devices and battery health";
@@ -16,18 +51,18 @@ pub async fn page(g: &Gold) -> Page {
     let mut p = blank_page(T);
 
     match g
-        .rows(&format!(
-            "SELECT count(*), sum(CASE WHEN health_flag = 'battery_critical' THEN 1 ELSE 0 END), \
-             count(DISTINCT device_id), count(DISTINCT round_id) FROM gold.device_health_errors WHERE {COURSE}"
+        .read_one::<HealthTotals>(&format!(
+            "SELECT count(*) AS fixes, sum(CASE WHEN health_flag = 'battery_critical' THEN 1 ELSE 0 END) AS critical, \
+             count(DISTINCT device_id) AS devices, count(DISTINCT round_id) AS rounds \
+             FROM gold.device_health_errors WHERE {COURSE}"
         ))
         .await
     {
-        Ok(rows) => {
-            let r = &rows[0];
-            p.cards.push(Card::new("low_battery_fixes", "Low-battery fixes (< 20 %)", fmt_int(r.i(0))));
-            p.cards.push(Card::new("critical_fixes", "Critical (< 10 %)", fmt_int(r.i(1))));
-            p.cards.push(Card::new("devices_affected", "Devices with low battery", fmt_int(r.i(2))));
-            p.cards.push(Card::new("rounds_affected", "Rounds affected", fmt_int(r.i(3))));
+        Ok(t) => {
+            p.cards.push(Card::new("low_battery_fixes", "Low-battery fixes (< 20 %)", fmt_int(t.fixes)));
+            p.cards.push(Card::new("critical_fixes", "Critical (< 10 %)", fmt_int(t.critical)));
+            p.cards.push(Card::new("devices_affected", "Devices with low battery", fmt_int(t.devices)));
+            p.cards.push(Card::new("rounds_affected", "Rounds affected", fmt_int(t.rounds)));
         }
         Err(e) => fail(&mut p, e),
     }
@@ -35,10 +70,10 @@ pub async fn page(g: &Gold) -> Page {
     let mut s = Section::new("battery-by-course", "Battery by course");
     s.note = "From gold.fact_rounds (non-padding fixes): average and lowest battery, share of fixes below 20 %.".into();
     match g
-        .rows(&format!(
-            "SELECT course_id, avg(avg_battery_pct), min(min_battery_pct), sum(low_battery_fix_count), \
-             sum(critical_battery_fix_count), sum(fix_count) FROM gold.fact_rounds WHERE {COURSE} \
-             GROUP BY course_id ORDER BY course_id"
+        .read::<CourseBattery>(&format!(
+            "SELECT course_id, avg(avg_battery_pct) AS avg_battery, min(min_battery_pct) AS min_battery, \
+             sum(low_battery_fix_count) AS low_fixes, sum(critical_battery_fix_count) AS critical_fixes, \
+             sum(fix_count) AS fixes FROM gold.fact_rounds WHERE {COURSE} GROUP BY course_id ORDER BY course_id"
         ))
         .await
     {
@@ -48,10 +83,10 @@ pub async fn page(g: &Gold) -> Page {
                     "Average and lowest battery per course (%)",
                     "course",
                     "battery %",
-                    rows.iter().map(|r| r.s(0)).collect(),
+                    rows.iter().map(|r| r.course_id.clone()).collect(),
                     vec![
-                        Series::new("average", rows.iter().map(|r| r.f(1)).collect()),
-                        Series::new("lowest", rows.iter().map(|r| r.f(2)).collect()),
+                        Series::new("average", rows.iter().map(|r| r.avg_battery).collect()),
+                        Series::new("lowest", rows.iter().map(|r| r.min_battery).collect()),
                     ],
                 )
                 .line(20.0, "low < 20 %", RED)
@@ -61,12 +96,12 @@ pub async fn page(g: &Gold) -> Page {
                 Grid::new(&["course", "#avg battery", "#lowest", "#fixes < 20 %", "#fixes < 10 %", "#share < 20 %"]);
             for r in &rows {
                 grid.rows.push(vec![
-                    Cell::text(r.s(0)),
-                    Cell::num(opt_pct(r.f(1))),
-                    Cell::num(opt_pct(r.f(2))),
-                    Cell::num(fmt_int(r.i(3))),
-                    Cell::num(fmt_int(r.i(4))),
-                    Cell::num(fmt_pct(100.0 * r.i(3) as f64 / r.i(5).max(1) as f64)),
+                    Cell::text(&r.course_id),
+                    Cell::num(opt_pct(r.avg_battery)),
+                    Cell::num(opt_pct(r.min_battery)),
+                    Cell::num(fmt_int(r.low_fixes)),
+                    Cell::num(fmt_int(r.critical_fixes)),
+                    Cell::num(fmt_pct(100.0 * r.low_fixes as f64 / r.fixes.max(1) as f64)),
                 ]);
             }
             s.table = Some(grid);
@@ -78,15 +113,15 @@ pub async fn page(g: &Gold) -> Page {
     let mut s = Section::new("health-over-time", "Low-battery fixes over time");
     s.note = "gold.device_health_errors by day of the fix (UTC): battery_low 10–20 %, battery_critical < 10 %.".into();
     match g
-        .rows(&format!(
-            "SELECT CAST(CAST(fix_timestamp AS DATE) AS VARCHAR) AS day, health_flag, count(*) \
+        .read::<DayFlag>(&format!(
+            "SELECT CAST(CAST(fix_timestamp AS DATE) AS VARCHAR) AS day, health_flag, count(*) AS fixes \
              FROM gold.device_health_errors WHERE {COURSE} AND fix_timestamp IS NOT NULL \
              GROUP BY 1, 2 ORDER BY 1"
         ))
         .await
     {
         Ok(rows) => {
-            let days: Vec<String> = rows.iter().map(|r| r.s(0)).collect::<BTreeSet<_>>().into_iter().collect();
+            let days: Vec<String> = rows.iter().map(|r| r.day.clone()).collect::<BTreeSet<_>>().into_iter().collect();
             let series = ["battery_low", "battery_critical"]
                 .iter()
                 .map(|f| {
@@ -94,8 +129,8 @@ pub async fn page(g: &Gold) -> Page {
                         *f,
                         days.iter()
                             .map(|d| {
-                                Some(rows.iter().find(|r| r.s(0) == *d && r.s(1) == *f).map(|r| r.i(2)).unwrap_or(0)
-                                    as f64)
+                                let n = rows.iter().find(|r| r.day == *d && r.health_flag == *f).map_or(0, |r| r.fixes);
+                                Some(n as f64)
                             })
                             .collect(),
                     )
@@ -115,7 +150,7 @@ pub async fn page(g: &Gold) -> Page {
     if g.has_all(&["gold.dim_device", "gold.dim_round"]) {
         let mut s = Section::new("devices", "Devices with the most low-battery fixes");
         match g
-            .rows(&format!(
+            .read::<Device>(&format!(
                 "SELECT d.device_id, d.rounds_seen, d.courses_seen, d.min_battery_pct, d.avg_battery_pct, \
                  COALESCE(e.n, 0) AS low_fixes, d.last_seen_ts \
                  FROM gold.dim_device d \
@@ -137,21 +172,21 @@ pub async fn page(g: &Gold) -> Page {
                     "last seen",
                 ]);
                 for r in &rows {
-                    let low = r.f(3).unwrap_or(100.0);
+                    let low = r.min_battery_pct.unwrap_or(100.0);
                     grid.rows.push(vec![
-                        Cell::text(r.s(0)).class("mono"),
-                        Cell::num(fmt_int(r.i(1))),
-                        Cell::num(fmt_int(r.i(2))),
-                        Cell::num(opt_pct(r.f(3))).class(if low < 10.0 {
+                        Cell::text(&r.device_id).class("mono"),
+                        Cell::num(fmt_int(r.rounds_seen)),
+                        Cell::num(fmt_int(r.courses_seen)),
+                        Cell::num(opt_pct(r.min_battery_pct)).class(if low < 10.0 {
                             "bad"
                         } else if low < 20.0 {
                             "warn"
                         } else {
                             ""
                         }),
-                        Cell::num(opt_pct(r.f(4))),
-                        Cell::num(fmt_int(r.i(5))),
-                        Cell::text(date_of(&r.s(6))),
+                        Cell::num(opt_pct(r.avg_battery_pct)),
+                        Cell::num(fmt_int(r.low_fixes)),
+                        Cell::text(date_of(&r.last_seen_ts)),
                     ]);
                 }
                 s.table = Some(grid);
