@@ -377,6 +377,7 @@ impl Gold {
     }
 
     async fn batches(&self, sql: &str, params: Vec<ScalarValue>) -> Result<Vec<RecordBatch>, String> {
+        let started = std::time::Instant::now();
         // Read-only, as every SQL the UI runs (no DDL, DML, COPY or SET).
         let df = self
             .ctx
@@ -385,7 +386,15 @@ impl Gold {
             .map_err(|e| format!("query failed: {e}"))?;
         let df =
             if params.is_empty() { df } else { df.with_param_values(params).map_err(|e| format!("query: {e}"))? };
-        df.collect().await.map_err(|e| format!("query failed: {e}"))
+        let batches = df.collect().await.map_err(|e| format!("query failed: {e}"))?;
+        // Which query of a page is slow (`RUST_LOG=tmctl::web::lakehouse=debug`).
+        tracing::debug!(
+            ms = started.elapsed().as_secs_f64() * 1e3,
+            rows = batches.iter().map(|b| b.num_rows()).sum::<usize>(),
+            sql = %sql.split_whitespace().collect::<Vec<_>>().join(" "),
+            "lakehouse query"
+        );
+        Ok(batches)
     }
 
     /// The column names of a table.
@@ -536,12 +545,19 @@ mod tests {
             ],
         )
         .unwrap();
-        let rows: Vec<Sample> = to_models(&[batch.clone()]).unwrap();
+        let rows: Vec<Sample> = to_models(std::slice::from_ref(&batch)).unwrap();
         assert_eq!(rows.len(), 2);
-        assert_eq!((rows[0].name.as_str(), rows[0].n, rows[0].x, rows[0].missing_ok.clone()), ("a", 7, Some(2.5), None));
-        assert_eq!((rows[1].name.as_str(), rows[1].n, rows[1].x, rows[1].missing_ok.as_deref()), ("b", 0, None, Some("y")));
+        assert_eq!(
+            (rows[0].name.as_str(), rows[0].n, rows[0].x, rows[0].missing_ok.clone()),
+            ("a", 7, Some(2.5), None)
+        );
+        assert_eq!(
+            (rows[1].name.as_str(), rows[1].n, rows[1].x, rows[1].missing_ok.as_deref()),
+            ("b", 0, None, Some("y"))
+        );
 
         read_model! {
+            #[allow(dead_code)] // only its columns are asked for
             struct Wants { name: String, absent: i64 }
         }
         let err = to_models::<Wants>(&[batch]).unwrap_err();
