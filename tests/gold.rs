@@ -643,7 +643,7 @@ fn fixture_matches_the_silver_contract() {
 async fn every_model_matches_hand_computed_values() {
     let ctx = session_with(&fixture_rows());
     let runs = run_gold(&ctx).await;
-    assert_eq!(runs.len(), 29);
+    assert_eq!(runs.len(), 30);
 
     // silver_round_latest: lf-2 came twice (2 rows on 06-01, 4 on 06-02) → latest 06-02, 2 dates, 6 rows.
     check(
@@ -1538,6 +1538,36 @@ async fn every_model_matches_hand_computed_values() {
     )
     .await;
 
+    // round_validation: per round, fact_rounds' figures beside round_fix_profile's and
+    // round_progression's (the same values as those tables' checks above; lf-3 has no local date).
+    check(
+        &ctx,
+        "round_validation",
+        "course_id, round_id",
+        &[
+            ("course_id", vec![S("creekside"), S("creekside"), S("loopfalls"), S("loopfalls"), S("loopfalls")]),
+            ("round_id", vec![S("cs-1"), S("cs-2"), S("lf-1"), S("lf-2"), S("lf-3")]),
+            ("ingest_date", vec![D("2025-06-03"), D("2025-07-06"), D("2025-06-02"), D("2025-06-02"), D("2025-06-02")]),
+            ("round_date_local", vec![D("2025-06-03"), D("2025-07-05"), D("2025-06-02"), D("2025-06-01"), N]),
+            ("is_complete", vec![B(true), B(false), B(true), B(true), B(false)]),
+            ("is_nine_hole", vec![B(false), B(false), B(false), B(true), B(false)]),
+            ("round_duration_minutes", vec![F(270.0), F(60.0), F(240.0), F(120.0), N]),
+            ("fix_count", vec![I(4), I(2), I(4), I(4), I(2)]),
+            ("holes_played", vec![I(3), I(2), I(2), I(3), I(2)]),
+            ("non_padding_rows", vec![I(4), I(2), I(4), I(4), I(2)]),
+            // cs-1's third fix and both of lf-3's have no pace.
+            ("n_missing_pace", vec![I(1), I(0), I(0), I(0), I(2)]),
+            (
+                "progression_class",
+                vec![S("minor_issues"), S("clean"), S("minor_issues"), S("minor_issues"), S("clean")],
+            ),
+            ("hole_backward_steps", vec![I(0), I(0), I(0), I(0), I(0)]),
+            ("hole_skip_steps", vec![I(2), I(0), I(2), I(2), I(0)]),
+            ("section_backward_steps", vec![I(1), I(0), I(0), I(0), I(0)]),
+        ],
+    )
+    .await;
+
     // course_hole_pace_daily: only holes with a positive duration count; in the fixture that is
     // lf-2's hole 9 (one nine played, local date 2025-06-01): 900 s, pace 28, worst fix 30.
     check(
@@ -2098,7 +2128,7 @@ tests = [
 #[test]
 fn the_shipped_gold_dag_validates_and_orders_models_by_what_they_read() {
     let dag = tmctl::dag::load_file(&dags_dir().join("gold.toml")).unwrap_or_else(|d| panic!("{d:?}"));
-    assert_eq!(dag.tasks.len(), 30, "29 models and the wait on silver");
+    assert_eq!(dag.tasks.len(), 31, "30 models and the wait on silver");
     let order: Vec<&str> = dag.topological().map(|t| t.id.as_str()).collect();
     let pos = |id: &str| order.iter().position(|t| *t == id).unwrap();
     assert_eq!(order[..2], ["wait_for_silver", "silver_round_latest"]);
@@ -2138,7 +2168,7 @@ fn the_models_rebuilt_on_every_run_read_gold_not_silver() {
             assert!(!reads.iter().any(|r| r.starts_with("silver.")), "{}: reads {reads:?}", file.display());
         }
     }
-    assert_eq!((tables, incremental), (17, 12));
+    assert_eq!((tables, incremental), (17, 13));
 }
 
 // ---------------------------------------------------------------------------------------------
