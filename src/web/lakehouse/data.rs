@@ -423,10 +423,11 @@ impl Gold {
 }
 
 /// Replaces the session's `gold` schema by one in which `fact_rounds` holds only the rounds of
-/// `dates` (local round date), every other table with `course_id` and `round_id` only the rows
-/// of those rounds (a semi-join), and a per-day summary with `course_id` and `round_date_local`
-/// only the rows of those days. Other tables (per-course summaries over all dates) stay as they
-/// are.
+/// `dates` (local round date), every other table with `course_id` and `round_date_local` only
+/// the rows of those days (a per-day summary, or a per-round table whose `round_date_local` is
+/// its round's in fact_rounds), every other table with `course_id` and `round_id` only the rows
+/// of those rounds (a semi-join). Other tables (per-course summaries over all dates) stay as
+/// they are.
 async fn scope_to_dates(ctx: &SessionContext, dates: DateRange) -> datafusion::error::Result<()> {
     let default_catalog = ctx.copied_config().options().catalog.default_catalog.clone();
     let Some(catalog) = ctx.catalog(&default_catalog) else { return Ok(()) };
@@ -447,11 +448,14 @@ async fn scope_to_dates(ctx: &SessionContext, dates: DateRange) -> datafusion::e
         if schema.field_with_name("course_id").is_err() {
             continue;
         }
+        if schema.field_with_name("round_date_local").is_ok() {
+            // A daily summary (`course_hole_pace_daily`), or a per-round table that carries its
+            // round's local date from fact_rounds (`round_validation`): narrowed by that column,
+            // which prunes by the files' statistics instead of joining with the rounds.
+            views.insert(name, local_dates_in(ctx.read_table(table)?, dates)?.into_view());
+            continue;
+        }
         if schema.field_with_name("round_id").is_err() {
-            // A daily summary (`course_hole_pace_daily`) is narrowed by its own local date.
-            if schema.field_with_name("round_date_local").is_ok() {
-                views.insert(name, local_dates_in(ctx.read_table(table)?, dates)?.into_view());
-            }
             continue;
         }
         let view = ctx.read_table(table)?.join(
