@@ -761,7 +761,8 @@ mod tests {
         let status = iceberg::Error::new(ErrorKind::Unexpected, "Received response with unexpected status code")
             .with_context("status", "403 Forbidden");
         assert!(!LakeError::catalog("list the tables of gold", status).is_transient());
-        let down = iceberg::Error::new(ErrorKind::Unexpected, "error sending request for url (http://127.0.0.1:1/v1/config)");
+        let down =
+            iceberg::Error::new(ErrorKind::Unexpected, "error sending request for url (http://127.0.0.1:1/v1/config)");
         let e = LakeError::catalog("look up namespace gold", down);
         assert!(matches!(e, LakeError::Catalog { fault: CatalogFault::Unreachable, .. }));
         assert!(e.is_transient());

@@ -9,7 +9,8 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use chrono::Utc;
 use iceberg::spec::{
     DataFile, MAIN_BRANCH, ManifestContentType, ManifestFile, ManifestListWriter, ManifestWriterBuilder,
-    PartitionSpecRef, SchemaRef as IcebergSchemaRef, Snapshot, SnapshotRef as IcebergSnapshotRef, SnapshotSummaryCollector, Summary, TableMetadataBuilder,
+    PartitionSpecRef, SchemaRef as IcebergSchemaRef, Snapshot, SnapshotRef as IcebergSnapshotRef,
+    SnapshotSummaryCollector, Summary, TableMetadataBuilder,
 };
 use iceberg::spec::{SnapshotReference, SnapshotRetention};
 use iceberg::table::Table;

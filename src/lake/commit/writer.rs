@@ -282,8 +282,17 @@ impl TableWriter {
     pub async fn stage(self) -> Result<StagedFiles> {
         // What the commit needs, apart from the (not `Sync`) Parquet writers.
         let TableWriter { lake, ident, name, run_key, table, already, schema, spec, writer, commit_id, .. } = self;
-        let committer =
-            Committer { lake, ident, name, run_key, table, schema, spec, commit_id, manifests_named: AtomicU32::new(0) };
+        let committer = Committer {
+            lake,
+            ident,
+            name,
+            run_key,
+            table,
+            schema,
+            spec,
+            commit_id,
+            manifests_named: AtomicU32::new(0),
+        };
         if already.is_some() {
             // Nothing was written (`write` is a no-op then): the commit reports the earlier one.
             return Ok(StagedFiles { committer, data_files: Vec::new(), already });
