@@ -4,46 +4,43 @@
 //! heatmap the rounds page shows.
 
 use super::common::{WEEKDAYS, blank_page, fail, no_data};
-use super::data::{Gold, Row};
+use super::data::{Gold, ReadModel, read_model};
 use super::{Card, Cell, Grid, Page, Section, filter_query};
 use crate::web::charts::{BarChart, Heatmap, Series, fmt_int, fmt_pace, fmt_pct};
 
-/// A course as `gold.dim_course` describes it, with its profile's fields.
-struct Course {
-    course_id: String,
-    course_name: String,
-    timezone: String,
-    profile_course_type: String,
-    likely_course_type: String,
-    volume_profile: String,
-    peak_season: Option<(i64, i64)>,
-    is_loop_course: bool,
-    profile_missing: bool,
-    rounds_observed: i64,
-    unit_count: i64,
-    data_quality_score: Option<f64>,
+read_model! {
+    /// A course as `gold.dim_course` describes it, with its profile's fields.
+    struct Course {
+        course_id: String,
+        course_name: String,
+        timezone: String,
+        profile_course_type: String,
+        likely_course_type: String,
+        volume_profile: String,
+        peak_season_start_month: Option<f64>,
+        peak_season_end_month: Option<f64>,
+        is_loop_course: bool,
+        profile_missing: bool,
+        rounds_observed: i64,
+        unit_count: i64,
+        data_quality_score: Option<f64>,
+    }
 }
 
-const COURSE_COLS: &str = "course_id, course_name, timezone, profile_course_type, likely_course_type, volume_profile, \
-                           peak_season_start_month, peak_season_end_month, is_loop_course, profile_missing, \
-                           rounds_observed, unit_count, data_quality_score";
+read_model! {
+    /// The rounds of the course, for its cards.
+    struct RoundTotals { rounds: i64, first_date: String, last_date: String, avg_pace: Option<f64>, complete: i64 }
+}
+
+read_model! {
+    /// The rounds that started on one local weekday and hour.
+    struct WeekdayHour { round_weekday: i64, round_hour_local: i64, rounds: i64 }
+}
 
 impl Course {
-    fn from_row(r: &Row) -> Course {
-        Course {
-            course_id: r.s(0),
-            course_name: r.s(1),
-            timezone: r.s(2),
-            profile_course_type: r.s(3),
-            likely_course_type: r.s(4),
-            volume_profile: r.s(5),
-            peak_season: r.f(6).zip(r.f(7)).map(|(a, b)| (a as i64, b as i64)),
-            is_loop_course: r.b(8),
-            profile_missing: r.b(9),
-            rounds_observed: r.i(10),
-            unit_count: r.i(11),
-            data_quality_score: r.f(12),
-        }
+    /// The first and last month of the peak season, when the profile gives both.
+    fn peak_season(&self) -> Option<(i64, i64)> {
+        self.peak_season_start_month.zip(self.peak_season_end_month).map(|(a, b)| (a as i64, b as i64))
     }
 
     fn kind(&self) -> String {
@@ -69,19 +66,19 @@ pub async fn page(g: &Gold) -> Page {
         return no_data(T);
     }
     let mut p = blank_page(T);
-    let rows = match g
-        .rows(&format!(
-            "SELECT {COURSE_COLS} FROM gold.dim_course WHERE ($1 = '' OR course_id = $1) ORDER BY course_id"
+    let courses = match g
+        .read::<Course>(&format!(
+            "SELECT {} FROM gold.dim_course WHERE ($1 = '' OR course_id = $1) ORDER BY course_id",
+            Course::COLUMNS.join(", ")
         ))
         .await
     {
-        Ok(rows) => rows,
+        Ok(courses) => courses,
         Err(e) => {
             fail(&mut p, e);
             return p;
         }
     };
-    let courses: Vec<Course> = rows.iter().map(Course::from_row).collect();
     if g.course.is_empty() {
         course_list(g, &courses, &mut p);
         return p;
@@ -100,19 +97,25 @@ pub async fn page(g: &Gold) -> Page {
         ""
     }));
     match g
-        .rows(
-            "SELECT count(*), CAST(min(round_date_local) AS VARCHAR), CAST(max(round_date_local) AS VARCHAR), \
-             avg(avg_pace_sec), sum(CASE WHEN is_complete THEN 1 ELSE 0 END) FROM gold.fact_rounds \
+        .read_one::<RoundTotals>(
+            "SELECT count(*) AS rounds, CAST(min(round_date_local) AS VARCHAR) AS first_date, \
+             CAST(max(round_date_local) AS VARCHAR) AS last_date, avg(avg_pace_sec) AS avg_pace, \
+             sum(CASE WHEN is_complete THEN 1 ELSE 0 END) AS complete FROM gold.fact_rounds \
              WHERE course_id = $1",
         )
         .await
     {
-        Ok(rows) => {
-            let r = &rows[0];
-            p.cards.push(Card::new("rounds", "Rounds", fmt_int(r.i(0))).note(format!("{} complete", fmt_int(r.i(4)))));
-            let range = if r.s(1).is_empty() { "—".to_string() } else { format!("{} → {}", r.s(1), r.s(2)) };
+        Ok(t) => {
+            p.cards.push(
+                Card::new("rounds", "Rounds", fmt_int(t.rounds)).note(format!("{} complete", fmt_int(t.complete))),
+            );
+            let range = if t.first_date.is_empty() {
+                "—".to_string()
+            } else {
+                format!("{} → {}", t.first_date, t.last_date)
+            };
             p.cards.push(Card::new("date_range", "Played (local dates)", range));
-            if let Some(pace) = r.f(3) {
+            if let Some(pace) = t.avg_pace {
                 p.cards.push(Card::new("avg_pace", "Average pace vs goal", fmt_pace(pace)));
             }
         }
@@ -179,7 +182,9 @@ fn course_list(g: &Gold, courses: &[Course], p: &mut Page) {
                 .class(if c.profile_missing { "warn" } else { "" }),
             Cell::text(c.kind()),
             Cell::text(if c.volume_profile.is_empty() { "—".into() } else { c.volume_profile.clone() }),
-            Cell::text(c.peak_season.map(|(a, b)| format!("{}–{}", month(a), month(b))).unwrap_or_else(|| "—".into())),
+            Cell::text(
+                c.peak_season().map(|(a, b)| format!("{}–{}", month(a), month(b))).unwrap_or_else(|| "—".into()),
+            ),
             Cell::num(fmt_int(c.unit_count)),
             Cell::num(fmt_int(c.rounds_observed)),
             Cell::num(c.data_quality_score.map(fmt_pct).unwrap_or_else(|| "—".into())),
@@ -210,7 +215,10 @@ fn profile_section(c: &Course, p: &mut Page) {
     kv("course type", c.kind());
     kv("loop course", if c.is_loop_course { "yes".into() } else { "no".into() });
     kv("volume profile", if c.volume_profile.is_empty() { "—".into() } else { c.volume_profile.clone() });
-    kv("peak season", c.peak_season.map(|(a, b)| format!("{} – {}", month(a), month(b))).unwrap_or_else(|| "—".into()));
+    kv(
+        "peak season",
+        c.peak_season().map(|(a, b)| format!("{} – {}", month(a), month(b))).unwrap_or_else(|| "—".into()),
+    );
     kv("nines seen", fmt_int(c.unit_count));
     kv("rounds observed", fmt_int(c.rounds_observed));
     s.table = Some(grid);
@@ -225,17 +233,17 @@ pub async fn play_patterns(g: &Gold) -> Result<Section, String> {
               (gold.fact_rounds.round_weekday and round_hour_local; rounds without a timestamp are left out)."
         .into();
     let rows = g
-        .rows(
-            "SELECT round_weekday, round_hour_local, count(*) FROM gold.fact_rounds \
+        .read::<WeekdayHour>(
+            "SELECT round_weekday, round_hour_local, count(*) AS rounds FROM gold.fact_rounds \
              WHERE ($1 = '' OR course_id = $1) AND round_weekday IS NOT NULL AND round_hour_local IS NOT NULL \
              GROUP BY 1, 2 ORDER BY 1, 2",
         )
         .await?;
     let mut counts = [[0i64; 24]; 7];
     for r in &rows {
-        let (wd, h) = (r.i(0), r.i(1));
+        let (wd, h) = (r.round_weekday, r.round_hour_local);
         if (1..=7).contains(&wd) && (0..24).contains(&h) {
-            counts[(wd - 1) as usize][h as usize] += r.i(2);
+            counts[(wd - 1) as usize][h as usize] += r.rounds;
         }
     }
     let used: Vec<usize> = (0..24).filter(|h| counts.iter().any(|d| d[*h] > 0)).collect();

@@ -40,7 +40,8 @@ pub enum Val {
     Str(String),
 }
 
-/// One result row, read by column position.
+/// One result row, read by column position: only for a page that shows arbitrary columns (the
+/// table browser's partition values); a page's own queries read [`ReadModel`]s by name.
 #[derive(Debug, Clone)]
 pub struct Row(pub Vec<Val>);
 
@@ -69,10 +70,6 @@ impl Row {
             Some(Val::Bool(b)) => b.to_string(),
             _ => String::new(),
         }
-    }
-
-    pub fn b(&self, i: usize) -> bool {
-        matches!(self.0.get(i), Some(Val::Bool(true)))
     }
 }
 
@@ -163,6 +160,11 @@ macro_rules! read_model {
     };
 }
 pub(crate) use read_model;
+
+read_model! {
+    /// One course of the course filter.
+    struct CourseId { course_id: String }
+}
 
 /// The rows of record batches as read models: each of `T`'s columns is looked up by name, so the
 /// SQL's column order does not matter and a column the SQL does not produce is an error naming it.
@@ -331,24 +333,6 @@ impl Gold {
         tables.iter().all(|t| self.has(t))
     }
 
-    /// Runs `sql` with the course filter bound as `$1` (when the SQL uses it).
-    pub async fn rows(&self, sql: &str) -> Result<Vec<Row>, String> {
-        self.rows_for(sql, &self.course).await
-    }
-
-    /// Runs `sql` with `course` bound as `$1` (when the SQL uses it).
-    pub async fn rows_for(&self, sql: &str, course: &str) -> Result<Vec<Row>, String> {
-        let params = if sql.contains("$1") { vec![ScalarValue::Utf8(Some(course.to_string()))] } else { Vec::new() };
-        self.rows_with(sql, params).await
-    }
-
-    /// Runs `sql` with the course filter as `$1` and `more` as `$2`, `$3`, ….
-    pub async fn rows_bound(&self, sql: &str, more: Vec<ScalarValue>) -> Result<Vec<Row>, String> {
-        let mut params = vec![ScalarValue::Utf8(Some(self.course.clone()))];
-        params.extend(more);
-        self.rows_with(sql, params).await
-    }
-
     /// Runs `sql` with the course filter bound as `$1` (when the SQL uses it); its rows as `T`s.
     pub async fn read<T: ReadModel>(&self, sql: &str) -> Result<Vec<T>, String> {
         self.read_for(sql, &self.course).await
@@ -370,10 +354,6 @@ impl Gold {
     /// Runs `sql` with the course filter bound as `$1`; the one row of an aggregate as a `T`.
     pub async fn read_one<T: ReadModel>(&self, sql: &str) -> Result<T, String> {
         self.read::<T>(sql).await?.into_iter().next().ok_or_else(|| "the query gave no row".to_string())
-    }
-
-    async fn rows_with(&self, sql: &str, params: Vec<ScalarValue>) -> Result<Vec<Row>, String> {
-        Ok(to_rows(&self.batches(sql, params).await?))
     }
 
     async fn batches(&self, sql: &str, params: Vec<ScalarValue>) -> Result<Vec<RecordBatch>, String> {
@@ -412,9 +392,9 @@ impl Gold {
         }
         self.courses
             .get_or_init(|| async {
-                self.rows("SELECT course_id FROM gold.dim_course ORDER BY course_id")
+                self.read::<CourseId>("SELECT course_id FROM gold.dim_course ORDER BY course_id")
                     .await
-                    .map(|rows| rows.iter().map(|r| r.s(0)).collect())
+                    .map(|rows| rows.into_iter().map(|r| r.course_id).collect())
                     .unwrap_or_default()
             })
             .await
@@ -517,9 +497,12 @@ mod tests {
         assert_eq!(rows[0].0, vec![Val::Int(7), Val::Float(1.5), Val::Bool(true), Val::Str("a".into())]);
         assert_eq!(rows[0].i(0), 7);
         assert_eq!(rows[0].f(1), Some(1.5));
-        assert!(rows[0].b(2));
+        assert!(bool::from_val(&rows[0].0[2]));
         assert_eq!(rows[1].0, vec![Val::Null; 4]);
-        assert_eq!((rows[1].i(0), rows[1].f(1), rows[1].b(2), rows[1].s(3)), (0, None, false, String::new()));
+        assert_eq!(
+            (rows[1].i(0), rows[1].f(1), bool::from_val(&rows[1].0[2]), rows[1].s(3)),
+            (0, None, false, String::new())
+        );
     }
 
     read_model! {
@@ -561,7 +544,8 @@ mod tests {
         );
 
         read_model! {
-            #[allow(dead_code)] // only its columns are asked for
+            // Never built: only its columns matter.
+            #[allow(dead_code)]
             struct Wants { name: String, absent: i64 }
         }
         let err = to_models::<Wants>(&[batch]).unwrap_err();

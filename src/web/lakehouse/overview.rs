@@ -2,11 +2,37 @@
 //! silver rows), the courses with their quality, and rows per layer and table.
 
 use super::common::{all_dates_note, blank_page, date_of, fail, no_data, score_class};
-use super::data::{COURSE, Gold, Row, Val, is_identifier};
+use super::data::{COURSE, Gold, is_identifier, read_model};
 use super::{Card, Cell, Grid, Page, Section, filter_query, url_encode};
 use crate::daemon::Daemon;
 use crate::store::{IngestStatus, IngestionFilter};
 use crate::web::charts::{BarChart, Series, fmt_int, fmt_num};
+
+read_model! {
+    /// The rounds of the filter, for the cards.
+    struct RoundTotals { rounds: i64, first_date: String, last_date: String, complete: i64 }
+}
+
+read_model! {
+    /// The rows a `count(*)` counted.
+    struct Count { n: i64 }
+}
+
+read_model! {
+    /// One course as `gold.dim_course` sums it up.
+    struct CourseSummary {
+        course_id: String,
+        likely_course_type: String,
+        is_loop_course: bool,
+        // Both charted (NULL is no bar) and counted in the table (NULL is 0).
+        rounds_observed: Option<i64>,
+        complete_rounds_observed: Option<i64>,
+        total_rows: i64,
+        data_quality_score: Option<f64>,
+        first_round_start_ts: String,
+        last_round_start_ts: String,
+    }
+}
 
 /// The rows of the filtered course in table `t`, from its manifests, when `t` is partitioned by
 /// `course_id` (exact, and no data file is opened); `None` otherwise.
@@ -29,22 +55,27 @@ pub async fn page(d: &Daemon, g: &Gold) -> Page {
     let course = (!g.course.is_empty()).then_some(g.course.as_str());
 
     match g
-        .rows(&format!(
-            "SELECT count(*), min(round_date_local), max(round_date_local), \
-             sum(CASE WHEN is_complete THEN 1 ELSE 0 END) FROM gold.fact_rounds WHERE {COURSE}"
+        .read_one::<RoundTotals>(&format!(
+            "SELECT count(*) AS rounds, min(round_date_local) AS first_date, max(round_date_local) AS last_date, \
+             sum(CASE WHEN is_complete THEN 1 ELSE 0 END) AS complete FROM gold.fact_rounds WHERE {COURSE}"
         ))
         .await
     {
-        Ok(rows) => {
-            let r = &rows[0];
+        Ok(t) => {
             let courses = g
-                .rows(&format!("SELECT count(*) FROM gold.dim_course WHERE {COURSE}"))
+                .read_one::<Count>(&format!("SELECT count(*) AS n FROM gold.dim_course WHERE {COURSE}"))
                 .await
-                .map(|r| r[0].i(0))
+                .map(|c| c.n)
                 .unwrap_or(0);
             p.cards.push(Card::new("courses", "Courses", fmt_int(courses)));
-            p.cards.push(Card::new("rounds", "Rounds", fmt_int(r.i(0))).note(format!("{} complete", fmt_int(r.i(3)))));
-            let range = if r.s(1).is_empty() { "—".to_string() } else { format!("{} → {}", r.s(1), r.s(2)) };
+            p.cards.push(
+                Card::new("rounds", "Rounds", fmt_int(t.rounds)).note(format!("{} complete", fmt_int(t.complete))),
+            );
+            let range = if t.first_date.is_empty() {
+                "—".to_string()
+            } else {
+                format!("{} → {}", t.first_date, t.last_date)
+            };
             p.cards.push(Card::new("date_range", "Date range (local round dates)", range));
         }
         Err(e) => fail(&mut p, e),
@@ -91,20 +122,19 @@ pub async fn page(d: &Daemon, g: &Gold) -> Page {
             && !g.course.is_empty()
             && let Some(n) = course_rows_from_manifests(g, t).await
         {
-            return (by_course, Ok(vec![Row(vec![Val::Int(n)])]));
+            return (by_course, Ok(n));
         }
         let sql = if by_course {
-            format!("SELECT count(*) FROM {t} WHERE {COURSE}")
+            format!("SELECT count(*) AS n FROM {t} WHERE {COURSE}")
         } else {
-            format!("SELECT count(*) FROM {t}")
+            format!("SELECT count(*) AS n FROM {t}")
         };
-        (by_course, g.rows(&sql).await)
+        (by_course, g.read_one::<Count>(&sql).await.map(|c| c.n))
     }))
     .await;
     for ((t, name), (by_course, counted)) in ordered.into_iter().zip(counts) {
         match counted {
-            Ok(rows) => {
-                let n = rows[0].i(0);
+            Ok(n) => {
                 let layer = t.split('.').next().unwrap_or_default().to_string();
                 if layer == "silver" && name == "fact_telemetry_event" {
                     p.cards.push(Card::new("silver_rows", "Silver rows", fmt_int(n)).note("fact_telemetry_event"));
@@ -135,7 +165,7 @@ pub async fn page(d: &Daemon, g: &Gold) -> Page {
     let mut s = Section::new("courses", "Courses");
     all_dates_note(g, &mut s);
     match g
-        .rows(&format!(
+        .read::<CourseSummary>(&format!(
             "SELECT course_id, likely_course_type, is_loop_course, rounds_observed, complete_rounds_observed, \
              total_rows, data_quality_score, first_round_start_ts, last_round_start_ts \
              FROM gold.dim_course WHERE {COURSE} ORDER BY course_id"
@@ -143,10 +173,15 @@ pub async fn page(d: &Daemon, g: &Gold) -> Page {
         .await
     {
         Ok(rows) => {
-            let cats: Vec<String> = rows.iter().map(|r| r.s(0)).collect();
-            let complete: Vec<Option<f64>> = rows.iter().map(|r| r.f(4)).collect();
-            let other: Vec<Option<f64>> =
-                rows.iter().map(|r| Some(r.f(3).unwrap_or(0.0) - r.f(4).unwrap_or(0.0))).collect();
+            let cats: Vec<String> = rows.iter().map(|r| r.course_id.clone()).collect();
+            let as_f64 = |n: Option<i64>| n.map(|n| n as f64);
+            let complete: Vec<Option<f64>> = rows.iter().map(|r| as_f64(r.complete_rounds_observed)).collect();
+            let other: Vec<Option<f64>> = rows
+                .iter()
+                .map(|r| {
+                    Some(as_f64(r.rounds_observed).unwrap_or(0.0) - as_f64(r.complete_rounds_observed).unwrap_or(0.0))
+                })
+                .collect();
             s.charts.push(
                 BarChart::new(
                     "Rounds per course",
@@ -170,18 +205,18 @@ pub async fn page(d: &Daemon, g: &Gold) -> Page {
                 "last round",
             ]);
             for r in &rows {
-                let score = r.f(6);
+                let score = r.data_quality_score;
                 grid.rows.push(vec![
-                    Cell::text(r.s(0)).link(format!("/lakehouse/course{}", filter_query(&r.s(0), g.dates))),
-                    Cell::text(r.s(1)),
-                    Cell::text(if r.b(2) { "yes" } else { "no" }),
-                    Cell::num(fmt_int(r.i(3))),
-                    Cell::num(fmt_int(r.i(4))),
-                    Cell::num(fmt_int(r.i(5))),
+                    Cell::text(&r.course_id).link(format!("/lakehouse/course{}", filter_query(&r.course_id, g.dates))),
+                    Cell::text(&r.likely_course_type),
+                    Cell::text(if r.is_loop_course { "yes" } else { "no" }),
+                    Cell::num(fmt_int(r.rounds_observed.unwrap_or(0))),
+                    Cell::num(fmt_int(r.complete_rounds_observed.unwrap_or(0))),
+                    Cell::num(fmt_int(r.total_rows)),
                     Cell::num(score.map(|s| fmt_num(s, 1)).unwrap_or_else(|| "—".into()))
                         .class(score.map(score_class).unwrap_or("")),
-                    Cell::text(date_of(&r.s(7))),
-                    Cell::text(date_of(&r.s(8))),
+                    Cell::text(date_of(&r.first_round_start_ts)),
+                    Cell::text(date_of(&r.last_round_start_ts)),
                 ]);
             }
             s.table = Some(grid);

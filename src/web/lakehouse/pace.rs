@@ -4,7 +4,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use super::common::{blank_page, fail, no_data};
-use super::data::{COURSE, Gold, Row};
+use super::data::{COURSE, Gold, read_model};
 use super::{Card, Cell, Grid, Page, Section};
 use crate::web::charts::{BarChart, GREEN, GREY, PALETTE, RED, Series, fmt_duration, fmt_int, fmt_pace, fmt_pct};
 
@@ -12,6 +12,33 @@ use crate::web::charts::{BarChart, GREEN, GREY, PALETTE, RED, Series, fmt_durati
 /// hole on it (and fast below `FAST`).
 pub const BOTTLENECK: f64 = 1.15;
 pub const FAST: f64 = 0.85;
+
+read_model! {
+    /// The pace of one course's rounds.
+    struct CoursePace {
+        course_id: String,
+        rounds: i64,
+        avg_pace: Option<f64>,
+        best_pace: Option<f64>,
+        worst_pace: Option<f64>,
+        avg_pace_gap: Option<f64>,
+    }
+}
+
+read_model! {
+    /// The average pace of all the filter's rounds.
+    struct AllPace { avg_pace: Option<f64> }
+}
+
+read_model! {
+    /// The time spent and the pace on one hole of a course.
+    struct HolePace { hole_number: String, rounds: i64, duration: Option<f64>, pace: Option<f64>, worst: Option<f64> }
+}
+
+read_model! {
+    /// The time spent and the pace on one hole of a loop course, on one of its nines.
+    struct LoopHole { course_id: String, hole_number: i64, nine_number: i64, duration: Option<f64>, pace: Option<f64> }
+}
 
 pub async fn page(g: &Gold) -> Page {
     const T: &str = "Pace of play";
@@ -25,18 +52,22 @@ pub async fn page(g: &Gold) -> Page {
     s.note =
         "Average pace of a round versus its goal time (from gold.pace_summary_by_round): + behind, − ahead.".into();
     match g
-        .rows(&format!(
-            "SELECT course_id, count(*), avg(avg_pace), min(avg_pace), max(avg_pace), avg(avg_pace_gap) \
+        .read::<CoursePace>(&format!(
+            "SELECT course_id, count(*) AS rounds, avg(avg_pace) AS avg_pace, min(avg_pace) AS best_pace, \
+             max(avg_pace) AS worst_pace, avg(avg_pace_gap) AS avg_pace_gap \
              FROM gold.pace_summary_by_round WHERE {COURSE} GROUP BY course_id ORDER BY course_id"
         ))
         .await
     {
         Ok(rows) => {
             let all = g
-                .rows(&format!("SELECT avg(avg_pace), count(*) FROM gold.pace_summary_by_round WHERE {COURSE}"))
+                .read::<AllPace>(&format!(
+                    "SELECT avg(avg_pace) AS avg_pace, count(*) AS rounds FROM gold.pace_summary_by_round \
+                     WHERE {COURSE}"
+                ))
                 .await
                 .ok()
-                .and_then(|r| r.first().and_then(|r| r.f(0)));
+                .and_then(|r| r.first().and_then(|r| r.avg_pace));
             if let Some(avg) = all {
                 p.cards.push(
                     Card::new("avg_pace", "Average pace vs goal", fmt_pace(avg)).note("minutes:seconds per round"),
@@ -46,8 +77,8 @@ pub async fn page(g: &Gold) -> Page {
                 "Average pace per round by course (min:sec vs goal)",
                 "course",
                 "pace",
-                rows.iter().map(|r| r.s(0)).collect(),
-                vec![Series::new("pace", rows.iter().map(|r| r.f(2)).collect())],
+                rows.iter().map(|r| r.course_id.clone()).collect(),
+                vec![Series::new("pace", rows.iter().map(|r| r.avg_pace).collect())],
             )
             .with_time_fmt(fmt_pace);
             if let Some(avg) = all {
@@ -57,8 +88,15 @@ pub async fn page(g: &Gold) -> Page {
             let mut grid =
                 Grid::new(&["course", "#rounds", "#avg pace", "#best round", "#worst round", "#avg pace gap"]);
             for r in &rows {
-                let pc = |i: usize| Cell::num(r.f(i).map(fmt_pace).unwrap_or_else(|| "—".into()));
-                grid.rows.push(vec![Cell::text(r.s(0)), Cell::num(fmt_int(r.i(1))), pc(2), pc(3), pc(4), pc(5)]);
+                let pc = |x: Option<f64>| Cell::num(x.map(fmt_pace).unwrap_or_else(|| "—".into()));
+                grid.rows.push(vec![
+                    Cell::text(&r.course_id),
+                    Cell::num(fmt_int(r.rounds)),
+                    pc(r.avg_pace),
+                    pc(r.best_pace),
+                    pc(r.worst_pace),
+                    pc(r.avg_pace_gap),
+                ]);
             }
             s.table = Some(grid);
         }
@@ -80,7 +118,7 @@ pub async fn page(g: &Gold) -> Page {
              average pace versus goal at the hole (+ behind)."
         ));
         match g
-            .rows_for(
+            .read_for::<HolePace>(
                 // gold.course_hole_pace_daily: a few rows per hole and day instead of one per
                 // round and hole; a hole's rounds are counted once per day over its nines.
                 &format!(
@@ -98,7 +136,7 @@ pub async fn page(g: &Gold) -> Page {
             .await
         {
             Ok(rows) => {
-                let times: Vec<Option<f64>> = rows.iter().map(|r| r.f(2)).collect();
+                let times: Vec<Option<f64>> = rows.iter().map(|r| r.duration).collect();
                 let known: Vec<f64> = times.iter().flatten().copied().collect();
                 let avg = if known.is_empty() { 0.0 } else { known.iter().sum::<f64>() / known.len() as f64 };
                 let threshold = avg * BOTTLENECK;
@@ -115,7 +153,7 @@ pub async fn page(g: &Gold) -> Page {
                         _ => PALETTE[0],
                     })
                     .collect();
-                let holes: Vec<String> = rows.iter().map(|r| r.s(0)).collect();
+                let holes: Vec<String> = rows.iter().map(|r| r.hole_number.clone()).collect();
                 s.charts.push(
                     BarChart::new(
                         "Average time on each hole (min:sec)",
@@ -136,7 +174,7 @@ pub async fn page(g: &Gold) -> Page {
                         "hole",
                         "pace",
                         holes,
-                        vec![Series::new("pace", rows.iter().map(|r| r.f(3)).collect())],
+                        vec![Series::new("pace", rows.iter().map(|r| r.pace).collect())],
                     )
                     .with_time_fmt(fmt_pace)
                     .to_svg(),
@@ -151,12 +189,12 @@ pub async fn page(g: &Gold) -> Page {
                 for (r, t) in rows.iter().zip(&times) {
                     let st = status(*t);
                     grid.rows.push(vec![
-                        Cell::text(r.s(0)),
-                        Cell::num(fmt_int(r.i(1))),
+                        Cell::text(&r.hole_number),
+                        Cell::num(fmt_int(r.rounds)),
                         Cell::num(t.map(fmt_duration).unwrap_or_else(|| "—".into())),
                         Cell::num(t.map(|t| fmt_pct(100.0 * t / avg.max(1e-9))).unwrap_or_else(|| "—".into())),
-                        Cell::num(r.f(3).map(fmt_pace).unwrap_or_else(|| "—".into())),
-                        Cell::num(r.f(4).map(fmt_pace).unwrap_or_else(|| "—".into())),
+                        Cell::num(r.pace.map(fmt_pace).unwrap_or_else(|| "—".into())),
+                        Cell::num(r.worst.map(fmt_pace).unwrap_or_else(|| "—".into())),
                         Cell::text(st).class(match st {
                             "bottleneck" => "bad",
                             "fast" => "good",
@@ -185,10 +223,10 @@ async fn loop_section(g: &Gold, p: &mut Page) {
               on loop 1 and loop 2, from gold.course_hole_pace_daily."
         .into();
     let rows = match g
-        .rows(
+        .read::<LoopHole>(
             "SELECT h.course_id, h.hole_number, h.nine_number, \
-             CAST(sum(h.duration_ms_sum) AS DOUBLE) / sum(h.duration_count) / 1000.0, \
-             CAST(sum(h.pace_ms_sum) AS DOUBLE) / NULLIF(sum(h.pace_count), 0) / 1000.0, sum(h.rounds) \
+             CAST(sum(h.duration_ms_sum) AS DOUBLE) / sum(h.duration_count) / 1000.0 AS duration, \
+             CAST(sum(h.pace_ms_sum) AS DOUBLE) / NULLIF(sum(h.pace_count), 0) / 1000.0 AS pace, sum(h.rounds) \
              FROM gold.course_hole_pace_daily h JOIN gold.dim_course c ON c.course_id = h.course_id \
              WHERE c.is_loop_course AND h.multi_nine AND ($1 = '' OR h.course_id = $1) \
              GROUP BY h.course_id, h.hole_number, h.nine_number ORDER BY 1, 2, 3",
@@ -202,9 +240,9 @@ async fn loop_section(g: &Gold, p: &mut Page) {
             return;
         }
     };
-    let mut by_course: BTreeMap<String, Vec<&Row>> = BTreeMap::new();
+    let mut by_course: BTreeMap<String, Vec<&LoopHole>> = BTreeMap::new();
     for r in &rows {
-        by_course.entry(r.s(0)).or_default().push(r);
+        by_course.entry(r.course_id.clone()).or_default().push(r);
     }
     if by_course.is_empty() {
         s.note.push_str(" No loop course matches the filter.");
@@ -219,16 +257,19 @@ async fn loop_section(g: &Gold, p: &mut Page) {
         "#loop 2 pace",
     ]);
     for (course, rows) in &by_course {
-        let nines: BTreeSet<i64> = rows.iter().map(|r| r.i(2)).collect();
-        let holes: BTreeSet<i64> = rows.iter().map(|r| r.i(1)).collect();
+        let nines: BTreeSet<i64> = rows.iter().map(|r| r.nine_number).collect();
+        let holes: BTreeSet<i64> = rows.iter().map(|r| r.hole_number).collect();
         let nines: Vec<i64> = nines.into_iter().take(2).collect();
-        let get = |hole: i64, nine: i64, col: usize| {
-            rows.iter().find(|r| r.i(1) == hole && r.i(2) == nine).and_then(|r| r.f(col))
-        };
+        let at = |hole: i64, nine: i64| rows.iter().find(|r| r.hole_number == hole && r.nine_number == nine);
         let series = nines
             .iter()
             .enumerate()
-            .map(|(i, n)| Series::new(format!("loop {}", i + 1), holes.iter().map(|h| get(*h, *n, 3)).collect()))
+            .map(|(i, n)| {
+                Series::new(
+                    format!("loop {}", i + 1),
+                    holes.iter().map(|h| at(*h, *n).and_then(|r| r.duration)).collect(),
+                )
+            })
             .collect();
         s.charts.push(
             BarChart::new(
@@ -243,7 +284,7 @@ async fn loop_section(g: &Gold, p: &mut Page) {
         );
         if let [first, second] = nines[..] {
             for h in &holes {
-                let (a, b) = (get(*h, first, 3), get(*h, second, 3));
+                let (a, b) = (at(*h, first).and_then(|r| r.duration), at(*h, second).and_then(|r| r.duration));
                 let delta = a.zip(b).map(|(a, b)| b - a);
                 grid.rows.push(vec![
                     Cell::text(course.clone()),
@@ -252,8 +293,8 @@ async fn loop_section(g: &Gold, p: &mut Page) {
                     Cell::num(b.map(fmt_duration).unwrap_or_else(|| "—".into())),
                     Cell::num(delta.map(fmt_pace).unwrap_or_else(|| "—".into()))
                         .class(if delta.is_some_and(|d| d > 0.0) { "bad" } else { "good" }),
-                    Cell::num(get(*h, first, 4).map(fmt_pace).unwrap_or_else(|| "—".into())),
-                    Cell::num(get(*h, second, 4).map(fmt_pace).unwrap_or_else(|| "—".into())),
+                    Cell::num(at(*h, first).and_then(|r| r.pace).map(fmt_pace).unwrap_or_else(|| "—".into())),
+                    Cell::num(at(*h, second).and_then(|r| r.pace).map(fmt_pace).unwrap_or_else(|| "—".into())),
                 ]);
             }
         }

@@ -4,31 +4,81 @@
 use std::collections::BTreeMap;
 
 use super::common::{all_dates_note, blank_page, fail, no_data, opt_pct, score_class, score_color};
-use super::data::{COURSE, Gold, Row};
+use super::data::{COURSE, Gold, ReadModel, read_model};
 use super::{Card, Cell, Grid, NO_DATA, Page, Section, filter_query};
 use crate::daemon::Daemon;
 use crate::store::RunFilter;
 use crate::web::charts::{BarChart, GREEN, Heatmap, Series, fmt_int, fmt_num};
 
-/// Columns of the completeness heatmap: label and `data_quality_overview` column.
-const COMPLETENESS: &[(&str, &str)] = &[
-    ("pace", "pct_missing_pace"),
-    ("pace_gap", "pct_missing_pace_gap"),
-    ("positional_gap", "pct_missing_positional_gap"),
-    ("goal_time", "pct_missing_goal_time"),
-    ("coordinates", "pct_missing_coordinates"),
-    ("fix_timestamp", "pct_missing_fix_timestamp"),
-    ("hole_number", "pct_missing_hole_number"),
-    ("section_number", "pct_missing_section_number"),
-    ("hole_section", "pct_missing_hole_section"),
-    ("nine_number", "pct_missing_nine_number"),
-    ("battery", "pct_missing_battery"),
-    ("is_cache", "pct_missing_is_cache"),
-    ("is_projected", "pct_missing_is_projected"),
-    ("start_hole", "pct_missing_start_hole"),
-    ("start_section", "pct_missing_start_section"),
-    ("is_nine_hole", "pct_missing_is_nine_hole"),
-    ("is_complete", "pct_missing_is_complete"),
+read_model! {
+    /// One course of `gold.data_quality_overview`: its scores and the missing share of each column.
+    struct Overview {
+        course_id: String,
+        events: i64,
+        data_quality_score: Option<f64>,
+        tier1_pace_score: Option<f64>,
+        tier2_position_score: Option<f64>,
+        tier3_device_score: Option<f64>,
+        tier4_round_context_score: Option<f64>,
+        pct_missing_pace: Option<f64>,
+        pct_missing_pace_gap: Option<f64>,
+        pct_missing_positional_gap: Option<f64>,
+        pct_missing_goal_time: Option<f64>,
+        pct_missing_coordinates: Option<f64>,
+        pct_missing_fix_timestamp: Option<f64>,
+        pct_missing_hole_number: Option<f64>,
+        pct_missing_section_number: Option<f64>,
+        pct_missing_hole_section: Option<f64>,
+        pct_missing_nine_number: Option<f64>,
+        pct_missing_battery: Option<f64>,
+        pct_missing_is_cache: Option<f64>,
+        pct_missing_is_projected: Option<f64>,
+        pct_missing_start_hole: Option<f64>,
+        pct_missing_start_section: Option<f64>,
+        pct_missing_is_nine_hole: Option<f64>,
+        pct_missing_is_complete: Option<f64>,
+    }
+}
+
+read_model! {
+    /// One course of `gold.critical_column_gaps`.
+    struct ColumnGaps { course_id: String, usability_score: Option<f64>, top_recommendation: String }
+}
+
+read_model! {
+    /// One course's real fixes and padding, from `gold.telemetry_completeness_summary`.
+    struct Padding {
+        course_id: String,
+        // Both charted (NULL is no bar) and counted in the table (NULL is 0).
+        non_padding_rows: Option<i64>,
+        padding_rows: Option<i64>,
+        pct_padding_total: Option<f64>,
+        pct_ts_missing_non_padding: Option<f64>,
+    }
+}
+
+/// The missing share (%) of one column of a course.
+type Missing = fn(&Overview) -> Option<f64>;
+
+/// Columns of the completeness heatmap: label and the missing share of its column.
+const COMPLETENESS: &[(&str, Missing)] = &[
+    ("pace", |o| o.pct_missing_pace),
+    ("pace_gap", |o| o.pct_missing_pace_gap),
+    ("positional_gap", |o| o.pct_missing_positional_gap),
+    ("goal_time", |o| o.pct_missing_goal_time),
+    ("coordinates", |o| o.pct_missing_coordinates),
+    ("fix_timestamp", |o| o.pct_missing_fix_timestamp),
+    ("hole_number", |o| o.pct_missing_hole_number),
+    ("section_number", |o| o.pct_missing_section_number),
+    ("hole_section", |o| o.pct_missing_hole_section),
+    ("nine_number", |o| o.pct_missing_nine_number),
+    ("battery", |o| o.pct_missing_battery),
+    ("is_cache", |o| o.pct_missing_is_cache),
+    ("is_projected", |o| o.pct_missing_is_projected),
+    ("start_hole", |o| o.pct_missing_start_hole),
+    ("start_section", |o| o.pct_missing_start_section),
+    ("is_nine_hole", |o| o.pct_missing_is_nine_hole),
+    ("is_complete", |o| o.pct_missing_is_complete),
 ];
 
 pub async fn page(d: &Daemon, g: &Gold) -> Page {
@@ -42,12 +92,10 @@ pub async fn page(d: &Daemon, g: &Gold) -> Page {
     let mut p = blank_page(T);
     freshness_section(d, g, &mut p).await;
 
-    // Completeness heatmap.
-    let cols: Vec<String> = COMPLETENESS.iter().map(|(_, c)| (*c).to_string()).collect();
+    // Completeness heatmap and scores: the scores, then the pct_missing_* columns of the heatmap.
     let sql = format!(
-        "SELECT course_id, events, data_quality_score, tier1_pace_score, tier2_position_score, tier3_device_score, \
-         tier4_round_context_score, {} FROM gold.data_quality_overview WHERE {COURSE} ORDER BY course_id",
-        cols.join(", ")
+        "SELECT {} FROM gold.data_quality_overview WHERE {COURSE} ORDER BY course_id",
+        Overview::COLUMNS.join(", ")
     );
     let mut heat = Section::new("completeness", "Column completeness (course × column)");
     heat.note =
@@ -56,14 +104,16 @@ pub async fn page(d: &Daemon, g: &Gold) -> Page {
     scores.note = "data_quality_score = mean of four tier scores (pace, position, device, round context), each \
                    100 − the mean missing % of its columns."
         .into();
-    match g.rows(&sql).await {
+    match g.read::<Overview>(&sql).await {
         Ok(rows) => {
             if rows.is_empty() {
                 p.no_data = Some(NO_DATA.into());
             }
-            let courses: Vec<String> = rows.iter().map(|r| r.s(0)).collect();
-            let values =
-                rows.iter().map(|r| (0..COMPLETENESS.len()).map(|i| r.f(7 + i).map(|m| 100.0 - m)).collect()).collect();
+            let courses: Vec<String> = rows.iter().map(|r| r.course_id.clone()).collect();
+            let values = rows
+                .iter()
+                .map(|r| COMPLETENESS.iter().map(|(_, missing)| missing(r).map(|m| 100.0 - m)).collect())
+                .collect();
             heat.charts.push(
                 Heatmap {
                     title: "Completeness of silver columns (% of non-padding fixes)".into(),
@@ -77,7 +127,7 @@ pub async fn page(d: &Daemon, g: &Gold) -> Page {
                 }
                 .to_svg(),
             );
-            let sc: Vec<Option<f64>> = rows.iter().map(|r| r.f(2)).collect();
+            let sc: Vec<Option<f64>> = rows.iter().map(|r| r.data_quality_score).collect();
             let colors = sc.iter().map(|s| score_color(s.unwrap_or(0.0))).collect();
             scores.charts.push(
                 BarChart::new("Data quality score (0–100)", "course", "score", courses, vec![Series::new("score", sc)])
@@ -89,16 +139,16 @@ pub async fn page(d: &Daemon, g: &Gold) -> Page {
             let mut grid =
                 Grid::new(&["course", "#fixes", "#pace", "#position", "#device", "#round context", "#score"]);
             for r in &rows {
-                let cell = |i: usize| Cell::num(r.f(i).map(|v| fmt_num(v, 1)).unwrap_or_else(|| "—".into()));
-                let score = r.f(2).unwrap_or(0.0);
+                let cell = |x: Option<f64>| Cell::num(x.map(|v| fmt_num(v, 1)).unwrap_or_else(|| "—".into()));
+                let score = r.data_quality_score.unwrap_or(0.0);
                 grid.rows.push(vec![
-                    Cell::text(r.s(0)),
-                    Cell::num(fmt_int(r.i(1))),
-                    cell(3),
-                    cell(4),
-                    cell(5),
-                    cell(6),
-                    cell(2).class(score_class(score)),
+                    Cell::text(&r.course_id),
+                    Cell::num(fmt_int(r.events)),
+                    cell(r.tier1_pace_score),
+                    cell(r.tier2_position_score),
+                    cell(r.tier3_device_score),
+                    cell(r.tier4_round_context_score),
+                    cell(r.data_quality_score).class(score_class(score)),
                 ]);
             }
             scores.table = Some(grid);
@@ -107,20 +157,20 @@ pub async fn page(d: &Daemon, g: &Gold) -> Page {
     }
     if g.has("gold.critical_column_gaps")
         && let Ok(rows) = g
-            .rows(&format!(
+            .read::<ColumnGaps>(&format!(
                 "SELECT course_id, usability_score, pace_data_status, top_recommendation \
                  FROM gold.critical_column_gaps WHERE {COURSE} ORDER BY course_id"
             ))
             .await
         && let Some(t) = scores.table.as_mut()
     {
-        let by_course: BTreeMap<String, &Row> = rows.iter().map(|r| (r.s(0), r)).collect();
+        let by_course: BTreeMap<String, &ColumnGaps> = rows.iter().map(|r| (r.course_id.clone(), r)).collect();
         t.head.push(Cell::num("usability"));
         t.head.push(Cell::text("recommendation"));
         for row in &mut t.rows {
             let r = by_course.get(&row[0].text);
-            row.push(Cell::num(r.and_then(|r| r.f(1)).map(|v| fmt_num(v, 1)).unwrap_or_else(|| "—".into())));
-            row.push(Cell::text(r.map(|r| r.s(3)).unwrap_or_default()));
+            row.push(Cell::num(r.and_then(|r| r.usability_score).map(|v| fmt_num(v, 1)).unwrap_or_else(|| "—".into())));
+            row.push(Cell::text(r.map(|r| r.top_recommendation.clone()).unwrap_or_default()));
         }
     }
     p.sections.push(heat);
@@ -129,7 +179,7 @@ pub async fn page(d: &Daemon, g: &Gold) -> Page {
     if g.has("gold.telemetry_completeness_summary") {
         let mut s = Section::new("padding", "Padding and missing timestamps");
         match g
-            .rows(&format!(
+            .read::<Padding>(&format!(
                 "SELECT course_id, non_padding_rows, padding_rows, pct_padding_total, pct_ts_missing_non_padding \
                  FROM gold.telemetry_completeness_summary WHERE {COURSE} ORDER BY course_id"
             ))
@@ -141,10 +191,10 @@ pub async fn page(d: &Daemon, g: &Gold) -> Page {
                         "Silver rows: real fixes and padding",
                         "course",
                         "rows",
-                        rows.iter().map(|r| r.s(0)).collect(),
+                        rows.iter().map(|r| r.course_id.clone()).collect(),
                         vec![
-                            Series::new("real", rows.iter().map(|r| r.f(1)).collect()),
-                            Series::new("padding", rows.iter().map(|r| r.f(2)).collect()),
+                            Series::new("real", rows.iter().map(|r| r.non_padding_rows.map(|n| n as f64)).collect()),
+                            Series::new("padding", rows.iter().map(|r| r.padding_rows.map(|n| n as f64)).collect()),
                         ],
                     )
                     .stacked()
@@ -153,11 +203,11 @@ pub async fn page(d: &Daemon, g: &Gold) -> Page {
                 let mut grid = Grid::new(&["course", "#real", "#padding", "#padding %", "#no timestamp (real) %"]);
                 for r in &rows {
                     grid.rows.push(vec![
-                        Cell::text(r.s(0)),
-                        Cell::num(fmt_int(r.i(1))),
-                        Cell::num(fmt_int(r.i(2))),
-                        Cell::num(opt_pct(r.f(3))),
-                        Cell::num(opt_pct(r.f(4))),
+                        Cell::text(&r.course_id),
+                        Cell::num(fmt_int(r.non_padding_rows.unwrap_or(0))),
+                        Cell::num(fmt_int(r.padding_rows.unwrap_or(0))),
+                        Cell::num(opt_pct(r.pct_padding_total)),
+                        Cell::num(opt_pct(r.pct_ts_missing_non_padding)),
                     ]);
                 }
                 s.table = Some(grid);

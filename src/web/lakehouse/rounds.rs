@@ -6,9 +6,34 @@ use std::collections::{BTreeMap, BTreeSet};
 use datafusion::scalar::ScalarValue;
 
 use super::common::{WEEKDAYS, blank_page, fail, iqr_bounds, median, no_data};
-use super::data::{COURSE, Gold};
+use super::data::{COURSE, Gold, read_model};
 use super::{Card, Cell, Grid, Page, Section};
 use crate::web::charts::{BarChart, Histogram, LineChart, Series, fmt_axis, fmt_duration, fmt_int, fmt_pct};
+
+read_model! {
+    /// The rounds of one course on one weekday (`wd`, ISO; 0 = unknown).
+    struct WeekdayRounds { course_id: String, wd: i64, rounds: Option<f64> }
+}
+
+read_model! {
+    /// The rounds of one course in one month (`month`, its first day; 1900-01-01 = unknown).
+    struct MonthRounds { course_id: String, month: String, n: Option<f64> }
+}
+
+read_model! {
+    /// The rounds of one course of one length.
+    struct LengthRounds { course_id: String, round_length: String, rounds: Option<f64> }
+}
+
+read_model! {
+    /// The duration of one round.
+    struct RoundDuration { round_duration_minutes: Option<f64> }
+}
+
+read_model! {
+    /// A round whose duration is an outlier.
+    struct Outlier { course_id: String, round_id: String, round_duration_minutes: Option<f64>, round_length: String }
+}
 
 pub async fn page(g: &Gold) -> Page {
     const T: &str = "Rounds";
@@ -24,21 +49,23 @@ pub async fn page(g: &Gold) -> Page {
         .into();
     let sql = if g.dated() {
         format!(
-            "SELECT course_id, COALESCE(round_weekday, 0) AS wd, count(*) FROM gold.fact_rounds WHERE {COURSE} \
+            "SELECT course_id, COALESCE(round_weekday, 0) AS wd, count(*) AS rounds FROM gold.fact_rounds \
+             WHERE {COURSE} \
              GROUP BY course_id, COALESCE(round_weekday, 0) ORDER BY course_id, wd"
         )
     } else {
         format!(
-            "SELECT course_id, weekday_number, sum(rounds) FROM gold.course_rounds_by_weekday WHERE {COURSE} \
+            "SELECT course_id, weekday_number AS wd, sum(rounds) AS rounds FROM gold.course_rounds_by_weekday \
+             WHERE {COURSE} \
              GROUP BY course_id, weekday_number ORDER BY course_id, weekday_number"
         )
     };
-    match g.rows(&sql).await {
+    match g.read::<WeekdayRounds>(&sql).await {
         Ok(rows) => {
             let mut per: BTreeMap<String, [f64; 8]> = BTreeMap::new();
             for r in &rows {
-                let wd = r.i(1).clamp(0, 7) as usize;
-                per.entry(r.s(0)).or_insert([0.0; 8])[wd] += r.f(2).unwrap_or(0.0);
+                let wd = r.wd.clamp(0, 7) as usize;
+                per.entry(r.course_id.clone()).or_insert([0.0; 8])[wd] += r.rounds.unwrap_or(0.0);
             }
             let unknown: f64 = per.values().map(|v| v[0]).sum();
             let series =
@@ -85,16 +112,17 @@ pub async fn page(g: &Gold) -> Page {
              WHERE {COURSE} GROUP BY course_id, month_start ORDER BY month_start, course_id"
         )
     };
-    match g.rows(&sql).await {
+    match g.read::<MonthRounds>(&sql).await {
         Ok(rows) => {
-            let months: BTreeSet<String> = rows.iter().map(|r| r.s(1)).collect();
+            let months: BTreeSet<String> = rows.iter().map(|r| r.month.clone()).collect();
             let months: Vec<String> = months.into_iter().collect();
             let label = |m: &str| {
                 if m.starts_with("1900") { "unknown".to_string() } else { m.get(..7).unwrap_or(m).to_string() }
             };
             let mut per: BTreeMap<String, BTreeMap<String, f64>> = BTreeMap::new();
             for r in &rows {
-                *per.entry(r.s(0)).or_default().entry(r.s(1)).or_insert(0.0) += r.f(2).unwrap_or(0.0);
+                *per.entry(r.course_id.clone()).or_default().entry(r.month.clone()).or_insert(0.0) +=
+                    r.n.unwrap_or(0.0);
             }
             let series: Vec<Series> = per
                 .iter()
@@ -127,20 +155,22 @@ pub async fn page(g: &Gold) -> Page {
     // Round-length mix.
     let mut s = Section::new("length", "Round-length mix (9 / 18 / 27 holes)");
     match g
-        .rows(&format!(
-            "SELECT course_id, round_length, count(*) FROM gold.fact_rounds WHERE {COURSE} \
+        .read::<LengthRounds>(&format!(
+            "SELECT course_id, round_length, count(*) AS rounds FROM gold.fact_rounds WHERE {COURSE} \
              GROUP BY course_id, round_length ORDER BY course_id"
         ))
         .await
     {
         Ok(rows) => {
-            let courses: Vec<String> = rows.iter().map(|r| r.s(0)).collect::<BTreeSet<_>>().into_iter().collect();
+            let courses: Vec<String> =
+                rows.iter().map(|r| r.course_id.clone()).collect::<BTreeSet<_>>().into_iter().collect();
             let lengths = ["9", "18", "27", "unknown"];
-            let get =
-                |c: &str, l: &str| rows.iter().find(|r| r.s(0) == c && r.s(1) == l).map(|r| r.f(2).unwrap_or(0.0));
+            let get = |c: &str, l: &str| {
+                rows.iter().find(|r| r.course_id == c && r.round_length == l).map(|r| r.rounds.unwrap_or(0.0))
+            };
             let series = lengths
                 .iter()
-                .filter(|l| rows.iter().any(|r| r.s(1) == **l))
+                .filter(|l| rows.iter().any(|r| r.round_length == **l))
                 .map(|l| {
                     Series::new(format!("{l} holes"), courses.iter().map(|c| Some(get(c, l).unwrap_or(0.0))).collect())
                 })
@@ -148,10 +178,10 @@ pub async fn page(g: &Gold) -> Page {
             s.charts.push(
                 BarChart::new("Rounds by length", "course", "rounds", courses.clone(), series).stacked().to_svg(),
             );
-            let total: f64 = rows.iter().filter_map(|r| r.f(2)).sum();
+            let total: f64 = rows.iter().filter_map(|r| r.rounds).sum();
             let mut grid = Grid::new(&["length", "#rounds", "#share"]);
             for l in lengths {
-                let n: f64 = rows.iter().filter(|r| r.s(1) == l).filter_map(|r| r.f(2)).sum();
+                let n: f64 = rows.iter().filter(|r| r.round_length == l).filter_map(|r| r.rounds).sum();
                 if n > 0.0 {
                     grid.rows.push(vec![
                         Cell::text(if l == "unknown" { "unknown".to_string() } else { format!("{l} holes") }),
@@ -174,14 +204,14 @@ pub async fn page(g: &Gold) -> Page {
     // The durations alone (one number per round) for the statistics; then only the outliers
     // shown (at most 50) with their round ids.
     match g
-        .rows(&format!(
+        .read::<RoundDuration>(&format!(
             "SELECT round_duration_minutes FROM gold.fact_rounds WHERE {COURSE} AND round_duration_minutes > 0 \
              ORDER BY round_duration_minutes"
         ))
         .await
     {
         Ok(rows) => {
-            let mins: Vec<f64> = rows.iter().filter_map(|r| r.f(0)).collect();
+            let mins: Vec<f64> = rows.iter().filter_map(|r| r.round_duration_minutes).collect();
             let bounds = iqr_bounds(&mins);
             let n_outliers = match bounds {
                 Some((l, u)) => mins.iter().filter(|&&m| m < l || m > u).count(),
@@ -215,7 +245,7 @@ pub async fn page(g: &Gold) -> Page {
             );
             if let (Some((l, u)), true) = (bounds, n_outliers > 0) {
                 let listed = g
-                    .rows_bound(
+                    .read_bound::<Outlier>(
                         &format!(
                             "SELECT course_id, round_id, round_duration_minutes, round_length FROM gold.fact_rounds \
                              WHERE {COURSE} AND round_duration_minutes > 0 \
@@ -229,12 +259,12 @@ pub async fn page(g: &Gold) -> Page {
                     Ok(outliers) => {
                         let mut grid = Grid::new(&["course", "round", "length", "#duration", "kind"]);
                         for r in &outliers {
-                            let m = r.f(2).unwrap_or(0.0);
+                            let m = r.round_duration_minutes.unwrap_or(0.0);
                             let kind = if m < l { "too short" } else { "too long" };
                             grid.rows.push(vec![
-                                Cell::text(r.s(0)),
-                                Cell::text(r.s(1)).class("mono"),
-                                Cell::text(r.s(3)),
+                                Cell::text(&r.course_id),
+                                Cell::text(&r.round_id).class("mono"),
+                                Cell::text(&r.round_length),
                                 Cell::num(fmt_duration(m * 60.0)),
                                 Cell::text(kind).class("bad"),
                             ]);

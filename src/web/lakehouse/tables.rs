@@ -144,7 +144,9 @@ pub async fn page(g: &Gold, selected: Option<&str>) -> Page {
     }
     let by_course = cols.iter().any(|c| c.as_str() == "course_id");
     // Rows per partition from the manifests (exact, and no data file is read), as rows of
-    // (partition values…, rows) in the partition columns' order, filtered by the course.
+    // (partition values…, rows) in the partition columns' order, filtered by the course. These are
+    // positional `Row`s, not a read model: the columns are whatever the selected table is
+    // partitioned by.
     let course_at = partition_cols.iter().position(|c| c == "course_id");
     let counted = match crate::lake::parse_ident(&selected) {
         Ok(ident) => match g.lake.load_table(&ident).await {

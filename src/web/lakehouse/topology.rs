@@ -1,74 +1,44 @@
 //! The course topology page (REFERENCE §6 "Course topology"): each course's nines and their
 //! section ranges (`gold.course_topology`), the sections of each hole and a map of where their
 //! fixes lie (`gold.course_section_summary`); and the pace-by-section heatmap the pace and course
-//! pages show. Rows are read into the small structs below, by name in one place each.
+//! pages show. Rows are read into the small read models below, by column name.
 
 use std::collections::BTreeMap;
 
 use super::common::{all_dates_note, blank_page, fail, no_data};
-use super::data::{COURSE, Gold, Row};
+use super::data::{COURSE, Gold, ReadModel, read_model};
 use super::{Card, Cell, Grid, Page, Section};
 use crate::web::charts::{BarChart, Heatmap, MapPoint, PointMap, Series, fmt_int, fmt_num, fmt_pace};
 
-/// One nine (a unit of sections) of a course, from `gold.course_topology`.
-struct Nine {
-    course_id: String,
-    nine_number: i64,
-    unit_name: String,
-    section_start: i64,
-    section_end: i64,
-    holes_observed: i64,
-    rounds_observed: i64,
-}
-
-const NINE_COLS: &str =
-    "course_id, nine_number, unit_name, section_start, section_end, holes_observed, rounds_observed";
-
-impl Nine {
-    fn from_row(r: &Row) -> Nine {
-        Nine {
-            course_id: r.s(0),
-            nine_number: r.i(1),
-            unit_name: r.s(2),
-            section_start: r.i(3),
-            section_end: r.i(4),
-            holes_observed: r.i(5),
-            rounds_observed: r.i(6),
-        }
+read_model! {
+    /// One nine (a unit of sections) of a course, from `gold.course_topology`.
+    struct Nine {
+        course_id: String,
+        nine_number: i64,
+        unit_name: String,
+        section_start: i64,
+        section_end: i64,
+        holes_observed: i64,
+        rounds_observed: i64,
     }
 }
 
-/// One section of one hole of a course, from `gold.course_section_summary`.
-pub struct SectionStat {
-    pub nine_number: Option<i64>,
-    pub hole_number: i64,
-    pub section_number: i64,
-    pub rounds: i64,
-    pub fix_count: i64,
-    pub avg_pace_sec: Option<f64>,
-    pub median_pace_sec: Option<f64>,
-    pub avg_latitude: Option<f64>,
-    pub avg_longitude: Option<f64>,
+read_model! {
+    /// One section of one hole of a course, from `gold.course_section_summary`.
+    pub struct SectionStat {
+        nine_number: Option<i64>,
+        hole_number: i64,
+        section_number: i64,
+        rounds: i64,
+        fix_count: i64,
+        avg_pace_sec: Option<f64>,
+        median_pace_sec: Option<f64>,
+        avg_latitude: Option<f64>,
+        avg_longitude: Option<f64>,
+    }
 }
-
-const SECTION_COLS: &str = "nine_number, hole_number, section_number, rounds, fix_count, avg_pace_sec, \
-                            median_pace_sec, avg_latitude, avg_longitude";
 
 impl SectionStat {
-    fn from_row(r: &Row) -> SectionStat {
-        SectionStat {
-            nine_number: r.f(0).map(|n| n as i64),
-            hole_number: r.i(1),
-            section_number: r.i(2),
-            rounds: r.i(3),
-            fix_count: r.i(4),
-            avg_pace_sec: r.f(5),
-            median_pace_sec: r.f(6),
-            avg_latitude: r.f(7),
-            avg_longitude: r.f(8),
-        }
-    }
-
     /// `N2 · 7` (nine 2, hole 7), or `7` without a nine.
     fn hole_label(&self) -> String {
         match self.nine_number {
@@ -80,16 +50,15 @@ impl SectionStat {
 
 /// The sections of `course`, ordered by nine, hole and section.
 pub async fn sections_of(g: &Gold, course: &str) -> Result<Vec<SectionStat>, String> {
-    let rows = g
-        .rows_for(
-            &format!(
-                "SELECT {SECTION_COLS} FROM gold.course_section_summary WHERE {COURSE} \
-                 ORDER BY nine_number, hole_number, section_number"
-            ),
-            course,
-        )
-        .await?;
-    Ok(rows.iter().map(SectionStat::from_row).collect())
+    g.read_for::<SectionStat>(
+        &format!(
+            "SELECT {} FROM gold.course_section_summary WHERE {COURSE} \
+             ORDER BY nine_number, hole_number, section_number",
+            SectionStat::COLUMNS.join(", ")
+        ),
+        course,
+    )
+    .await
 }
 
 /// The course a one-course section shows: the filtered one, else the first (with a note).
@@ -112,9 +81,14 @@ pub async fn page(g: &Gold) -> Page {
         return no_data(T);
     }
     let mut p = blank_page(T);
-    match g.rows(&format!("SELECT {NINE_COLS} FROM gold.course_topology WHERE {COURSE} ORDER BY 1, 2")).await {
-        Ok(rows) => {
-            let nines: Vec<Nine> = rows.iter().map(Nine::from_row).collect();
+    match g
+        .read::<Nine>(&format!(
+            "SELECT {} FROM gold.course_topology WHERE {COURSE} ORDER BY 1, 2",
+            Nine::COLUMNS.join(", ")
+        ))
+        .await
+    {
+        Ok(nines) => {
             p.cards.push(Card::new("nines", "Nines", fmt_int(nines.len() as i64)));
             p.cards.push(Card::new(
                 "sections",

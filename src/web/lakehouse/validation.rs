@@ -6,7 +6,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use super::common::{blank_page, fail, no_data};
-use super::data::{Gold, Row};
+use super::data::{Gold, read_model};
 use super::{Card, Cell, Grid, Page, Section};
 use crate::web::charts::{BarChart, GREEN, GREY, PALETTE, RED, Series, fmt_int, fmt_pct};
 
@@ -18,36 +18,44 @@ pub const MIN_FIXES: i64 = 10;
 /// Share of a round's fixes that must carry a pace.
 pub const MIN_PACE_SHARE: f64 = 0.5;
 
-/// The checks of one course's rounds.
-struct CourseChecks {
-    course_id: String,
-    rounds: i64,
-    complete: i64,
-    duration_ok: i64,
-    fixes_ok: i64,
-    pace_ok: i64,
-    clean: i64,
-    minor: i64,
-    review: i64,
-    no_positions: i64,
+read_model! {
+    /// The checks of one course's rounds.
+    struct CourseChecks {
+        course_id: String,
+        rounds: i64,
+        complete: i64,
+        duration_ok: i64,
+        fixes_ok: i64,
+        pace_ok: i64,
+        clean: i64,
+        minor: i64,
+        review: i64,
+        no_positions: i64,
+    }
+}
+
+read_model! {
+    /// A round to review, with its progression anomalies.
+    struct ReviewRound {
+        course_id: String,
+        round_id: String,
+        round_date: String,
+        holes_played: i64,
+        fix_count: i64,
+        hole_backward_steps: i64,
+        hole_skip_steps: i64,
+        section_backward_steps: i64,
+        progression_class: String,
+        is_complete: bool,
+    }
+}
+
+read_model! {
+    /// The rounds of one course that started on one hole (`start_hole`, or `unknown`).
+    struct StartHole { course_id: String, start_hole: String, rounds: i64, complete: i64 }
 }
 
 impl CourseChecks {
-    fn from_row(r: &Row) -> CourseChecks {
-        CourseChecks {
-            course_id: r.s(0),
-            rounds: r.i(1),
-            complete: r.i(2),
-            duration_ok: r.i(3),
-            fixes_ok: r.i(4),
-            pace_ok: r.i(5),
-            clean: r.i(6),
-            minor: r.i(7),
-            review: r.i(8),
-            no_positions: r.i(9),
-        }
-    }
-
     fn pct(&self, n: i64) -> f64 {
         100.0 * n as f64 / self.rounds.max(1) as f64
     }
@@ -60,19 +68,21 @@ fn checks_sql() -> String {
     let (n0, n1) = NINE_HOLE_MINUTES;
     let (f0, f1) = FULL_ROUND_MINUTES;
     format!(
-        "SELECT f.course_id, count(*), \
-         sum(CASE WHEN f.is_complete THEN 1 ELSE 0 END), \
+        "SELECT f.course_id, count(*) AS rounds, \
+         sum(CASE WHEN f.is_complete THEN 1 ELSE 0 END) AS complete, \
          sum(CASE WHEN (f.is_nine_hole AND f.round_duration_minutes BETWEEN {n0} AND {n1}) \
-                    OR (NOT f.is_nine_hole AND f.round_duration_minutes BETWEEN {f0} AND {f1}) THEN 1 ELSE 0 END), \
+                    OR (NOT f.is_nine_hole AND f.round_duration_minutes BETWEEN {f0} AND {f1}) THEN 1 ELSE 0 END) \
+           AS duration_ok, \
          sum(CASE WHEN f.fix_count >= {MIN_FIXES} AND f.fix_count >= CASE WHEN f.is_nine_hole THEN 9 ELSE 18 END \
-                  THEN 1 ELSE 0 END), \
+                  THEN 1 ELSE 0 END) AS fixes_ok, \
          sum(CASE WHEN q.non_padding_rows > 0 \
                    AND CAST(q.non_padding_rows - q.n_missing_pace AS DOUBLE) >= {MIN_PACE_SHARE} * q.non_padding_rows \
-                  THEN 1 ELSE 0 END), \
-         sum(CASE WHEN p.progression_class = 'clean' THEN 1 ELSE 0 END), \
-         sum(CASE WHEN p.progression_class = 'minor_issues' THEN 1 ELSE 0 END), \
-         sum(CASE WHEN p.progression_class = 'needs_review' THEN 1 ELSE 0 END), \
+                  THEN 1 ELSE 0 END) AS pace_ok, \
+         sum(CASE WHEN p.progression_class = 'clean' THEN 1 ELSE 0 END) AS clean, \
+         sum(CASE WHEN p.progression_class = 'minor_issues' THEN 1 ELSE 0 END) AS minor, \
+         sum(CASE WHEN p.progression_class = 'needs_review' THEN 1 ELSE 0 END) AS review, \
          sum(CASE WHEN p.progression_class = 'no_positions' OR p.progression_class IS NULL THEN 1 ELSE 0 END) \
+           AS no_positions \
          FROM gold.fact_rounds f \
          LEFT JOIN gold.round_progression p ON p.course_id = f.course_id AND p.round_id = f.round_id \
          LEFT JOIN gold.round_fix_profile q ON q.course_id = f.course_id AND q.round_id = f.round_id \
@@ -104,9 +114,8 @@ pub async fn checks_section(g: &Gold, p: &mut Page) {
          skipped, no section went backwards within a hole; gold.round_progression).",
         100.0 * MIN_PACE_SHARE
     );
-    match g.rows(&checks_sql()).await {
-        Ok(rows) => {
-            let courses: Vec<CourseChecks> = rows.iter().map(CourseChecks::from_row).collect();
+    match g.read::<CourseChecks>(&checks_sql()).await {
+        Ok(courses) => {
             let total = |f: fn(&CourseChecks) -> i64| courses.iter().map(f).sum::<i64>();
             let rounds = total(|c| c.rounds);
             let share = |n: i64| fmt_pct(100.0 * n as f64 / rounds.max(1) as f64);
@@ -219,9 +228,10 @@ async fn review_section(g: &Gold, p: &mut Page) {
          hole), then incomplete ones; local round date."
     );
     match g
-        .rows(&format!(
-            "SELECT f.course_id, f.round_id, CAST(f.round_date_local AS VARCHAR), f.holes_played, f.fix_count, \
-             p.hole_backward_steps, p.hole_skip_steps, p.section_backward_steps, p.progression_class, f.is_complete \
+        .read::<ReviewRound>(&format!(
+            "SELECT f.course_id, f.round_id, CAST(f.round_date_local AS VARCHAR) AS round_date, f.holes_played, \
+             f.fix_count, p.hole_backward_steps, p.hole_skip_steps, p.section_backward_steps, p.progression_class, \
+             f.is_complete \
              FROM gold.fact_rounds f JOIN gold.round_progression p \
                ON p.course_id = f.course_id AND p.round_id = f.round_id \
              WHERE ($1 = '' OR f.course_id = $1) \
@@ -246,18 +256,18 @@ async fn review_section(g: &Gold, p: &mut Page) {
                 "complete",
             ]);
             for r in &rows {
-                let class = r.s(8);
+                let class = &r.progression_class;
                 grid.rows.push(vec![
-                    Cell::text(r.s(0)),
-                    Cell::text(r.s(1)).class("mono"),
-                    Cell::text(r.s(2)),
-                    Cell::num(fmt_int(r.i(3))),
-                    Cell::num(fmt_int(r.i(4))),
-                    Cell::num(fmt_int(r.i(5))),
-                    Cell::num(fmt_int(r.i(6))),
-                    Cell::num(fmt_int(r.i(7))),
+                    Cell::text(&r.course_id),
+                    Cell::text(&r.round_id).class("mono"),
+                    Cell::text(&r.round_date),
+                    Cell::num(fmt_int(r.holes_played)),
+                    Cell::num(fmt_int(r.fix_count)),
+                    Cell::num(fmt_int(r.hole_backward_steps)),
+                    Cell::num(fmt_int(r.hole_skip_steps)),
+                    Cell::num(fmt_int(r.section_backward_steps)),
                     Cell::text(class.replace('_', " ")).class(if class == "needs_review" { "bad" } else { "" }),
-                    Cell::text(if r.b(9) { "yes" } else { "no" }).class(if r.b(9) { "" } else { "warn" }),
+                    Cell::text(if r.is_complete { "yes" } else { "no" }).class(if r.is_complete { "" } else { "warn" }),
                 ]);
             }
             s.table = Some(grid);
@@ -272,20 +282,21 @@ pub async fn start_holes_section(g: &Gold, p: &mut Page) {
     let mut s = Section::new("start-holes", "Start holes");
     s.note = "Rounds by the hole they started on (gold.fact_rounds.start_hole).".into();
     match g
-        .rows(
-            "SELECT course_id, COALESCE(CAST(start_hole AS VARCHAR), 'unknown'), count(*), \
-             sum(CASE WHEN is_complete THEN 1 ELSE 0 END) FROM gold.fact_rounds \
+        .read::<StartHole>(
+            "SELECT course_id, COALESCE(CAST(start_hole AS VARCHAR), 'unknown') AS start_hole, count(*) AS rounds, \
+             sum(CASE WHEN is_complete THEN 1 ELSE 0 END) AS complete FROM gold.fact_rounds \
              WHERE ($1 = '' OR course_id = $1) GROUP BY 1, 2 ORDER BY 1, 2",
         )
         .await
     {
         Ok(rows) => {
-            let courses: BTreeSet<String> = rows.iter().map(|r| r.s(0)).collect();
-            let mut holes: Vec<String> = rows.iter().map(|r| r.s(1)).collect::<BTreeSet<_>>().into_iter().collect();
+            let courses: BTreeSet<String> = rows.iter().map(|r| r.course_id.clone()).collect();
+            let mut holes: Vec<String> =
+                rows.iter().map(|r| r.start_hole.clone()).collect::<BTreeSet<_>>().into_iter().collect();
             holes.sort_by_key(|h| h.parse::<i64>().unwrap_or(i64::MAX));
             let mut per: BTreeMap<(String, String), f64> = BTreeMap::new();
             for r in &rows {
-                per.insert((r.s(0), r.s(1)), r.f(2).unwrap_or(0.0));
+                per.insert((r.course_id.clone(), r.start_hole.clone()), r.rounds as f64);
             }
             let series = holes
                 .iter()
@@ -302,18 +313,18 @@ pub async fn start_holes_section(g: &Gold, p: &mut Page) {
                     .to_svg(),
             );
             let totals: BTreeMap<String, i64> = rows.iter().fold(BTreeMap::new(), |mut m, r| {
-                *m.entry(r.s(0)).or_insert(0) += r.i(2);
+                *m.entry(r.course_id.clone()).or_insert(0) += r.rounds;
                 m
             });
             let mut grid = Grid::new(&["course", "start hole", "#rounds", "#share", "#complete"]);
             for r in &rows {
-                let total = totals.get(&r.s(0)).copied().unwrap_or(0).max(1);
+                let total = totals.get(&r.course_id).copied().unwrap_or(0).max(1);
                 grid.rows.push(vec![
-                    Cell::text(r.s(0)),
-                    Cell::text(r.s(1)),
-                    Cell::num(fmt_int(r.i(2))),
-                    Cell::num(fmt_pct(100.0 * r.i(2) as f64 / total as f64)),
-                    Cell::num(fmt_int(r.i(3))),
+                    Cell::text(&r.course_id),
+                    Cell::text(&r.start_hole),
+                    Cell::num(fmt_int(r.rounds)),
+                    Cell::num(fmt_pct(100.0 * r.rounds as f64 / total as f64)),
+                    Cell::num(fmt_int(r.complete)),
                 ]);
             }
             s.table = Some(grid);
