@@ -1,7 +1,8 @@
 //! The round validation page (REFERENCE §6 "Round insights: Validation, Progression"): per course,
 //! how many rounds pass each plausibility check, how rounds moved over the course (hole and
-//! section steps, `gold.round_progression`), the rounds to review, and where rounds start.
-//! Everything is keyed by round, so the date filter applies throughout.
+//! section steps, `gold.round_progression`), the rounds to review, and where rounds start. The
+//! checks and the review list read `gold.round_validation` (what they need, one row per round);
+//! everything is keyed by round, so the date filter applies throughout.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -64,35 +65,34 @@ impl CourseChecks {
 /// One figure of a course's checks.
 type Count = fn(&CourseChecks) -> i64;
 
+/// The checks per course, from `gold.round_validation` (one row per round with what they read).
 fn checks_sql() -> String {
     let (n0, n1) = NINE_HOLE_MINUTES;
     let (f0, f1) = FULL_ROUND_MINUTES;
     format!(
-        "SELECT f.course_id, count(*) AS rounds, \
-         sum(CASE WHEN f.is_complete THEN 1 ELSE 0 END) AS complete, \
-         sum(CASE WHEN (f.is_nine_hole AND f.round_duration_minutes BETWEEN {n0} AND {n1}) \
-                    OR (NOT f.is_nine_hole AND f.round_duration_minutes BETWEEN {f0} AND {f1}) THEN 1 ELSE 0 END) \
+        "SELECT course_id, count(*) AS rounds, \
+         sum(CASE WHEN is_complete THEN 1 ELSE 0 END) AS complete, \
+         sum(CASE WHEN (is_nine_hole AND round_duration_minutes BETWEEN {n0} AND {n1}) \
+                    OR (NOT is_nine_hole AND round_duration_minutes BETWEEN {f0} AND {f1}) THEN 1 ELSE 0 END) \
            AS duration_ok, \
-         sum(CASE WHEN f.fix_count >= {MIN_FIXES} AND f.fix_count >= CASE WHEN f.is_nine_hole THEN 9 ELSE 18 END \
+         sum(CASE WHEN fix_count >= {MIN_FIXES} AND fix_count >= CASE WHEN is_nine_hole THEN 9 ELSE 18 END \
                   THEN 1 ELSE 0 END) AS fixes_ok, \
-         sum(CASE WHEN q.non_padding_rows > 0 \
-                   AND CAST(q.non_padding_rows - q.n_missing_pace AS DOUBLE) >= {MIN_PACE_SHARE} * q.non_padding_rows \
+         sum(CASE WHEN non_padding_rows > 0 \
+                   AND CAST(non_padding_rows - n_missing_pace AS DOUBLE) >= {MIN_PACE_SHARE} * non_padding_rows \
                   THEN 1 ELSE 0 END) AS pace_ok, \
-         sum(CASE WHEN p.progression_class = 'clean' THEN 1 ELSE 0 END) AS clean, \
-         sum(CASE WHEN p.progression_class = 'minor_issues' THEN 1 ELSE 0 END) AS minor, \
-         sum(CASE WHEN p.progression_class = 'needs_review' THEN 1 ELSE 0 END) AS review, \
-         sum(CASE WHEN p.progression_class = 'no_positions' OR p.progression_class IS NULL THEN 1 ELSE 0 END) \
+         sum(CASE WHEN progression_class = 'clean' THEN 1 ELSE 0 END) AS clean, \
+         sum(CASE WHEN progression_class = 'minor_issues' THEN 1 ELSE 0 END) AS minor, \
+         sum(CASE WHEN progression_class = 'needs_review' THEN 1 ELSE 0 END) AS review, \
+         sum(CASE WHEN progression_class = 'no_positions' OR progression_class IS NULL THEN 1 ELSE 0 END) \
            AS no_positions \
-         FROM gold.fact_rounds f \
-         LEFT JOIN gold.round_progression p ON p.course_id = f.course_id AND p.round_id = f.round_id \
-         LEFT JOIN gold.round_fix_profile q ON q.course_id = f.course_id AND q.round_id = f.round_id \
-         WHERE ($1 = '' OR f.course_id = $1) GROUP BY f.course_id ORDER BY f.course_id"
+         FROM gold.round_validation \
+         WHERE ($1 = '' OR course_id = $1) GROUP BY course_id ORDER BY course_id"
     )
 }
 
 pub async fn page(g: &Gold) -> Page {
     const T: &str = "Round validation";
-    if !g.has_all(&["gold.fact_rounds", "gold.round_progression", "gold.round_fix_profile"]) {
+    if !g.has_all(&["gold.fact_rounds", "gold.round_validation"]) {
         return no_data(T);
     }
     let mut p = blank_page(T);
@@ -104,6 +104,9 @@ pub async fn page(g: &Gold) -> Page {
 
 /// Cards and the per-course share of rounds passing each check (also used by the course page).
 pub async fn checks_section(g: &Gold, p: &mut Page) {
+    if !g.has("gold.round_validation") {
+        return; // a lake whose gold predates the model: the next gold run builds it
+    }
     let mut s = Section::new("checks", "Checks per course");
     let (n0, n1) = NINE_HOLE_MINUTES;
     let (f0, f1) = FULL_ROUND_MINUTES;
@@ -111,7 +114,8 @@ pub async fn checks_section(g: &Gold, p: &mut Page) {
         "Share of rounds passing each check: complete (the device marked the round complete); duration \
          ({n0}–{n1} min for a 9-hole round, {f0}–{f1} for a full one); fixes (at least {MIN_FIXES} and one per \
          hole); pace (at least {:.0} % of its fixes carry a pace); progression clean (no hole went backwards or \
-         skipped, no section went backwards within a hole; gold.round_progression).",
+         skipped, no section went backwards within a hole). One row per round in gold.round_validation \
+         (gold.fact_rounds, round_fix_profile and round_progression).",
         100.0 * MIN_PACE_SHARE
     );
     match g.read::<CourseChecks>(&checks_sql()).await {
@@ -229,15 +233,14 @@ async fn review_section(g: &Gold, p: &mut Page) {
     );
     match g
         .read::<ReviewRound>(&format!(
-            "SELECT f.course_id, f.round_id, CAST(f.round_date_local AS VARCHAR) AS round_date, f.holes_played, \
-             f.fix_count, p.hole_backward_steps, p.hole_skip_steps, p.section_backward_steps, p.progression_class, \
-             f.is_complete \
-             FROM gold.fact_rounds f JOIN gold.round_progression p \
-               ON p.course_id = f.course_id AND p.round_id = f.round_id \
-             WHERE ($1 = '' OR f.course_id = $1) \
-               AND (p.progression_class IN ('needs_review', 'minor_issues') OR NOT f.is_complete) \
-             ORDER BY p.hole_backward_steps + p.hole_skip_steps + p.section_backward_steps DESC, \
-                      f.is_complete, f.course_id, f.round_id \
+            "SELECT course_id, round_id, CAST(round_date_local AS VARCHAR) AS round_date, holes_played, \
+             fix_count, hole_backward_steps, hole_skip_steps, section_backward_steps, progression_class, \
+             is_complete \
+             FROM gold.round_validation \
+             WHERE ($1 = '' OR course_id = $1) AND progression_class IS NOT NULL \
+               AND (progression_class IN ('needs_review', 'minor_issues') OR NOT is_complete) \
+             ORDER BY hole_backward_steps + hole_skip_steps + section_backward_steps DESC, \
+                      is_complete, course_id, round_id \
              LIMIT {LIMIT}"
         ))
         .await
