@@ -643,7 +643,7 @@ fn fixture_matches_the_silver_contract() {
 async fn every_model_matches_hand_computed_values() {
     let ctx = session_with(&fixture_rows());
     let runs = run_gold(&ctx).await;
-    assert_eq!(runs.len(), 30);
+    assert_eq!(runs.len(), 31);
 
     // silver_round_latest: lf-2 came twice (2 rows on 06-01, 4 on 06-02) → latest 06-02, 2 dates, 6 rows.
     check(
@@ -1568,6 +1568,25 @@ async fn every_model_matches_hand_computed_values() {
     )
     .await;
 
+    // round_device_health: device_health_errors' five fixes per round, device, UTC day and flag
+    // (cs-2: one low and one critical fix; lf-2: two low, one critical), with the round's local date.
+    check(
+        &ctx,
+        "round_device_health",
+        "course_id, round_id, health_flag",
+        &[
+            ("course_id", vec![S("creekside"), S("creekside"), S("loopfalls"), S("loopfalls")]),
+            ("round_id", vec![S("cs-2"), S("cs-2"), S("lf-2"), S("lf-2")]),
+            ("ingest_date", vec![D("2025-07-06"), D("2025-07-06"), D("2025-06-02"), D("2025-06-02")]),
+            ("round_date_local", vec![D("2025-07-05"), D("2025-07-05"), D("2025-06-01"), D("2025-06-01")]),
+            ("device_id", vec![S("dev-C"), S("dev-C"), S("dev-B"), S("dev-B")]),
+            ("fix_date", vec![D("2025-07-05"), D("2025-07-05"), D("2025-06-01"), D("2025-06-01")]),
+            ("health_flag", vec![S("battery_critical"), S("battery_low"), S("battery_critical"), S("battery_low")]),
+            ("fixes", vec![I(1), I(1), I(1), I(2)]),
+        ],
+    )
+    .await;
+
     // course_hole_pace_daily: only holes with a positive duration count; in the fixture that is
     // lf-2's hole 9 (one nine played, local date 2025-06-01): 900 s, pace 28, worst fix 30.
     check(
@@ -2128,7 +2147,7 @@ tests = [
 #[test]
 fn the_shipped_gold_dag_validates_and_orders_models_by_what_they_read() {
     let dag = tmctl::dag::load_file(&dags_dir().join("gold.toml")).unwrap_or_else(|d| panic!("{d:?}"));
-    assert_eq!(dag.tasks.len(), 31, "30 models and the wait on silver");
+    assert_eq!(dag.tasks.len(), 32, "31 models and the wait on silver");
     let order: Vec<&str> = dag.topological().map(|t| t.id.as_str()).collect();
     let pos = |id: &str| order.iter().position(|t| *t == id).unwrap();
     assert_eq!(order[..2], ["wait_for_silver", "silver_round_latest"]);
@@ -2168,7 +2187,7 @@ fn the_models_rebuilt_on_every_run_read_gold_not_silver() {
             assert!(!reads.iter().any(|r| r.starts_with("silver.")), "{}: reads {reads:?}", file.display());
         }
     }
-    assert_eq!((tables, incremental), (17, 13));
+    assert_eq!((tables, incremental), (17, 14));
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -14,19 +14,21 @@ use std::path::{Path, PathBuf};
 
 use common::{pyiceberg_on, query_rows as query, tmctl_on as tmctl};
 
-const INCREMENTAL: [&str; 11] = [
-    "silver_round_latest",
-    "round_fix_profile",
-    "round_device_profile",
-    "round_hole_profile",
-    "fact_fix_pace",
-    "fact_rounds",
-    "fact_round_hole_performance",
-    "pace_summary_by_round",
-    "signal_quality_rounds",
-    "dim_round",
-    "device_health_errors",
-];
+/// The incremental models of the shipped gold DAG (`materialized = "incremental"`), read from
+/// dags/gold.toml so that a new one is checked too.
+fn incremental_models() -> Vec<String> {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("dags/gold.toml");
+    let doc: toml::Table = std::fs::read_to_string(&path).unwrap().parse().unwrap();
+    let models: Vec<String> = doc["task"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|t| t.get("materialized").and_then(|m| m.as_str()) == Some("incremental"))
+        .map(|t| t["id"].as_str().unwrap().to_string())
+        .collect();
+    assert!(models.len() >= 14, "{models:?}");
+    models
+}
 
 fn run(home: &Path, args: &[&str]) -> String {
     let (code, out, err) = tmctl(home, args);
@@ -101,7 +103,7 @@ fn incremental_gold_equals_a_full_refresh_through_redeliveries_replaced_files_an
     // The demo's gold backfill: 06-01 built every table, 06-02..06-04 ran incrementally.
     let redelivered = query(&home, "SELECT count(*) AS n FROM gold.silver_round_latest WHERE ingest_dates_seen > 1");
     assert!(redelivered[0]["n"].as_i64().unwrap() > 0, "the generated data has no late re-delivery to test");
-    for table in INCREMENTAL {
+    for table in &incremental_models() {
         let snaps = snapshots(&home, table);
         let last = snaps.last().unwrap_or_else(|| panic!("gold.{table} has no snapshot"));
         assert_eq!(last["operation"], "overwrite", "gold.{table}: {last}");
@@ -163,7 +165,7 @@ fn incremental_gold_equals_a_full_refresh_through_redeliveries_replaced_files_an
         before["silver_round_latest"], after_replace["silver_round_latest"],
         "the replaced file changed nothing"
     );
-    for table in INCREMENTAL {
+    for table in &incremental_models() {
         let last = snapshots(&home, table).last().cloned().unwrap();
         assert_eq!(last["summary"]["tm.run-key"], format!("gold/{table}/2025-06-02"), "gold.{table}");
     }
@@ -176,7 +178,7 @@ fn incremental_gold_equals_a_full_refresh_through_redeliveries_replaced_files_an
     assert_same("after re-running 06-03", &gold_rows(&home), &full);
 
     // PyIceberg reads every snapshot of every incremental table, with the rows it recorded.
-    for table in INCREMENTAL {
+    for table in &incremental_models() {
         let read = pyiceberg_on(&home, &format!("gold.{table}"), Some("all"));
         let recorded: BTreeMap<i64, u64> = read["snapshots"]
             .as_array()

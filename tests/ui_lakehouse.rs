@@ -324,6 +324,18 @@ async fn lakehouse_pages_show_the_gold_tables() {
     }
     let (_, html) = get(&client, &base, &format!("/lakehouse/validation?{dated}")).await;
     assert_eq!(figure(&html, "rounds"), fmt_int(in_range));
+    // Low-battery fixes of the range's rounds only (the page reads the per-round counts of
+    // gold.round_device_health; this counts the fixes themselves).
+    let low_in_range = n(query(
+        home.path(),
+        &format!(
+            "SELECT count(*) AS n FROM gold.device_health_errors e JOIN gold.fact_rounds f \
+             ON f.course_id = e.course_id AND f.round_id = e.round_id \
+             WHERE e.course_id = '{course}' AND f.round_date_local = DATE '{first}'"
+        ),
+    ));
+    let (_, html) = get(&client, &base, &format!("/lakehouse/devices?course={course}&{dated}")).await;
+    assert_eq!(figure(&html, "low_battery_fixes"), fmt_int(low_in_range));
     // A per-round table narrowed by the range: the average pace of those rounds only.
     let avg = query(
         home.path(),

@@ -1,5 +1,6 @@
 //! The devices page: battery by course, low-battery fixes over time and the devices with the
-//! most of them.
+//! most of them. Low-battery fixes come from `gold.round_device_health` (counted per round,
+//! device, day and flag: a few rows per round instead of one per fix).
 
 use std::collections::BTreeSet;
 
@@ -45,16 +46,16 @@ read_model! {
 
 pub async fn page(g: &Gold) -> Page {
     const T: &str = "Devices and battery health";
-    if !g.has_all(&["gold.device_health_errors", "gold.fact_rounds"]) {
+    if !g.has_all(&["gold.round_device_health", "gold.fact_rounds"]) {
         return no_data(T);
     }
     let mut p = blank_page(T);
 
     match g
         .read_one::<HealthTotals>(&format!(
-            "SELECT count(*) AS fixes, sum(CASE WHEN health_flag = 'battery_critical' THEN 1 ELSE 0 END) AS critical, \
-             count(DISTINCT device_id) AS devices, count(DISTINCT round_id) AS rounds \
-             FROM gold.device_health_errors WHERE {COURSE}"
+            "SELECT sum(fixes) AS fixes, sum(CASE WHEN health_flag = 'battery_critical' THEN fixes ELSE 0 END) \
+             AS critical, count(DISTINCT device_id) AS devices, count(DISTINCT round_id) AS rounds \
+             FROM gold.round_device_health WHERE {COURSE}"
         ))
         .await
     {
@@ -111,11 +112,11 @@ pub async fn page(g: &Gold) -> Page {
     p.sections.push(s);
 
     let mut s = Section::new("health-over-time", "Low-battery fixes over time");
-    s.note = "gold.device_health_errors by day of the fix (UTC): battery_low 10–20 %, battery_critical < 10 %.".into();
+    s.note = "gold.round_device_health by day of the fix (UTC): battery_low 10–20 %, battery_critical < 10 %.".into();
     match g
         .read::<DayFlag>(&format!(
-            "SELECT CAST(CAST(fix_timestamp AS DATE) AS VARCHAR) AS day, health_flag, count(*) AS fixes \
-             FROM gold.device_health_errors WHERE {COURSE} AND fix_timestamp IS NOT NULL \
+            "SELECT CAST(fix_date AS VARCHAR) AS day, health_flag, sum(fixes) AS fixes \
+             FROM gold.round_device_health WHERE {COURSE} AND fix_date IS NOT NULL \
              GROUP BY 1, 2 ORDER BY 1"
         ))
         .await
@@ -154,7 +155,7 @@ pub async fn page(g: &Gold) -> Page {
                 "SELECT d.device_id, d.rounds_seen, d.courses_seen, d.min_battery_pct, d.avg_battery_pct, \
                  COALESCE(e.n, 0) AS low_fixes, d.last_seen_ts \
                  FROM gold.dim_device d \
-                 LEFT JOIN (SELECT device_id, count(*) AS n FROM gold.device_health_errors WHERE {COURSE} \
+                 LEFT JOIN (SELECT device_id, sum(fixes) AS n FROM gold.round_device_health WHERE {COURSE} \
                             GROUP BY device_id) e ON e.device_id = d.device_id \
                  WHERE $1 = '' OR d.device_id IN (SELECT device_id FROM gold.dim_round WHERE course_id = $1) \
                  ORDER BY low_fixes DESC, d.min_battery_pct ASC, d.device_id LIMIT 25"
