@@ -8,10 +8,10 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
-use datafusion::arrow::datatypes::{DataType, Field, Schema as ArrowSchema, SchemaRef, TimeUnit};
+use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::execution::runtime_env::RuntimeEnv;
 use iceberg::io::StorageFactory;
-use iceberg::spec::{FormatVersion, Schema as IcebergSchema, Transform, UnboundPartitionSpec};
+use iceberg::spec::FormatVersion;
 use iceberg::table::Table;
 use iceberg::{Catalog, CatalogBuilder, ErrorKind, NamespaceIdent, TableCreation, TableIdent};
 use iceberg_catalog_rest::{REST_CATALOG_PROP_URI, REST_CATALOG_PROP_WAREHOUSE, RestCatalog, RestCatalogBuilder};
@@ -24,7 +24,17 @@ use tokio::sync::Semaphore;
 use super::rest::RestCommits;
 use super::s3_io::S3StorageFactory;
 use crate::config::{CatalogKind, Settings, StorageKind};
-use crate::store::{Store, StoreError};
+use crate::store::Store;
+
+mod errors;
+mod schema;
+mod snapshots;
+
+pub use errors::{CatalogFault, LakeError, Result};
+use schema::{check_existing, identity_spec};
+pub use schema::{iceberg_arrow_schema, identity_partition_columns};
+pub(crate) use snapshots::find_commit_in;
+pub use snapshots::{partition_rows, snapshot_infos};
 
 /// The namespaces tmctl creates and reads.
 pub const NAMESPACES: &[&str] = &["silver", "gold"];
@@ -32,146 +42,6 @@ pub const NAMESPACES: &[&str] = &["silver", "gold"];
 /// Table properties every table gets (PyIceberg and Spark read them too).
 const TABLE_PROPERTIES: &[(&str, &str)] =
     &[("write.format.default", "parquet"), ("write.parquet.compression-codec", "zstd"), ("created-by", "tmctl")];
-
-/// Errors of the lakehouse layer. Each names the table (or catalog) it is about.
-#[derive(Debug, thiserror::Error)]
-pub enum LakeError {
-    #[error("cannot open the Iceberg catalog `{catalog}`: {}{source}", fault.hint())]
-    Open {
-        catalog: String,
-        fault: CatalogFault,
-        #[source]
-        source: Box<iceberg::Error>,
-    },
-    #[error("Iceberg catalog `{catalog}`: {message}")]
-    Unsupported { catalog: String, message: String },
-    #[error("Iceberg catalog: cannot {action}: {}{source}", fault.hint())]
-    Catalog {
-        action: String,
-        fault: CatalogFault,
-        #[source]
-        source: Box<iceberg::Error>,
-    },
-    #[error("Iceberg table {table} does not exist")]
-    NoSuchTable { table: String },
-    #[error("Iceberg table {table}: cannot {action}: {source}")]
-    Table {
-        table: String,
-        action: String,
-        #[source]
-        source: Box<iceberg::Error>,
-    },
-    #[error("Iceberg table {table}: {message}")]
-    Invalid { table: String, message: String },
-    #[error("Iceberg table {table}: the commit failed: {message}")]
-    CommitFailed { table: String, message: String },
-    #[error("Iceberg table {table}: the catalog refused the commit: {message}")]
-    CommitRefused { table: String, message: String },
-    #[error("Iceberg table {table}: commit lost the race {attempts} times in a row; giving up")]
-    Conflict { table: String, attempts: u32 },
-    #[error("Iceberg table {table}: {source}")]
-    Store {
-        table: String,
-        #[source]
-        source: StoreError,
-    },
-    /// A request that cannot be served as asked (bad options, not a table name).
-    #[error("{0}")]
-    Usage(String),
-    #[error("no Iceberg table has snapshot {snapshot_id}")]
-    SnapshotNotFound { snapshot_id: i64 },
-    #[error("cannot build a DataFusion session: {source}")]
-    Session {
-        #[source]
-        source: Box<datafusion::error::DataFusionError>,
-    },
-}
-
-/// What a catalog failure means for whoever handles it, decided once where the error is made:
-/// refused credentials and an unreachable catalog are the two usual mistakes, and only the first
-/// fails the same way every time.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum CatalogFault {
-    /// The REST catalog refused the credentials (HTTP 401/403, OAuth `invalid_client`).
-    Credentials,
-    /// The catalog did not answer (connection refused, timeout).
-    Unreachable,
-    /// Anything else (a failed request, a database error): may pass on a retry.
-    Other,
-}
-
-impl CatalogFault {
-    /// Classifies an error of the Iceberg catalog crates. A transport failure is recognised by
-    /// its `reqwest` source; iceberg-catalog-rest keeps an HTTP status only in the error's text
-    /// (its context has no accessor), so statuses are read from there.
-    pub fn of(e: &iceberg::Error) -> Self {
-        let mut cause: Option<&(dyn std::error::Error + 'static)> = std::error::Error::source(e);
-        while let Some(c) = cause {
-            if let Some(r) = c.downcast_ref::<reqwest::Error>() {
-                if r.status().is_some_and(|s| s.as_u16() == 401 || s.as_u16() == 403) {
-                    return CatalogFault::Credentials;
-                }
-                if r.is_connect() || r.is_timeout() {
-                    return CatalogFault::Unreachable;
-                }
-            }
-            cause = c.source();
-        }
-        let text = e.to_string();
-        if text.contains("401 Unauthorized") || text.contains("403 Forbidden") || text.contains("invalid_client") {
-            CatalogFault::Credentials
-        } else if text.contains("error sending request") || text.contains("Connection refused") {
-            CatalogFault::Unreachable
-        } else {
-            CatalogFault::Other
-        }
-    }
-
-    /// A lead-in for the error message naming the setting to check.
-    fn hint(self) -> &'static str {
-        match self {
-            CatalogFault::Credentials => {
-                "the REST catalog refused the credentials (check catalog.rest_credential / \
-                 TM_ICEBERG_REST_CREDENTIAL or catalog.rest_token / TM_ICEBERG_REST_TOKEN): "
-            }
-            CatalogFault::Unreachable => {
-                "cannot reach the REST catalog (check catalog.rest_uri / TM_ICEBERG_REST_URI and that it runs): "
-            }
-            CatalogFault::Other => "",
-        }
-    }
-}
-
-impl LakeError {
-    /// The catalog could not be opened.
-    pub fn open(catalog: impl Into<String>, source: iceberg::Error) -> Self {
-        LakeError::Open { catalog: catalog.into(), fault: CatalogFault::of(&source), source: Box::new(source) }
-    }
-
-    /// A catalog call (namespaces, table lists) failed.
-    pub fn catalog(action: impl Into<String>, source: iceberg::Error) -> Self {
-        LakeError::Catalog { action: action.into(), fault: CatalogFault::of(&source), source: Box::new(source) }
-    }
-
-    /// Whether trying again may help (I/O, the database, a lost commit race, an unreachable
-    /// catalog), as opposed to bad input, a missing table or refused credentials, which fail the
-    /// same way every time.
-    pub fn is_transient(&self) -> bool {
-        !matches!(
-            self,
-            LakeError::Open { fault: CatalogFault::Credentials, .. }
-                | LakeError::Catalog { fault: CatalogFault::Credentials, .. }
-                | LakeError::Invalid { .. }
-                | LakeError::Usage(_)
-                | LakeError::Unsupported { .. }
-                | LakeError::CommitRefused { .. }
-                | LakeError::NoSuchTable { .. }
-                | LakeError::SnapshotNotFound { .. }
-        )
-    }
-}
-
-pub type Result<T, E = LakeError> = std::result::Result<T, E>;
 
 /// `namespace.table` as people write it.
 pub fn display_ident(ident: &TableIdent) -> String {
@@ -553,187 +423,6 @@ impl Lake {
     }
 }
 
-/// Snapshots of a loaded table, oldest first.
-/// Rows per partition of `table`'s current snapshot, from its manifests (no data file is
-/// opened): each partition's values as text, in the partition spec's field order (dates as
-/// YYYY-MM-DD, NULL as "NULL"), with its rows, sorted by the values.
-pub async fn partition_rows(ident: &TableIdent, table: &Table) -> Result<Vec<(Vec<String>, u64)>> {
-    use iceberg::spec::{Literal, ManifestContentType, PrimitiveLiteral, PrimitiveType, Type};
-    let md = table.metadata();
-    let Some(snapshot) = md.current_snapshot() else { return Ok(Vec::new()) };
-    let list = table.manifest_list_reader(snapshot).load().await.map_err(table_err(ident, "read the manifest list"))?;
-    let mut counts: BTreeMap<Vec<String>, u64> = BTreeMap::new();
-    for m in list.entries().iter().filter(|m| m.content == ManifestContentType::Data) {
-        let types: Vec<Option<Type>> = md
-            .partition_spec_by_id(m.partition_spec_id)
-            .and_then(|spec| spec.partition_type(md.current_schema()).ok())
-            .map(|t| t.fields().iter().map(|f| Some((*f.field_type).clone())).collect())
-            .unwrap_or_default();
-        let manifest = m.load_manifest(table.file_io()).await.map_err(table_err(ident, "read a manifest"))?;
-        for e in manifest.entries().iter().filter(|e| e.is_alive()) {
-            let file = e.data_file();
-            let key = file
-                .partition()
-                .iter()
-                .enumerate()
-                .map(|(i, v)| match (v, types.get(i).cloned().flatten()) {
-                    (None, _) => "NULL".to_string(),
-                    (
-                        Some(Literal::Primitive(PrimitiveLiteral::Int(days))),
-                        Some(Type::Primitive(PrimitiveType::Date)),
-                    ) => (chrono::NaiveDate::from_ymd_opt(1970, 1, 1).expect("epoch")
-                        + chrono::Duration::days((*days).into()))
-                    .to_string(),
-                    (Some(Literal::Primitive(PrimitiveLiteral::String(s))), _) => s.clone(),
-                    (Some(Literal::Primitive(PrimitiveLiteral::Int(n))), _) => n.to_string(),
-                    (Some(Literal::Primitive(PrimitiveLiteral::Long(n))), _) => n.to_string(),
-                    (Some(Literal::Primitive(PrimitiveLiteral::Boolean(b))), _) => b.to_string(),
-                    (Some(other), _) => format!("{other:?}"),
-                })
-                .collect();
-            *counts.entry(key).or_default() += file.record_count();
-        }
-    }
-    Ok(counts.into_iter().collect())
-}
-
-pub fn snapshot_infos(table: &Table) -> Vec<SnapshotInfo> {
-    let md = table.metadata();
-    let current = md.current_snapshot_id();
-    let mut out: Vec<SnapshotInfo> = md
-        .snapshots()
-        .map(|s| SnapshotInfo {
-            id: s.snapshot_id(),
-            parent: s.parent_snapshot_id(),
-            sequence_number: s.sequence_number(),
-            timestamp: DateTime::from_timestamp_millis(s.timestamp_ms()).unwrap_or_default(),
-            operation: s.summary().operation.as_str().to_string(),
-            summary: s.summary().additional_properties.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
-            current: Some(s.snapshot_id()) == current,
-        })
-        .collect();
-    out.sort_by_key(|s| (s.sequence_number, s.timestamp, s.id));
-    out
-}
-
-/// Walks `main` from its head back through parents and returns the first snapshot whose
-/// `tm.run-key` is `run_key`.
-pub(crate) fn find_commit_in(table: &Table, run_key: &str) -> Option<i64> {
-    let md = table.metadata();
-    let mut next = md.current_snapshot_id();
-    let mut hops = 0usize;
-    while let Some(id) = next {
-        let snap = md.snapshot_by_id(id)?;
-        if snap.summary().additional_properties.get(super::commit::PROP_RUN_KEY).map(String::as_str) == Some(run_key) {
-            return Some(id);
-        }
-        next = snap.parent_snapshot_id();
-        hops += 1;
-        if hops > md.snapshots().len() {
-            break; // a parent cycle would be corrupt metadata; do not loop
-        }
-    }
-    None
-}
-
-/// The Arrow schema with every type mapped to one Iceberg v2 can store without loss of meaning:
-/// timestamps become microseconds (keeping their time zone), small and unsigned integers widen,
-/// large/view strings and binaries become plain ones, `Date64` becomes `Date32`. Nested types are
-/// mapped recursively. Batches written later are cast to the table's schema.
-pub fn iceberg_arrow_schema(schema: &SchemaRef) -> Result<ArrowSchema, String> {
-    let fields = schema.fields().iter().map(|f| normalise_field(f)).collect::<Result<Vec<Field>, String>>()?;
-    Ok(ArrowSchema::new(fields))
-}
-
-fn normalise_field(field: &Field) -> Result<Field, String> {
-    let data_type = normalise_type(field.name(), field.data_type())?;
-    // Field ids are assigned by the catalog conversion; drop any stale ones.
-    Ok(Field::new(field.name(), data_type, field.is_nullable()))
-}
-
-fn normalise_type(name: &str, t: &DataType) -> Result<DataType, String> {
-    Ok(match t {
-        DataType::Timestamp(_, tz) => DataType::Timestamp(TimeUnit::Microsecond, tz.clone()),
-        DataType::Int8 | DataType::Int16 | DataType::UInt8 | DataType::UInt16 => DataType::Int32,
-        DataType::UInt32 => DataType::Int64,
-        DataType::UInt64 => return Err(format!("column `{name}` is UInt64, which Iceberg cannot store; cast it")),
-        DataType::Float16 => DataType::Float32,
-        DataType::LargeUtf8 | DataType::Utf8View => DataType::Utf8,
-        DataType::LargeBinary | DataType::BinaryView => DataType::Binary,
-        DataType::Date64 => DataType::Date32,
-        DataType::Time32(_) | DataType::Time64(_) => DataType::Time64(TimeUnit::Microsecond),
-        DataType::Dictionary(_, value) => normalise_type(name, value)?,
-        DataType::List(inner) | DataType::LargeList(inner) | DataType::ListView(inner) => {
-            DataType::List(Arc::new(normalise_field(inner)?))
-        }
-        DataType::Struct(fields) => {
-            DataType::Struct(fields.iter().map(|f| normalise_field(f)).collect::<Result<Vec<Field>, String>>()?.into())
-        }
-        DataType::Map(entries, sorted) => DataType::Map(Arc::new(normalise_field(entries)?), *sorted),
-        DataType::Null => return Err(format!("column `{name}` has type Null; give it a real type")),
-        other => other.clone(),
-    })
-}
-
-fn identity_spec(schema: &IcebergSchema, columns: &[&str]) -> Result<UnboundPartitionSpec, String> {
-    let mut builder = UnboundPartitionSpec::builder();
-    for col in columns {
-        let field = schema
-            .field_by_name(col)
-            .ok_or_else(|| format!("partition column `{col}` is not a column of the schema"))?;
-        if !field.field_type.is_primitive() {
-            return Err(format!("partition column `{col}` must have a primitive type"));
-        }
-        builder = builder
-            .add_partition_field(field.id, col.to_string(), Transform::Identity)
-            .map_err(|e| format!("cannot partition by `{col}`: {e}"))?;
-    }
-    Ok(builder.build())
-}
-
-/// An existing table must have every requested column and the same identity partition columns.
-/// A table's partition columns: the column name for identity partitions, `transform(column)`
-/// for others.
-/// The default partition spec's fields, in order: the source column of an identity field, or
-/// `transform(column)` (the order [`partition_rows`] gives values in).
-pub fn identity_partition_columns(table: &Table) -> Vec<String> {
-    let md = table.metadata();
-    let current = md.current_schema();
-    md.default_partition_spec()
-        .fields()
-        .iter()
-        .map(|pf| {
-            let source = current.field_by_id(pf.source_id).map(|f| f.name.clone()).unwrap_or_default();
-            if pf.transform == Transform::Identity { source } else { format!("{}({source})", pf.transform) }
-        })
-        .collect()
-}
-
-fn check_existing(ident: &TableIdent, table: &Table, schema: &SchemaRef, partition_columns: &[&str]) -> Result<()> {
-    let md = table.metadata();
-    let current = md.current_schema();
-    let missing: Vec<&str> =
-        schema.fields().iter().map(|f| f.name().as_str()).filter(|n| current.field_by_name(n).is_none()).collect();
-    if !missing.is_empty() {
-        return Err(LakeError::Invalid {
-            table: display_ident(ident),
-            message: format!("exists without column(s) {} (schema evolution is not supported yet)", missing.join(", ")),
-        });
-    }
-    let have = identity_partition_columns(table);
-    if have.iter().map(String::as_str).ne(partition_columns.iter().copied()) {
-        return Err(LakeError::Invalid {
-            table: display_ident(ident),
-            message: format!(
-                "exists partitioned by [{}], not by identity [{}]",
-                have.join(", "),
-                partition_columns.join(", ")
-            ),
-        });
-    }
-    Ok(())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -749,43 +438,5 @@ mod tests {
         );
         assert!(!e.is_transient());
         assert!(parse_ident("a.b.c").is_err());
-    }
-
-    #[test]
-    fn catalog_faults_decide_what_is_retried() {
-        let refused = iceberg::Error::new(ErrorKind::DataInvalid, "OAuthError: invalid_client");
-        assert_eq!(CatalogFault::of(&refused), CatalogFault::Credentials);
-        let e = LakeError::open("tm", refused);
-        assert!(!e.is_transient());
-        assert!(e.to_string().contains("refused the credentials"), "{e}");
-        let status = iceberg::Error::new(ErrorKind::Unexpected, "Received response with unexpected status code")
-            .with_context("status", "403 Forbidden");
-        assert!(!LakeError::catalog("list the tables of gold", status).is_transient());
-        let down =
-            iceberg::Error::new(ErrorKind::Unexpected, "error sending request for url (http://127.0.0.1:1/v1/config)");
-        let e = LakeError::catalog("look up namespace gold", down);
-        assert!(matches!(e, LakeError::Catalog { fault: CatalogFault::Unreachable, .. }));
-        assert!(e.is_transient());
-        assert!(e.to_string().contains("cannot reach the REST catalog"), "{e}");
-        let other = iceberg::Error::new(ErrorKind::Unexpected, "database is locked");
-        let e = LakeError::catalog("list the tables of gold", other);
-        assert!(e.is_transient());
-        assert!(!e.to_string().contains("check catalog."), "{e}");
-    }
-
-    #[test]
-    fn arrow_types_are_normalised_for_iceberg() {
-        let schema: SchemaRef = Arc::new(ArrowSchema::new(vec![
-            Field::new("ts", DataType::Timestamp(TimeUnit::Nanosecond, Some("UTC".into())), true),
-            Field::new("small", DataType::Int16, false),
-            Field::new("s", DataType::LargeUtf8, true),
-        ]));
-        let n = iceberg_arrow_schema(&schema).unwrap();
-        assert_eq!(n.field(0).data_type(), &DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())));
-        assert_eq!(n.field(1).data_type(), &DataType::Int32);
-        assert!(!n.field(1).is_nullable());
-        assert_eq!(n.field(2).data_type(), &DataType::Utf8);
-        let bad: SchemaRef = Arc::new(ArrowSchema::new(vec![Field::new("u", DataType::UInt64, true)]));
-        assert!(iceberg_arrow_schema(&bad).unwrap_err().contains("`u`"));
     }
 }
