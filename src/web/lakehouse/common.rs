@@ -2,8 +2,8 @@
 //! page, the all-dates note of per-course summaries, and small formats and statistics.
 
 use super::data::Gold;
-use super::{NO_DATA, Page, Section};
-use crate::web::charts::{GREEN, RED, fmt_pct};
+use super::{Card, NO_DATA, Page, Section};
+use crate::web::charts::{GREEN, RED, fmt_int, fmt_pct};
 
 pub(super) fn blank_page(title: &str) -> Page {
     Page { title: title.into(), ..Page::default() }
@@ -31,6 +31,14 @@ pub fn all_dates_note(g: &Gold, s: &mut Section) {
         }
         s.note.push_str("This summary covers all dates: the date filter narrows the tables keyed by round.");
     }
+}
+
+/// The "Rounds" card (with how many are complete) and the card of the local dates they were
+/// played on (`—` without rounds), as the overview and course pages show them.
+pub(super) fn round_cards(p: &mut Page, rounds: i64, complete: i64, (first, last): (&str, &str), range_title: &str) {
+    p.cards.push(Card::new("rounds", "Rounds", fmt_int(rounds)).note(format!("{} complete", fmt_int(complete))));
+    let range = if first.is_empty() { "—".to_string() } else { format!("{first} → {last}") };
+    p.cards.push(Card::new("date_range", range_title, range));
 }
 
 pub(super) fn opt_pct(x: Option<f64>) -> String {

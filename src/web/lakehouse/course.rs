@@ -3,7 +3,7 @@
 //! by section and validation; without a course, the list of courses. Also the play-patterns
 //! heatmap the rounds page shows.
 
-use super::common::{WEEKDAYS, blank_page, fail, no_data};
+use super::common::{WEEKDAYS, blank_page, fail, no_data, round_cards};
 use super::data::{Gold, ReadModel, read_model};
 use super::{Card, Cell, Grid, Page, Section, filter_query};
 use crate::web::charts::{BarChart, Heatmap, Series, fmt_int, fmt_pace, fmt_pct};
@@ -106,15 +106,7 @@ pub async fn page(g: &Gold) -> Page {
         .await
     {
         Ok(t) => {
-            p.cards.push(
-                Card::new("rounds", "Rounds", fmt_int(t.rounds)).note(format!("{} complete", fmt_int(t.complete))),
-            );
-            let range = if t.first_date.is_empty() {
-                "—".to_string()
-            } else {
-                format!("{} → {}", t.first_date, t.last_date)
-            };
-            p.cards.push(Card::new("date_range", "Played (local dates)", range));
+            round_cards(&mut p, t.rounds, t.complete, (&t.first_date, &t.last_date), "Played (local dates)");
             if let Some(pace) = t.avg_pace {
                 p.cards.push(Card::new("avg_pace", "Average pace vs goal", fmt_pace(pace)));
             }

@@ -1,7 +1,7 @@
 //! The overview page: headline figures (courses, rounds, local date range, bronze records,
 //! silver rows), the courses with their quality, and rows per layer and table.
 
-use super::common::{all_dates_note, blank_page, date_of, fail, no_data, score_class};
+use super::common::{all_dates_note, blank_page, date_of, fail, no_data, round_cards, score_class};
 use super::data::{COURSE, Gold, is_identifier, read_model};
 use super::{Card, Cell, Grid, Page, Section, filter_query, url_encode};
 use crate::daemon::Daemon;
@@ -68,15 +68,7 @@ pub async fn page(d: &Daemon, g: &Gold) -> Page {
                 .map(|c| c.n)
                 .unwrap_or(0);
             p.cards.push(Card::new("courses", "Courses", fmt_int(courses)));
-            p.cards.push(
-                Card::new("rounds", "Rounds", fmt_int(t.rounds)).note(format!("{} complete", fmt_int(t.complete))),
-            );
-            let range = if t.first_date.is_empty() {
-                "—".to_string()
-            } else {
-                format!("{} → {}", t.first_date, t.last_date)
-            };
-            p.cards.push(Card::new("date_range", "Date range (local round dates)", range));
+            round_cards(&mut p, t.rounds, t.complete, (&t.first_date, &t.last_date), "Date range (local round dates)");
         }
         Err(e) => fail(&mut p, e),
     }
