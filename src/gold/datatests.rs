@@ -20,6 +20,7 @@
 use std::fmt;
 
 use datafusion::arrow::array::RecordBatch;
+use datafusion::error::DataFusionError;
 use datafusion::prelude::SessionContext;
 
 use super::GoldError;
@@ -598,12 +599,23 @@ impl TestOutcome {
     }
 }
 
-/// Runs `tests` against the table named `this` in `ctx`, in order.
-pub async fn run_tests(ctx: &SessionContext, tests: &[DataTest], this: &str) -> Vec<TestOutcome> {
+/// Runs `tests` against the table named `this` in `ctx`, in order. A test whose query cannot
+/// run is an outcome of its severity ("could not run: …"), except when the reason is `transient`
+/// (memory the models running at once hold, I/O): then the run stops with that error, so the
+/// model's try fails as retryable instead of being refused as if its data were wrong.
+pub async fn run_tests(
+    ctx: &SessionContext,
+    tests: &[DataTest],
+    this: &str,
+    transient: impl Fn(&DataFusionError) -> bool,
+) -> Result<Vec<TestOutcome>, DataFusionError> {
     let mut out = Vec::with_capacity(tests.len());
     for test in tests {
         let sql = test.sql(this);
-        let measured = measure(ctx, &sql).await;
+        let measured = match measure(ctx, &sql).await {
+            Err(e) if transient(&e) => return Err(e),
+            other => other.map_err(|e| e.to_string()),
+        };
         let failed_status = match test.severity {
             Severity::Error => TestStatus::Fail,
             Severity::Warn => TestStatus::Warn,
@@ -642,13 +654,13 @@ pub async fn run_tests(ctx: &SessionContext, tests: &[DataTest], this: &str) -> 
         };
         out.push(outcome);
     }
-    out
+    Ok(out)
 }
 
 /// Counts the rows of `sql` and takes a sample of them.
-async fn measure(ctx: &SessionContext, sql: &str) -> Result<(u64, Vec<serde_json::Value>), String> {
+async fn measure(ctx: &SessionContext, sql: &str) -> Result<(u64, Vec<serde_json::Value>), DataFusionError> {
     let count_sql = format!("SELECT COUNT(*) AS failing FROM ({sql}) AS failing_rows");
-    let batches = ctx.sql(&count_sql).await.map_err(|e| e.to_string())?.collect().await.map_err(|e| e.to_string())?;
+    let batches = ctx.sql(&count_sql).await?.collect().await?;
     let n = batches
         .first()
         .and_then(|b| b.column(0).as_any().downcast_ref::<datafusion::arrow::array::Int64Array>().map(|a| a.value(0)))
@@ -657,7 +669,7 @@ async fn measure(ctx: &SessionContext, sql: &str) -> Result<(u64, Vec<serde_json
         return Ok((0, Vec::new()));
     }
     let sample_sql = format!("SELECT * FROM ({sql}) AS failing_rows LIMIT {SAMPLE_ROWS}");
-    let batches = ctx.sql(&sample_sql).await.map_err(|e| e.to_string())?.collect().await.map_err(|e| e.to_string())?;
+    let batches = ctx.sql(&sample_sql).await?.collect().await?;
     Ok((n.max(0) as u64, rows_as_json(&batches)))
 }
 
@@ -678,6 +690,43 @@ pub fn rows_as_json(batches: &[RecordBatch]) -> Vec<serde_json::Value> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn a_test_that_runs_out_of_memory_stops_the_run_as_retryable_and_a_broken_one_fails_itself() {
+        use std::sync::Arc;
+
+        use datafusion::arrow::array::Int64Array;
+        use datafusion::arrow::datatypes::{DataType, Field, Schema};
+        use datafusion::datasource::MemTable;
+        use datafusion::execution::memory_pool::GreedyMemoryPool;
+        use datafusion::execution::runtime_env::RuntimeEnvBuilder;
+        use datafusion::prelude::SessionConfig;
+        // A pool of a few bytes: any aggregate that needs memory is refused, as when the models
+        // running at once hold the shared pool.
+        let runtime =
+            RuntimeEnvBuilder::new().with_memory_pool(Arc::new(GreedyMemoryPool::new(16))).build_arc().unwrap();
+        let ctx = SessionContext::new_with_config_rt(SessionConfig::new(), runtime);
+        let schema = Arc::new(Schema::new(vec![Field::new("k", DataType::Int64, false)]));
+        let keys =
+            RecordBatch::try_new(schema.clone(), vec![Arc::new(Int64Array::from_iter_values(0..50_000))]).unwrap();
+        ctx.register_table("t", Arc::new(MemTable::try_new(schema, vec![vec![keys]]).unwrap())).unwrap();
+        let tests =
+            parse_tests(&toml::Value::Array(vec![toml::from_str::<toml::Table>("unique = \"k\"").unwrap().into()]))
+                .unwrap();
+        let is_memory = |e: &DataFusionError| matches!(e.find_root(), DataFusionError::ResourcesExhausted(_));
+        let err = run_tests(&ctx, &tests, "t", is_memory).await.unwrap_err();
+        assert!(matches!(err.find_root(), DataFusionError::ResourcesExhausted(_)), "{err}");
+
+        // A test that cannot run for a reason of its own (a column the table lacks) is an outcome
+        // of its severity, as before.
+        let broken = parse_tests(&toml::Value::Array(vec![
+            toml::from_str::<toml::Table>("not_null = \"nope\"").unwrap().into(),
+        ]))
+        .unwrap();
+        let out = run_tests(&ctx, &broken, "t", is_memory).await.unwrap();
+        assert_eq!((out[0].status, out[0].failing_rows), (TestStatus::Fail, None));
+        assert!(out[0].describe().contains("could not run"), "{}", out[0].describe());
+    }
 
     #[test]
     fn this_is_replaced_with_any_spacing() {

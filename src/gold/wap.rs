@@ -139,7 +139,8 @@ impl ModelRun {
 /// property of the SQL or the data. Memory counts: the pool of `lake.memory_limit` is shared by
 /// the models running at once, and a sort's in-memory merge cannot spill, so a model can fail
 /// while others hold the pool and succeed on its retry (measured: `round_progression`'s window
-/// sort on 8.6 M silver rows beside `global_overview` and `global_time_patterns`). A query too big
+/// sort on 8.6 M silver rows beside `global_overview` and `global_time_patterns`; and a data
+/// test's aggregate on `round_hole_profile` beside another model's 665 MB sort). A query too big
 /// for the limit on its own fails every try and says so.
 fn transient(e: &DataFusionError) -> bool {
     matches!(
@@ -307,8 +308,9 @@ async fn audit(
     let _ = staging.deregister_table(&model.table);
     staging.register_table(model.table.clone(), target).map_err(execute_error)?;
     let this = format!("{STAGING_CATALOG}.{STAGING_SCHEMA}.{}", model.table);
-    let tests = run_tests(ctx, &model.tests, &this).await;
+    let tests = run_tests(ctx, &model.tests, &this, transient).await;
     let _ = staging.deregister_table(&model.table);
+    let tests = tests.map_err(execute_error)?;
     let replaced = increment.map(|(_, changed)| (changed.rows, partitions, carried));
     Ok(Audited { rows: rows + carried, tests, replaced })
 }
