@@ -46,30 +46,21 @@ pub enum Val {
 pub struct Row(pub Vec<Val>);
 
 impl Row {
+    /// Cell `i` as a field of type `T` reads it ([`FromVal`]); past the end it is NULL.
+    fn get<T: FromVal>(&self, i: usize) -> T {
+        T::from_val(self.0.get(i).unwrap_or(&Val::Null))
+    }
+
     pub fn f(&self, i: usize) -> Option<f64> {
-        match self.0.get(i) {
-            Some(Val::Int(n)) => Some(*n as f64),
-            Some(Val::Float(x)) if x.is_finite() => Some(*x),
-            _ => None,
-        }
+        self.get(i)
     }
 
     pub fn i(&self, i: usize) -> i64 {
-        match self.0.get(i) {
-            Some(Val::Int(n)) => *n,
-            Some(Val::Float(x)) => *x as i64,
-            _ => 0,
-        }
+        self.get(i)
     }
 
     pub fn s(&self, i: usize) -> String {
-        match self.0.get(i) {
-            Some(Val::Str(s)) => s.clone(),
-            Some(Val::Int(n)) => n.to_string(),
-            Some(Val::Float(x)) => x.to_string(),
-            Some(Val::Bool(b)) => b.to_string(),
-            _ => String::new(),
-        }
+        self.get(i)
     }
 }
 
@@ -230,18 +221,6 @@ fn column_vals(col: &ArrayRef) -> Vec<Val> {
             .map(|i| if nulls(i) { Val::Null } else { Val::Str(array_value_to_string(col, i).unwrap_or_default()) })
             .collect(),
     }
-}
-
-/// The rows of record batches as values.
-pub fn to_rows(batches: &[RecordBatch]) -> Vec<Row> {
-    let mut out = Vec::new();
-    for b in batches {
-        let cols: Vec<Vec<Val>> = b.columns().iter().map(column_vals).collect();
-        for r in 0..b.num_rows() {
-            out.push(Row(cols.iter().map(|c| c[r].clone()).collect()));
-        }
-    }
-    out
 }
 
 /// A name that may go into SQL as an identifier: lower-case letters, digits, `_`.
@@ -473,7 +452,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn batches_become_rows_of_plain_values() {
+    fn columns_become_plain_values() {
         use datafusion::arrow::array::{BooleanArray, Float32Array, Int32Array, StringArray};
         use datafusion::arrow::datatypes::{Field, Schema};
         let schema = Arc::new(Schema::new(vec![
@@ -492,7 +471,8 @@ mod tests {
             ],
         )
         .unwrap();
-        let rows = to_rows(&[batch]);
+        let cols: Vec<Vec<Val>> = batch.columns().iter().map(column_vals).collect();
+        let rows: Vec<Row> = (0..batch.num_rows()).map(|r| Row(cols.iter().map(|c| c[r].clone()).collect())).collect();
         assert_eq!(rows.len(), 2);
         assert_eq!(rows[0].0, vec![Val::Int(7), Val::Float(1.5), Val::Bool(true), Val::Str("a".into())]);
         assert_eq!(rows[0].i(0), 7);
