@@ -193,22 +193,15 @@ pub fn parse_size(text: &str) -> Option<u64> {
 
 /// A whole number, 0 or more.
 pub(super) fn get_count(raw: &BTreeMap<&'static str, Raw>, key: &str) -> Result<u64, ConfigError> {
-    let n = match raw.get(key).map(|r| &r.value) {
-        Some(toml::Value::Integer(i)) => Some(*i),
-        Some(toml::Value::String(s)) => s.trim().parse::<i64>().ok(),
-        None => return Err(err(raw, key, "is missing".into())),
-        Some(_) => None,
-    };
-    match n {
-        Some(n) if n >= 0 => Ok(n as u64),
-        _ => {
-            let shown = raw.get(key).map(|r| r.value.to_string()).unwrap_or_default();
-            Err(err(raw, key, format!("= {shown} must be a whole number, 0 or more")))
-        }
-    }
+    get_integer(raw, key, 0, "a whole number, 0 or more")
 }
 
 pub(super) fn get_positive(raw: &BTreeMap<&'static str, Raw>, key: &str) -> Result<u64, ConfigError> {
+    get_integer(raw, key, 1, "a positive integer")
+}
+
+/// An integer (or a string holding one) of at least `min`; `what` names the range in the error.
+fn get_integer(raw: &BTreeMap<&'static str, Raw>, key: &str, min: i64, what: &str) -> Result<u64, ConfigError> {
     let n = match raw.get(key).map(|r| &r.value) {
         Some(toml::Value::Integer(i)) => Some(*i),
         Some(toml::Value::String(s)) => s.trim().parse::<i64>().ok(),
@@ -216,10 +209,10 @@ pub(super) fn get_positive(raw: &BTreeMap<&'static str, Raw>, key: &str) -> Resu
         Some(_) => None,
     };
     match n {
-        Some(n) if n > 0 => Ok(n as u64),
+        Some(n) if n >= min => Ok(n as u64),
         _ => {
             let shown = raw.get(key).map(|r| r.value.to_string()).unwrap_or_default();
-            Err(err(raw, key, format!("= {shown} must be a positive integer")))
+            Err(err(raw, key, format!("= {shown} must be {what}")))
         }
     }
 }
