@@ -675,6 +675,15 @@ async fn scans_read_only_the_files_columns_and_rows_they_need() {
         assert!(!p.contains("ingest_date=2025-01-0"), "{be}: files outside the statistics are read:\n{p}");
         assert_eq!(count(&ctx, "SELECT count(*) FROM silver.t WHERE location_index > 100").await, 0, "{be}");
         assert_eq!(count(&ctx, "SELECT count(*) FROM silver.t WHERE location_index >= 1").await, 3, "{be}");
+        // And on string columns (read as views, so DataFusion casts the literals to views): a
+        // partition value, and a range of a non-partition column (round ids r1, r2, r9).
+        let p = plan(&ctx, "SELECT * FROM silver.t WHERE course_id = 'B'").await;
+        assert!(p.contains("course_id=B"), "{be}: the course-B file is read:\n{p}");
+        assert!(!p.contains("course_id=A"), "{be}: course-A files are pruned:\n{p}");
+        let p = plan(&ctx, "SELECT * FROM silver.t WHERE round_id >= 'r3' AND round_id <= 'r9'").await;
+        assert!(p.contains("ingest_date=2025-01-04"), "{be}: the file with r9 is read:\n{p}");
+        assert!(!p.contains("ingest_date=2025-01-03"), "{be}: files of r1 and r2 are pruned:\n{p}");
+        assert_eq!(count(&ctx, "SELECT count(*) FROM silver.t WHERE round_id >= 'r3' AND round_id <= 'r9'").await, 1);
 
         // Results are right whichever way the scan is cut: joins, aggregates, filters on non-partition columns.
         assert_eq!(

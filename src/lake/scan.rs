@@ -17,7 +17,8 @@ use async_trait::async_trait;
 use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use datafusion::catalog::Session;
 use datafusion::common::stats::Precision;
-use datafusion::common::{DataFusionError, Statistics};
+use datafusion::common::tree_node::{Transformed, TreeNode};
+use datafusion::common::{DataFusionError, ScalarValue, Statistics};
 use datafusion::datasource::file_format::FileFormat;
 use datafusion::datasource::file_format::parquet::ParquetFormat;
 use datafusion::datasource::listing::PartitionedFile;
@@ -109,7 +110,8 @@ impl LakeTable {
         };
         let Some(snapshot_id) = snapshot_id else { return Ok(Vec::new()) };
         let mut scan = table.scan().snapshot_id(snapshot_id).select_empty();
-        if let Some(predicate) = convert_filters_to_predicate(filters) {
+        let filters: Vec<Expr> = filters.iter().cloned().map(plain_strings).collect();
+        if let Some(predicate) = convert_filters_to_predicate(&filters) {
             scan = scan.with_filter(predicate);
         }
         let scan = scan.build().map_err(|e| external(&self.name, "plan a scan of", e))?;
@@ -210,6 +212,24 @@ impl TableProvider for LakeTable {
         // Used to prune files here and row groups in the reader; DataFusion still applies them.
         Ok(vec![TableProviderFilterPushDown::Inexact; filters.len()])
     }
+}
+
+/// `e` with its string literals as plain `Utf8`. Scans give strings as views, so DataFusion
+/// casts a filter's string literals to `Utf8View`, which iceberg's predicate conversion does not
+/// take: without this, a filter on a string column (a partition's `course_id`, a range of round
+/// ids) would prune no file.
+fn plain_strings(e: Expr) -> Expr {
+    let original = e.clone();
+    e.transform(|e| {
+        Ok(match e {
+            Expr::Literal(ScalarValue::Utf8View(s) | ScalarValue::LargeUtf8(s), meta) => {
+                Transformed::yes(Expr::Literal(ScalarValue::Utf8(s), meta))
+            }
+            other => Transformed::no(other),
+        })
+    })
+    .map(|t| t.data)
+    .unwrap_or(original)
 }
 
 /// Spreads files over `n` groups of about equal bytes (largest first, each to the lightest group).
