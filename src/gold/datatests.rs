@@ -124,6 +124,24 @@ fn quoted_list(columns: &[String]) -> String {
 }
 
 impl DataTest {
+    /// Whether the test passing on the rows an incremental run writes (the rows of the partitions
+    /// it replaces) and on the rows it leaves alone (tested when they were written) means it passes
+    /// on the whole table, so an incremental run need not test the rest: the row-by-row tests, and
+    /// `unique` over columns that include the whole incremental `key` (the partitions a changed
+    /// key's old rows are in are always replaced, so a key cannot be both written and left alone).
+    /// Not a free-form `sql` test, nor `unique` on other columns.
+    pub fn holds_per_partition(&self, key: &[String]) -> bool {
+        match &self.kind {
+            TestKind::NotNull { .. }
+            | TestKind::AcceptedValues { .. }
+            | TestKind::AcceptedRange { .. }
+            | TestKind::Relationships { .. }
+            | TestKind::Expression { .. } => true,
+            TestKind::Unique { columns } => key.iter().all(|k| columns.contains(k)),
+            TestKind::Sql { .. } => false,
+        }
+    }
+
     /// The query returning the failing rows, with `this` as the tested table.
     pub fn sql(&self, this: &str) -> String {
         match &self.kind {
@@ -599,19 +617,19 @@ impl TestOutcome {
     }
 }
 
-/// Runs `tests` against the table named `this` in `ctx`, in order. A test whose query cannot
+/// Runs `tests` in order, each against the table `this` names for it in `ctx`. A test whose query cannot
 /// run is an outcome of its severity ("could not run: …"), except when the reason is `transient`
 /// (memory the models running at once hold, I/O): then the run stops with that error, so the
 /// model's try fails as retryable instead of being refused as if its data were wrong.
 pub async fn run_tests(
     ctx: &SessionContext,
     tests: &[DataTest],
-    this: &str,
+    this: impl Fn(&DataTest) -> String,
     transient: impl Fn(&DataFusionError) -> bool,
 ) -> Result<Vec<TestOutcome>, DataFusionError> {
     let mut out = Vec::with_capacity(tests.len());
     for test in tests {
-        let sql = test.sql(this);
+        let sql = test.sql(&this(test));
         let measured = match measure(ctx, &sql).await {
             Err(e) if transient(&e) => return Err(e),
             other => other.map_err(|e| e.to_string()),
@@ -714,7 +732,7 @@ mod tests {
             parse_tests(&toml::Value::Array(vec![toml::from_str::<toml::Table>("unique = \"k\"").unwrap().into()]))
                 .unwrap();
         let is_memory = |e: &DataFusionError| matches!(e.find_root(), DataFusionError::ResourcesExhausted(_));
-        let err = run_tests(&ctx, &tests, "t", is_memory).await.unwrap_err();
+        let err = run_tests(&ctx, &tests, |_| "t".into(), is_memory).await.unwrap_err();
         assert!(matches!(err.find_root(), DataFusionError::ResourcesExhausted(_)), "{err}");
 
         // A test that cannot run for a reason of its own (a column the table lacks) is an outcome
@@ -723,7 +741,7 @@ mod tests {
             toml::from_str::<toml::Table>("not_null = \"nope\"").unwrap().into(),
         ]))
         .unwrap();
-        let out = run_tests(&ctx, &broken, "t", is_memory).await.unwrap();
+        let out = run_tests(&ctx, &broken, |_| "t".into(), is_memory).await.unwrap();
         assert_eq!((out[0].status, out[0].failing_rows), (TestStatus::Fail, None));
         assert!(out[0].describe().contains("could not run"), "{}", out[0].describe());
     }

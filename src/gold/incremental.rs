@@ -13,7 +13,12 @@
 //! 3. the partitions replaced are those the new rows fall in plus those the changed keys' old rows
 //!    are in; the old rows of those partitions whose key did not change are carried over;
 //! 4. data tests see the table as the commit will leave it (old rows outside the replaced
-//!    partitions plus the staged ones), and the commit replaces exactly those partitions.
+//!    partitions plus the staged ones), except those that hold per partition (row-by-row tests,
+//!    `unique` on the key), which read only the staged rows; the commit replaces exactly those
+//!    partitions.
+//!
+//! A full refresh of a `latest_only` model runs the same narrowed query once per batch of keys
+//! ([`refresh_batches`]), so its memory follows `lake.memory_limit` and not the lake's size.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
@@ -25,6 +30,7 @@ use datafusion::catalog::MemTable;
 use datafusion::common::{JoinType, ScalarValue};
 use datafusion::datasource::TableProvider;
 use datafusion::error::{DataFusionError, Result};
+use datafusion::logical_expr::utils::disjunction;
 use datafusion::logical_expr::{ident, lit};
 use datafusion::prelude::{DataFrame, SessionContext};
 
@@ -44,6 +50,10 @@ pub struct ChangedKeys {
     pub rows: usize,
     /// Distinct values of each key column, when there are at most [`IN_LIST_LIMIT`].
     in_lists: Vec<Option<Vec<ScalarValue>>>,
+    /// The smallest and largest value of each key column that has no `IN` list: a range that
+    /// prunes by column statistics (round ids begin with their start time, so the rounds of a day
+    /// fall in a narrow range and the files of other days are skipped).
+    ranges: Vec<Option<(ScalarValue, ScalarValue)>>,
     /// `latest_only` models: the dates `changes` gives the changed keys (their latest versions).
     dates: Option<Vec<ScalarValue>>,
 }
@@ -80,27 +90,10 @@ pub async fn changed_keys(
     let df = ctx.sql(&sql).await?;
     let schema: SchemaRef = df.schema().inner().clone();
     let batches = df.collect().await?;
-    let rows = batches.iter().map(RecordBatch::num_rows).sum();
-    let mut in_lists = Vec::with_capacity(inc.incremental_key.len());
-    for i in 0..inc.incremental_key.len() {
-        let mut values = HashSet::new();
-        let mut small = true;
-        'batches: for b in &batches {
-            let column = b.column(i);
-            for row in 0..b.num_rows() {
-                values.insert(ScalarValue::try_from_array(column, row)?);
-                if values.len() > IN_LIST_LIMIT {
-                    small = false;
-                    break 'batches;
-                }
-            }
-        }
-        in_lists.push(small.then(|| values.into_iter().collect()));
-    }
-    let table = Arc::new(MemTable::try_new(schema, vec![batches])?);
-    let dates = if inc.latest_only {
+    let mut changed = ChangedKeys::new(schema, batches)?;
+    if inc.latest_only {
         let changes = ctx.table(inc.changes_table.as_str()).await?;
-        let keys = ctx.read_table(table.clone())?;
+        let keys = ctx.read_table(changed.table.clone())?;
         let batches = semi(changes, keys, &inc.incremental_key, JoinType::LeftSemi)?
             .select_columns(&[inc.changes_column.as_str()])?
             .distinct()?
@@ -112,11 +105,173 @@ pub async fn changed_keys(
                 dates.insert(scalar(b.column(0), row)?);
             }
         }
-        Some(dates.into_iter().collect())
-    } else {
-        None
-    };
-    Ok(ChangedKeys { table, rows, in_lists, dates })
+        changed.dates = Some(dates.into_iter().collect());
+    }
+    Ok(changed)
+}
+
+impl ChangedKeys {
+    /// The keys in `batches` (columns `__k0…`), with the `IN` lists of their small key columns.
+    fn new(schema: SchemaRef, batches: Vec<RecordBatch>) -> Result<ChangedKeys> {
+        let rows = batches.iter().map(RecordBatch::num_rows).sum();
+        let mut in_lists = Vec::with_capacity(schema.fields().len());
+        for i in 0..schema.fields().len() {
+            let mut values = HashSet::new();
+            let mut small = true;
+            'batches: for b in &batches {
+                let column = b.column(i);
+                for row in 0..b.num_rows() {
+                    values.insert(ScalarValue::try_from_array(column, row)?);
+                    if values.len() > IN_LIST_LIMIT {
+                        small = false;
+                        break 'batches;
+                    }
+                }
+            }
+            in_lists.push(small.then(|| values.into_iter().collect()));
+        }
+        let mut ranges = Vec::with_capacity(in_lists.len());
+        for (i, list) in in_lists.iter().enumerate() {
+            let mut range: Option<(ScalarValue, ScalarValue)> = None;
+            if list.is_none() {
+                for b in &batches {
+                    for row in 0..b.num_rows() {
+                        let v = scalar(b.column(i), row)?;
+                        if v.is_null() {
+                            continue;
+                        }
+                        range = Some(match range {
+                            None => (v.clone(), v),
+                            Some((lo, hi)) => {
+                                let lo = if v < lo { v.clone() } else { lo };
+                                let hi = if v > hi { v } else { hi };
+                                (lo, hi)
+                            }
+                        });
+                    }
+                }
+            }
+            ranges.push(range);
+        }
+        let table = Arc::new(MemTable::try_new(schema, vec![batches])?);
+        Ok(ChangedKeys { table, rows, in_lists, ranges, dates: None })
+    }
+}
+
+impl ChangedKeys {
+    /// `df` filtered by what is known of the changed keys without a join (their columns' `IN`
+    /// lists and ranges), so scans prune files by partition and column statistics; the rows of
+    /// changed keys all pass, and the semi-join with the keys does the rest.
+    fn prune(&self, mut df: DataFrame, key: &[String]) -> Result<DataFrame> {
+        for ((k, values), range) in key.iter().zip(&self.in_lists).zip(&self.ranges) {
+            if let Some(values) = values {
+                df = df.filter(one_of(k, values))?;
+            } else if let Some((lo, hi)) = range {
+                df = df.filter(ident(k).gt_eq(lit(lo.clone())).and(ident(k).lt_eq(lit(hi.clone()))))?;
+            }
+        }
+        Ok(df)
+    }
+}
+
+/// Memory a full refresh plans for one key (a round: its fixes through a scan, a join, a sort and
+/// an aggregate) to size its batches from `lake.memory_limit`: 1 GiB gives batches of up to
+/// 26,214 rounds, about 1.5 M silver fixes on the generated lake, which sort without spilling.
+const BYTES_PER_KEY: usize = 40 << 10;
+
+/// How many keys one batch of a full refresh holds under a memory pool of `limit` bytes (no
+/// limit: one batch).
+pub fn batch_budget(limit: Option<usize>) -> usize {
+    limit.map_or(usize::MAX, |l| (l / BYTES_PER_KEY).max(1))
+}
+
+/// One batch of a batched full refresh: `(date, first key column)` groups of `changes`, each
+/// standing for the keys `changes` dates so.
+#[derive(Debug, Clone, Default)]
+pub struct Batch {
+    groups: Vec<(ScalarValue, ScalarValue)>,
+    pub keys: usize,
+}
+
+/// A full refresh of a `latest_only` model runs in batches, like a daily run per batch instead of
+/// one query over all of history, so its memory follows `lake.memory_limit` and not the size of
+/// the lake (a window sort over every fix of the lake spills, and DataFusion 53's sort cannot
+/// always merge what it spilled within the limit). `changes` dates each key once (its latest
+/// version), so the batches are disjoint; they are consecutive `(date, first key column)` groups,
+/// in order, of at most `budget` keys each (a group larger than that is a batch of its own).
+pub async fn refresh_batches(ctx: &SessionContext, inc: &Incremental, budget: usize) -> Result<Vec<Batch>> {
+    let not_null: Vec<String> = inc.incremental_key.iter().map(|k| format!("{} IS NOT NULL", quote(k))).collect();
+    let sql = format!(
+        "SELECT {date} AS d, {key} AS k, COUNT(*) AS n FROM {changes} WHERE {date} IS NOT NULL AND {not_null} \
+         GROUP BY {date}, {key} ORDER BY 1, 2",
+        date = quote(&inc.changes_column),
+        key = quote(&inc.incremental_key[0]),
+        changes = inc.changes_table,
+        not_null = not_null.join(" AND "),
+    );
+    let mut groups = Vec::new();
+    for b in ctx.sql(&sql).await?.collect().await? {
+        for row in 0..b.num_rows() {
+            let n = match ScalarValue::try_from_array(b.column(2), row)? {
+                ScalarValue::Int64(Some(n)) => usize::try_from(n).unwrap_or(0),
+                other => return Err(DataFusionError::Internal(format!("COUNT(*) gave {other:?}"))),
+            };
+            groups.push((
+                ScalarValue::try_from_array(b.column(0), row)?,
+                ScalarValue::try_from_array(b.column(1), row)?,
+                n,
+            ));
+        }
+    }
+    Ok(pack(groups, budget))
+}
+
+/// `(date, first key, keys)` groups, in order, cut into batches of at most `budget` keys.
+fn pack(groups: Vec<(ScalarValue, ScalarValue, usize)>, budget: usize) -> Vec<Batch> {
+    let mut out = Vec::new();
+    let mut batch = Batch::default();
+    for (date, first, n) in groups {
+        if batch.keys > 0 && batch.keys.saturating_add(n) > budget {
+            out.push(std::mem::take(&mut batch));
+        }
+        batch.groups.push((date, first));
+        batch.keys += n;
+    }
+    if batch.keys > 0 {
+        out.push(batch);
+    }
+    out
+}
+
+/// The keys of one batch of a full refresh, as [`changed_keys`] gives a daily run's (with the
+/// batch's dates as the dates of their latest versions).
+pub async fn batch_keys(ctx: &SessionContext, inc: &Incremental, batch: &Batch) -> Result<ChangedKeys> {
+    let (date, first) = (&inc.changes_column, &inc.incremental_key[0]);
+    // The groups come sorted by date: one `date = d AND first IN (…)` term per date.
+    let mut terms = Vec::new();
+    let mut dates = Vec::new();
+    let mut i = 0;
+    while i < batch.groups.len() {
+        let d = &batch.groups[i].0;
+        let same = batch.groups[i..].iter().take_while(|(x, _)| x == d).count();
+        let firsts: Vec<ScalarValue> = batch.groups[i..i + same].iter().map(|(_, k)| k.clone()).collect();
+        terms.push(ident(date).eq(lit(d.clone())).and(one_of(first, &firsts)));
+        dates.push(plain(d.clone()));
+        i += same;
+    }
+    let mut df = ctx.table(inc.changes_table.as_str()).await?;
+    if let Some(predicate) = disjunction(terms) {
+        df = df.filter(predicate)?;
+    }
+    for k in &inc.incremental_key {
+        df = df.filter(ident(k).is_not_null())?;
+    }
+    let aliased = inc.incremental_key.iter().enumerate().map(|(i, k)| ident(k).alias(key_alias(i))).collect::<Vec<_>>();
+    let df = df.select(aliased)?;
+    let schema: SchemaRef = df.schema().inner().clone();
+    let mut changed = ChangedKeys::new(schema, df.collect().await?)?;
+    changed.dates = Some(dates);
+    Ok(changed)
 }
 
 /// Step 2: a session like `ctx` (same configuration and runtime) in which every input of the
@@ -160,12 +315,7 @@ fn narrow(
     inc: &Incremental,
     changed: &ChangedKeys,
 ) -> Result<Arc<dyn TableProvider>> {
-    let mut df = ctx.read_table(inner)?;
-    for (k, values) in inc.incremental_key.iter().zip(&changed.in_lists) {
-        if let Some(values) = values {
-            df = df.filter(one_of(k, values))?;
-        }
-    }
+    let mut df = changed.prune(ctx.read_table(inner)?, &inc.incremental_key)?;
     if let Some(dates) = &changed.dates
         && df.schema().has_column_with_unqualified_name(&inc.date_column)
     {
@@ -286,10 +436,15 @@ impl Partitions {
 /// One cell as a scalar, strings as plain `Utf8` whatever their Arrow layout (the staged rows and
 /// the table read back lay strings out differently).
 fn scalar(array: &Arc<dyn Array>, row: usize) -> Result<ScalarValue> {
-    Ok(match ScalarValue::try_from_array(array, row)? {
+    Ok(plain(ScalarValue::try_from_array(array, row)?))
+}
+
+/// Strings as plain `Utf8`, other values as they are.
+fn plain(value: ScalarValue) -> ScalarValue {
+    match value {
         ScalarValue::Utf8View(s) | ScalarValue::LargeUtf8(s) => ScalarValue::Utf8(s),
         other => other,
-    })
+    }
 }
 
 fn partition_value(column: &str, v: &ScalarValue) -> Result<PartitionValue> {
@@ -345,7 +500,7 @@ pub async fn old_partitions(
     inc: &Incremental,
     changed: &ChangedKeys,
 ) -> Result<Partitions> {
-    let current = ctx.table(model.qualified_table()).await?;
+    let current = changed.prune(ctx.table(model.qualified_table()).await?, &inc.incremental_key)?;
     let keys = ctx.read_table(changed.table.clone())?;
     let cols: Vec<&str> = model.partition_by.iter().map(String::as_str).collect();
     let batches = semi(current, keys, &inc.incremental_key, JoinType::LeftSemi)?
@@ -388,4 +543,50 @@ pub async fn after_commit(
     let outside = current_rows(current, ctx, model, partitions, false)?.select_columns(&cols)?;
     let staged = ctx.read_table(staged)?.select_columns(&cols)?;
     Ok(outside.union(staged)?.into_view())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn group(day: i32, course: &str, n: usize) -> (ScalarValue, ScalarValue, usize) {
+        (ScalarValue::Date32(Some(day)), ScalarValue::Utf8(Some(course.into())), n)
+    }
+
+    #[test]
+    fn full_refresh_batches_keep_the_groups_in_order_within_the_budget() {
+        let groups =
+            vec![group(1, "a", 300), group(1, "b", 500), group(2, "a", 200), group(2, "b", 900), group(3, "a", 100)];
+        let batches = pack(groups.clone(), 1000);
+        let seen: Vec<(Vec<(i32, String)>, usize)> = batches
+            .iter()
+            .map(|b| {
+                let g = b
+                    .groups
+                    .iter()
+                    .map(|(d, c)| match (d, c) {
+                        (ScalarValue::Date32(Some(d)), ScalarValue::Utf8(Some(c))) => (*d, c.clone()),
+                        other => panic!("{other:?}"),
+                    })
+                    .collect();
+                (g, b.keys)
+            })
+            .collect();
+        assert_eq!(
+            seen,
+            vec![
+                (vec![(1, "a".into()), (1, "b".into()), (2, "a".into())], 1000),
+                (vec![(2, "b".into()), (3, "a".into())], 1000),
+            ]
+        );
+        // A group larger than the budget is a batch of its own; every group is in one batch.
+        let small = pack(groups.clone(), 400);
+        assert_eq!(small.iter().map(|b| b.keys).collect::<Vec<_>>(), vec![300, 500, 200, 900, 100]);
+        assert_eq!(pack(groups, usize::MAX).len(), 1);
+        assert!(pack(Vec::new(), 10).is_empty());
+        // 1 GiB gives batches of 26,214 keys; a tiny pool still one key per batch.
+        assert_eq!(batch_budget(Some(1 << 30)), 26_214);
+        assert_eq!(batch_budget(Some(10)), 1);
+        assert_eq!(batch_budget(None), usize::MAX);
+    }
 }

@@ -16,11 +16,12 @@ use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use datafusion::catalog::{CatalogProvider, MemTable, MemoryCatalogProvider, MemorySchemaProvider, SchemaProvider};
 use datafusion::datasource::TableProvider;
 use datafusion::error::DataFusionError;
+use datafusion::execution::memory_pool::MemoryLimit;
 use datafusion::prelude::{DataFrame, SessionContext};
 use futures::StreamExt;
 
 use super::GoldError;
-use super::datatests::{TestOutcome, TestStatus, run_tests};
+use super::datatests::{DataTest, TestOutcome, TestStatus, run_tests};
 use super::incremental::{self, ChangedKeys, Partitions};
 use super::models::{Incremental, ModelSpec};
 use crate::lake::PartitionValues;
@@ -28,6 +29,9 @@ use crate::lake::PartitionValues;
 /// The catalog and schema staged results are registered under for data tests.
 pub const STAGING_CATALOG: &str = "tm_staging";
 pub const STAGING_SCHEMA: &str = "staged";
+/// The schema an incremental run registers only the rows it writes under (the replaced
+/// partitions), for the tests that hold per partition.
+pub const WRITTEN_SCHEMA: &str = "written";
 
 /// Opens stages for model results. A publisher is made per attempt and knows the attempt's run
 /// key.
@@ -184,6 +188,21 @@ pub async fn run_model(
     let query_ctx = increment.as_ref().map_or(ctx, |(_, _, narrowed)| narrowed);
     let df = query_ctx.sql(&model.sql).await.map_err(plan_error)?;
     let schema = storable_schema(model, df.schema().inner())?;
+    // A full refresh of a `latest_only` incremental model runs batch by batch (the plan above
+    // still gives the schema).
+    let query = match (refresh, model.incremental()) {
+        (Refresh::Full, Some(inc)) if inc.latest_only => {
+            let limit = match ctx.runtime_env().memory_pool.memory_limit() {
+                MemoryLimit::Finite(bytes) => Some(bytes),
+                MemoryLimit::Infinite | MemoryLimit::Unknown => None,
+            };
+            let budget = incremental::batch_budget(limit);
+            let batches = incremental::refresh_batches(ctx, inc, budget).await.map_err(plan_error)?;
+            tracing::info!(model = %model.table, batches = batches.len(), keys_per_batch = budget, "full refresh in batches");
+            Query::Batched { inc, batches }
+        }
+        _ => Query::Whole(df),
+    };
     let mut stage = publisher.stage(model, schema.clone()).await?;
     if let Some(snapshot_id) = stage.already_committed() {
         tracing::info!(model = %model.table, snapshot_id, "already committed by an earlier try of this run");
@@ -201,7 +220,7 @@ pub async fn run_model(
     }
     let increment = increment.as_ref().map(|(inc, changed, _)| (*inc, changed));
     // Any failure before the verdict deletes what was staged.
-    let audited = match audit(ctx, model, df, &schema, stage.as_mut(), increment, &execute_error).await {
+    let audited = match audit(ctx, model, query, &schema, stage.as_mut(), increment, &execute_error).await {
         Ok(audited) => audited,
         Err(e) => {
             stage.discard().await;
@@ -269,25 +288,49 @@ struct Audited {
     replaced: Option<(usize, Partitions, u64)>,
 }
 
-/// Executes `df` into `stage` (batches cast to `schema`), finishes the stage and runs the model's
-/// data tests as `tm_staging.staged.<table>`: on the staged rows, or, in an incremental run, on
-/// the table as the commit will leave it (after the rows of the replaced partitions whose key did
-/// not change were staged too).
+/// What a model run executes.
+enum Query<'a> {
+    /// The model's query (over inputs narrowed to the changed keys in an incremental run).
+    Whole(DataFrame),
+    /// A full refresh of a `latest_only` incremental model: the query once per batch of keys, each
+    /// over inputs narrowed to its keys (see [`incremental::refresh_batches`]).
+    Batched { inc: &'a Incremental, batches: Vec<incremental::Batch> },
+}
+
+/// Executes `query` into `stage` (batches cast to `schema`), finishes the stage and runs the
+/// model's data tests as `tm_staging.staged.<table>`: on the staged rows, or, in an incremental
+/// run, on the table as the commit will leave it (after the rows of the replaced partitions whose
+/// key did not change were staged too).
 async fn audit(
     ctx: &SessionContext,
     model: &ModelSpec,
-    df: DataFrame,
+    query: Query<'_>,
     schema: &SchemaRef,
     stage: &mut dyn Stage,
     increment: Option<(&Incremental, &ChangedKeys)>,
     execute_error: &(dyn Fn(DataFusionError) -> GoldError + Sync),
 ) -> Result<Audited, GoldError> {
     let mut partitions = Partitions::default();
-    let rows = write_all(df, schema, stage, execute_error, |batch| match increment {
-        Some((inc, _)) => partitions.add_rows(batch, &model.partition_by, &inc.incremental_key),
-        None => Ok(()),
-    })
-    .await?;
+    let rows = match query {
+        Query::Whole(df) => {
+            write_all(df, schema, stage, execute_error, |batch| match increment {
+                Some((inc, _)) => partitions.add_rows(batch, &model.partition_by, &inc.incremental_key),
+                None => Ok(()),
+            })
+            .await?
+        }
+        Query::Batched { inc, batches } => {
+            let mut rows = 0;
+            for (i, batch) in batches.iter().enumerate() {
+                let keys = incremental::batch_keys(ctx, inc, batch).await.map_err(execute_error)?;
+                let narrowed = incremental::narrowed_session(ctx, model, inc, &keys).await.map_err(execute_error)?;
+                let df = narrowed.sql(&model.sql).await.map_err(execute_error)?;
+                rows += write_all(df, schema, stage, execute_error, |_| Ok(())).await?;
+                tracing::debug!(model = %model.table, batch = i + 1, of = batches.len(), keys = batch.keys, rows, "full refresh batch staged");
+            }
+            rows
+        }
+    };
     tracing::info!(model = %model.table, rows, "staged the new result");
     let columns: Vec<String> = schema.fields().iter().map(|f| f.name().clone()).collect();
     let mut carried = 0u64;
@@ -300,16 +343,39 @@ async fn audit(
         tracing::info!(model = %model.table, carried, partitions = partitions.len(), "staged the unchanged rows of the replaced partitions");
     }
     let staged = stage.finish().await?;
-    let target = match increment {
-        Some(_) => incremental::after_commit(ctx, model, &partitions, staged, &columns).await.map_err(execute_error)?,
-        None => staged,
+    // Tests see the table as the commit will leave it. In an incremental run that is the current
+    // rows outside the replaced partitions plus the staged ones, but the tests that hold per
+    // partition read only the staged rows (`tm_staging.written.<table>`), so what a daily run
+    // tests does not grow with the history.
+    let (whole, written) = match increment {
+        Some((inc, _)) => {
+            let whole = incremental::after_commit(ctx, model, &partitions, staged.clone(), &columns)
+                .await
+                .map_err(execute_error)?;
+            (whole, Some((inc, staged)))
+        }
+        None => (staged, None),
     };
-    let staging = staging_schema(ctx).map_err(execute_error)?;
-    let _ = staging.deregister_table(&model.table);
-    staging.register_table(model.table.clone(), target).map_err(execute_error)?;
-    let this = format!("{STAGING_CATALOG}.{STAGING_SCHEMA}.{}", model.table);
-    let tests = run_tests(ctx, &model.tests, &this, transient).await;
-    let _ = staging.deregister_table(&model.table);
+    let mut registered = vec![(STAGING_SCHEMA, whole)];
+    registered.extend(written.as_ref().map(|(_, t)| (WRITTEN_SCHEMA, t.clone())));
+    for (schema, table) in &registered {
+        let s = staging_schema(ctx, schema).map_err(execute_error)?;
+        let _ = s.deregister_table(&model.table);
+        s.register_table(model.table.clone(), table.clone()).map_err(execute_error)?;
+    }
+    let this = |test: &DataTest| {
+        let schema = match &written {
+            Some((inc, _)) if test.holds_per_partition(&inc.incremental_key) => WRITTEN_SCHEMA,
+            _ => STAGING_SCHEMA,
+        };
+        format!("{STAGING_CATALOG}.{schema}.{}", model.table)
+    };
+    let tests = run_tests(ctx, &model.tests, this, transient).await;
+    for (schema, _) in &registered {
+        if let Ok(s) = staging_schema(ctx, schema) {
+            let _ = s.deregister_table(&model.table);
+        }
+    }
     let tests = tests.map_err(execute_error)?;
     let replaced = increment.map(|(_, changed)| (changed.rows, partitions, carried));
     Ok(Audited { rows: rows + carried, tests, replaced })
@@ -337,8 +403,8 @@ async fn write_all(
     Ok(rows)
 }
 
-/// The staging schema, created on first use.
-fn staging_schema(ctx: &SessionContext) -> Result<Arc<dyn SchemaProvider>, DataFusionError> {
+/// A schema of the staging catalog, created on first use.
+fn staging_schema(ctx: &SessionContext, name: &str) -> Result<Arc<dyn SchemaProvider>, DataFusionError> {
     let catalog = match ctx.catalog(STAGING_CATALOG) {
         Some(c) => c,
         None => {
@@ -347,11 +413,11 @@ fn staging_schema(ctx: &SessionContext) -> Result<Arc<dyn SchemaProvider>, DataF
             c
         }
     };
-    match catalog.schema(STAGING_SCHEMA) {
+    match catalog.schema(name) {
         Some(s) => Ok(s),
         None => {
             let s: Arc<dyn SchemaProvider> = Arc::new(MemorySchemaProvider::new());
-            catalog.register_schema(STAGING_SCHEMA, s.clone())?;
+            catalog.register_schema(name, s.clone())?;
             Ok(s)
         }
     }
