@@ -447,6 +447,56 @@ async fn replace_all_refreshes_an_unpartitioned_gold_table() {
     }
 }
 
+/// Every data file under `dir`.
+fn parquet_files(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).into_iter().flatten().flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                stack.push(p);
+            } else if p.extension().is_some_and(|x| x == "parquet") {
+                out.push(p);
+            }
+        }
+    }
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rolled_writer_commits_the_files_of_every_roll_and_an_abort_deletes_them() {
+    for db in common::both().await {
+        let be = db.backend;
+        let TestLake { lake, home, .. } = open_lake(&db).await;
+        let g = parse_ident("gold.rolled").unwrap();
+        lake.ensure_table(&g, &schema(), &["course_id", "ingest_date"]).await.unwrap();
+        let data = home.path().join("buckets/tm-lakehouse-serve/warehouse/gold/rolled/data");
+
+        // Two partitions, rolled between them and again after the second: one file each, both
+        // committed; a roll with nothing open adds no file.
+        let mut w = lake.writer(&g, RunKey::new("gold", "rolled", day(3))).await.unwrap();
+        w.write(batch(&[("A", day(3), "r1", 0), ("A", day(3), "r1", 1)])).await.unwrap();
+        w.roll().await.unwrap();
+        assert_eq!(parquet_files(&data).len(), 1, "{be}: the first roll finished A's file");
+        w.write(batch(&[("B", day(3), "r2", 0)])).await.unwrap();
+        w.roll().await.unwrap();
+        w.roll().await.unwrap();
+        let out = w.replace_all().await.unwrap();
+        assert_eq!((out.added_files, out.added_records), (2, 3), "{be}");
+        assert_eq!(sql_count(&lake, &SessionOptions::current(), "SELECT count(*) FROM gold.rolled").await, 3, "{be}");
+
+        // An abort deletes what every roll finished, not only what was open.
+        let mut w = lake.writer(&g, RunKey::new("gold", "rolled", day(4))).await.unwrap();
+        w.write(batch(&[("A", day(4), "r3", 0)])).await.unwrap();
+        w.roll().await.unwrap();
+        w.write(batch(&[("C", day(4), "r4", 0)])).await.unwrap();
+        w.abort().await;
+        assert_eq!(parquet_files(&data).len(), 2, "{be}: only the committed files stay");
+        assert_eq!(sql_count(&lake, &SessionOptions::current(), "SELECT count(*) FROM gold.rolled").await, 3, "{be}");
+    }
+}
+
 #[tokio::test]
 async fn bad_input_gets_errors_that_name_the_table() {
     let db = common::sqlite_db();

@@ -130,6 +130,14 @@ impl Stage for LakeStage {
         }
     }
 
+    async fn roll(&mut self) -> Result<(), GoldError> {
+        let Some(writer) = self.writer.as_mut() else { return Err(self.used_up()) };
+        match writer.roll().await {
+            Ok(()) => Ok(()),
+            Err(e) => Err(self.fail(e)),
+        }
+    }
+
     async fn finish(&mut self) -> Result<Arc<dyn TableProvider>, GoldError> {
         let Some(writer) = self.writer.take() else { return Err(self.used_up()) };
         let staged = writer.stage().await.map_err(|e| self.fail(e))?;

@@ -55,6 +55,12 @@ pub trait Stage: Send {
     /// Finishes writing; the returned table reads exactly the staged rows.
     async fn finish(&mut self) -> Result<Arc<dyn TableProvider>, GoldError>;
 
+    /// Finishes the files written so far (no more rows of their partitions follow), so the
+    /// stage holds no open file per partition in memory. A stage in memory has nothing to do.
+    async fn roll(&mut self) -> Result<(), GoldError> {
+        Ok(())
+    }
+
     /// Makes the staged rows the table's content in one commit: all of it (`None`), or the
     /// listed partitions (an incremental run; every other partition stays as it is).
     async fn commit(self: Box<Self>, partitions: Option<Vec<PartitionValues>>) -> Result<Published, GoldError>;
@@ -326,6 +332,8 @@ async fn audit(
                 let narrowed = incremental::narrowed_session(ctx, model, inc, &keys).await.map_err(execute_error)?;
                 let df = narrowed.sql(&model.sql).await.map_err(execute_error)?;
                 rows += write_all(df, schema, stage, execute_error, |_| Ok(())).await?;
+                // A batch's (date, course) groups are its partitions: none of them comes again.
+                stage.roll().await?;
                 tracing::debug!(model = %model.table, batch = i + 1, of = batches.len(), keys = batch.keys, rows, "full refresh batch staged");
             }
             rows

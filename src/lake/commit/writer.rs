@@ -32,6 +32,8 @@ use crate::lake::iceberg::{Lake, LakeError, Result, display_ident, table_err};
 
 pub(super) type DataWriterBuilder =
     DataFileWriterBuilder<ParquetWriterBuilder, DefaultLocationGenerator, DefaultFileNameGenerator>;
+type RollingBuilder =
+    RollingFileWriterBuilder<ParquetWriterBuilder, DefaultLocationGenerator, DefaultFileNameGenerator>;
 
 pub(super) enum PartWriter {
     Unpartitioned(Box<UnpartitionedWriter<DataWriterBuilder>>),
@@ -103,6 +105,10 @@ pub struct TableWriter {
     pub(super) spec: PartitionSpecRef,
     pub(super) splitter: Option<RecordBatchPartitionSplitter>,
     pub(super) writer: Option<PartWriter>,
+    /// What makes the data file writers (again after each [`TableWriter::roll`]).
+    rolling: RollingBuilder,
+    /// Data files finished by [`TableWriter::roll`].
+    closed: Vec<DataFile>,
     pub(super) commit_id: String,
     pub(super) rows: u64,
 }
@@ -161,12 +167,7 @@ impl TableWriter {
             location,
             names,
         );
-        let builder = DataFileWriterBuilder::new(rolling);
-        let writer = if spec.is_unpartitioned() {
-            PartWriter::Unpartitioned(Box::new(UnpartitionedWriter::new(builder)))
-        } else {
-            PartWriter::Fanout(Box::new(FanoutWriter::new(builder)))
-        };
+        let writer = part_writer(&rolling, spec.is_unpartitioned());
         Ok(TableWriter {
             lake,
             ident,
@@ -179,9 +180,29 @@ impl TableWriter {
             spec,
             splitter,
             writer: Some(writer),
+            rolling,
+            closed: Vec::new(),
             commit_id,
             rows: 0,
         })
+    }
+
+    /// Finishes the data files open so far and goes on writing into new ones. For a caller that
+    /// will write no more rows of the partitions written so far (a full refresh, batch by batch of
+    /// partitions): otherwise each partition keeps an open file, its row group in memory, until
+    /// the end.
+    pub async fn roll(&mut self) -> Result<()> {
+        if self.already.is_some() {
+            return Ok(());
+        }
+        let writer = self.writer.take().ok_or_else(|| LakeError::Invalid {
+            table: self.name.clone(),
+            message: "writer used after it failed".into(),
+        })?;
+        let files = close_writer(writer).await.map_err(table_err(&self.ident, "finish data files"))?;
+        self.closed.extend(files);
+        self.writer = Some(part_writer(&self.rolling, self.spec.is_unpartitioned()));
+        Ok(())
     }
 
     /// The snapshot that already holds this run key's commit (then `write` is a no-op).
@@ -264,10 +285,14 @@ impl TableWriter {
 
     /// Closes the writer without committing and deletes the files it wrote.
     pub async fn abort(mut self) {
+        let mut files = std::mem::take(&mut self.closed);
         if let Some(writer) = self.writer.take()
-            && let Ok(files) = close_writer(writer).await
+            && let Ok(open) = close_writer(writer).await
         {
-            let paths: Vec<String> = files.iter().map(|f| f.file_path().to_string()).collect();
+            files.extend(open);
+        }
+        let paths: Vec<String> = files.iter().map(|f| f.file_path().to_string()).collect();
+        if !paths.is_empty() {
             delete_quietly(self.table.file_io(), paths).await;
         }
     }
@@ -281,7 +306,8 @@ impl TableWriter {
     /// the table until it is committed.
     pub async fn stage(self) -> Result<StagedFiles> {
         // What the commit needs, apart from the (not `Sync`) Parquet writers.
-        let TableWriter { lake, ident, name, run_key, table, already, schema, spec, writer, commit_id, .. } = self;
+        let TableWriter { lake, ident, name, run_key, table, already, schema, spec, writer, closed, commit_id, .. } =
+            self;
         let committer = Committer {
             lake,
             ident,
@@ -301,8 +327,19 @@ impl TableWriter {
             table: committer.name.clone(),
             message: "writer used after it failed".into(),
         })?;
-        let data_files = close_writer(writer).await.map_err(table_err(&committer.ident, "finish data files"))?;
+        let mut data_files = closed;
+        data_files.extend(close_writer(writer).await.map_err(table_err(&committer.ident, "finish data files"))?);
         Ok(StagedFiles { committer, data_files, already })
+    }
+}
+
+/// A data file writer for a table with or without partitions.
+fn part_writer(rolling: &RollingBuilder, unpartitioned: bool) -> PartWriter {
+    let builder = DataFileWriterBuilder::new(rolling.clone());
+    if unpartitioned {
+        PartWriter::Unpartitioned(Box::new(UnpartitionedWriter::new(builder)))
+    } else {
+        PartWriter::Fanout(Box::new(FanoutWriter::new(builder)))
     }
 }
 
