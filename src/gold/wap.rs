@@ -207,7 +207,7 @@ pub async fn run_model(
             tracing::info!(model = %model.table, batches = batches.len(), keys_per_batch = budget, "full refresh in batches");
             Query::Batched { inc, batches }
         }
-        _ => Query::Whole(df),
+        _ => Query::Whole(Box::new(df)),
     };
     let mut stage = publisher.stage(model, schema.clone()).await?;
     if let Some(snapshot_id) = stage.already_committed() {
@@ -297,7 +297,7 @@ struct Audited {
 /// What a model run executes.
 enum Query<'a> {
     /// The model's query (over inputs narrowed to the changed keys in an incremental run).
-    Whole(DataFrame),
+    Whole(Box<DataFrame>),
     /// A full refresh of a `latest_only` incremental model: the query once per batch of keys, each
     /// over inputs narrowed to its keys (see [`incremental::refresh_batches`]).
     Batched { inc: &'a Incremental, batches: Vec<incremental::Batch> },
@@ -319,7 +319,7 @@ async fn audit(
     let mut partitions = Partitions::default();
     let rows = match query {
         Query::Whole(df) => {
-            write_all(df, schema, stage, execute_error, |batch| match increment {
+            write_all(*df, schema, stage, execute_error, |batch| match increment {
                 Some((inc, _)) => partitions.add_rows(batch, &model.partition_by, &inc.incremental_key),
                 None => Ok(()),
             })
