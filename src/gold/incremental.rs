@@ -50,8 +50,8 @@ pub struct ChangedKeys {
     pub rows: usize,
     /// Distinct values of each key column, when there are at most [`IN_LIST_LIMIT`].
     in_lists: Vec<Option<Vec<ScalarValue>>>,
-    /// The smallest and largest value of each key column that has no `IN` list: a range that
-    /// prunes by column statistics (round ids begin with their start time, so the rounds of a day
+    /// The smallest and largest value of each key column, used where it has no `IN` list: a range
+    /// that prunes by column statistics (round ids begin with their start time, so the rounds of a day
     /// fall in a narrow range and the files of other days are skipped).
     ranges: Vec<Option<(ScalarValue, ScalarValue)>>,
     /// `latest_only` models: the dates `changes` gives the changed keys (their latest versions).
@@ -111,54 +111,43 @@ pub async fn changed_keys(
 }
 
 impl ChangedKeys {
-    /// The keys in `batches` (columns `__k0…`), with the `IN` lists of their small key columns.
+    /// The keys in `batches` (columns `__k0…`), with the `IN` lists of their small key columns and
+    /// the range of each column's values.
     fn new(schema: SchemaRef, batches: Vec<RecordBatch>) -> Result<ChangedKeys> {
         let rows = batches.iter().map(RecordBatch::num_rows).sum();
         let mut in_lists = Vec::with_capacity(schema.fields().len());
+        let mut ranges = Vec::with_capacity(schema.fields().len());
         for i in 0..schema.fields().len() {
-            let mut values = HashSet::new();
-            let mut small = true;
-            'batches: for b in &batches {
-                let column = b.column(i);
-                for row in 0..b.num_rows() {
-                    values.insert(ScalarValue::try_from_array(column, row)?);
-                    if values.len() > IN_LIST_LIMIT {
-                        small = false;
-                        break 'batches;
-                    }
-                }
-            }
-            in_lists.push(small.then(|| values.into_iter().collect()));
-        }
-        let mut ranges = Vec::with_capacity(in_lists.len());
-        for (i, list) in in_lists.iter().enumerate() {
+            let mut values = Some(HashSet::new());
             let mut range: Option<(ScalarValue, ScalarValue)> = None;
-            if list.is_none() {
-                for b in &batches {
-                    for row in 0..b.num_rows() {
-                        let v = scalar(b.column(i), row)?;
-                        if v.is_null() {
-                            continue;
+            for b in &batches {
+                for row in 0..b.num_rows() {
+                    let v = ScalarValue::try_from_array(b.column(i), row)?;
+                    if let Some(set) = &mut values {
+                        set.insert(v.clone());
+                        if set.len() > IN_LIST_LIMIT {
+                            values = None;
                         }
-                        range = Some(match range {
-                            None => (v.clone(), v),
-                            Some((lo, hi)) => {
-                                let lo = if v < lo { v.clone() } else { lo };
-                                let hi = if v > hi { v } else { hi };
-                                (lo, hi)
-                            }
-                        });
                     }
+                    let v = plain(v);
+                    if v.is_null() {
+                        continue;
+                    }
+                    range = Some(match range {
+                        None => (v.clone(), v),
+                        Some((lo, hi)) if v < lo => (v, hi),
+                        Some((lo, hi)) if v > hi => (lo, v),
+                        Some(same) => same,
+                    });
                 }
             }
+            in_lists.push(values.map(|set| set.into_iter().collect()));
             ranges.push(range);
         }
         let table = Arc::new(MemTable::try_new(schema, vec![batches])?);
         Ok(ChangedKeys { table, rows, in_lists, ranges, dates: None })
     }
-}
 
-impl ChangedKeys {
     /// `df` filtered by what is known of the changed keys without a join (their columns' `IN`
     /// lists and ranges), so scans prune files by partition and column statistics; the rows of
     /// changed keys all pass, and the semi-join with the keys does the rest.
