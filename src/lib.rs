@@ -28,6 +28,7 @@ pub mod ops;
 pub mod query;
 pub mod secrets;
 pub mod silver;
+pub mod slots;
 pub mod store;
 pub mod tasks;
 pub mod timefmt;

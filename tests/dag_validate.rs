@@ -165,6 +165,10 @@ fn valid_full_uses_every_key() {
     assert_eq!(order, ["extract", "transform", "load", "audit"]);
     assert_eq!(dag.upstream("load"), ["extract", "transform"]);
     assert_eq!(dag.downstream("extract"), ["load", "transform", "audit"]);
+    // One plus every task downstream, directly or through another (extract: load through
+    // transform too, counted once).
+    let weights: Vec<(&str, u64)> = dag.tasks.iter().map(|t| t.id.as_str()).zip(dag.priority_weights()).collect();
+    assert_eq!(weights, [("load", 1), ("extract", 4), ("transform", 2), ("audit", 1)]);
     let kinds: Vec<(&str, &str)> = dag.tasks.iter().map(|t| (t.id.as_str(), t.kind.as_str())).collect();
     assert_eq!(kinds, [("load", "command"), ("extract", "sleep"), ("transform", "fail"), ("audit", "noop")]);
 

@@ -239,6 +239,30 @@ async fn independent_tasks_run_in_parallel_within_the_slot_limit() {
 }
 
 #[tokio::test]
+async fn a_freed_slot_goes_to_the_task_with_the_most_work_downstream() {
+    // One slot; four leaves first in file order, then `hub`, which two tasks wait on. Whichever
+    // task takes the free slot first, `hub` (priority weight 3) is next, ahead of the leaves
+    // (weight 1) that asked before it: Airflow's `weight_rule = downstream`.
+    let db = common::sqlite_db();
+    let store = common::open(&db).await;
+    let mut src = String::from("id = \"weights\"\n");
+    for id in ["leaf0", "leaf1", "leaf2", "leaf3", "hub"] {
+        src.push_str(&format!("[[task]]\nid = \"{id}\"\nkind = \"sleep\"\nduration = \"100ms\"\n"));
+    }
+    src.push_str("[[task]]\nid = \"x\"\nkind = \"noop\"\ndepends_on = [\"hub\"]\n");
+    src.push_str("[[task]]\nid = \"y\"\nkind = \"noop\"\ndepends_on = [\"hub\"]\n");
+    let d = dag(&src);
+    let exec = Executor::new(store.clone(), settings(1));
+    let (run, state) = run_once(&exec, &d, "2025-01-01").await;
+    assert_eq!(state, RunState::Success);
+    let mut attempts = store.list_run_attempts(run).await.unwrap();
+    attempts.sort_by_key(|a| a.started_at);
+    let order: Vec<&str> = attempts.iter().map(|a| a.task_id.as_str()).collect();
+    let hub = order.iter().position(|t| *t == "hub").unwrap();
+    assert!(hub <= 1, "hub should take the first slot that frees, started as #{}: {order:?}", hub + 1);
+}
+
+#[tokio::test]
 async fn each_try_keeps_its_own_log() {
     let db = common::sqlite_db();
     let store = common::open(&db).await;

@@ -2166,6 +2166,31 @@ fn the_shipped_gold_dag_validates_and_orders_models_by_what_they_read() {
         assert!(pos(up) < pos("dim_course"), "{up} before dim_course");
     }
     assert!(pos("dim_course") < pos("gold_coverage_audit"));
+
+    // Priority weights (one plus everything downstream): fact_rounds, which most models read,
+    // outranks the other per-round models that wait for a slot with it (its own upstreams,
+    // dim_round and dim_course_profile, outrank it, as every upstream does).
+    let weights = dag.priority_weights();
+    let weight = |id: &str| weights[dag.tasks.iter().position(|t| t.id == id).unwrap()];
+    // Everything but dim_course_profile (it reads only the course profiles) waits on silver.
+    assert_eq!(weight("wait_for_silver"), 31);
+    assert!(dag.upstream("dim_course_profile").is_empty());
+    assert_eq!(weight("global_overview"), 1, "nothing reads global_overview");
+    for other in [
+        "round_fix_profile",
+        "round_device_profile",
+        "round_hole_profile",
+        "round_progression",
+        "fact_fix_pace",
+        "device_health_errors",
+    ] {
+        assert!(
+            weight("fact_rounds") > weight(other),
+            "fact_rounds {} > {other} {}",
+            weight("fact_rounds"),
+            weight(other)
+        );
+    }
 }
 
 #[test]
@@ -2305,6 +2330,7 @@ mod on_the_lake {
             data_interval_end: start + chrono::Duration::days(1),
             try_number: 1,
             max_tries: 3,
+            priority_weight: 1,
             params: Default::default(),
             email: Vec::new(),
             settings: settings.clone(),

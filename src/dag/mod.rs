@@ -194,6 +194,23 @@ impl Dag {
         self.topo.iter().map(|&i| &self.tasks[i])
     }
 
+    /// Each task's priority weight, by position: one plus the number of tasks downstream of
+    /// it, directly or not (Airflow's default `weight_rule = downstream` with every task
+    /// weighing 1). Waiting for a slot, the task with the most work behind it goes first.
+    pub fn priority_weights(&self) -> Vec<u64> {
+        (0..self.tasks.len())
+            .map(|i| {
+                let mut dfs = petgraph::visit::Dfs::new(&self.graph, NodeIndex::new(i));
+                let mut reached = 0u64;
+                while dfs.next(&self.graph).is_some() {
+                    reached += 1;
+                }
+                // The walk counts the task itself.
+                reached
+            })
+            .collect()
+    }
+
     /// Positions (in `tasks`) of the direct upstreams of the task at position `i`.
     pub fn upstream_indices(&self, i: usize) -> Vec<usize> {
         self.graph.neighbors_directed(NodeIndex::new(i), petgraph::Direction::Incoming).map(|n| self.graph[n]).collect()

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use chrono::{DateTime, NaiveDate, Utc};
 use futures::FutureExt;
-use tokio::sync::{Semaphore, mpsc};
+use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::Settings;
@@ -20,6 +20,7 @@ use crate::lake::LakeHandle;
 use crate::logcapture::{self, LogBuffer};
 use crate::metrics::Metrics;
 use crate::secrets::Masker;
+use crate::slots::PrioritySlots;
 use crate::store::{
     AttemptFinish, AttemptState, NewAlert, NewRun, RunRow, RunState, RunType, Store, StoreError, TaskInstanceRow,
     TaskState,
@@ -78,7 +79,8 @@ pub enum Event {
 pub struct Executor {
     store: Store,
     settings: Arc<Settings>,
-    slots: Arc<Semaphore>,
+    /// Tries running at once (`executor.slots`), handed out by priority weight.
+    slots: PrioritySlots,
     cancel: CancellationToken,
     release: CancellationToken,
     events: Option<mpsc::UnboundedSender<Event>>,
@@ -96,7 +98,7 @@ pub struct Executor {
 
 impl Executor {
     pub fn new(store: Store, settings: Arc<Settings>) -> Self {
-        let slots = Arc::new(Semaphore::new(settings.executor_slots.max(1)));
+        let slots = PrioritySlots::new(settings.executor_slots);
         let hostname = hostname();
         let owner = format!("{hostname}:{}", std::process::id());
         let lease = settings.daemon.lease;
@@ -238,6 +240,7 @@ impl Executor {
         let rows: Vec<&TaskInstanceRow> = dag.tasks.iter().map(|t| &by_id[t.id.as_str()]).collect();
         let upstream: Vec<Vec<usize>> = (0..n).map(|i| dag.upstream_indices(i)).collect();
         let downstream: Vec<Vec<usize>> = (0..n).map(|i| dag.downstream_indices(i)).collect();
+        let weights = dag.priority_weights();
         // Finished tasks keep their state; anything else (none, or left mid-way) is to do.
         let mut state: Vec<Option<TaskState>> = rows.iter().map(|r| r.state.filter(|s| s.is_finished())).collect();
         let run = Arc::new(run);
@@ -270,6 +273,7 @@ impl Executor {
                             task: dag.tasks[i].clone(),
                             run: run.clone(),
                             ti: ti.clone(),
+                            priority_weight: weights[i],
                             params: params.clone(),
                             masker: masker.clone(),
                             tz: dag.timezone,

@@ -42,6 +42,8 @@ pub(super) struct TaskRunner {
     pub(super) task: TaskDef,
     pub(super) run: Arc<RunRow>,
     pub(super) ti: TaskInstanceRow,
+    /// Its priority weight in the DAG: the executor's slots go to the highest first.
+    pub(super) priority_weight: u64,
     pub(super) params: Arc<serde_json::Map<String, serde_json::Value>>,
     /// The process's secrets plus the run's secret-looking params.
     pub(super) masker: Masker,
@@ -83,7 +85,7 @@ impl TaskRunner {
         let exec = self.exec.clone();
         loop {
             let permit = tokio::select! {
-                p = exec.slots.clone().acquire_owned() => p.ok(),
+                p = exec.slots.acquire(self.priority_weight) => Some(p),
                 _ = exec.cancel.cancelled() => None,
                 _ = self.stop.cancelled() => return Ok(None),
             };
@@ -207,6 +209,7 @@ impl TaskRunner {
             data_interval_end: self.run.data_interval_end,
             try_number,
             max_tries: self.ti.max_tries,
+            priority_weight: self.priority_weight,
             params: (*self.params).clone(),
             email: self.task.policy.email.clone(),
             settings: self.exec.settings.clone(),

@@ -45,8 +45,13 @@ impl Task for GoldModel {
             .map_err(super::lake_failed(&format!("model `{}`: cannot open the lake", model.table)))?;
         // Bounded parallelism: each model may use all cores and the memory pool.
         let waited = std::time::Instant::now();
-        let _slot = lake.model_slot().await;
-        tracing::info!(model = %model.table, waited_ms = waited.elapsed().as_millis() as u64, "model slot acquired");
+        let _slot = lake.model_slot(ctx.priority_weight).await;
+        tracing::info!(
+            model = %model.table,
+            waited_ms = waited.elapsed().as_millis() as u64,
+            priority_weight = ctx.priority_weight,
+            "model slot acquired"
+        );
         let session = lake
             .session(&SessionOptions::current())
             .await

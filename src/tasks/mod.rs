@@ -171,6 +171,9 @@ pub struct TaskContext {
     pub data_interval_end: DateTime<Utc>,
     pub try_number: u32,
     pub max_tries: u32,
+    /// The task's priority weight ([`crate::dag::Dag::priority_weights`]): the higher, the
+    /// sooner it gets a slot it waits for (the executor's, a gold model's).
+    pub priority_weight: u64,
     /// The DAG's params with the run's conf applied on top.
     pub params: serde_json::Map<String, serde_json::Value>,
     /// The task's alert recipients (`email`, from the DAG's `[defaults]` unless the task sets

@@ -19,11 +19,11 @@ use iceberg_catalog_sql::{
     SQL_CATALOG_PROP_URI, SQL_CATALOG_PROP_WAREHOUSE, SqlBindStyle, SqlCatalog, SqlCatalogBuilder,
 };
 use serde::Serialize;
-use tokio::sync::Semaphore;
 
 use super::rest::RestCommits;
 use super::s3_io::S3StorageFactory;
 use crate::config::{CatalogKind, Settings, StorageKind};
+use crate::slots::PrioritySlots;
 use crate::store::Store;
 
 mod errors;
@@ -100,8 +100,8 @@ struct Inner {
     /// DataFusion's runtime shared by every session of this lake: one memory pool of
     /// `lake.memory_limit` (spilling to `lake.spill_dir`), the buckets' object stores.
     runtime: Arc<RuntimeEnv>,
-    /// Gold models running at once (`lake.max_parallel_models`).
-    models: Arc<Semaphore>,
+    /// Gold models running at once (`lake.max_parallel_models`), by priority weight.
+    models: PrioritySlots,
 }
 
 impl std::fmt::Debug for Lake {
@@ -148,7 +148,7 @@ impl Lake {
             }
         };
         let runtime = super::session::runtime(&settings)?;
-        let models = Arc::new(Semaphore::new(settings.lake.max_parallel_models.max(1)));
+        let models = PrioritySlots::new(settings.lake.max_parallel_models);
         let lake = Lake { inner: Arc::new(Inner { settings, store, catalogs, rest, runtime, models }) };
         for ns in NAMESPACES {
             lake.ensure_namespace(ns).await?;
@@ -223,9 +223,10 @@ impl Lake {
     }
 
     /// Waits for a gold model slot (`lake.max_parallel_models`); held while the model runs.
-    pub async fn model_slot(&self) -> tokio::sync::OwnedSemaphorePermit {
-        // The semaphore is never closed.
-        self.inner.models.clone().acquire_owned().await.expect("model semaphore open")
+    /// Among the models waiting, the one with the highest `priority` (its task's priority
+    /// weight) gets the next free slot.
+    pub async fn model_slot(&self, priority: u64) -> crate::slots::SlotPermit {
+        self.inner.models.acquire(priority).await
     }
 
     pub fn catalog_kind(&self) -> CatalogKind {
