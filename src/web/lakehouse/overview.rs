@@ -1,6 +1,8 @@
 //! The overview page: headline figures (courses, rounds, local date range, bronze records,
 //! silver rows), the courses with their quality, and rows per layer and table.
 
+use std::collections::HashMap;
+
 use super::common::{all_dates_note, blank_page, date_of, fail, no_data, round_cards, score_class};
 use super::data::{COURSE, Gold, is_identifier, read_model};
 use super::{Card, Cell, Grid, Page, Section, filter_query, url_encode};
@@ -16,6 +18,11 @@ read_model! {
 read_model! {
     /// The rows a `count(*)` counted.
     struct Count { n: i64 }
+}
+
+read_model! {
+    /// The rows a `count(*)` of the `i`-th table counted.
+    struct IndexedCount { i: i64, n: i64 }
 }
 
 read_model! {
@@ -117,49 +124,61 @@ pub async fn page(d: &Daemon, g: &Gold) -> Page {
         .filter_map(|t| t.split_once('.').map(|(_, name)| (t, name)))
         .filter(|(_, name)| is_identifier(name))
         .collect();
-    // One count per table, all at once: a whole table's rows from its snapshot summary, one
-    // course's from the manifests of a table partitioned by course, else a `count(*)` (each plans
-    // its table's files from the Iceberg metadata; one after another they added up to most of
-    // the page's time).
-    let counts = futures::future::join_all(ordered.iter().map(|(t, _)| async move {
+    // Rows per table without a scan where the metadata knows them: a whole table's from its
+    // snapshot summary, one course's from the manifests of a table partitioned by course (all
+    // tables at once; each is a metadata read).
+    let known = futures::future::join_all(ordered.iter().map(|(t, _)| async move {
         let by_course = g.columns(t).await.iter().any(|c| c == "course_id");
         let known = if by_course && !g.course.is_empty() {
             course_rows_from_manifests(g, t).await
         } else {
             rows_from_snapshot(g, t).await
         };
-        if let Some(n) = known {
-            return (by_course, Ok(n));
-        }
-        let sql = if by_course {
-            format!("SELECT count(*) AS n FROM {t} WHERE {COURSE}")
-        } else {
-            format!("SELECT count(*) AS n FROM {t}")
-        };
-        (by_course, g.read_one::<Count>(&sql).await.map(|c| c.n))
+        (by_course, known)
     }))
     .await;
-    for ((t, name), (by_course, counted)) in ordered.into_iter().zip(counts) {
-        match counted {
-            Ok(n) => {
-                let layer = t.split('.').next().unwrap_or_default().to_string();
-                if layer == "silver" && name == "fact_telemetry_event" {
-                    p.cards.push(Card::new("silver_rows", "Silver rows", fmt_int(n)).note("fact_telemetry_event"));
-                }
-                let mut label = Cell::text(t.clone()).link(format!(
-                    "/lakehouse/tables?table={}{}",
-                    url_encode(t),
-                    g.query().replacen('?', "&", 1)
-                ));
-                if !by_course && !g.course.is_empty() {
-                    label.text.push_str(" (all courses)");
-                }
-                layers.rows.push(vec![Cell::text(layer), label, Cell::num(fmt_int(n))]);
-                if t.starts_with("gold.") {
-                    table_rows.push((name.to_string(), n));
-                }
+    // The others (one course's rows of a small per-course table that is not partitioned by
+    // course) in one `count(*) … UNION ALL …` query: 13 separate queries at once took 100 ms
+    // each on 2 cores, contending for the same threads, where one query plans them together.
+    let to_count: Vec<String> = ordered
+        .iter()
+        .zip(&known)
+        .enumerate()
+        .filter(|(_, (_, (_, n)))| n.is_none())
+        .map(|(i, ((t, _), (by_course, _)))| {
+            let filter = if *by_course { format!(" WHERE {COURSE}") } else { String::new() };
+            format!("SELECT CAST({i} AS BIGINT) AS i, count(*) AS n FROM {t}{filter}")
+        })
+        .collect();
+    let counted: HashMap<usize, i64> = if to_count.is_empty() {
+        HashMap::new()
+    } else {
+        match g.read::<IndexedCount>(&to_count.join(" UNION ALL ")).await {
+            Ok(rows) => rows.into_iter().filter_map(|r| Some((usize::try_from(r.i).ok()?, r.n))).collect(),
+            // Said once; those tables are left out of the list.
+            Err(e) => {
+                fail(&mut p, e);
+                HashMap::new()
             }
-            Err(e) => fail(&mut p, e),
+        }
+    };
+    for (i, ((t, name), (by_course, known))) in ordered.into_iter().zip(known).enumerate() {
+        let Some(n) = known.or_else(|| counted.get(&i).copied()) else { continue };
+        let layer = t.split('.').next().unwrap_or_default().to_string();
+        if layer == "silver" && name == "fact_telemetry_event" {
+            p.cards.push(Card::new("silver_rows", "Silver rows", fmt_int(n)).note("fact_telemetry_event"));
+        }
+        let mut label = Cell::text(t.clone()).link(format!(
+            "/lakehouse/tables?table={}{}",
+            url_encode(t),
+            g.query().replacen('?', "&", 1)
+        ));
+        if !by_course && !g.course.is_empty() {
+            label.text.push_str(" (all courses)");
+        }
+        layers.rows.push(vec![Cell::text(layer), label, Cell::num(fmt_int(n))]);
+        if t.starts_with("gold.") {
+            table_rows.push((name.to_string(), n));
         }
     }
     let gold_total: i64 = table_rows.iter().map(|t| t.1).sum();
