@@ -447,6 +447,47 @@ async fn replace_all_refreshes_an_unpartitioned_gold_table() {
     }
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_kept_table_serves_loads_until_another_writer_moves_the_catalog_pointer() {
+    for db in common::both().await {
+        let be = db.backend;
+        // `_home` keeps the lake's directory until the end.
+        let TestLake { lake, home: _home, .. } = open_lake(&db).await;
+        let t = parse_ident("silver.t").unwrap();
+        let first = seed(&lake, &t).await;
+        let loaded = lake.load_table(&t).await.unwrap();
+        let (_, parts) = lake.partition_rows(&t).await.unwrap();
+        assert_eq!(parts.len(), 3, "{be}: {parts:?}");
+
+        // With the metadata file out of the way, loads still work: the table loaded before is
+        // served while the catalog points at the same file (a fresh load would fail).
+        let file = loaded.metadata_location().unwrap().trim_start_matches("file://").to_string();
+        let aside = format!("{file}.aside");
+        std::fs::rename(&file, &aside).unwrap();
+        let again = lake.load_table(&t).await.unwrap_or_else(|e| panic!("{be}: not served from memory: {e}"));
+        assert_eq!(again.metadata().current_snapshot_id(), Some(first), "{be}");
+        assert_eq!(lake.partition_rows(&t).await.unwrap().1, parts, "{be}: partition rows kept with the table");
+        assert_eq!(sql_count(&lake, &SessionOptions::current(), "SELECT count(*) FROM silver.t").await, 6, "{be}");
+        std::fs::rename(&aside, &file).unwrap();
+
+        // Another process (a lake of its own on the same catalog) commits: the pointer moves, and
+        // the next load, partition count and scan here see its snapshot.
+        let store = Store::connect(&db.url, 4).await.unwrap();
+        let other = Lake::open(lake.settings().clone(), store).await.unwrap();
+        let mut w = other.writer(&t, key("transform", day(5))).await.unwrap();
+        w.write(batch(&[("C", day(5), "r7", 0), ("C", day(5), "r7", 1)])).await.unwrap();
+        let second = w.replace_partitions(vec![part("C", day(5))]).await.unwrap().snapshot_id;
+        assert_eq!(lake.load_table(&t).await.unwrap().metadata().current_snapshot_id(), Some(second), "{be}");
+        let (_, parts) = lake.partition_rows(&t).await.unwrap();
+        assert!(parts.contains(&(vec!["C".to_string(), "2025-01-05".to_string()], 2)), "{be}: {parts:?}");
+        assert_eq!(sql_count(&lake, &SessionOptions::current(), "SELECT count(*) FROM silver.t").await, 8, "{be}");
+
+        // Dropped elsewhere: gone here too.
+        other.drop_table(&t).await.unwrap();
+        assert!(matches!(lake.load_table(&t).await, Err(LakeError::NoSuchTable { .. })), "{be}");
+    }
+}
+
 /// Every data file under `dir`.
 fn parquet_files(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
     let mut out = Vec::new();

@@ -30,11 +30,13 @@ use datafusion::physical_plan::ExecutionPlan;
 use datafusion::physical_plan::empty::EmptyExec;
 use datafusion::physical_plan::union::UnionExec;
 use futures::TryStreamExt;
+use iceberg::TableIdent;
 use iceberg::arrow::schema_to_arrow_schema;
 use iceberg::spec::DataFileFormat;
 use iceberg::table::Table;
-use iceberg::{Catalog, TableIdent};
 use iceberg_datafusion::physical_plan::convert_filters_to_predicate;
+
+use super::Lake;
 
 type DfResult<T> = datafusion::error::Result<T>;
 
@@ -50,7 +52,7 @@ pub struct DataFileRef {
 #[derive(Clone)]
 enum Source {
     /// The table's current snapshot, looked up at every scan (a long-lived session sees commits).
-    Current { catalog: Arc<dyn Catalog>, ident: TableIdent },
+    Current { lake: Lake, ident: TableIdent },
     /// One snapshot of a loaded table (`None`: the table has no snapshot yet, so it is empty).
     Snapshot { table: Box<Table>, snapshot_id: Option<i64> },
     /// An explicit list of files: a staged result that is not committed yet.
@@ -72,14 +74,10 @@ impl std::fmt::Debug for LakeTable {
 }
 
 impl LakeTable {
-    /// The current state of `table` (re-read at every scan through `catalog`).
-    pub fn current(catalog: Arc<dyn Catalog>, table: &Table) -> iceberg::Result<LakeTable> {
+    /// The current state of `table` (looked up again at every scan, through `lake`).
+    pub fn current(lake: Lake, table: &Table) -> iceberg::Result<LakeTable> {
         let ident = table.identifier().clone();
-        Ok(LakeTable {
-            name: ident.to_string(),
-            schema: read_schema(table)?,
-            source: Source::Current { catalog, ident },
-        })
+        Ok(LakeTable { name: ident.to_string(), schema: read_schema(table)?, source: Source::Current { lake, ident } })
     }
 
     /// `table` as of `snapshot_id` (its current snapshot if `None`).
@@ -102,8 +100,8 @@ impl LakeTable {
         let loaded;
         let (table, snapshot_id) = match &self.source {
             Source::Files(files) => return Ok(files.as_ref().clone()),
-            Source::Current { catalog, ident } => {
-                loaded = catalog.load_table(ident).await.map_err(|e| external(&self.name, "load", e))?;
+            Source::Current { lake, ident } => {
+                loaded = lake.load_table(ident).await.map_err(|e| DataFusionError::External(Box::new(e)))?;
                 (&loaded, loaded.metadata().current_snapshot_id())
             }
             Source::Snapshot { table, snapshot_id } => (table.as_ref(), *snapshot_id),

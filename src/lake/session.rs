@@ -146,8 +146,7 @@ impl Lake {
             let mut tables = BTreeMap::new();
             for ident in self.list_tables(ns_name).await? {
                 let table = self.load_table(&ident).await?;
-                let provider =
-                    LakeTable::current(catalog.clone(), &table).map_err(table_err(&ident, "map its schema"))?;
+                let provider = LakeTable::current(self.clone(), &table).map_err(table_err(&ident, "map its schema"))?;
                 tables.insert(ident.name().to_string(), Arc::new(provider) as Arc<dyn TableProvider>);
             }
             let schema = LakeSchema { namespace: ns_name.clone(), catalog: catalog.clone(), tables };

@@ -29,12 +29,14 @@ use crate::store::Store;
 mod errors;
 mod schema;
 mod snapshots;
+mod tables;
 
 pub use errors::{CatalogFault, LakeError, Result};
 use schema::{check_existing, identity_spec};
 pub use schema::{iceberg_arrow_schema, identity_partition_columns};
 pub(crate) use snapshots::find_commit_in;
 pub use snapshots::{partition_rows, snapshot_infos};
+pub use tables::PartitionRows;
 
 /// The namespaces tmctl creates and reads.
 pub const NAMESPACES: &[&str] = &["silver", "gold"];
@@ -58,6 +60,17 @@ pub fn parse_ident(text: &str) -> Result<TableIdent> {
             table: format!("`{text}`"),
             message: "is not a table name like `silver.fact_telemetry_event`".into(),
         }),
+    }
+}
+
+/// A failed load of table `ident`: a missing table says so plainly.
+fn load_err(ident: &TableIdent) -> impl FnOnce(iceberg::Error) -> LakeError + '_ {
+    move |e| {
+        if e.kind() == ErrorKind::TableNotFound {
+            LakeError::NoSuchTable { table: display_ident(ident) }
+        } else {
+            table_err(ident, "load")(e)
+        }
     }
 }
 
@@ -102,6 +115,8 @@ struct Inner {
     runtime: Arc<RuntimeEnv>,
     /// Gold models running at once (`lake.max_parallel_models`), by priority weight.
     models: PrioritySlots,
+    /// Tables loaded before, kept while the SQL catalog still points at their metadata file.
+    tables: tables::TableCache,
 }
 
 impl std::fmt::Debug for Lake {
@@ -149,7 +164,11 @@ impl Lake {
         };
         let runtime = super::session::runtime(&settings)?;
         let models = PrioritySlots::new(settings.lake.max_parallel_models);
-        let lake = Lake { inner: Arc::new(Inner { settings, store, catalogs, rest, runtime, models }) };
+        let tables = match settings.lake.catalog_kind {
+            CatalogKind::Sql => tables::TableCache::sql(store.clone(), settings.lake.catalog_name.clone()),
+            _ => tables::TableCache::none(),
+        };
+        let lake = Lake { inner: Arc::new(Inner { settings, store, catalogs, rest, runtime, models, tables }) };
         for ns in NAMESPACES {
             lake.ensure_namespace(ns).await?;
         }
@@ -287,15 +306,18 @@ impl Lake {
         }
     }
 
-    /// Loads a table (its current metadata).
+    /// Loads a table (its current metadata; with the SQL catalog, the table loaded before if
+    /// the catalog still points at the same metadata file).
     pub async fn load_table(&self, ident: &TableIdent) -> Result<Table> {
-        match self.catalog_for(&ident.namespace().join("."))?.load_table(ident).await {
-            Ok(t) => Ok(t),
-            Err(e) if e.kind() == ErrorKind::TableNotFound => {
-                Err(LakeError::NoSuchTable { table: display_ident(ident) })
-            }
-            Err(e) => Err(table_err(ident, "load")(e)),
-        }
+        let catalog = self.catalog_for(&ident.namespace().join("."))?;
+        self.inner.tables.load(catalog.as_ref(), ident).await.map_err(load_err(ident))
+    }
+
+    /// Table `ident` and the rows per partition of its current snapshot (partition values as
+    /// text, see [`partition_rows`]), read from its manifests once per metadata file.
+    pub async fn partition_rows(&self, ident: &TableIdent) -> Result<(Table, PartitionRows)> {
+        let catalog = self.catalog_for(&ident.namespace().join("."))?;
+        self.inner.tables.partition_rows(catalog.as_ref(), ident).await
     }
 
     pub async fn table_exists(&self, ident: &TableIdent) -> Result<bool> {
@@ -371,12 +393,14 @@ impl Lake {
     /// full refresh replaces a derived table whose partitioning changed.
     pub async fn drop_table(&self, ident: &TableIdent) -> Result<()> {
         let ns = ident.namespace().join(".");
+        self.inner.tables.forget(ident);
         self.catalog_for(&ns)?.drop_table(ident).await.map_err(table_err(ident, "drop"))
     }
 
     /// Renames table `from` to `to` (same namespace); `to` must not exist.
     pub async fn rename_table(&self, from: &TableIdent, to: &TableIdent) -> Result<()> {
         let ns = from.namespace().join(".");
+        self.inner.tables.forget(from);
         self.catalog_for(&ns)?.rename_table(from, to).await.map_err(table_err(from, "rename"))
     }
 

@@ -149,23 +149,20 @@ pub async fn page(g: &Gold, selected: Option<&str>) -> Page {
     // partitioned by.
     let course_at = partition_cols.iter().position(|c| c == "course_id");
     let counted = match crate::lake::parse_ident(&selected) {
-        Ok(ident) => match g.lake.load_table(&ident).await {
-            Ok(table) => crate::lake::iceberg::partition_rows(&ident, &table).await.map_err(|e| e.to_string()),
-            Err(e) => Err(e.to_string()),
-        },
+        Ok(ident) => g.lake.partition_rows(&ident).await.map(|(_, parts)| parts).map_err(|e| e.to_string()),
         Err(e) => Err(e.to_string()),
     };
     let counted = counted.map(|parts| {
         parts
-            .into_iter()
+            .iter()
             .filter(|(values, _)| match (course_at, g.course.as_str()) {
                 (Some(i), course) if !course.is_empty() => values.get(i).is_some_and(|v| v == course),
                 _ => true,
             })
             .take(1000)
             .map(|(values, rows)| {
-                let mut cells: Vec<Val> = values.into_iter().map(Val::Str).collect();
-                cells.push(Val::Int(rows as i64));
+                let mut cells: Vec<Val> = values.iter().cloned().map(Val::Str).collect();
+                cells.push(Val::Int(*rows as i64));
                 Row(cells)
             })
             .collect::<Vec<Row>>()
