@@ -2174,6 +2174,10 @@ fn the_shipped_gold_dag_validates_and_orders_models_by_what_they_read() {
     let weight = |id: &str| weights[dag.tasks.iter().position(|t| t.id == id).unwrap()];
     // Everything but dim_course_profile (it reads only the course profiles) waits on silver.
     assert_eq!(weight("wait_for_silver"), 31);
+    // …but a wait asks the executor's slots with 0: it holds its slot while it polls.
+    let asks = dag.slot_priorities();
+    let ask = |id: &str| asks[dag.tasks.iter().position(|t| t.id == id).unwrap()];
+    assert_eq!((ask("wait_for_silver"), ask("fact_rounds")), (0, weight("fact_rounds")));
     assert!(dag.upstream("dim_course_profile").is_empty());
     assert_eq!(weight("global_overview"), 1, "nothing reads global_overview");
     for other in [

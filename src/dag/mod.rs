@@ -211,6 +211,18 @@ impl Dag {
             .collect()
     }
 
+    /// What each task asks the executor's slots with, by position: its priority weight, except
+    /// that a wait (`wait.*`) asks with 0. A wait holds its slot while it polls, so it goes after
+    /// every task with work to do; otherwise waits started for many runs at once could take every
+    /// slot from the tasks they wait for (silver's, in a catch-up of silver and gold).
+    pub fn slot_priorities(&self) -> Vec<u64> {
+        self.priority_weights()
+            .into_iter()
+            .zip(&self.tasks)
+            .map(|(weight, t)| if t.kind.starts_with("wait.") { 0 } else { weight })
+            .collect()
+    }
+
     /// Positions (in `tasks`) of the direct upstreams of the task at position `i`.
     pub fn upstream_indices(&self, i: usize) -> Vec<usize> {
         self.graph.neighbors_directed(NodeIndex::new(i), petgraph::Direction::Incoming).map(|n| self.graph[n]).collect()

@@ -240,7 +240,7 @@ impl Executor {
         let rows: Vec<&TaskInstanceRow> = dag.tasks.iter().map(|t| &by_id[t.id.as_str()]).collect();
         let upstream: Vec<Vec<usize>> = (0..n).map(|i| dag.upstream_indices(i)).collect();
         let downstream: Vec<Vec<usize>> = (0..n).map(|i| dag.downstream_indices(i)).collect();
-        let weights = dag.priority_weights();
+        let weights = dag.slot_priorities();
         // Finished tasks keep their state; anything else (none, or left mid-way) is to do.
         let mut state: Vec<Option<TaskState>> = rows.iter().map(|r| r.state.filter(|s| s.is_finished())).collect();
         let run = Arc::new(run);
