@@ -171,8 +171,9 @@ pub struct TaskContext {
     pub data_interval_end: DateTime<Utc>,
     pub try_number: u32,
     pub max_tries: u32,
-    /// The task's priority weight ([`crate::dag::Dag::priority_weights`]): the higher, the
-    /// sooner it gets a slot it waits for (the executor's, a gold model's).
+    /// What the task asks slots with ([`crate::dag::Dag::slot_priorities`]: its priority weight,
+    /// 0 for a wait): the higher, the sooner it gets a slot it waits for (the executor's, a gold
+    /// model's).
     pub priority_weight: u64,
     /// The DAG's params with the run's conf applied on top.
     pub params: serde_json::Map<String, serde_json::Value>,

@@ -313,9 +313,9 @@ impl Lake {
         self.inner.tables.load(catalog.as_ref(), ident).await.map_err(load_err(ident))
     }
 
-    /// Table `ident` and the rows per partition of its current snapshot (partition values as
-    /// text, see [`partition_rows`]), read from its manifests once per metadata file.
-    pub async fn partition_rows(&self, ident: &TableIdent) -> Result<(Table, PartitionRows)> {
+    /// The rows per partition of table `ident`'s current snapshot (partition values as text, see
+    /// [`partition_rows`]), read from its manifests once per metadata file.
+    pub async fn partition_rows(&self, ident: &TableIdent) -> Result<PartitionRows> {
         let catalog = self.catalog_for(&ident.namespace().join("."))?;
         self.inner.tables.partition_rows(catalog.as_ref(), ident).await
     }

@@ -61,14 +61,13 @@ impl TableCache {
         &self,
         catalog: &dyn Catalog,
         ident: &TableIdent,
-    ) -> super::Result<(Table, PartitionRows)> {
+    ) -> super::Result<PartitionRows> {
         let kept = self.load_kept(catalog, ident).await.map_err(super::load_err(ident))?;
         let rows = kept
             .partitions
             .get_or_try_init(|| async { super::partition_rows(ident, &kept.table).await.map(Arc::new) })
-            .await?
-            .clone();
-        Ok((kept.table, rows))
+            .await?;
+        Ok(rows.clone())
     }
 
     async fn load_kept(&self, catalog: &dyn Catalog, ident: &TableIdent) -> iceberg::Result<Kept> {

@@ -47,7 +47,7 @@ async fn course_rows_from_manifests(g: &Gold, t: &str) -> Option<i64> {
     let ident = crate::lake::parse_ident(t).ok()?;
     let table = g.lake.load_table(&ident).await.ok()?;
     let at = crate::lake::iceberg::identity_partition_columns(&table).iter().position(|c| c == "course_id")?;
-    let (_, parts) = g.lake.partition_rows(&ident).await.ok()?;
+    let parts = g.lake.partition_rows(&ident).await.ok()?;
     Some(
         parts.iter().filter(|(values, _)| values.get(at).is_some_and(|v| *v == g.course)).map(|(_, n)| *n as i64).sum(),
     )

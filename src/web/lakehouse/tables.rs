@@ -149,7 +149,7 @@ pub async fn page(g: &Gold, selected: Option<&str>) -> Page {
     // partitioned by.
     let course_at = partition_cols.iter().position(|c| c == "course_id");
     let counted = match crate::lake::parse_ident(&selected) {
-        Ok(ident) => g.lake.partition_rows(&ident).await.map(|(_, parts)| parts).map_err(|e| e.to_string()),
+        Ok(ident) => g.lake.partition_rows(&ident).await.map_err(|e| e.to_string()),
         Err(e) => Err(e.to_string()),
     };
     let counted = counted.map(|parts| {
