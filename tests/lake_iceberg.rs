@@ -488,6 +488,63 @@ async fn a_kept_table_serves_loads_until_another_writer_moves_the_catalog_pointe
     }
 }
 
+/// `(round_id, location_index)` of every row of `table`, sorted.
+async fn round_rows(ctx: &SessionContext, table: tmctl::lake::scan::LakeTable) -> Vec<(String, i32)> {
+    let df = ctx.read_table(Arc::new(table)).unwrap().select_columns(&["round_id", "location_index"]).unwrap();
+    let mut rows = Vec::new();
+    for b in df.collect().await.unwrap() {
+        let b = datafusion::arrow::compute::cast(b.column(0), &DataType::Utf8)
+            .map(|ids| (ids, b.column(1).clone()))
+            .unwrap();
+        let ids = b.0.as_any().downcast_ref::<StringArray>().unwrap();
+        let idx = b.1.as_any().downcast_ref::<Int32Array>().unwrap();
+        rows.extend((0..ids.len()).map(|i| (ids.value(i).to_string(), idx.value(i))));
+    }
+    rows.sort();
+    rows
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_snapshot_diff_gives_the_rows_every_commit_in_between_replaced() {
+    for db in common::both().await {
+        let be = db.backend;
+        let TestLake { lake, home: _home, .. } = open_lake(&db).await;
+        let t = parse_ident("silver.t").unwrap();
+        let first = seed(&lake, &t).await;
+        // Replace course A, day 3 (r1 → r5), recording a property in the summary.
+        let mut w = lake.writer(&t, key("transform", day(5)).with_property("tm.changes-snapshot-id", "42")).await.unwrap();
+        w.write(batch(&[("A", day(3), "r5", 0), ("A", day(3), "r5", 1)])).await.unwrap();
+        let second = w.replace_partitions(vec![part("A", day(3))]).await.unwrap().snapshot_id;
+        let table = lake.load_table(&t).await.unwrap();
+        let summary = &table.metadata().current_snapshot().unwrap().summary().additional_properties;
+        assert_eq!(summary.get("tm.changes-snapshot-id").map(String::as_str), Some("42"), "{be}: {summary:?}");
+        // Then course B, day 3 (r2 → r8).
+        let mut w = lake.writer(&t, key("transform", day(6))).await.unwrap();
+        w.write(batch(&[("B", day(3), "r8", 0)])).await.unwrap();
+        let third = w.replace_partitions(vec![part("B", day(3))]).await.unwrap().snapshot_id;
+
+        let ctx = lake.session(&SessionOptions::current()).await.unwrap();
+        let provider = ctx.table_provider("silver.t").await.unwrap();
+        let current = provider.as_any().downcast_ref::<tmctl::lake::scan::LakeTable>().expect("a lake table");
+        assert_eq!(current.snapshot_id().await.unwrap(), Some(third), "{be}");
+        let rows = |v: &[(&str, i32)]| v.iter().map(|(r, i)| (r.to_string(), *i)).collect::<Vec<_>>();
+
+        // One commit: the old and new rows of the partition it replaced, nothing of the others.
+        let diff = current.diff(first, second).await.unwrap().expect("both snapshots are known");
+        assert_eq!(diff.files(), 2, "{be}");
+        assert_eq!(round_rows(&ctx, diff.removed).await, rows(&[("r1", 0), ("r1", 1), ("r1", 2)]), "{be}");
+        assert_eq!(round_rows(&ctx, diff.added).await, rows(&[("r5", 0), ("r5", 1)]), "{be}");
+        // Two commits: the old and new rows of both partitions.
+        let diff = current.diff(first, third).await.unwrap().unwrap();
+        assert_eq!(round_rows(&ctx, diff.removed).await, rows(&[("r1", 0), ("r1", 1), ("r1", 2), ("r2", 0), ("r2", 1)]), "{be}");
+        assert_eq!(round_rows(&ctx, diff.added).await, rows(&[("r5", 0), ("r5", 1), ("r8", 0)]), "{be}");
+        // No commit in between: nothing; a snapshot the table does not have: no answer.
+        let same = current.diff(third, third).await.unwrap().unwrap();
+        assert_eq!(same.files(), 0, "{be}");
+        assert!(current.diff(first ^ 0x5555, third).await.unwrap().is_none(), "{be}");
+    }
+}
+
 /// Every data file under `dir`.
 fn parquet_files(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
     let mut out = Vec::new();

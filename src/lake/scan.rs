@@ -10,7 +10,7 @@
 //! the same files (see benches/README.md, "Gold refresh").
 
 use std::any::Any;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 use std::sync::Arc;
 
 use async_trait::async_trait;
@@ -107,41 +107,101 @@ impl LakeTable {
             Source::Snapshot { table, snapshot_id } => (table.as_ref(), *snapshot_id),
         };
         let Some(snapshot_id) = snapshot_id else { return Ok(Vec::new()) };
-        let mut scan = table.scan().snapshot_id(snapshot_id).select_empty();
-        let filters: Vec<Expr> = filters.iter().cloned().map(plain_strings).collect();
-        if let Some(predicate) = convert_filters_to_predicate(&filters) {
-            scan = scan.with_filter(predicate);
-        }
-        let scan = scan.build().map_err(|e| external(&self.name, "plan a scan of", e))?;
-        let tasks: Vec<_> = scan
-            .plan_files()
-            .await
-            .map_err(|e| external(&self.name, "plan a scan of", e))?
-            .try_collect()
-            .await
-            .map_err(|e| external(&self.name, "read the manifests of", e))?;
-        let mut files = Vec::with_capacity(tasks.len());
-        for t in tasks {
-            if !t.deletes.is_empty() {
-                return Err(DataFusionError::NotImplemented(format!(
-                    "{} has delete files (written by another engine); tmctl reads copy-on-write tables only",
-                    self.name
-                )));
-            }
-            if t.data_file_format != DataFileFormat::Parquet {
-                return Err(DataFusionError::NotImplemented(format!(
-                    "{}: data file {} is {:?}; tmctl reads Parquet data files only",
-                    self.name, t.data_file_path, t.data_file_format
-                )));
-            }
-            files.push(DataFileRef {
-                path: t.data_file_path,
-                size: t.file_size_in_bytes,
-                rows: t.record_count.unwrap_or(0),
-            });
-        }
-        Ok(files)
+        snapshot_files(&self.name, table, snapshot_id, filters).await
     }
+
+    /// The current snapshot of the table (`None`: it has none yet, or this is a staged result).
+    pub async fn snapshot_id(&self) -> DfResult<Option<i64>> {
+        Ok(match &self.source {
+            Source::Files(_) => None,
+            Source::Snapshot { snapshot_id, .. } => *snapshot_id,
+            Source::Current { lake, ident } => lake
+                .load_table(ident)
+                .await
+                .map_err(|e| DataFusionError::External(Box::new(e)))?
+                .metadata()
+                .current_snapshot_id(),
+        })
+    }
+
+    /// What changed between snapshots `from` and `to` of the table: the data files `from` has and
+    /// `to` has not (`removed`: the old rows of every partition replaced in between) and those
+    /// `to` has and `from` has not (`added`), each as a table of exactly those files. A
+    /// copy-on-write commit replaces whole files, so every row that changed is in one or the
+    /// other (with the rows that were only rewritten beside it, in both). `None` when either
+    /// snapshot is no longer in the table's metadata (expired), or this is not a catalog table.
+    pub async fn diff(&self, from: i64, to: i64) -> DfResult<Option<SnapshotDiff>> {
+        let Source::Current { lake, ident } = &self.source else { return Ok(None) };
+        let table = lake.load_table(ident).await.map_err(|e| DataFusionError::External(Box::new(e)))?;
+        let metadata = table.metadata();
+        let (Some(old), Some(new)) = (metadata.snapshot_by_id(from), metadata.snapshot_by_id(to)) else {
+            return Ok(None);
+        };
+        let schema = schema_to_arrow_schema(metadata.current_schema())
+            .map_err(|e| external(&self.name, "map the schema of", e))?;
+        let before = snapshot_files(&self.name, &table, old.snapshot_id(), &[]).await?;
+        let after = snapshot_files(&self.name, &table, new.snapshot_id(), &[]).await?;
+        let paths = |files: &[DataFileRef]| files.iter().map(|f| f.path.clone()).collect::<HashSet<_>>();
+        let (before_paths, after_paths) = (paths(&before), paths(&after));
+        let removed: Vec<DataFileRef> = before.into_iter().filter(|f| !after_paths.contains(&f.path)).collect();
+        let added: Vec<DataFileRef> = after.into_iter().filter(|f| !before_paths.contains(&f.path)).collect();
+        Ok(Some(SnapshotDiff {
+            removed: LakeTable::files(format!("{} (removed after snapshot {from})", self.name), &schema, removed),
+            added: LakeTable::files(format!("{} (added up to snapshot {to})", self.name), &schema, added),
+        }))
+    }
+}
+
+/// The data files that differ between two snapshots of a table ([`LakeTable::diff`]).
+#[derive(Debug)]
+pub struct SnapshotDiff {
+    pub removed: LakeTable,
+    pub added: LakeTable,
+}
+
+impl SnapshotDiff {
+    /// Files on either side.
+    pub fn files(&self) -> usize {
+        let count = |t: &LakeTable| match &t.source {
+            Source::Files(files) => files.len(),
+            _ => 0,
+        };
+        count(&self.removed) + count(&self.added)
+    }
+}
+
+/// The data files of `snapshot_id` of `table` that a scan with `filters` reads (manifests pruned
+/// by partition values and column statistics).
+async fn snapshot_files(name: &str, table: &Table, snapshot_id: i64, filters: &[Expr]) -> DfResult<Vec<DataFileRef>> {
+    let mut scan = table.scan().snapshot_id(snapshot_id).select_empty();
+    let filters: Vec<Expr> = filters.iter().cloned().map(plain_strings).collect();
+    if let Some(predicate) = convert_filters_to_predicate(&filters) {
+        scan = scan.with_filter(predicate);
+    }
+    let scan = scan.build().map_err(|e| external(name, "plan a scan of", e))?;
+    let tasks: Vec<_> = scan
+        .plan_files()
+        .await
+        .map_err(|e| external(name, "plan a scan of", e))?
+        .try_collect()
+        .await
+        .map_err(|e| external(name, "read the manifests of", e))?;
+    let mut files = Vec::with_capacity(tasks.len());
+    for t in tasks {
+        if !t.deletes.is_empty() {
+            return Err(DataFusionError::NotImplemented(format!(
+                "{name} has delete files (written by another engine); tmctl reads copy-on-write tables only"
+            )));
+        }
+        if t.data_file_format != DataFileFormat::Parquet {
+            return Err(DataFusionError::NotImplemented(format!(
+                "{name}: data file {} is {:?}; tmctl reads Parquet data files only",
+                t.data_file_path, t.data_file_format
+            )));
+        }
+        files.push(DataFileRef { path: t.data_file_path, size: t.file_size_in_bytes, rows: t.record_count.unwrap_or(0) });
+    }
+    Ok(files)
 }
 
 #[async_trait]

@@ -19,11 +19,15 @@ pub struct RunKey {
     pub scope: Option<String>,
     /// A digest of the inputs; a commit of the same key with other inputs is not "already done".
     pub fingerprint: Option<String>,
+    /// More `tm.*` summary properties the commit records (e.g. `tm.changes-snapshot-id`); not part
+    /// of what makes a commit recognisable.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub recorded: Vec<(String, String)>,
 }
 
 impl RunKey {
     pub fn new(dag: impl Into<String>, task: impl Into<String>, logical_date: NaiveDate) -> RunKey {
-        RunKey { dag: dag.into(), task: task.into(), logical_date, scope: None, fingerprint: None }
+        RunKey { dag: dag.into(), task: task.into(), logical_date, scope: None, fingerprint: None, recorded: Vec::new() }
     }
 
     pub fn with_scope(mut self, scope: impl Into<String>) -> RunKey {
@@ -33,6 +37,12 @@ impl RunKey {
 
     pub fn with_fingerprint(mut self, fingerprint: impl Into<String>) -> RunKey {
         self.fingerprint = Some(fingerprint.into());
+        self
+    }
+
+    /// Records `key = value` in the commit's snapshot summary as well.
+    pub fn with_property(mut self, key: impl Into<String>, value: impl Into<String>) -> RunKey {
+        self.recorded.push((key.into(), value.into()));
         self
     }
 
@@ -59,6 +69,7 @@ impl RunKey {
         if let Some(f) = &self.fingerprint {
             p.insert(PROP_FINGERPRINT.to_string(), f.clone());
         }
+        p.extend(self.recorded.iter().cloned());
         p
     }
 

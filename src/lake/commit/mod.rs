@@ -41,6 +41,9 @@ pub const PROP_TASK: &str = "tm.task";
 pub const PROP_LOGICAL_DATE: &str = "tm.logical-date";
 pub const PROP_SCOPE: &str = "tm.scope";
 pub const PROP_FINGERPRINT: &str = "tm.input-fingerprint";
+/// The snapshot of a model's `changes` table its commit was computed from (`changes` by snapshot:
+/// its next run recomputes what changed since).
+pub const PROP_CHANGES_SNAPSHOT: &str = "tm.changes-snapshot-id";
 
 /// Data files roll over at about this size.
 const TARGET_FILE_SIZE: usize = 128 * 1024 * 1024;
