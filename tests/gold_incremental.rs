@@ -169,6 +169,26 @@ fn incremental_gold_equals_a_full_refresh_through_redeliveries_replaced_files_an
         let last = snapshots(&home, table).last().cloned().unwrap();
         assert_eq!(last["summary"]["tm.run-key"], format!("gold/{table}/2025-06-02"), "gold.{table}");
     }
+    // course_hole_pace_daily (`changes` by snapshot) recorded the fact_rounds snapshot it read,
+    // and replaced only courses whose rounds that snapshot changed.
+    let facts = snapshots(&home, "fact_rounds").last().cloned().unwrap();
+    let daily = snapshots(&home, "course_hole_pace_daily").last().cloned().unwrap();
+    assert_eq!(
+        daily["summary"]["tm.changes-snapshot-id"].as_str(),
+        Some(facts["id"].as_i64().unwrap().to_string().as_str()),
+        "{daily}"
+    );
+    let courses = |snap: &serde_json::Value| -> std::collections::BTreeSet<String> {
+        snap["summary"]
+            .as_object()
+            .unwrap()
+            .keys()
+            .filter_map(|k| k.strip_prefix("partitions.course_id="))
+            .map(|p| p.split('/').next().unwrap().to_string())
+            .collect()
+    };
+    let (changed, replaced) = (courses(&facts), courses(&daily));
+    assert!(!replaced.is_empty() && replaced.is_subset(&changed), "{replaced:?} not within {changed:?}");
     let full = full_refresh(&home, "2025-06-04");
     assert_same("after a --replace re-ingest", &after_replace, &full);
 

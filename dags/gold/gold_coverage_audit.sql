@@ -8,7 +8,8 @@
 -- dates of re-delivered rounds) and rounds_in_several_ingest_dates (the quality metric of
 -- SPEC §5). Counts are 0, not NULL, when a model has no row for the course. The silver_* counts
 -- are sums of gold.silver_round_latest (all ingest dates) and gold.round_fix_profile (latest
--- ingest date), not counts of silver itself.
+-- ingest date), not counts of silver itself; the hole_perf_* counts are sums of
+-- gold.hole_performance_coverage (fact_round_hole_performance per ingest date).
 WITH courses AS (
     SELECT course_id, SUM(rows_all_ingest_dates) AS silver_rows_all_ingest_dates
     FROM gold.silver_round_latest
@@ -44,11 +45,10 @@ fr AS (
 hp AS (
     SELECT
         course_id,
-        COUNT(*) AS hole_perf_rows,
-        COUNT(DISTINCT round_id) AS hole_perf_distinct_rounds,
-        COUNT(DISTINCT concat(round_id, ':', CAST(hole_number AS VARCHAR), ':', CAST(nine_number AS VARCHAR)))
-            AS hole_perf_distinct_round_hole_nine
-    FROM gold.fact_round_hole_performance
+        SUM(hole_perf_rows) AS hole_perf_rows,
+        SUM(hole_perf_distinct_rounds) AS hole_perf_distinct_rounds,
+        SUM(hole_perf_distinct_round_hole_nine) AS hole_perf_distinct_round_hole_nine
+    FROM gold.hole_performance_coverage
     GROUP BY course_id
 ),
 mo AS (

@@ -5,7 +5,9 @@
 //! A run for date D:
 //! 1. `changed` = the keys of `changes` (a table the model reads) whose date column is D, plus
 //!    the keys the model's own table holds in partitions dated D (rounds a re-run of D no longer
-//!    delivers must leave D's partition);
+//!    delivers must leave D's partition); or, for `changes` by snapshot ([`changed_keys_between`]),
+//!    the keys of the rows in every data file `changes` added or removed since the snapshot the
+//!    model's last commit recorded (old and new versions alike, whatever their date);
 //! 2. the model's SQL runs over inputs narrowed to `changed` (every input holding all the key
 //!    columns is semi-joined with `changed`; the key columns with few distinct values also become
 //!    `IN` lists, so partitions of other courses are never read; a `latest_only` model's inputs
@@ -35,6 +37,7 @@ use datafusion::logical_expr::{ident, lit};
 use datafusion::prelude::{DataFrame, SessionContext};
 
 use super::models::{Incremental, ModelSpec};
+use crate::lake::scan::LakeTable;
 use crate::lake::session::OverlaySchema;
 use crate::lake::{PartitionValue, PartitionValues};
 
@@ -66,6 +69,41 @@ fn quote(ident: &str) -> String {
     format!("\"{}\"", ident.replace('"', "\"\""))
 }
 
+/// The date column of a dated `changes` (what date-driven steps need).
+fn dated(inc: &Incremental) -> Result<&str> {
+    inc.changes_column.as_deref().ok_or_else(|| {
+        DataFusionError::Plan(format!("`changes = \"{}\"` has no date column: its changes are found by snapshot", inc.changes_table))
+    })
+}
+
+/// Step 1 for `changes` by snapshot: the keys of every row in the data files `changes` added or
+/// removed between its snapshots `from` (what the model's last commit recorded) and `to`. `None`
+/// when `changes` is not a catalog table or `from` has expired: the model is then rebuilt in full.
+pub async fn changed_keys_between(
+    ctx: &SessionContext,
+    inc: &Incremental,
+    from: i64,
+    to: i64,
+) -> Result<Option<ChangedKeys>> {
+    let provider = ctx.table_provider(inc.changes_table.as_str()).await?;
+    let Some(table) = provider.as_any().downcast_ref::<LakeTable>() else { return Ok(None) };
+    let Some(diff) = table.diff(from, to).await? else { return Ok(None) };
+    let aliased: Vec<_> = inc.incremental_key.iter().enumerate().map(|(i, k)| ident(k).alias(key_alias(i))).collect();
+    let side = |t: LakeTable| -> Result<DataFrame> {
+        let mut df = ctx.read_table(Arc::new(t))?;
+        for k in &inc.incremental_key {
+            df = df.filter(ident(k).is_not_null())?;
+        }
+        df.select(aliased.clone())
+    };
+    let files = diff.files();
+    let df = side(diff.removed)?.union(side(diff.added)?)?.distinct()?;
+    let schema: SchemaRef = df.schema().inner().clone();
+    let changed = ChangedKeys::new(schema, df.collect().await?)?;
+    tracing::debug!(changes = %inc.changes_table, from, to, files, keys = changed.rows, "keys changed between snapshots");
+    Ok(Some(changed))
+}
+
 /// Step 1: the keys to recompute for `ds`. `ctx` resolves the model's inputs and its own table.
 pub async fn changed_keys(
     ctx: &SessionContext,
@@ -82,7 +120,7 @@ pub async fn changed_keys(
          UNION SELECT {cols} FROM {this} WHERE {date_col} = {day} AND {not_null}",
         cols = aliased.join(", "),
         changes = inc.changes_table,
-        changes_col = quote(&inc.changes_column),
+        changes_col = quote(dated(inc)?),
         this = model.qualified_table(),
         date_col = quote(&inc.date_column),
         not_null = not_null.join(" AND "),
@@ -95,7 +133,7 @@ pub async fn changed_keys(
         let changes = ctx.table(inc.changes_table.as_str()).await?;
         let keys = ctx.read_table(changed.table.clone())?;
         let batches = semi(changes, keys, &inc.incremental_key, JoinType::LeftSemi)?
-            .select_columns(&[inc.changes_column.as_str()])?
+            .select_columns(&[dated(inc)?])?
             .distinct()?
             .collect()
             .await?;
@@ -193,7 +231,7 @@ pub async fn refresh_batches(ctx: &SessionContext, inc: &Incremental, budget: us
     let sql = format!(
         "SELECT {date} AS d, {key} AS k, COUNT(*) AS n FROM {changes} WHERE {date} IS NOT NULL AND {not_null} \
          GROUP BY {date}, {key} ORDER BY 1, 2",
-        date = quote(&inc.changes_column),
+        date = quote(dated(inc)?),
         key = quote(&inc.incremental_key[0]),
         changes = inc.changes_table,
         not_null = not_null.join(" AND "),
@@ -235,7 +273,7 @@ fn pack(groups: Vec<(ScalarValue, ScalarValue, usize)>, budget: usize) -> Vec<Ba
 /// The keys of one batch of a full refresh, as [`changed_keys`] gives a daily run's (with the
 /// batch's dates as the dates of their latest versions).
 pub async fn batch_keys(ctx: &SessionContext, inc: &Incremental, batch: &Batch) -> Result<ChangedKeys> {
-    let (date, first) = (&inc.changes_column, &inc.incremental_key[0]);
+    let (date, first) = (dated(inc)?, &inc.incremental_key[0]);
     // The groups come sorted by date: one `date = d AND first IN (…)` term per date.
     let mut terms = Vec::new();
     let mut dates = Vec::new();

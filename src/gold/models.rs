@@ -32,19 +32,27 @@ pub enum Materialized {
 }
 
 /// An incremental model: `incremental_key` names the entity whose rows are recomputed together
-/// (`[course_id, round_id]`: a round, whether it has one row or one per hole);
-/// `changes` (`<ns>.<table>.<date column>`, a table the model reads) says which keys changed on
-/// run date D: those with `<date column> = D` there, plus the keys the model's own table holds
-/// in partitions whose date (the last `partition_by` column) is D. The run recomputes those keys
-/// from inputs narrowed to them, and replaces every partition they were or now are in.
+/// (`[course_id, round_id]`: a round, whether it has one row or one per hole); `changes` (a
+/// table the model reads) says which keys changed:
+/// - `<ns>.<table>.<date column>` (dated): on run date D, the keys with `<date column> = D` there,
+///   plus the keys the model's own table holds in partitions whose date (the last `partition_by`
+///   column) is D;
+/// - `<ns>.<table>` (by snapshot): the keys of every row in the data files `changes` added or
+///   removed since the snapshot of it the model's last commit recorded (`tm.changes-snapshot-id`),
+///   whatever the date: old and new versions of every row any commit replaced in between. For a
+///   model whose key is not the entity `changes` is incremental by, e.g. a summary per (course,
+///   day of play) over per-round facts.
+///
+/// The run recomputes those keys from inputs narrowed to them, and replaces every partition they
+/// were or now are in.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Incremental {
     pub incremental_key: Vec<String>,
     /// `<ns>.<table>` of `changes`.
     pub changes_table: String,
-    /// The date column of `changes_table`.
-    pub changes_column: String,
-    /// The model's own date column: the last of `partition_by`.
+    /// The date column of `changes_table`; `None` when `changes` is by snapshot.
+    pub changes_column: Option<String>,
+    /// The model's own date column: the last of `partition_by` (dated `changes` only).
     pub date_column: String,
     /// `latest_only = true`: the model reads only each key's latest version (the rows dated as
     /// `changes` dates the key), so inputs that have a `date_column` column are also narrowed to
@@ -165,18 +173,22 @@ impl ModelSpec {
         };
         let changes = match settings.get("changes") {
             None => None,
-            Some(toml::Value::String(s)) => match s.rsplit_once('.') {
-                Some((table, column)) if table.contains('.') && is_identifier(column) => {
-                    Some((table.to_string(), column.to_string()))
+            Some(toml::Value::String(s)) => {
+                let parts: Vec<&str> = s.split('.').collect();
+                match parts.as_slice() {
+                    [ns, table] if is_identifier(ns) && is_identifier(table) => Some((s.clone(), None)),
+                    [ns, table, column] if is_identifier(ns) && is_identifier(table) && is_identifier(column) => {
+                        Some((format!("{ns}.{table}"), Some(column.to_string())))
+                    }
+                    _ => {
+                        errors.push(SettingError::new(
+                            "changes",
+                            format!("`changes` must be `<ns>.<table>.<date column>` (the keys dated the run date there), e.g. \"gold.silver_round_latest.latest_ingest_date\", or `<ns>.<table>` (the keys of the rows it changed since the model's last run), found \"{s}\""),
+                        ));
+                        None
+                    }
                 }
-                _ => {
-                    errors.push(SettingError::new(
-                        "changes",
-                        format!("`changes` must be `<ns>.<table>.<date column>`, e.g. \"gold.silver_round_latest.latest_ingest_date\", found \"{s}\""),
-                    ));
-                    None
-                }
-            },
+            }
             Some(other) => {
                 errors.push(SettingError::new(
                     "changes",
@@ -218,25 +230,40 @@ impl ModelSpec {
                 if changes.is_none() && !settings.contains_key("changes") {
                     errors.push(SettingError::new(
                         "changes",
-                        "an incremental model needs `changes = \"<ns>.<table>.<date column>\"`: the input whose rows of the run date name the keys to recompute",
+                        "an incremental model needs `changes = \"<ns>.<table>.<date column>\"` (the input whose rows of the run date name the keys to recompute) or `changes = \"<ns>.<table>\"` (the input whose changed rows since the model's last run name them)",
                     ));
                 }
-                match partition_by.last() {
-                    Some(date_column) => changes.map(|(changes_table, changes_column)| {
-                        Materialized::Incremental(Incremental {
+                if partition_by.is_empty() {
+                    errors.push(SettingError::new(
+                        "partition_by",
+                        "an incremental model needs `partition_by`: the partitions a run replaces (with a dated `changes`, ending with its date column, the ingest date its rows were computed from), e.g. partition_by = [\"course_id\", \"ingest_date\"]",
+                    ));
+                }
+                match (changes, partition_by.last()) {
+                    (None, _) | (_, None) => None,
+                    (Some((changes_table, None)), Some(last)) => {
+                        if latest_only {
+                            errors.push(SettingError::new(
+                                "latest_only",
+                                "`latest_only` needs a dated `changes` (`<ns>.<table>.<date column>`): it narrows inputs to the dates that names",
+                            ));
+                        }
+                        Some(Materialized::Incremental(Incremental {
                             incremental_key: incremental_key.clone(),
                             changes_table,
-                            changes_column,
+                            changes_column: None,
+                            date_column: last.clone(),
+                            latest_only,
+                        }))
+                    }
+                    (Some((changes_table, Some(changes_column))), Some(date_column)) => {
+                        Some(Materialized::Incremental(Incremental {
+                            incremental_key: incremental_key.clone(),
+                            changes_table,
+                            changes_column: Some(changes_column),
                             date_column: date_column.clone(),
                             latest_only,
-                        })
-                    }),
-                    None => {
-                        errors.push(SettingError::new(
-                            "partition_by",
-                            "an incremental model needs `partition_by`, ending with its date column (the ingest date its rows were computed from), e.g. partition_by = [\"course_id\", \"ingest_date\"]",
-                        ));
-                        None
+                        }))
                     }
                 }
             }
@@ -549,9 +576,18 @@ mod tests {
         .unwrap();
         let inc = spec.incremental().unwrap();
         assert_eq!(inc.incremental_key, ["course_id", "round_id"]);
-        assert_eq!((inc.changes_table.as_str(), inc.changes_column.as_str()), ("silver.t", "ingest_date"));
+        assert_eq!((inc.changes_table.as_str(), inc.changes_column.as_deref()), ("silver.t", Some("ingest_date")));
         assert_eq!(inc.date_column, "ingest_date");
         assert!(inc.latest_only);
+        // By snapshot: `<ns>.<table>`, any partitioning.
+        let spec = settings_errors(
+            "materialized = \"incremental\"\nincremental_key = [\"course_id\", \"ingest_date\"]\n\
+             changes = \"silver.t\"\npartition_by = [\"course_id\"]",
+        )
+        .unwrap();
+        let inc = spec.incremental().unwrap();
+        assert_eq!((inc.changes_table.as_str(), inc.changes_column.as_deref()), ("silver.t", None));
+        assert!(!inc.latest_only);
         assert_eq!(settings_errors("").unwrap().materialized, Materialized::Table);
     }
 
@@ -575,6 +611,14 @@ mod tests {
         assert!(e[0].starts_with("changes: ") && e[0].contains("only applies"), "{e:?}");
         let e = keys_of(settings_errors("materialized = \"incremental\"\nchanges = \"t\"").unwrap_err());
         assert!(e.iter().any(|m| m.starts_with("changes: ") && m.contains("<ns>.<table>.<date column>")), "{e:?}");
+        let e = keys_of(
+            settings_errors(
+                "materialized = \"incremental\"\nincremental_key = [\"round_id\"]\nchanges = \"silver.t\"\n\
+                 partition_by = [\"course_id\"]\nlatest_only = true",
+            )
+            .unwrap_err(),
+        );
+        assert!(e.iter().any(|m| m.starts_with("latest_only: ") && m.contains("dated `changes`")), "{e:?}");
     }
 
     #[test]

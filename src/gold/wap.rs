@@ -78,6 +78,10 @@ pub enum Refresh {
     /// For an incremental model whose table exists partitioned as declared: the keys that
     /// changed on `ds` (see [`super::incremental`]). A table model ignores it.
     Incremental { ds: chrono::NaiveDate },
+    /// For an incremental model whose `changes` is by snapshot, and whose table exists
+    /// partitioned as declared: the keys of the rows `changes` added or removed between its
+    /// snapshots `from` and `to` (see [`incremental::changed_keys_between`]).
+    Since { from: i64, to: i64 },
 }
 
 /// What a commit produced.
@@ -186,6 +190,19 @@ pub async fn run_model(
         (Refresh::Incremental { ds }, Some(inc)) => {
             let changed = incremental::changed_keys(ctx, model, inc, ds).await.map_err(plan_error)?;
             tracing::info!(model = %model.table, %ds, changed_keys = changed.rows, "incremental run");
+            let narrowed = incremental::narrowed_session(ctx, model, inc, &changed).await.map_err(plan_error)?;
+            Some((inc, changed, narrowed))
+        }
+        (Refresh::Since { from, to }, Some(inc)) => {
+            let changed = incremental::changed_keys_between(ctx, inc, from, to).await.map_err(plan_error)?.ok_or_else(
+                || {
+                    plan_error(DataFusionError::Plan(format!(
+                        "cannot diff snapshot {from} of {}, which this model last read, with {to} (expired, or not a lake table): rebuild it with --full-refresh",
+                        inc.changes_table
+                    )))
+                },
+            )?;
+            tracing::info!(model = %model.table, changes = %inc.changes_table, from, to, changed_keys = changed.rows, "incremental run");
             let narrowed = incremental::narrowed_session(ctx, model, inc, &changed).await.map_err(plan_error)?;
             Some((inc, changed, narrowed))
         }

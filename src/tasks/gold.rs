@@ -3,8 +3,9 @@
 //! compiled), optional `table` (default: the file stem), optional `partition_by` and `tests`, and
 //! `materialized = "table"` (default: full refresh) or `"incremental"` with `unique_key` and
 //! `changes` (see `crate::gold::models::Incremental`). An incremental model is rebuilt in full
-//! when its table is missing, empty or partitioned otherwise, and when the run's
-//! `full_refresh` param is true. The tables the query (and its tests) read become the task's `reads`, so the DAG
+//! when its table is missing, empty or partitioned otherwise, when its `changes` is by snapshot
+//! and its last commit recorded none of that table that is still in its metadata, and when the
+//! run's `full_refresh` param is true. The tables the query (and its tests) read become the task's `reads`, so the DAG
 //! compiler orders models without `depends_on`. A failing error-severity test is fatal (no retry).
 
 use std::sync::Arc;
@@ -15,7 +16,8 @@ use super::{BuildInput, SettingError, Task, TaskContext, TaskError, TaskOutput};
 use crate::courses;
 use crate::gold::lake::{LakePublisher, input_fingerprint};
 use crate::gold::{GoldError, ModelSpec, Refresh, TestStatus, run_model};
-use crate::lake::{RunKey, SessionOptions, parse_ident};
+use crate::lake::commit::PROP_CHANGES_SNAPSHOT;
+use crate::lake::{Lake, LakeError, RunKey, SessionOptions, parse_ident};
 
 /// Kind-specific keys.
 pub const KEYS: &[&str] = crate::gold::models::KEYS;
@@ -31,6 +33,31 @@ pub fn build(input: &BuildInput<'_>) -> Result<Arc<dyn Task>, Vec<SettingError>>
 
 fn task_error(e: GoldError) -> TaskError {
     if e.is_transient() { TaskError::Failed(e.to_string()) } else { TaskError::Fatal(e.to_string()) }
+}
+
+/// For a model whose `changes` is by snapshot: the snapshot of `changes` its current commit was
+/// computed from (`from`, when recorded and still in `changes`' metadata) and `changes`' current
+/// one (`to`, `None` while it has none).
+struct ChangesSince {
+    from: Option<i64>,
+    to: Option<i64>,
+}
+
+async fn changes_since(lake: &Lake, model: &crate::gold::ModelSpec, changes: &str) -> Result<ChangesSince, LakeError> {
+    let changes = lake.load_table(&parse_ident(changes)?).await?;
+    let to = changes.metadata().current_snapshot_id();
+    let ident = parse_ident(&model.qualified_table())?;
+    let recorded = if lake.table_exists(&ident).await? {
+        let this = lake.load_table(&ident).await?;
+        this.metadata()
+            .current_snapshot()
+            .and_then(|s| s.summary().additional_properties.get(PROP_CHANGES_SNAPSHOT))
+            .and_then(|v| v.parse::<i64>().ok())
+    } else {
+        None
+    };
+    let from = recorded.filter(|id| changes.metadata().snapshot_by_id(*id).is_some());
+    Ok(ChangesSince { from, to })
 }
 
 #[async_trait]
@@ -69,20 +96,46 @@ impl Task for GoldModel {
             })?;
             fingerprint = format!("{fingerprint}-{}", courses::digest(&profiles));
         }
-        let run_key = RunKey::new(&ctx.dag_id, &ctx.task_id, ctx.ds).with_fingerprint(fingerprint);
+        let mut run_key = RunKey::new(&ctx.dag_id, &ctx.task_id, ctx.ds).with_fingerprint(fingerprint);
         let force = ctx.params.get("full_refresh").and_then(|v| v.as_bool()).unwrap_or(false);
-        let refresh =
-            if model.incremental().is_some() && !force {
+        let lake_error = |table: &str| {
+            let what = format!("model `{}`: cannot read table `{table}`", model.table);
+            move |e: LakeError| super::lake_failed(&what)(e)
+        };
+        // `changes` by snapshot: every commit records the snapshot of `changes` it was computed
+        // from, and the next run recomputes the keys of the rows changed since.
+        let since = match model.incremental() {
+            Some(inc) if inc.changes_column.is_none() => {
+                let since =
+                    changes_since(&lake, model, &inc.changes_table).await.map_err(lake_error(&inc.changes_table))?;
+                if let Some(to) = since.to {
+                    run_key = run_key.with_property(PROP_CHANGES_SNAPSHOT, to.to_string());
+                }
+                Some(since)
+            }
+            _ => None,
+        };
+        let refresh = match model.incremental() {
+            Some(inc) if !force => {
                 let ident = parse_ident(&model.qualified_table())
                     .map_err(|e| TaskError::Fatal(format!("model `{}`: {e}", model.table)))?;
                 let columns: Vec<&str> = model.partition_by.iter().map(String::as_str).collect();
-                let ready = lake.has_data_partitioned_by(&ident, &columns).await.map_err(super::lake_failed(
-                    &format!("model `{}`: cannot read table `{}`", model.table, model.qualified_table()),
-                ))?;
-                if ready { Refresh::Incremental { ds: ctx.ds } } else { Refresh::Full }
-            } else {
-                Refresh::Full
-            };
+                let ready = lake
+                    .has_data_partitioned_by(&ident, &columns)
+                    .await
+                    .map_err(lake_error(&model.qualified_table()))?;
+                match (ready, since) {
+                    (false, _) => Refresh::Full,
+                    (true, None) => Refresh::Incremental { ds: ctx.ds },
+                    (true, Some(ChangesSince { from: Some(from), to: Some(to) })) => Refresh::Since { from, to },
+                    (true, Some(_)) => {
+                        tracing::info!(model = %model.table, changes = %inc.changes_table, "no snapshot of `changes` recorded by the last commit (or it has expired): rebuilding in full");
+                        Refresh::Full
+                    }
+                }
+            }
+            _ => Refresh::Full,
+        };
         let publisher = LakePublisher { lake, run_key, force, rebuild: refresh == Refresh::Full };
         let run = match run_model(&session, model, &publisher, refresh).await {
             // The model changed shape (a new column, another partitioning): an incremental run
