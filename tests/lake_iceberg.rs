@@ -159,6 +159,7 @@ async fn replace_partitions_replaces_exactly_those_partitions() {
         let expected_dir = home.path().join("buckets/tm-lakehouse-source/warehouse/silver/t");
         assert_eq!(loc, format!("file://{}", expected_dir.display()), "{be}");
         assert!(expected_dir.join("data/course_id=A/ingest_date=2025-01-03").is_dir(), "{be}");
+        assert_eq!(parquet_codecs(&expected_dir), ["ZSTD(ZstdLevel(1))"], "{be}: silver is written with zstd");
         assert_eq!(table.metadata().format_version(), iceberg::spec::FormatVersion::V2);
 
         let now = SessionOptions::current();
@@ -415,6 +416,10 @@ async fn replace_all_refreshes_an_unpartitioned_gold_table() {
         w.write(batch(&[("A", day(3), "r1", 0), ("A", day(3), "r1", 1), ("B", day(3), "r2", 0)])).await.unwrap();
         let first = w.replace_all().await.unwrap();
         assert_eq!((first.added_files, first.deleted_files, first.added_records), (1, 0, 3), "{be}");
+        // Gold is written with snappy (many small files read on every run), as its table says.
+        let props = lake.load_table(&g).await.unwrap().metadata().properties().clone();
+        assert_eq!(props.get("write.parquet.compression-codec").map(String::as_str), Some("snappy"), "{be}");
+        assert_eq!(parquet_codecs(&dir), ["SNAPPY"], "{be}");
 
         let started = Instant::now();
         let mut w = lake.writer(&g, gold(day(4))).await.unwrap();
@@ -543,6 +548,19 @@ async fn a_snapshot_diff_gives_the_rows_every_commit_in_between_replaced() {
         assert_eq!(same.files(), 0, "{be}");
         assert!(current.diff(first ^ 0x5555, third).await.unwrap().is_none(), "{be}");
     }
+}
+
+/// The codecs of every column chunk of every data file under `dir`, distinct and sorted.
+fn parquet_codecs(dir: &std::path::Path) -> Vec<String> {
+    use datafusion::parquet::file::reader::{FileReader, SerializedFileReader};
+    let mut codecs = std::collections::BTreeSet::new();
+    for f in parquet_files(dir) {
+        let reader = SerializedFileReader::new(std::fs::File::open(&f).unwrap()).unwrap();
+        for rg in reader.metadata().row_groups() {
+            codecs.extend(rg.columns().iter().map(|c| format!("{:?}", c.compression())));
+        }
+    }
+    codecs.into_iter().collect()
 }
 
 /// Every data file under `dir`.

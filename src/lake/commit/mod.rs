@@ -152,4 +152,30 @@ mod tests {
         .unwrap();
         assert!(align_batch(&extra, &target).unwrap_err().contains("no column(s) z"));
     }
+
+    #[test]
+    fn the_writer_honours_the_table_s_parquet_codec() {
+        use datafusion::parquet::basic::{Compression, GzipLevel, ZstdLevel};
+        let props = |pairs: &[(&str, &str)]| {
+            pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect::<std::collections::HashMap<_, _>>()
+        };
+        let codec = "write.parquet.compression-codec";
+        let level = "write.parquet.compression-level";
+        assert_eq!(writer::compression(&props(&[])), Ok(Compression::ZSTD(ZstdLevel::default())));
+        assert_eq!(writer::compression(&props(&[(codec, "snappy")])), Ok(Compression::SNAPPY));
+        assert_eq!(writer::compression(&props(&[(codec, "LZ4")])), Ok(Compression::LZ4_RAW));
+        assert_eq!(writer::compression(&props(&[(codec, "uncompressed")])), Ok(Compression::UNCOMPRESSED));
+        assert_eq!(
+            writer::compression(&props(&[(codec, "zstd"), (level, "9")])),
+            Ok(Compression::ZSTD(ZstdLevel::try_new(9).unwrap()))
+        );
+        assert_eq!(
+            writer::compression(&props(&[(codec, "gzip"), (level, "6")])),
+            Ok(Compression::GZIP(GzipLevel::try_new(6).unwrap()))
+        );
+        let e = writer::compression(&props(&[(codec, "zstd"), (level, "99")])).unwrap_err();
+        assert!(e.contains("compression-level `99`"), "{e}");
+        let e = writer::compression(&props(&[(codec, "brotli")])).unwrap_err();
+        assert!(e.contains("`brotli`"), "{e}");
+    }
 }

@@ -8,7 +8,7 @@ use std::sync::atomic::AtomicU32;
 
 use datafusion::arrow::array::RecordBatch;
 use datafusion::arrow::datatypes::SchemaRef;
-use datafusion::parquet::basic::{Compression, ZstdLevel};
+use datafusion::parquet::basic::{Compression, GzipLevel, ZstdLevel};
 use datafusion::parquet::file::properties::WriterProperties;
 use iceberg::TableIdent;
 use iceberg::arrow::{RecordBatchPartitionSplitter, schema_to_arrow_schema};
@@ -124,6 +124,32 @@ impl std::fmt::Debug for TableWriter {
     }
 }
 
+/// The Parquet codec of a table's `write.parquet.compression-codec` (Iceberg's values: `zstd`, the
+/// default, at `write.parquet.compression-level`; `snappy`; `lz4`; `gzip`; `uncompressed`).
+pub(crate) fn compression(properties: &std::collections::HashMap<String, String>) -> std::result::Result<Compression, String> {
+    let level = properties.get("write.parquet.compression-level");
+    let codec = properties.get("write.parquet.compression-codec").map_or("zstd", String::as_str);
+    let bad_level = |l: &String| format!("write.parquet.compression-level `{l}` is not valid for `{codec}`");
+    Ok(match codec.to_ascii_lowercase().as_str() {
+        "zstd" => Compression::ZSTD(match level {
+            None => ZstdLevel::default(),
+            Some(l) => l.parse().ok().and_then(|l| ZstdLevel::try_new(l).ok()).ok_or_else(|| bad_level(l))?,
+        }),
+        "gzip" => Compression::GZIP(match level {
+            None => GzipLevel::default(),
+            Some(l) => l.parse().ok().and_then(|l| GzipLevel::try_new(l).ok()).ok_or_else(|| bad_level(l))?,
+        }),
+        "snappy" => Compression::SNAPPY,
+        "lz4" => Compression::LZ4_RAW,
+        "uncompressed" | "none" => Compression::UNCOMPRESSED,
+        other => {
+            return Err(format!(
+                "write.parquet.compression-codec `{other}` is not one tmctl writes (zstd, snappy, lz4, gzip, uncompressed)"
+            ));
+        }
+    })
+}
+
 impl TableWriter {
     pub(super) fn new(
         lake: Lake,
@@ -153,8 +179,9 @@ impl TableWriter {
                     .map_err(table_err(&ident, "set up partitioning"))?,
             )
         };
+        let compression = compression(md.properties()).map_err(|message| LakeError::Invalid { table: name.clone(), message })?;
         let props = WriterProperties::builder()
-            .set_compression(Compression::ZSTD(ZstdLevel::default()))
+            .set_compression(compression)
             .set_max_row_group_bytes(Some(ROW_GROUP_BYTES))
             .set_created_by(format!("tmctl {}", env!("CARGO_PKG_VERSION")))
             .build();

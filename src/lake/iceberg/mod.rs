@@ -42,8 +42,17 @@ pub use tables::PartitionRows;
 pub const NAMESPACES: &[&str] = &["silver", "gold"];
 
 /// Table properties every table gets (PyIceberg and Spark read them too).
-const TABLE_PROPERTIES: &[(&str, &str)] =
-    &[("write.format.default", "parquet"), ("write.parquet.compression-codec", "zstd"), ("created-by", "tmctl")];
+const TABLE_PROPERTIES: &[(&str, &str)] = &[("write.format.default", "parquet"), ("created-by", "tmctl")];
+
+/// The Parquet codec a new table in `namespace` is written with (`write.parquet.compression-codec`,
+/// which the writer honours). Silver: zstd, large files read mostly once per gold model. Gold:
+/// snappy, because its tables are many small files (one per course and ingest date) that every
+/// daily run reads again, and the Parquet reader makes a zstd compressor and decompressor for
+/// every column chunk it opens: at 30 dates of history that set-up was 12 % of a daily gold run's
+/// CPU (`ZSTD_createCCtx` + `ZSTD_createDCtx`, see benches/README.md), growing with the files.
+fn codec_for(namespace: &str) -> &'static str {
+    if namespace == "gold" { "snappy" } else { "zstd" }
+}
 
 /// `namespace.table` as people write it.
 pub fn display_ident(ident: &TableIdent) -> String {
@@ -366,7 +375,12 @@ impl Lake {
             .location_opt(location)
             .schema(iceberg_schema)
             .partition_spec(spec)
-            .properties(TABLE_PROPERTIES.iter().map(|(k, v)| (k.to_string(), v.to_string())))
+            .properties(
+                TABLE_PROPERTIES
+                    .iter()
+                    .map(|(k, v)| (k.to_string(), v.to_string()))
+                    .chain([("write.parquet.compression-codec".to_string(), codec_for(&ident.namespace().join(".")).to_string())]),
+            )
             .format_version(FormatVersion::V2)
             .build();
         let ns = ident.namespace().join(".");
