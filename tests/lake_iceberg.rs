@@ -517,7 +517,8 @@ async fn a_snapshot_diff_gives_the_rows_every_commit_in_between_replaced() {
         let t = parse_ident("silver.t").unwrap();
         let first = seed(&lake, &t).await;
         // Replace course A, day 3 (r1 → r5), recording a property in the summary.
-        let mut w = lake.writer(&t, key("transform", day(5)).with_property("tm.changes-snapshot-id", "42")).await.unwrap();
+        let mut w =
+            lake.writer(&t, key("transform", day(5)).with_property("tm.changes-snapshot-id", "42")).await.unwrap();
         w.write(batch(&[("A", day(3), "r5", 0), ("A", day(3), "r5", 1)])).await.unwrap();
         let second = w.replace_partitions(vec![part("A", day(3))]).await.unwrap().snapshot_id;
         let table = lake.load_table(&t).await.unwrap();
@@ -541,7 +542,11 @@ async fn a_snapshot_diff_gives_the_rows_every_commit_in_between_replaced() {
         assert_eq!(round_rows(&ctx, diff.added).await, rows(&[("r5", 0), ("r5", 1)]), "{be}");
         // Two commits: the old and new rows of both partitions.
         let diff = current.diff(first, third).await.unwrap().unwrap();
-        assert_eq!(round_rows(&ctx, diff.removed).await, rows(&[("r1", 0), ("r1", 1), ("r1", 2), ("r2", 0), ("r2", 1)]), "{be}");
+        assert_eq!(
+            round_rows(&ctx, diff.removed).await,
+            rows(&[("r1", 0), ("r1", 1), ("r1", 2), ("r2", 0), ("r2", 1)]),
+            "{be}"
+        );
         assert_eq!(round_rows(&ctx, diff.added).await, rows(&[("r5", 0), ("r5", 1), ("r8", 0)]), "{be}");
         // No commit in between: nothing; a snapshot the table does not have: no answer.
         let same = current.diff(third, third).await.unwrap().unwrap();

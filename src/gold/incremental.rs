@@ -72,7 +72,10 @@ fn quote(ident: &str) -> String {
 /// The date column of a dated `changes` (what date-driven steps need).
 fn dated(inc: &Incremental) -> Result<&str> {
     inc.changes_column.as_deref().ok_or_else(|| {
-        DataFusionError::Plan(format!("`changes = \"{}\"` has no date column: its changes are found by snapshot", inc.changes_table))
+        DataFusionError::Plan(format!(
+            "`changes = \"{}\"` has no date column: its changes are found by snapshot",
+            inc.changes_table
+        ))
     })
 }
 

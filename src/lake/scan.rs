@@ -199,7 +199,11 @@ async fn snapshot_files(name: &str, table: &Table, snapshot_id: i64, filters: &[
                 t.data_file_path, t.data_file_format
             )));
         }
-        files.push(DataFileRef { path: t.data_file_path, size: t.file_size_in_bytes, rows: t.record_count.unwrap_or(0) });
+        files.push(DataFileRef {
+            path: t.data_file_path,
+            size: t.file_size_in_bytes,
+            rows: t.record_count.unwrap_or(0),
+        });
     }
     Ok(files)
 }

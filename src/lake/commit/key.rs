@@ -27,7 +27,14 @@ pub struct RunKey {
 
 impl RunKey {
     pub fn new(dag: impl Into<String>, task: impl Into<String>, logical_date: NaiveDate) -> RunKey {
-        RunKey { dag: dag.into(), task: task.into(), logical_date, scope: None, fingerprint: None, recorded: Vec::new() }
+        RunKey {
+            dag: dag.into(),
+            task: task.into(),
+            logical_date,
+            scope: None,
+            fingerprint: None,
+            recorded: Vec::new(),
+        }
     }
 
     pub fn with_scope(mut self, scope: impl Into<String>) -> RunKey {

@@ -126,7 +126,9 @@ impl std::fmt::Debug for TableWriter {
 
 /// The Parquet codec of a table's `write.parquet.compression-codec` (Iceberg's values: `zstd`, the
 /// default, at `write.parquet.compression-level`; `snappy`; `lz4`; `gzip`; `uncompressed`).
-pub(crate) fn compression(properties: &std::collections::HashMap<String, String>) -> std::result::Result<Compression, String> {
+pub(crate) fn compression(
+    properties: &std::collections::HashMap<String, String>,
+) -> std::result::Result<Compression, String> {
     let level = properties.get("write.parquet.compression-level");
     let codec = properties.get("write.parquet.compression-codec").map_or("zstd", String::as_str);
     let bad_level = |l: &String| format!("write.parquet.compression-level `{l}` is not valid for `{codec}`");
@@ -179,7 +181,8 @@ impl TableWriter {
                     .map_err(table_err(&ident, "set up partitioning"))?,
             )
         };
-        let compression = compression(md.properties()).map_err(|message| LakeError::Invalid { table: name.clone(), message })?;
+        let compression =
+            compression(md.properties()).map_err(|message| LakeError::Invalid { table: name.clone(), message })?;
         let props = WriterProperties::builder()
             .set_compression(compression)
             .set_max_row_group_bytes(Some(ROW_GROUP_BYTES))

@@ -375,12 +375,10 @@ impl Lake {
             .location_opt(location)
             .schema(iceberg_schema)
             .partition_spec(spec)
-            .properties(
-                TABLE_PROPERTIES
-                    .iter()
-                    .map(|(k, v)| (k.to_string(), v.to_string()))
-                    .chain([("write.parquet.compression-codec".to_string(), codec_for(&ident.namespace().join(".")).to_string())]),
-            )
+            .properties(TABLE_PROPERTIES.iter().map(|(k, v)| (k.to_string(), v.to_string())).chain([(
+                "write.parquet.compression-codec".to_string(),
+                codec_for(&ident.namespace().join(".")).to_string(),
+            )]))
             .format_version(FormatVersion::V2)
             .build();
         let ns = ident.namespace().join(".");
