@@ -2422,9 +2422,47 @@ mod on_the_lake {
         );
         assert_eq!(query(&lake, "SELECT COUNT(*) FROM gold.fact_round_hole_performance").await, ["14"]);
 
+        // course_hole_pace_daily (`changes` by snapshot) recorded the fact_rounds snapshot it read.
+        let recorded = |lake: Lake| async move {
+            let t = lake.load_table(&parse_ident("gold.course_hole_pace_daily").unwrap()).await.unwrap();
+            let s = t.metadata().current_snapshot().unwrap().summary().additional_properties.clone();
+            s.get("tm.changes-snapshot-id").and_then(|v| v.parse::<i64>().ok())
+        };
+        assert_eq!(recorded(lake.clone()).await, current_snapshot(&lake, "gold.fact_rounds").await.1);
+        let daily = dag.task("course_hole_pace_daily").unwrap();
+        let hole_rows = query(&lake, "SELECT * FROM gold.course_hole_pace_daily ORDER BY 1, 2, 3, 4, 5").await;
+        let forced = |task: &str| {
+            let mut ctx = context(&settings, &store, task);
+            ctx.params.insert("full_refresh".into(), serde_json::Value::Bool(true));
+            ctx
+        };
+        let fact_rounds = dag.task("fact_rounds").unwrap();
+        // fact_rounds rewritten: the next run diffs from the recorded snapshot and recomputes the
+        // (course, day) groups of the rewritten files, to the same rows.
+        fact_rounds.task.run(&forced("fact_rounds")).await.unwrap();
+        let second = current_snapshot(&lake, "gold.fact_rounds").await.1;
+        let out = daily.task.run(&context(&settings, &store, "course_hole_pace_daily")).await.unwrap().summary.unwrap();
+        assert_eq!(out["refresh"], "incremental", "{out}");
+        assert!(out["changed_keys"].as_u64().unwrap() > 0, "{out}");
+        assert_eq!(recorded(lake.clone()).await, second);
+        assert_eq!(query(&lake, "SELECT * FROM gold.course_hole_pace_daily ORDER BY 1, 2, 3, 4, 5").await, hole_rows);
+        // fact_rounds rewritten again and the snapshot the model recorded expired: rebuilt in full.
+        fact_rounds.task.run(&forced("fact_rounds")).await.unwrap();
+        let third = current_snapshot(&lake, "gold.fact_rounds").await.1;
+        let options = tmctl::lake::maintenance::ExpireOptions {
+            older_than: std::time::Duration::ZERO,
+            retain_last: 1,
+            dry_run: false,
+        };
+        lake.expire_snapshots(&[parse_ident("gold.fact_rounds").unwrap()], &options).await.unwrap();
+        assert_eq!(current_snapshot(&lake, "gold.fact_rounds").await.0, 1, "only the current snapshot is left");
+        let out = daily.task.run(&context(&settings, &store, "course_hole_pace_daily")).await.unwrap().summary.unwrap();
+        assert_eq!(out["refresh"], "full", "{out}");
+        assert_eq!(recorded(lake.clone()).await, third);
+        assert_eq!(query(&lake, "SELECT * FROM gold.course_hole_pace_daily ORDER BY 1, 2, 3, 4, 5").await, hole_rows);
+
         // A resumed attempt over the same inputs finds its commit and writes nothing.
         let before = current_snapshot(&lake, "gold.fact_rounds").await;
-        let fact_rounds = dag.task("fact_rounds").unwrap();
         let again = fact_rounds.task.run(&context(&settings, &store, "fact_rounds")).await.unwrap().summary.unwrap();
         assert_eq!(again["already_committed"], true);
         assert_eq!(current_snapshot(&lake, "gold.fact_rounds").await, before);
