@@ -176,14 +176,16 @@ impl ModelSpec {
             Some(toml::Value::String(s)) => {
                 let parts: Vec<&str> = s.split('.').collect();
                 match parts.as_slice() {
-                    [ns, table] if is_identifier(ns) && is_identifier(table) => Some((s.clone(), None)),
+                    [ns, table] if crate::lake::iceberg::NAMESPACES.contains(ns) && is_identifier(table) => {
+                        Some((s.clone(), None))
+                    }
                     [ns, table, column] if is_identifier(ns) && is_identifier(table) && is_identifier(column) => {
                         Some((format!("{ns}.{table}"), Some(column.to_string())))
                     }
                     _ => {
                         errors.push(SettingError::new(
                             "changes",
-                            format!("`changes` must be `<ns>.<table>.<date column>` (the keys dated the run date there), e.g. \"gold.silver_round_latest.latest_ingest_date\", or `<ns>.<table>` (the keys of the rows it changed since the model's last run), found \"{s}\""),
+                            format!("`changes` must be `<ns>.<table>.<date column>` (the keys dated the run date there), e.g. \"gold.silver_round_latest.latest_ingest_date\", or `<ns>.<table>` of silver or gold (the keys of the rows its commits changed since the model's last run), found \"{s}\""),
                         ));
                         None
                     }
@@ -619,6 +621,10 @@ mod tests {
             .unwrap_err(),
         );
         assert!(e.iter().any(|m| m.starts_with("latest_only: ") && m.contains("dated `changes`")), "{e:?}");
+        // By snapshot needs a lake table: the course profiles have no snapshots.
+        let e =
+            keys_of(settings_errors("materialized = \"incremental\"\nchanges = \"seed.course_profiles\"").unwrap_err());
+        assert!(e.iter().any(|m| m.starts_with("changes: ") && m.contains("of silver or gold")), "{e:?}");
     }
 
     #[test]
