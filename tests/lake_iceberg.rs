@@ -532,7 +532,7 @@ async fn a_snapshot_diff_gives_the_rows_every_commit_in_between_replaced() {
         let ctx = lake.session(&SessionOptions::current()).await.unwrap();
         let provider = ctx.table_provider("silver.t").await.unwrap();
         let current = provider.as_any().downcast_ref::<tmctl::lake::scan::LakeTable>().expect("a lake table");
-        assert_eq!(current.snapshot_id().await.unwrap(), Some(third), "{be}");
+        assert_eq!(lake.load_table(&t).await.unwrap().metadata().current_snapshot_id(), Some(third), "{be}");
         let rows = |v: &[(&str, i32)]| v.iter().map(|(r, i)| (r.to_string(), *i)).collect::<Vec<_>>();
 
         // One commit: the old and new rows of the partition it replaced, nothing of the others.

@@ -185,13 +185,13 @@ pub async fn run_model(
         transient: transient(&e),
         message: e.to_string(),
     };
-    // An incremental run reads its inputs narrowed to the keys that changed on its date.
-    let increment = match (refresh, model.incremental()) {
+    // An incremental run reads its inputs narrowed to the keys that changed: on its date, or
+    // between the snapshots of `changes` it was given.
+    let changed = match (refresh, model.incremental()) {
         (Refresh::Incremental { ds }, Some(inc)) => {
             let changed = incremental::changed_keys(ctx, model, inc, ds).await.map_err(plan_error)?;
             tracing::info!(model = %model.table, %ds, changed_keys = changed.rows, "incremental run");
-            let narrowed = incremental::narrowed_session(ctx, model, inc, &changed).await.map_err(plan_error)?;
-            Some((inc, changed, narrowed))
+            Some((inc, changed))
         }
         (Refresh::Since { from, to }, Some(inc)) => {
             let changed = incremental::changed_keys_between(ctx, inc, from, to).await.map_err(plan_error)?.ok_or_else(
@@ -203,10 +203,16 @@ pub async fn run_model(
                 },
             )?;
             tracing::info!(model = %model.table, changes = %inc.changes_table, from, to, changed_keys = changed.rows, "incremental run");
+            Some((inc, changed))
+        }
+        _ => None,
+    };
+    let increment = match changed {
+        Some((inc, changed)) => {
             let narrowed = incremental::narrowed_session(ctx, model, inc, &changed).await.map_err(plan_error)?;
             Some((inc, changed, narrowed))
         }
-        _ => None,
+        None => None,
     };
     let query_ctx = increment.as_ref().map_or(ctx, |(_, _, narrowed)| narrowed);
     let df = query_ctx.sql(&model.sql).await.map_err(plan_error)?;

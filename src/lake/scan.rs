@@ -110,20 +110,6 @@ impl LakeTable {
         snapshot_files(&self.name, table, snapshot_id, filters).await
     }
 
-    /// The current snapshot of the table (`None`: it has none yet, or this is a staged result).
-    pub async fn snapshot_id(&self) -> DfResult<Option<i64>> {
-        Ok(match &self.source {
-            Source::Files(_) => None,
-            Source::Snapshot { snapshot_id, .. } => *snapshot_id,
-            Source::Current { lake, ident } => lake
-                .load_table(ident)
-                .await
-                .map_err(|e| DataFusionError::External(Box::new(e)))?
-                .metadata()
-                .current_snapshot_id(),
-        })
-    }
-
     /// What changed between snapshots `from` and `to` of the table: the data files `from` has and
     /// `to` has not (`removed`: the old rows of every partition replaced in between) and those
     /// `to` has and `from` has not (`added`), each as a table of exactly those files. A
@@ -134,13 +120,13 @@ impl LakeTable {
         let Source::Current { lake, ident } = &self.source else { return Ok(None) };
         let table = lake.load_table(ident).await.map_err(|e| DataFusionError::External(Box::new(e)))?;
         let metadata = table.metadata();
-        let (Some(old), Some(new)) = (metadata.snapshot_by_id(from), metadata.snapshot_by_id(to)) else {
+        if metadata.snapshot_by_id(from).is_none() || metadata.snapshot_by_id(to).is_none() {
             return Ok(None);
-        };
+        }
         let schema = schema_to_arrow_schema(metadata.current_schema())
             .map_err(|e| external(&self.name, "map the schema of", e))?;
-        let before = snapshot_files(&self.name, &table, old.snapshot_id(), &[]).await?;
-        let after = snapshot_files(&self.name, &table, new.snapshot_id(), &[]).await?;
+        let before = snapshot_files(&self.name, &table, from, &[]).await?;
+        let after = snapshot_files(&self.name, &table, to, &[]).await?;
         let paths = |files: &[DataFileRef]| files.iter().map(|f| f.path.clone()).collect::<HashSet<_>>();
         let (before_paths, after_paths) = (paths(&before), paths(&after));
         let removed: Vec<DataFileRef> = before.into_iter().filter(|f| !after_paths.contains(&f.path)).collect();
