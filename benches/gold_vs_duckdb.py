@@ -554,9 +554,10 @@ def main():
         mismatches += not ok
         print(f"{m:<34}{'-' if a is None else f'{a:,}':>12}{'-' if b is None else f'{b:,}':>13}  {'yes' if ok else 'NO'}")
     print(f"{len(order) - mismatches}/{len(order)} tables have the same row count")
-    print("Known difference in meaning: fact_rounds and global_time_patterns take the ISO weekday as")
+    print("Known difference in meaning: fact_rounds and fact_fix_pace take the ISO weekday as")
     print("date_part('isodow', ts) + 1, right in DataFusion (Monday = 0) but 2..8 in DuckDB (Monday = 1): DuckDB's")
-    print("weekday numbers are shifted and global_time_patterns' weekend is Friday-Saturday, hence other rows.")
+    print("weekday numbers are shifted and the weekend of time_pattern_coverage and global_time_patterns is")
+    print("Friday-Saturday, hence other rows.")
     for m, e in tm_count_errors.items():
         print(f"  tmctl query of gold.{m} failed: {e}")
     if duck_errors or duck_skipped:

@@ -643,7 +643,7 @@ fn fixture_matches_the_silver_contract() {
 async fn every_model_matches_hand_computed_values() {
     let ctx = session_with(&fixture_rows());
     let runs = run_gold(&ctx).await;
-    assert_eq!(runs.len(), 32);
+    assert_eq!(runs.len(), 34);
 
     // silver_round_latest: lf-2 came twice (2 rows on 06-01, 4 on 06-02) → latest 06-02, 2 dates, 6 rows.
     check(
@@ -2147,7 +2147,7 @@ tests = [
 #[test]
 fn the_shipped_gold_dag_validates_and_orders_models_by_what_they_read() {
     let dag = tmctl::dag::load_file(&dags_dir().join("gold.toml")).unwrap_or_else(|d| panic!("{d:?}"));
-    assert_eq!(dag.tasks.len(), 33, "32 models and the wait on silver");
+    assert_eq!(dag.tasks.len(), 35, "34 models and the wait on silver");
     let order: Vec<&str> = dag.topological().map(|t| t.id.as_str()).collect();
     let pos = |id: &str| order.iter().position(|t| *t == id).unwrap();
     assert_eq!(order[..2], ["wait_for_silver", "silver_round_latest"]);
@@ -2169,6 +2169,14 @@ fn the_shipped_gold_dag_validates_and_orders_models_by_what_they_read() {
     // The summaries incremental by snapshot run after the table whose changes they follow.
     assert_eq!(dag.upstream("hole_performance_coverage"), ["fact_round_hole_performance"]);
     assert!(pos("hole_performance_coverage") < pos("gold_coverage_audit"));
+    for (coverage, summary) in
+        [("section_pace_coverage", "course_section_summary"), ("time_pattern_coverage", "global_time_patterns")]
+    {
+        assert_eq!(dag.upstream(coverage), ["fact_fix_pace"]);
+        let mut ups = dag.upstream(summary);
+        ups.sort_unstable();
+        assert_eq!(ups, ["fact_fix_pace", coverage]);
+    }
     let mut daily = dag.upstream("course_hole_pace_daily");
     daily.sort_unstable();
     assert_eq!(daily, ["fact_round_hole_performance", "fact_rounds"]);
@@ -2179,7 +2187,7 @@ fn the_shipped_gold_dag_validates_and_orders_models_by_what_they_read() {
     let weights = dag.priority_weights();
     let weight = |id: &str| weights[dag.tasks.iter().position(|t| t.id == id).unwrap()];
     // Everything but dim_course_profile (it reads only the course profiles) waits on silver.
-    assert_eq!(weight("wait_for_silver"), 32);
+    assert_eq!(weight("wait_for_silver"), 34);
     // …but a wait asks the executor's slots with 0: it holds its slot while it polls.
     let asks = dag.slot_priorities();
     let ask = |id: &str| asks[dag.tasks.iter().position(|t| t.id == id).unwrap()];
@@ -2222,7 +2230,7 @@ fn the_models_rebuilt_on_every_run_read_gold_not_silver() {
             assert!(!reads.iter().any(|r| r.starts_with("silver.")), "{}: reads {reads:?}", file.display());
         }
     }
-    assert_eq!((tables, incremental), (16, 16));
+    assert_eq!((tables, incremental), (16, 18));
 }
 
 // ---------------------------------------------------------------------------------------------
