@@ -62,6 +62,19 @@ fn gold_under_a_64mib_memory_limit_equals_the_default_run() {
         String::from_utf8_lossy(&status.stderr)
     );
 
+    // The per-round models and the by-snapshot coverage over every fix ran in batches of keys.
+    let (_, runs, _) = tmctl(&home, &["runs", "list", "--dag", "gold", "--json"]);
+    let runs: serde_json::Value = serde_json::from_str(&runs).unwrap();
+    let run_id = runs[0]["id"].to_string();
+    for model in ["fact_rounds", "section_pace_coverage"] {
+        let (code, log, err) = tmctl(&home, &["logs", &run_id, model]);
+        assert_eq!(code, 0, "{err}");
+        let line =
+            log.lines().find(|l| l.contains("full refresh in batches")).unwrap_or_else(|| panic!("{model}:\n{log}"));
+        let batches: usize = line.split("batches=").nth(1).and_then(|r| r.split(' ').next()).unwrap().parse().unwrap();
+        assert!(batches >= 2, "{model}: {line}");
+    }
+
     let after = gold_state(&home);
     assert_eq!(before.keys().collect::<Vec<_>>(), after.keys().collect::<Vec<_>>());
     for (table, (rows, snapshots)) in &before {

@@ -20,7 +20,8 @@
 //!    partitions.
 //!
 //! A full refresh of a `latest_only` model runs the same narrowed query once per batch of keys
-//! ([`refresh_batches`]), so its memory follows `lake.memory_limit` and not the lake's size.
+//! ([`refresh_batches`]), and so does one of a model incremental by snapshot ([`key_batches`]),
+//! so its memory follows `lake.memory_limit` and not the lake's size.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
@@ -271,6 +272,69 @@ fn pack(groups: Vec<(ScalarValue, ScalarValue, usize)>, budget: usize) -> Vec<Ba
         out.push(batch);
     }
     out
+}
+
+/// Memory a full refresh of a model incremental by snapshot plans for one row of its `changes`
+/// table (the distinct-value sets and groups its query keeps per input row): 1 GiB gives batches
+/// of up to 2 M rows. `COUNT(DISTINCT round_id)` per (course, ingest date, section) over 7 M
+/// fixes in one query peaked at about 110 bytes a row above the rest of the run.
+const BYTES_PER_CHANGES_ROW: usize = 512;
+
+/// How many rows of `changes` one batch of a by-snapshot model's full refresh covers under a
+/// memory pool of `limit` bytes (no limit: one batch).
+pub fn changes_row_budget(limit: Option<usize>) -> usize {
+    limit.map_or(usize::MAX, |l| (l / BYTES_PER_CHANGES_ROW).max(1))
+}
+
+/// A full refresh of a model incremental by snapshot runs in batches of its keys, like a
+/// `latest_only` model's ([`refresh_batches`]): the key tuples of `changes` in order, cut into
+/// batches whose rows of `changes` add up to at most `budget` (a key with more rows than that is
+/// a batch of its own). Each batch is run as an incremental run of those keys would be.
+pub async fn key_batches(ctx: &SessionContext, inc: &Incremental, budget: usize) -> Result<Vec<ChangedKeys>> {
+    let keys: Vec<String> = inc.incremental_key.iter().map(|k| quote(k)).collect();
+    let aliased: Vec<String> =
+        inc.incremental_key.iter().enumerate().map(|(i, k)| format!("{} AS {}", quote(k), key_alias(i))).collect();
+    let not_null: Vec<String> = keys.iter().map(|k| format!("{k} IS NOT NULL")).collect();
+    let sql = format!(
+        "SELECT {aliased}, COUNT(*) AS __n FROM {changes} WHERE {not_null} GROUP BY {keys} ORDER BY {keys}",
+        aliased = aliased.join(", "),
+        changes = inc.changes_table,
+        not_null = not_null.join(" AND "),
+        keys = keys.join(", "),
+    );
+    let df = ctx.sql(&sql).await?;
+    let counted = df.schema().inner().clone();
+    let all = datafusion::arrow::compute::concat_batches(&counted, &df.collect().await?)?;
+    let n_keys = inc.incremental_key.len();
+    let key_columns: Vec<usize> = (0..n_keys).collect();
+    let keys_only = all.project(&key_columns)?;
+    let counts: Vec<usize> = (0..all.num_rows())
+        .map(|row| match ScalarValue::try_from_array(all.column(n_keys), row)? {
+            ScalarValue::Int64(Some(n)) => Ok(usize::try_from(n).unwrap_or(0)),
+            other => Err(DataFusionError::Internal(format!("COUNT(*) gave {other:?}"))),
+        })
+        .collect::<Result<_>>()?;
+    cut(&counts, budget)
+        .into_iter()
+        .map(|range| ChangedKeys::new(keys_only.schema(), vec![keys_only.slice(range.start, range.len())]))
+        .collect()
+}
+
+/// Consecutive ranges of `counts` whose sums are at most `budget` (a count above it alone).
+fn cut(counts: &[usize], budget: usize) -> Vec<std::ops::Range<usize>> {
+    let mut ranges = Vec::new();
+    let (mut start, mut sum) = (0, 0usize);
+    for (i, n) in counts.iter().enumerate() {
+        if i > start && sum.saturating_add(*n) > budget {
+            ranges.push(start..i);
+            (start, sum) = (i, 0);
+        }
+        sum = sum.saturating_add(*n);
+    }
+    if counts.len() > start {
+        ranges.push(start..counts.len());
+    }
+    ranges
 }
 
 /// The keys of one batch of a full refresh, as [`changed_keys`] gives a daily run's (with the
@@ -581,6 +645,19 @@ mod tests {
 
     fn group(day: i32, course: &str, n: usize) -> (ScalarValue, ScalarValue, usize) {
         (ScalarValue::Date32(Some(day)), ScalarValue::Utf8(Some(course.into())), n)
+    }
+
+    #[test]
+    fn by_snapshot_refresh_batches_cut_the_keys_in_order_within_the_budget() {
+        assert_eq!(cut(&[3, 4, 2, 5, 1], 7), [0..2, 2..4, 4..5]);
+        assert_eq!(cut(&[3, 4, 2, 5, 1], 6), [0..1, 1..3, 3..5]);
+        // A key with more rows than the budget is a batch of its own.
+        assert_eq!(cut(&[1, 9, 1], 5), [0..1, 1..2, 2..3]);
+        let whole = cut(&[2, 2], usize::MAX);
+        assert_eq!((whole.len(), whole[0].clone()), (1, 0..2));
+        assert!(cut(&[], 5).is_empty());
+        assert_eq!(changes_row_budget(Some(1 << 30)), 2 << 20);
+        assert_eq!(changes_row_budget(None), usize::MAX);
     }
 
     #[test]

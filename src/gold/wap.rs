@@ -217,18 +217,29 @@ pub async fn run_model(
     let query_ctx = increment.as_ref().map_or(ctx, |(_, _, narrowed)| narrowed);
     let df = query_ctx.sql(&model.sql).await.map_err(plan_error)?;
     let schema = storable_schema(model, df.schema().inner())?;
-    // A full refresh of a `latest_only` incremental model runs batch by batch (the plan above
-    // still gives the schema).
+    // A full refresh of an incremental model runs batch by batch (the plan above still gives the
+    // schema): a `latest_only` model's in batches of (date, course) groups of keys, a by-snapshot
+    // model's in batches of its keys.
+    let limit = match ctx.runtime_env().memory_pool.memory_limit() {
+        MemoryLimit::Finite(bytes) => Some(bytes),
+        MemoryLimit::Infinite | MemoryLimit::Unknown => None,
+    };
     let query = match (refresh, model.incremental()) {
         (Refresh::Full, Some(inc)) if inc.latest_only => {
-            let limit = match ctx.runtime_env().memory_pool.memory_limit() {
-                MemoryLimit::Finite(bytes) => Some(bytes),
-                MemoryLimit::Infinite | MemoryLimit::Unknown => None,
-            };
             let budget = incremental::batch_budget(limit);
             let batches = incremental::refresh_batches(ctx, inc, budget).await.map_err(plan_error)?;
             tracing::info!(model = %model.table, batches = batches.len(), keys_per_batch = budget, "full refresh in batches");
             Query::Batched { inc, batches }
+        }
+        (Refresh::Full, Some(inc)) if inc.changes_column.is_none() => {
+            let budget = incremental::changes_row_budget(limit);
+            let batches = incremental::key_batches(ctx, inc, budget).await.map_err(plan_error)?;
+            if batches.len() > 1 {
+                tracing::info!(model = %model.table, batches = batches.len(), changes_rows_per_batch = budget, "full refresh in batches");
+                Query::KeyBatches { inc, batches }
+            } else {
+                Query::Whole(Box::new(df))
+            }
         }
         _ => Query::Whole(Box::new(df)),
     };
@@ -324,6 +335,9 @@ enum Query<'a> {
     /// A full refresh of a `latest_only` incremental model: the query once per batch of keys, each
     /// over inputs narrowed to its keys (see [`incremental::refresh_batches`]).
     Batched { inc: &'a Incremental, batches: Vec<incremental::Batch> },
+    /// The same for a model incremental by snapshot, its batches' keys known up front (see
+    /// [`incremental::key_batches`]).
+    KeyBatches { inc: &'a Incremental, batches: Vec<ChangedKeys> },
 }
 
 /// Executes `query` into `stage` (batches cast to `schema`), finishes the stage and runs the
@@ -352,12 +366,16 @@ async fn audit(
             let mut rows = 0;
             for (i, batch) in batches.iter().enumerate() {
                 let keys = incremental::batch_keys(ctx, inc, batch).await.map_err(execute_error)?;
-                let narrowed = incremental::narrowed_session(ctx, model, inc, &keys).await.map_err(execute_error)?;
-                let df = narrowed.sql(&model.sql).await.map_err(execute_error)?;
-                rows += write_all(df, schema, stage, execute_error, |_| Ok(())).await?;
-                // A batch's (date, course) groups are its partitions: none of them comes again.
-                stage.roll().await?;
+                rows += stage_batch(ctx, model, inc, &keys, schema, stage, execute_error).await?;
                 tracing::debug!(model = %model.table, batch = i + 1, of = batches.len(), keys = batch.keys, rows, "full refresh batch staged");
+            }
+            rows
+        }
+        Query::KeyBatches { inc, batches } => {
+            let mut rows = 0;
+            for (i, keys) in batches.iter().enumerate() {
+                rows += stage_batch(ctx, model, inc, keys, schema, stage, execute_error).await?;
+                tracing::debug!(model = %model.table, batch = i + 1, of = batches.len(), keys = keys.rows, rows, "full refresh batch staged");
             }
             rows
         }
@@ -414,6 +432,26 @@ async fn audit(
 
 /// Executes `df` into `stage`, each non-empty batch cast to `schema` and shown to `each` before it
 /// is written; returns the rows written.
+/// One batch of a full refresh: the model's query over inputs narrowed to `keys`, written into
+/// `stage`, whose open files are then finished (`roll`): a `latest_only` model's batch holds
+/// whole partitions, and where a later batch writes to a partition again (a by-snapshot model
+/// partitioned more coarsely than its keys) it does so into new files. Returns the rows written.
+async fn stage_batch(
+    ctx: &SessionContext,
+    model: &ModelSpec,
+    inc: &Incremental,
+    keys: &ChangedKeys,
+    schema: &SchemaRef,
+    stage: &mut dyn Stage,
+    execute_error: &(dyn Fn(DataFusionError) -> GoldError + Sync),
+) -> Result<u64, GoldError> {
+    let narrowed = incremental::narrowed_session(ctx, model, inc, keys).await.map_err(execute_error)?;
+    let df = narrowed.sql(&model.sql).await.map_err(execute_error)?;
+    let rows = write_all(df, schema, stage, execute_error, |_| Ok(())).await?;
+    stage.roll().await?;
+    Ok(rows)
+}
+
 async fn write_all(
     df: DataFrame,
     schema: &SchemaRef,
