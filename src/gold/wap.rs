@@ -430,8 +430,6 @@ async fn audit(
     Ok(Audited { rows: rows + carried, tests, replaced })
 }
 
-/// Executes `df` into `stage`, each non-empty batch cast to `schema` and shown to `each` before it
-/// is written; returns the rows written.
 /// One batch of a full refresh: the model's query over inputs narrowed to `keys`, written into
 /// `stage`, whose open files are then finished (`roll`): a `latest_only` model's batch holds
 /// whole partitions, and where a later batch writes to a partition again (a by-snapshot model
@@ -452,6 +450,8 @@ async fn stage_batch(
     Ok(rows)
 }
 
+/// Executes `df` into `stage`, each non-empty batch cast to `schema` and shown to `each` before it
+/// is written; returns the rows written.
 async fn write_all(
     df: DataFrame,
     schema: &SchemaRef,
