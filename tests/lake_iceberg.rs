@@ -498,11 +498,9 @@ async fn round_rows(ctx: &SessionContext, table: tmctl::lake::scan::LakeTable) -
     let df = ctx.read_table(Arc::new(table)).unwrap().select_columns(&["round_id", "location_index"]).unwrap();
     let mut rows = Vec::new();
     for b in df.collect().await.unwrap() {
-        let b = datafusion::arrow::compute::cast(b.column(0), &DataType::Utf8)
-            .map(|ids| (ids, b.column(1).clone()))
-            .unwrap();
-        let ids = b.0.as_any().downcast_ref::<StringArray>().unwrap();
-        let idx = b.1.as_any().downcast_ref::<Int32Array>().unwrap();
+        let ids = datafusion::arrow::compute::cast(b.column(0), &DataType::Utf8).unwrap();
+        let ids = ids.as_any().downcast_ref::<StringArray>().unwrap();
+        let idx = b.column(1).as_any().downcast_ref::<Int32Array>().unwrap();
         rows.extend((0..ids.len()).map(|i| (ids.value(i).to_string(), idx.value(i))));
     }
     rows.sort();

@@ -70,6 +70,31 @@ fn quote(ident: &str) -> String {
     format!("\"{}\"", ident.replace('"', "\"\""))
 }
 
+/// The key columns as SQL: `"k0" AS __k0, "k1" AS __k1, …` and `"k0" IS NOT NULL AND …`.
+fn key_sql(inc: &Incremental) -> (String, String) {
+    let aliased: Vec<String> =
+        inc.incremental_key.iter().enumerate().map(|(i, k)| format!("{} AS {}", quote(k), key_alias(i))).collect();
+    let not_null: Vec<String> = inc.incremental_key.iter().map(|k| format!("{} IS NOT NULL", quote(k))).collect();
+    (aliased.join(", "), not_null.join(" AND "))
+}
+
+/// `df`'s rows with every key column set, as the key columns `__k0, __k1, …`.
+fn key_columns(df: DataFrame, inc: &Incremental) -> Result<DataFrame> {
+    let mut df = df;
+    for k in &inc.incremental_key {
+        df = df.filter(ident(k).is_not_null())?;
+    }
+    df.select(inc.incremental_key.iter().enumerate().map(|(i, k)| ident(k).alias(key_alias(i))).collect::<Vec<_>>())
+}
+
+/// The `COUNT(*)` in `column` at `row`.
+fn count_at(column: &dyn Array, row: usize) -> Result<usize> {
+    match ScalarValue::try_from_array(column, row)? {
+        ScalarValue::Int64(Some(n)) => Ok(usize::try_from(n).unwrap_or(0)),
+        other => Err(DataFusionError::Internal(format!("COUNT(*) gave {other:?}"))),
+    }
+}
+
 /// The date column of a dated `changes` (what date-driven steps need).
 fn dated(inc: &Incremental) -> Result<&str> {
     inc.changes_column.as_deref().ok_or_else(|| {
@@ -92,14 +117,7 @@ pub async fn changed_keys_between(
     let provider = ctx.table_provider(inc.changes_table.as_str()).await?;
     let Some(table) = provider.as_any().downcast_ref::<LakeTable>() else { return Ok(None) };
     let Some(diff) = table.diff(from, to).await? else { return Ok(None) };
-    let aliased: Vec<_> = inc.incremental_key.iter().enumerate().map(|(i, k)| ident(k).alias(key_alias(i))).collect();
-    let side = |t: LakeTable| -> Result<DataFrame> {
-        let mut df = ctx.read_table(Arc::new(t))?;
-        for k in &inc.incremental_key {
-            df = df.filter(ident(k).is_not_null())?;
-        }
-        df.select(aliased.clone())
-    };
+    let side = |t: LakeTable| key_columns(ctx.read_table(Arc::new(t))?, inc);
     let files = diff.files();
     let df = side(diff.removed)?.union(side(diff.added)?)?.distinct()?;
     let schema: SchemaRef = df.schema().inner().clone();
@@ -116,18 +134,14 @@ pub async fn changed_keys(
     ds: NaiveDate,
 ) -> Result<ChangedKeys> {
     let day = format!("CAST('{}' AS DATE)", ds.format("%Y-%m-%d"));
-    let aliased: Vec<String> =
-        inc.incremental_key.iter().enumerate().map(|(i, k)| format!("{} AS {}", quote(k), key_alias(i))).collect();
-    let not_null: Vec<String> = inc.incremental_key.iter().map(|k| format!("{} IS NOT NULL", quote(k))).collect();
+    let (cols, not_null) = key_sql(inc);
     let sql = format!(
         "SELECT {cols} FROM {changes} WHERE {changes_col} = {day} AND {not_null} \
          UNION SELECT {cols} FROM {this} WHERE {date_col} = {day} AND {not_null}",
-        cols = aliased.join(", "),
         changes = inc.changes_table,
         changes_col = quote(dated(inc)?),
         this = model.qualified_table(),
         date_col = quote(&inc.date_column),
-        not_null = not_null.join(" AND "),
     );
     let df = ctx.sql(&sql).await?;
     let schema: SchemaRef = df.schema().inner().clone();
@@ -231,26 +245,21 @@ pub struct Batch {
 /// version), so the batches are disjoint; they are consecutive `(date, first key column)` groups,
 /// in order, of at most `budget` keys each (a group larger than that is a batch of its own).
 pub async fn refresh_batches(ctx: &SessionContext, inc: &Incremental, budget: usize) -> Result<Vec<Batch>> {
-    let not_null: Vec<String> = inc.incremental_key.iter().map(|k| format!("{} IS NOT NULL", quote(k))).collect();
+    let (_, not_null) = key_sql(inc);
     let sql = format!(
         "SELECT {date} AS d, {key} AS k, COUNT(*) AS n FROM {changes} WHERE {date} IS NOT NULL AND {not_null} \
          GROUP BY {date}, {key} ORDER BY 1, 2",
         date = quote(dated(inc)?),
         key = quote(&inc.incremental_key[0]),
         changes = inc.changes_table,
-        not_null = not_null.join(" AND "),
     );
     let mut groups = Vec::new();
     for b in ctx.sql(&sql).await?.collect().await? {
         for row in 0..b.num_rows() {
-            let n = match ScalarValue::try_from_array(b.column(2), row)? {
-                ScalarValue::Int64(Some(n)) => usize::try_from(n).unwrap_or(0),
-                other => return Err(DataFusionError::Internal(format!("COUNT(*) gave {other:?}"))),
-            };
             groups.push((
                 ScalarValue::try_from_array(b.column(0), row)?,
                 ScalarValue::try_from_array(b.column(1), row)?,
-                n,
+                count_at(b.column(2), row)?,
             ));
         }
     }
@@ -292,14 +301,10 @@ pub fn changes_row_budget(limit: Option<usize>) -> usize {
 /// a batch of its own). Each batch is run as an incremental run of those keys would be.
 pub async fn key_batches(ctx: &SessionContext, inc: &Incremental, budget: usize) -> Result<Vec<ChangedKeys>> {
     let keys: Vec<String> = inc.incremental_key.iter().map(|k| quote(k)).collect();
-    let aliased: Vec<String> =
-        inc.incremental_key.iter().enumerate().map(|(i, k)| format!("{} AS {}", quote(k), key_alias(i))).collect();
-    let not_null: Vec<String> = keys.iter().map(|k| format!("{k} IS NOT NULL")).collect();
+    let (aliased, not_null) = key_sql(inc);
     let sql = format!(
         "SELECT {aliased}, COUNT(*) AS __n FROM {changes} WHERE {not_null} GROUP BY {keys} ORDER BY {keys}",
-        aliased = aliased.join(", "),
         changes = inc.changes_table,
-        not_null = not_null.join(" AND "),
         keys = keys.join(", "),
     );
     let df = ctx.sql(&sql).await?;
@@ -308,12 +313,7 @@ pub async fn key_batches(ctx: &SessionContext, inc: &Incremental, budget: usize)
     let n_keys = inc.incremental_key.len();
     let key_columns: Vec<usize> = (0..n_keys).collect();
     let keys_only = all.project(&key_columns)?;
-    let counts: Vec<usize> = (0..all.num_rows())
-        .map(|row| match ScalarValue::try_from_array(all.column(n_keys), row)? {
-            ScalarValue::Int64(Some(n)) => Ok(usize::try_from(n).unwrap_or(0)),
-            other => Err(DataFusionError::Internal(format!("COUNT(*) gave {other:?}"))),
-        })
-        .collect::<Result<_>>()?;
+    let counts: Vec<usize> = (0..all.num_rows()).map(|row| count_at(all.column(n_keys), row)).collect::<Result<_>>()?;
     cut(&counts, budget)
         .into_iter()
         .map(|range| ChangedKeys::new(keys_only.schema(), vec![keys_only.slice(range.start, range.len())]))
@@ -357,11 +357,7 @@ pub async fn batch_keys(ctx: &SessionContext, inc: &Incremental, batch: &Batch) 
     if let Some(predicate) = disjunction(terms) {
         df = df.filter(predicate)?;
     }
-    for k in &inc.incremental_key {
-        df = df.filter(ident(k).is_not_null())?;
-    }
-    let aliased = inc.incremental_key.iter().enumerate().map(|(i, k)| ident(k).alias(key_alias(i))).collect::<Vec<_>>();
-    let df = df.select(aliased)?;
+    let df = key_columns(df, inc)?;
     let schema: SchemaRef = df.schema().inner().clone();
     let mut changed = ChangedKeys::new(schema, df.collect().await?)?;
     changed.dates = Some(dates);
