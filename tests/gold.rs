@@ -949,6 +949,18 @@ async fn every_model_matches_hand_computed_values() {
                     S("Loop 1"),
                 ],
             ),
+            (
+                "round_date_local",
+                [
+                    vec![D("2025-06-03"); 3],
+                    vec![D("2025-07-05"); 2],
+                    vec![D("2025-06-02"); 4],
+                    vec![D("2025-06-01"); 3],
+                    vec![N; 2],
+                ]
+                .concat(),
+            ),
+            ("nines_played", [vec![I(2); 3], vec![I(1); 2], vec![I(2); 4], vec![I(1); 5]].concat()),
             ("ingest_date", [vec![D("2025-06-03"); 3], vec![D("2025-07-06"); 2], vec![D("2025-06-02"); 9]].concat()),
         ],
     )
@@ -2153,7 +2165,7 @@ fn the_shipped_gold_dag_validates_and_orders_models_by_what_they_read() {
     assert_eq!(order[..2], ["wait_for_silver", "silver_round_latest"]);
     assert_eq!(dag.upstream("silver_round_latest"), ["wait_for_silver"]);
     // Inferred from the SQL: fact_rounds reads silver_round_latest; the hole model reads the
-    // topology and (in a relationships test) fact_rounds; dim_course reads four models.
+    // topology and fact_rounds; dim_course reads four models.
     assert_eq!(dag.upstream("fact_rounds"), ["silver_round_latest", "dim_course_profile", "dim_round"]);
     assert_eq!(dag.upstream("fact_round_hole_performance"), ["silver_round_latest", "course_topology", "fact_rounds"]);
     for up in [
@@ -2177,9 +2189,7 @@ fn the_shipped_gold_dag_validates_and_orders_models_by_what_they_read() {
         ups.sort_unstable();
         assert_eq!(ups, ["fact_fix_pace", coverage]);
     }
-    let mut daily = dag.upstream("course_hole_pace_daily");
-    daily.sort_unstable();
-    assert_eq!(daily, ["fact_round_hole_performance", "fact_rounds"]);
+    assert_eq!(dag.upstream("course_hole_pace_daily"), ["fact_round_hole_performance"]);
 
     // Priority weights (one plus everything downstream): fact_rounds, which most models read,
     // outranks the other per-round models that wait for a slot with it (its own upstreams,
@@ -2289,7 +2299,7 @@ fn shipped_models_read_what_their_headers_say() {
     );
     assert_eq!(
         reads("fact_round_hole_performance"),
-        ["gold.course_topology", "gold.silver_round_latest", "silver.fact_telemetry_event"]
+        ["gold.course_topology", "gold.fact_rounds", "gold.silver_round_latest", "silver.fact_telemetry_event"]
     );
     assert_eq!(reads("pace_summary_by_round"), ["gold.fact_rounds"]);
     assert_eq!(
@@ -2430,13 +2440,14 @@ mod on_the_lake {
         );
         assert_eq!(query(&lake, "SELECT COUNT(*) FROM gold.fact_round_hole_performance").await, ["14"]);
 
-        // course_hole_pace_daily (`changes` by snapshot) recorded the fact_rounds snapshot it read.
+        // course_hole_pace_daily (`changes` by snapshot) recorded the fact_round_hole_performance
+        // snapshot it read.
         let recorded = |lake: Lake| async move {
             let t = lake.load_table(&parse_ident("gold.course_hole_pace_daily").unwrap()).await.unwrap();
             let s = t.metadata().current_snapshot().unwrap().summary().additional_properties.clone();
             s.get("tm.changes-snapshot-id").and_then(|v| v.parse::<i64>().ok())
         };
-        assert_eq!(recorded(lake.clone()).await, current_snapshot(&lake, "gold.fact_rounds").await.1);
+        assert_eq!(recorded(lake.clone()).await, current_snapshot(&lake, "gold.fact_round_hole_performance").await.1);
         let daily = dag.task("course_hole_pace_daily").unwrap();
         let hole_rows = query(&lake, "SELECT * FROM gold.course_hole_pace_daily ORDER BY 1, 2, 3, 4, 5").await;
         let forced = |task: &str| {
@@ -2444,32 +2455,33 @@ mod on_the_lake {
             ctx.params.insert("full_refresh".into(), serde_json::Value::Bool(true));
             ctx
         };
-        let fact_rounds = dag.task("fact_rounds").unwrap();
-        // fact_rounds rewritten: the next run diffs from the recorded snapshot and recomputes the
+        let holes = dag.task("fact_round_hole_performance").unwrap();
+        // fact_round_hole_performance rewritten: the next run diffs from the recorded snapshot and recomputes the
         // (course, day) groups of the rewritten files, to the same rows.
-        fact_rounds.task.run(&forced("fact_rounds")).await.unwrap();
-        let second = current_snapshot(&lake, "gold.fact_rounds").await.1;
+        holes.task.run(&forced("fact_round_hole_performance")).await.unwrap();
+        let second = current_snapshot(&lake, "gold.fact_round_hole_performance").await.1;
         let out = daily.task.run(&context(&settings, &store, "course_hole_pace_daily")).await.unwrap().summary.unwrap();
         assert_eq!(out["refresh"], "incremental", "{out}");
         assert!(out["changed_keys"].as_u64().unwrap() > 0, "{out}");
         assert_eq!(recorded(lake.clone()).await, second);
         assert_eq!(query(&lake, "SELECT * FROM gold.course_hole_pace_daily ORDER BY 1, 2, 3, 4, 5").await, hole_rows);
-        // fact_rounds rewritten again and the snapshot the model recorded expired: rebuilt in full.
-        fact_rounds.task.run(&forced("fact_rounds")).await.unwrap();
-        let third = current_snapshot(&lake, "gold.fact_rounds").await.1;
+        // fact_round_hole_performance rewritten again and the snapshot the model recorded expired: rebuilt in full.
+        holes.task.run(&forced("fact_round_hole_performance")).await.unwrap();
+        let third = current_snapshot(&lake, "gold.fact_round_hole_performance").await.1;
         let options = tmctl::lake::maintenance::ExpireOptions {
             older_than: std::time::Duration::ZERO,
             retain_last: 1,
             dry_run: false,
         };
-        lake.expire_snapshots(&[parse_ident("gold.fact_rounds").unwrap()], &options).await.unwrap();
-        assert_eq!(current_snapshot(&lake, "gold.fact_rounds").await.0, 1, "only the current snapshot is left");
+        lake.expire_snapshots(&[parse_ident("gold.fact_round_hole_performance").unwrap()], &options).await.unwrap();
+        assert_eq!(current_snapshot(&lake, "gold.fact_round_hole_performance").await.0, 1, "only the current snapshot is left");
         let out = daily.task.run(&context(&settings, &store, "course_hole_pace_daily")).await.unwrap().summary.unwrap();
         assert_eq!(out["refresh"], "full", "{out}");
         assert_eq!(recorded(lake.clone()).await, third);
         assert_eq!(query(&lake, "SELECT * FROM gold.course_hole_pace_daily ORDER BY 1, 2, 3, 4, 5").await, hole_rows);
 
         // A resumed attempt over the same inputs finds its commit and writes nothing.
+        let fact_rounds = dag.task("fact_rounds").unwrap();
         let before = current_snapshot(&lake, "gold.fact_rounds").await;
         let again = fact_rounds.task.run(&context(&settings, &store, "fact_rounds")).await.unwrap().summary.unwrap();
         assert_eq!(again["already_committed"], true);

@@ -169,9 +169,9 @@ fn incremental_gold_equals_a_full_refresh_through_redeliveries_replaced_files_an
         let last = snapshots(&home, table).last().cloned().unwrap();
         assert_eq!(last["summary"]["tm.run-key"], format!("gold/{table}/2025-06-02"), "gold.{table}");
     }
-    // course_hole_pace_daily (`changes` by snapshot) recorded the fact_rounds snapshot it read,
-    // and replaced only courses whose rounds that snapshot changed.
-    let facts = snapshots(&home, "fact_rounds").last().cloned().unwrap();
+    // course_hole_pace_daily (`changes` by snapshot) recorded the fact_round_hole_performance
+    // snapshot it read, and replaced only courses whose rounds that snapshot changed.
+    let facts = snapshots(&home, "fact_round_hole_performance").last().cloned().unwrap();
     let daily = snapshots(&home, "course_hole_pace_daily").last().cloned().unwrap();
     assert_eq!(
         daily["summary"]["tm.changes-snapshot-id"].as_str(),

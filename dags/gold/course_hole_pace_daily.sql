@@ -9,21 +9,18 @@
 -- hole 1 twice), the same on every row of a (course_id, round_date_local, hole_number).
 WITH holes AS (
     SELECT
-        h.course_id,
-        r.round_date_local,
-        h.hole_number,
-        h.nine_number,
-        COALESCE(r.nines_played, 0) >= 2 AS multi_nine,
-        h.round_id,
-        h.duration_sec,
-        h.avg_pace_sec,
-        h.max_pace_sec
-    FROM gold.fact_round_hole_performance AS h
-    JOIN gold.fact_rounds AS r
-      ON r.course_id = h.course_id
-     AND r.round_id = h.round_id
-    WHERE h.duration_sec > 0
-      AND r.round_date_local IS NOT NULL
+        course_id,
+        round_date_local,
+        hole_number,
+        nine_number,
+        COALESCE(nines_played, 0) >= 2 AS multi_nine,
+        round_id,
+        duration_sec,
+        avg_pace_sec,
+        max_pace_sec
+    FROM gold.fact_round_hole_performance
+    WHERE duration_sec > 0
+      AND round_date_local IS NOT NULL
 ),
 per_hole_day AS (
     SELECT course_id, round_date_local, hole_number, COUNT(DISTINCT round_id) AS hole_rounds

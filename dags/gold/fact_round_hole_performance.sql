@@ -6,7 +6,10 @@
 --   * course_unit comes from gold.course_topology (derived from silver, one row per
 --     (course_id, nine_number) by construction and by test) instead of the seed
 --     dim_facility_topology, so the join cannot fan out (REFERENCE §8.2 #8);
---   * duration_sec is DOUBLE (sub-second timestamps); added column fix_count.
+--   * duration_sec is DOUBLE (sub-second timestamps); added column fix_count;
+--   * added the round's round_date_local and nines_played (from gold.fact_rounds), so that
+--     course_hole_pace_daily reads this table alone and its run for a few days of play prunes
+--     the files of other days by round_date_local's column statistics.
 WITH silver_latest AS (
     SELECT s.*
     FROM silver.fact_telemetry_event AS s
@@ -48,8 +51,13 @@ SELECT
     h.avg_pace_gap_sec,
     h.round_was_completed,
     t.unit_name AS course_unit,
+    r.round_date_local,
+    r.nines_played,
     h.ingest_date
 FROM per_hole AS h
 LEFT JOIN gold.course_topology AS t
   ON t.course_id = h.course_id
  AND t.nine_number = h.nine_number
+LEFT JOIN gold.fact_rounds AS r
+  ON r.course_id = h.course_id
+ AND r.round_id = h.round_id
