@@ -20,6 +20,7 @@
 use std::fmt;
 
 use datafusion::arrow::array::RecordBatch;
+use datafusion::common::ScalarValue;
 use datafusion::error::DataFusionError;
 use datafusion::prelude::SessionContext;
 
@@ -170,22 +171,29 @@ impl DataTest {
                 }
                 format!("SELECT * FROM {this} WHERE {}", conds.join(" OR "))
             }
-            TestKind::Relationships { columns, to, fields } => {
-                let present =
-                    columns.iter().map(|c| format!("child.{} IS NOT NULL", quote(c))).collect::<Vec<_>>().join(" AND ");
-                let join = columns
-                    .iter()
-                    .zip(fields)
-                    .map(|(c, f)| format!("parent.{} = child.{}", quote(f), quote(c)))
-                    .collect::<Vec<_>>()
-                    .join(" AND ");
-                format!(
-                    "SELECT * FROM {this} AS child WHERE {present} AND NOT EXISTS (SELECT 1 FROM {to} AS parent WHERE {join})"
-                )
-            }
+            TestKind::Relationships { columns, to, fields } => relationships_sql(this, columns, to, fields, &[]),
             TestKind::Expression { expression } => format!("SELECT * FROM {this} WHERE NOT ({expression})"),
             TestKind::Sql { sql } => replace_this(sql, this),
         }
+    }
+
+    /// [`Self::sql`], except that a `relationships` test reads only the parent rows within the
+    /// range of values the tested rows have in each column (their `MIN` and `MAX`, looked up
+    /// first), as literals the parent's scan prunes files and row groups by: a daily run's test
+    /// of the rows it writes then reads the few parent files of those rows, not the whole parent
+    /// table. The failing rows are the same, since every tested value lies in its range.
+    pub async fn sql_within_parent_bounds(&self, ctx: &SessionContext, this: &str) -> Result<String, DataFusionError> {
+        let TestKind::Relationships { columns, to, fields } = &self.kind else { return Ok(self.sql(this)) };
+        let extremes = columns.iter().map(|c| format!("MIN({0}), MAX({0})", quote(c))).collect::<Vec<_>>().join(", ");
+        let batches = ctx.sql(&format!("SELECT {extremes} FROM {this}")).await?.collect().await?;
+        let Some(row) = batches.iter().find(|b| b.num_rows() > 0) else { return Ok(self.sql(this)) };
+        let mut bounds = Vec::with_capacity(columns.len());
+        for i in 0..columns.len() {
+            let lo = ScalarValue::try_from_array(row.column(2 * i), 0)?;
+            let hi = ScalarValue::try_from_array(row.column(2 * i + 1), 0)?;
+            bounds.push(sql_literal(&lo).zip(sql_literal(&hi)));
+        }
+        Ok(relationships_sql(this, columns, to, fields, &bounds))
     }
 
     /// Tables this test reads besides the tested one.
@@ -202,6 +210,51 @@ impl DataTest {
             }
             _ => Vec::new(),
         }
+    }
+}
+
+/// The rows of `this` whose `columns` (none NULL) match no row of `to` in `fields`; with
+/// `bounds` (SQL literals, in `columns`' order), only the parent rows whose `fields` lie within
+/// them are looked at.
+fn relationships_sql(
+    this: &str,
+    columns: &[String],
+    to: &str,
+    fields: &[String],
+    bounds: &[Option<(String, String)>],
+) -> String {
+    let present = columns.iter().map(|c| format!("child.{} IS NOT NULL", quote(c))).collect::<Vec<_>>().join(" AND ");
+    let mut parent: Vec<String> =
+        columns.iter().zip(fields).map(|(c, f)| format!("parent.{} = child.{}", quote(f), quote(c))).collect();
+    for (f, bound) in fields.iter().zip(bounds) {
+        if let Some((lo, hi)) = bound {
+            let f = quote(f);
+            parent.push(format!("parent.{f} >= {lo} AND parent.{f} <= {hi}"));
+        }
+    }
+    let parent = parent.join(" AND ");
+    format!("SELECT * FROM {this} AS child WHERE {present} AND NOT EXISTS (SELECT 1 FROM {to} AS parent WHERE {parent})")
+}
+
+/// `value` as a SQL literal, for the types keys have (text, integers, dates); `None` for a NULL
+/// or another type.
+fn sql_literal(value: &ScalarValue) -> Option<String> {
+    use ScalarValue as V;
+    match value {
+        V::Utf8(Some(s)) | V::LargeUtf8(Some(s)) | V::Utf8View(Some(s)) => Some(format!("'{}'", s.replace('\'', "''"))),
+        V::Int8(Some(_))
+        | V::Int16(Some(_))
+        | V::Int32(Some(_))
+        | V::Int64(Some(_))
+        | V::UInt8(Some(_))
+        | V::UInt16(Some(_))
+        | V::UInt32(Some(_))
+        | V::UInt64(Some(_)) => Some(value.to_string()),
+        V::Date32(Some(days)) => {
+            let date = chrono::NaiveDate::from_num_days_from_ce_opt(719_163 + days)?;
+            Some(format!("DATE '{date}'"))
+        }
+        _ => None,
     }
 }
 
@@ -617,20 +670,31 @@ impl TestOutcome {
     }
 }
 
-/// Runs `tests` in order, each against the table `this` names for it in `ctx`. A test whose query cannot
-/// run is an outcome of its severity ("could not run: …"), except when the reason is `transient`
-/// (memory the models running at once hold, I/O): then the run stops with that error, so the
-/// model's try fails as retryable instead of being refused as if its data were wrong.
+/// Runs `tests` in order, each against the table `this` names for it in `ctx` (and, where
+/// `within_bounds` says so, with the parent of a `relationships` test narrowed to the tested rows'
+/// range: [`DataTest::sql_within_parent_bounds`]). A test whose query cannot run is an outcome of
+/// its severity ("could not run: …"), except when the reason is `transient` (memory the models
+/// running at once hold, I/O): then the run stops with that error, so the model's try fails as
+/// retryable instead of being refused as if its data were wrong.
 pub async fn run_tests(
     ctx: &SessionContext,
     tests: &[DataTest],
     this: impl Fn(&DataTest) -> String,
+    within_bounds: impl Fn(&DataTest) -> bool,
     transient: impl Fn(&DataFusionError) -> bool,
 ) -> Result<Vec<TestOutcome>, DataFusionError> {
     let mut out = Vec::with_capacity(tests.len());
     for test in tests {
-        let sql = test.sql(&this(test));
-        let measured = match measure(ctx, &sql).await {
+        let this = this(test);
+        let sql = if within_bounds(test) { test.sql_within_parent_bounds(ctx, &this).await } else { Ok(test.sql(&this)) };
+        let (sql, measured) = match sql {
+            Ok(sql) => {
+                let measured = measure(ctx, &sql).await;
+                (sql, measured)
+            }
+            Err(e) => (test.sql(&this), Err(e)),
+        };
+        let measured = match measured {
             Err(e) if transient(&e) => return Err(e),
             other => other.map_err(|e| e.to_string()),
         };
@@ -732,7 +796,7 @@ mod tests {
             parse_tests(&toml::Value::Array(vec![toml::from_str::<toml::Table>("unique = \"k\"").unwrap().into()]))
                 .unwrap();
         let is_memory = |e: &DataFusionError| matches!(e.find_root(), DataFusionError::ResourcesExhausted(_));
-        let err = run_tests(&ctx, &tests, |_| "t".into(), is_memory).await.unwrap_err();
+        let err = run_tests(&ctx, &tests, |_| "t".into(), |_| false, is_memory).await.unwrap_err();
         assert!(matches!(err.find_root(), DataFusionError::ResourcesExhausted(_)), "{err}");
 
         // A test that cannot run for a reason of its own (a column the table lacks) is an outcome
@@ -741,7 +805,7 @@ mod tests {
             toml::from_str::<toml::Table>("not_null = \"nope\"").unwrap().into(),
         ]))
         .unwrap();
-        let out = run_tests(&ctx, &broken, |_| "t".into(), is_memory).await.unwrap();
+        let out = run_tests(&ctx, &broken, |_| "t".into(), |_| false, is_memory).await.unwrap();
         assert_eq!((out[0].status, out[0].failing_rows), (TestStatus::Fail, None));
         assert!(out[0].describe().contains("could not run"), "{}", out[0].describe());
     }
@@ -765,6 +829,49 @@ mod tests {
             },
         };
         assert_eq!(t.sql("s.t"), "SELECT * FROM s.t WHERE \"rate\" < 0 OR \"rate\" > 1.0");
+    }
+
+    #[tokio::test]
+    async fn a_relationships_test_within_the_tested_rows_bounds_finds_the_same_orphans() {
+        use std::sync::Arc;
+
+        use datafusion::arrow::array::{ArrayRef, Date32Array, StringArray};
+        use datafusion::arrow::datatypes::{DataType, Field, Schema};
+        use datafusion::datasource::MemTable;
+        let ctx = SessionContext::new();
+        let table = |ids: &[&str], days: &[i32]| {
+            let schema = Arc::new(Schema::new(vec![
+                Field::new("round_id", DataType::Utf8, true),
+                Field::new("day", DataType::Date32, true),
+            ]));
+            let columns: Vec<ArrayRef> =
+                vec![Arc::new(StringArray::from(ids.to_vec())), Arc::new(Date32Array::from(days.to_vec()))];
+            let batch = RecordBatch::try_new(schema.clone(), columns).unwrap();
+            Arc::new(MemTable::try_new(schema, vec![vec![batch]]).unwrap())
+        };
+        // 20240 = 2025-06-01. The child's ids span r'5 (a quote sorts before digits) … r9.
+        ctx.register_table("parent", table(&["r1", "r'5", "r2", "r3", "r8"], &[20240, 20241, 20242, 20243, 20250]))
+            .unwrap();
+        ctx.register_table("child", table(&["r2", "r'5", "r9"], &[20242, 20241, 20260])).unwrap();
+        let tests = parse_tests(&toml::Value::Array(vec![
+            toml::from_str::<toml::Table>("relationships = \"round_id\"\nto = \"parent\"").unwrap().into(),
+            toml::from_str::<toml::Table>("relationships = \"day\"\nto = \"parent\"").unwrap().into(),
+        ]))
+        .unwrap();
+        let bounded = tests[0].sql_within_parent_bounds(&ctx, "child").await.unwrap();
+        assert!(bounded.ends_with("parent.\"round_id\" >= 'r''5' AND parent.\"round_id\" <= 'r9')"), "{bounded}");
+        let bounded = tests[1].sql_within_parent_bounds(&ctx, "child").await.unwrap();
+        assert!(bounded.ends_with("parent.\"day\" >= DATE '2025-06-02' AND parent.\"day\" <= DATE '2025-06-21')"), "{bounded}");
+        let never = |_: &DataFusionError| false;
+        let plain = run_tests(&ctx, &tests, |_| "child".into(), |_| false, never).await.unwrap();
+        let within = run_tests(&ctx, &tests, |_| "child".into(), |_| true, never).await.unwrap();
+        for (p, w) in plain.iter().zip(&within) {
+            assert_eq!(p.failing_rows, Some(1), "r9 and 2025-06-21 have no parent: {p:?}");
+            assert_eq!((w.failing_rows, &w.sample), (p.failing_rows, &p.sample));
+        }
+        // No tested rows: nothing to bound, the plain query.
+        ctx.register_table("empty", table(&[], &[])).unwrap();
+        assert_eq!(tests[0].sql_within_parent_bounds(&ctx, "empty").await.unwrap(), tests[0].sql("empty"));
     }
 }
 
