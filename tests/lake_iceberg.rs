@@ -553,6 +553,66 @@ async fn a_snapshot_diff_gives_the_rows_every_commit_in_between_replaced() {
     }
 }
 
+/// The data manifests the current snapshot of `t` lists.
+async fn data_manifests(lake: &Lake, t: &TableIdent) -> usize {
+    let table = lake.load_table(t).await.unwrap();
+    let snapshot = table.metadata().current_snapshot().unwrap();
+    let list = snapshot.load_manifest_list(table.file_io(), table.metadata()).await.unwrap();
+    list.entries().iter().filter(|m| m.content == iceberg::spec::ManifestContentType::Data).count()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn small_manifests_are_merged_and_every_reader_sees_the_same_rows() {
+    let db = common::sqlite_db();
+    let TestLake { lake, url, home: _home, .. } = open_lake(&db).await;
+    let t = parse_ident("silver.t").unwrap();
+    let first = seed(&lake, &t).await;
+    // Twelve daily commits, each adding a partition of course C (one more manifest each); every
+    // third one also replaces A's day 3, rewriting the manifest that holds it.
+    let mut counts = Vec::new();
+    for d in 5..17u32 {
+        let mut rows = vec![("C", day(d), "rc", d as i32)];
+        let mut parts = vec![part("C", day(d))];
+        if d % 3 == 0 {
+            rows.push(("A", day(3), "ra", d as i32));
+            parts.push(part("A", day(3)));
+        }
+        let mut w = lake.writer(&t, key("transform", day(d))).await.unwrap();
+        w.write(batch(&rows)).await.unwrap();
+        w.replace_partitions(parts).await.unwrap();
+        counts.push(data_manifests(&lake, &t).await);
+    }
+    // Without merging the list would reach 13; once eight small manifests of earlier commits
+    // would be carried, they become one.
+    assert!(counts.iter().all(|n| *n <= 9), "{counts:?}");
+    assert!(counts.windows(2).any(|w| w[1] < w[0]), "a merge shortened the list: {counts:?}");
+
+    // The rows: B's and A's day 4 from the seed, C's twelve days, A's day 3 from day 15.
+    let ctx = lake.session(&SessionOptions::current()).await.unwrap();
+    assert_eq!(count(&ctx, "SELECT COUNT(*) FROM silver.t").await, 16);
+    assert_eq!(count(&ctx, "SELECT COUNT(*) FROM silver.t WHERE course_id = 'C'").await, 12);
+    assert_eq!(count(&ctx, "SELECT COUNT(*) FROM silver.t WHERE round_id = 'ra' AND location_index = 15").await, 1);
+    // The diff since the seed: A's day-3 rows replaced, C's and the last A row added.
+    let provider = ctx.table_provider("silver.t").await.unwrap();
+    let current = provider.as_any().downcast_ref::<tmctl::lake::scan::LakeTable>().expect("a lake table");
+    let last = lake.load_table(&t).await.unwrap().metadata().current_snapshot_id().unwrap();
+    let diff = current.diff(first, last).await.unwrap().unwrap();
+    assert_eq!(
+        round_rows(&ctx, diff.removed).await,
+        [("r1".to_string(), 0), ("r1".to_string(), 1), ("r1".to_string(), 2)]
+    );
+    let mut added: Vec<(String, i32)> = (5..17).map(|d| ("rc".to_string(), d)).collect();
+    added.insert(0, ("ra".to_string(), 15));
+    assert_eq!(round_rows(&ctx, diff.added).await, added);
+    // PyIceberg reads the merged manifests, and the seed's snapshot, alike.
+    let warehouse = tmctl::lake::warehouse_url(lake.settings(), "silver");
+    let seen = pyiceberg_read(&url, &warehouse, "silver.t", Some(first));
+    assert_eq!((seen["row_count"].as_i64(), seen["distinct_rows"].as_i64()), (Some(16), Some(16)), "{seen}");
+    assert_eq!(seen["partitions"]["A|2025-01-03"], 1, "{seen}");
+    assert_eq!(seen["partitions"]["C|2025-01-16"], 1, "{seen}");
+    assert_eq!(seen["at_snapshot"]["row_count"], 6, "{seen}");
+}
+
 /// The codecs of every column chunk of every data file under `dir`, distinct and sorted.
 fn parquet_codecs(dir: &std::path::Path) -> Vec<String> {
     use datafusion::parquet::file::reader::{FileReader, SerializedFileReader};

@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 
 use chrono::Utc;
 use iceberg::spec::{
-    DataFile, MAIN_BRANCH, ManifestContentType, ManifestFile, ManifestListWriter, ManifestWriterBuilder,
+    DataFile, MAIN_BRANCH, ManifestContentType, ManifestEntry, ManifestFile, ManifestListWriter, ManifestWriterBuilder,
     PartitionSpecRef, SchemaRef as IcebergSchemaRef, Snapshot, SnapshotRef as IcebergSnapshotRef,
     SnapshotSummaryCollector, Summary, TableMetadataBuilder,
 };
@@ -19,7 +19,7 @@ use iceberg::{MetadataLocation, TableIdent, TableRequirement, TableUpdate};
 use super::key::*;
 use super::manifests::*;
 use super::writer::*;
-use super::{MAX_COMMIT_ATTEMPTS, PARTITION_SUMMARY_LIMIT};
+use super::{MANIFEST_TARGET_BYTES, MAX_COMMIT_ATTEMPTS, MIN_COUNT_TO_MERGE, PARTITION_SUMMARY_LIMIT};
 use crate::lake::iceberg::{Lake, LakeError, Result, table_err};
 use crate::lake::rest::CommitError;
 
@@ -113,7 +113,7 @@ impl Committer {
     pub(super) async fn stage(&self, attempt: &Attempt<'_>, change: &Change<'_>) -> Result<Staged> {
         let md = attempt.table.metadata();
         let parent = md.current_snapshot().cloned();
-        let Carried { mut manifests, deleted, mut files_written } =
+        let Carried { manifests, deleted, mut files_written } =
             self.carry_manifests(attempt, parent.as_ref(), change.replace).await?;
         if let Replace::Files(set) = change.replace
             && deleted.len() != set.len()
@@ -131,6 +131,7 @@ impl Committer {
                 ),
             });
         }
+        let mut manifests = self.merge_small_manifests(attempt, manifests, &mut files_written).await?;
         if let Some(m) = &change.added_manifest {
             manifests.push(m.clone());
         }
@@ -216,11 +217,7 @@ impl Committer {
             let mut w = self.manifest_writer(table, &path, attempt.snapshot_id, spec)?;
             carried.files_written.push(path);
             for e in manifest.entries().iter().filter(|e| e.is_alive()) {
-                let seq = e.sequence_number().ok_or_else(|| LakeError::Invalid {
-                    table: self.name.clone(),
-                    message: format!("manifest {} has an entry without sequence number", m.manifest_path),
-                })?;
-                let file_seq = e.file_sequence_number.or(Some(seq));
+                let (seq, file_seq) = self.sequence_numbers(e, m)?;
                 if doomed(&e.data_file) {
                     w.add_delete_file(e.data_file.clone(), seq, file_seq).map_err(err("rewrite a manifest"))?;
                     carried.deleted.push((e.data_file.clone(), spec.clone()));
@@ -233,6 +230,77 @@ impl Committer {
             carried.manifests.push(w.write_manifest_file().await.map_err(err("rewrite a manifest"))?);
         }
         Ok(carried)
+    }
+
+    /// An entry's data and file sequence numbers, as a rewritten manifest keeps them.
+    fn sequence_numbers(&self, e: &ManifestEntry, m: &ManifestFile) -> Result<(i64, Option<i64>)> {
+        let seq = e.sequence_number().ok_or_else(|| LakeError::Invalid {
+            table: self.name.clone(),
+            message: format!("manifest {} has an entry without sequence number", m.manifest_path),
+        })?;
+        Ok((seq, e.file_sequence_number.or(Some(seq))))
+    }
+
+    /// Keeps the manifest list short, as Iceberg's merge on append does: once the new snapshot
+    /// would carry at least `commit.manifest.min-count-to-merge` ([`MIN_COUNT_TO_MERGE`]) data
+    /// manifests of earlier commits smaller than `commit.manifest.target-size-bytes`, those of each
+    /// partition spec become one manifest of their live files (EXISTING, with the snapshot and
+    /// sequence numbers that added them; the DELETED entries of earlier commits are dropped, as
+    /// every later snapshot drops them). Without it every daily commit adds a manifest that every
+    /// later scan plans through. `commit.manifest-merge.enabled = false` turns it off.
+    async fn merge_small_manifests(
+        &self,
+        attempt: &Attempt<'_>,
+        manifests: Vec<ManifestFile>,
+        files_written: &mut Vec<String>,
+    ) -> Result<Vec<ManifestFile>> {
+        let table = attempt.table;
+        let md = table.metadata();
+        let property = |key: &str| md.properties().get(key).and_then(|v| v.parse::<i64>().ok());
+        if md.properties().get("commit.manifest-merge.enabled").is_some_and(|v| v.eq_ignore_ascii_case("false")) {
+            return Ok(manifests);
+        }
+        let min_count = property("commit.manifest.min-count-to-merge").map_or(MIN_COUNT_TO_MERGE, |n| n.max(2) as usize);
+        let target = property("commit.manifest.target-size-bytes").unwrap_or(MANIFEST_TARGET_BYTES);
+        let small = |m: &ManifestFile| {
+            m.content == ManifestContentType::Data
+                && m.added_snapshot_id != attempt.snapshot_id
+                && m.manifest_length < target
+        };
+        if manifests.iter().filter(|m| small(m)).count() < min_count {
+            return Ok(manifests);
+        }
+        let (merged, mut kept): (Vec<ManifestFile>, Vec<ManifestFile>) = manifests.into_iter().partition(small);
+        let mut by_spec: std::collections::BTreeMap<i32, Vec<ManifestFile>> = Default::default();
+        for m in merged {
+            by_spec.entry(m.partition_spec_id).or_default().push(m);
+        }
+        let err = |action: &'static str| table_err(&self.ident, action);
+        for (spec_id, group) in by_spec {
+            if group.len() < 2 {
+                kept.extend(group);
+                continue;
+            }
+            let spec = md.partition_spec_by_id(spec_id).ok_or_else(|| LakeError::Invalid {
+                table: self.name.clone(),
+                message: format!("a manifest uses unknown partition spec {spec_id}"),
+            })?;
+            let path = self.manifest_path(table);
+            let mut w = self.manifest_writer(table, &path, attempt.snapshot_id, spec)?;
+            files_written.push(path);
+            for m in &group {
+                let manifest = m.load_manifest(table.file_io()).await.map_err(err("read a manifest"))?;
+                for e in manifest.entries().iter().filter(|e| e.is_alive()) {
+                    let (seq, file_seq) = self.sequence_numbers(e, m)?;
+                    let added_by = e.snapshot_id().unwrap_or(m.added_snapshot_id);
+                    w.add_existing_file(e.data_file.clone(), added_by, seq, file_seq)
+                        .map_err(err("merge manifests"))?;
+                }
+            }
+            kept.push(w.write_manifest_file().await.map_err(err("merge manifests"))?);
+            tracing::debug!(table = %self.name, merged = group.len(), "merged small manifests into one");
+        }
+        Ok(kept)
     }
 
     /// The snapshot summary: our run key, then the computed counts (which win on collision), and

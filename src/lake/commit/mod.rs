@@ -53,6 +53,13 @@ const ROW_GROUP_BYTES: usize = 64 * 1024 * 1024;
 const MAX_COMMIT_ATTEMPTS: u32 = 12;
 /// Changed partitions listed one by one in the snapshot summary (`partitions.<path>`).
 const PARTITION_SUMMARY_LIMIT: u64 = 100;
+/// Small data manifests a snapshot may carry from earlier commits before they are merged into
+/// one (Iceberg's `commit.manifest.min-count-to-merge`, which a table property overrides). Java
+/// merges at 100; ours is lower because every daily run of every incremental table adds one,
+/// and each scan's planning reads every manifest of the snapshot.
+const MIN_COUNT_TO_MERGE: usize = 8;
+/// A manifest at least this large is left as it is (`commit.manifest.target-size-bytes`).
+const MANIFEST_TARGET_BYTES: i64 = 8 << 20;
 
 #[cfg(test)]
 mod tests {
