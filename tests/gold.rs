@@ -2474,7 +2474,11 @@ mod on_the_lake {
             dry_run: false,
         };
         lake.expire_snapshots(&[parse_ident("gold.fact_round_hole_performance").unwrap()], &options).await.unwrap();
-        assert_eq!(current_snapshot(&lake, "gold.fact_round_hole_performance").await.0, 1, "only the current snapshot is left");
+        assert_eq!(
+            current_snapshot(&lake, "gold.fact_round_hole_performance").await.0,
+            1,
+            "only the current snapshot is left"
+        );
         let out = daily.task.run(&context(&settings, &store, "course_hole_pace_daily")).await.unwrap().summary.unwrap();
         assert_eq!(out["refresh"], "full", "{out}");
         assert_eq!(recorded(lake.clone()).await, third);

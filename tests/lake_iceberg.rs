@@ -557,7 +557,7 @@ async fn a_snapshot_diff_gives_the_rows_every_commit_in_between_replaced() {
 async fn data_manifests(lake: &Lake, t: &TableIdent) -> usize {
     let table = lake.load_table(t).await.unwrap();
     let snapshot = table.metadata().current_snapshot().unwrap();
-    let list = snapshot.load_manifest_list(table.file_io(), table.metadata()).await.unwrap();
+    let list = table.manifest_list_reader(snapshot).load().await.unwrap();
     list.entries().iter().filter(|m| m.content == iceberg::spec::ManifestContentType::Data).count()
 }
 

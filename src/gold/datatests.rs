@@ -233,7 +233,9 @@ fn relationships_sql(
         }
     }
     let parent = parent.join(" AND ");
-    format!("SELECT * FROM {this} AS child WHERE {present} AND NOT EXISTS (SELECT 1 FROM {to} AS parent WHERE {parent})")
+    format!(
+        "SELECT * FROM {this} AS child WHERE {present} AND NOT EXISTS (SELECT 1 FROM {to} AS parent WHERE {parent})"
+    )
 }
 
 /// `value` as a SQL literal, for the types keys have (text, integers, dates); `None` for a NULL
@@ -686,7 +688,8 @@ pub async fn run_tests(
     let mut out = Vec::with_capacity(tests.len());
     for test in tests {
         let this = this(test);
-        let sql = if within_bounds(test) { test.sql_within_parent_bounds(ctx, &this).await } else { Ok(test.sql(&this)) };
+        let sql =
+            if within_bounds(test) { test.sql_within_parent_bounds(ctx, &this).await } else { Ok(test.sql(&this)) };
         let (sql, measured) = match sql {
             Ok(sql) => {
                 let measured = measure(ctx, &sql).await;
@@ -854,14 +857,17 @@ mod tests {
             .unwrap();
         ctx.register_table("child", table(&["r2", "r'5", "r9"], &[20242, 20241, 20260])).unwrap();
         let tests = parse_tests(&toml::Value::Array(vec![
-            toml::from_str::<toml::Table>("relationships = \"round_id\"\nto = \"parent\"").unwrap().into(),
-            toml::from_str::<toml::Table>("relationships = \"day\"\nto = \"parent\"").unwrap().into(),
+            toml::from_str::<toml::Table>("relationships = \"round_id\"\nto = \"public.parent\"").unwrap().into(),
+            toml::from_str::<toml::Table>("relationships = \"day\"\nto = \"public.parent\"").unwrap().into(),
         ]))
         .unwrap();
         let bounded = tests[0].sql_within_parent_bounds(&ctx, "child").await.unwrap();
         assert!(bounded.ends_with("parent.\"round_id\" >= 'r''5' AND parent.\"round_id\" <= 'r9')"), "{bounded}");
         let bounded = tests[1].sql_within_parent_bounds(&ctx, "child").await.unwrap();
-        assert!(bounded.ends_with("parent.\"day\" >= DATE '2025-06-02' AND parent.\"day\" <= DATE '2025-06-21')"), "{bounded}");
+        assert!(
+            bounded.ends_with("parent.\"day\" >= DATE '2025-06-02' AND parent.\"day\" <= DATE '2025-06-21')"),
+            "{bounded}"
+        );
         let never = |_: &DataFusionError| false;
         let plain = run_tests(&ctx, &tests, |_| "child".into(), |_| false, never).await.unwrap();
         let within = run_tests(&ctx, &tests, |_| "child".into(), |_| true, never).await.unwrap();

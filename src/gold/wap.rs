@@ -412,7 +412,8 @@ async fn audit(
         let _ = s.deregister_table(&model.table);
         s.register_table(model.table.clone(), table.clone()).map_err(execute_error)?;
     }
-    let per_partition = |test: &DataTest| matches!(&written, Some((inc, _)) if test.holds_per_partition(&inc.incremental_key));
+    let per_partition =
+        |test: &DataTest| matches!(&written, Some((inc, _)) if test.holds_per_partition(&inc.incremental_key));
     let this = |test: &DataTest| {
         let schema = if per_partition(test) { WRITTEN_SCHEMA } else { STAGING_SCHEMA };
         format!("{STAGING_CATALOG}.{schema}.{}", model.table)

@@ -260,7 +260,8 @@ impl Committer {
         if md.properties().get("commit.manifest-merge.enabled").is_some_and(|v| v.eq_ignore_ascii_case("false")) {
             return Ok(manifests);
         }
-        let min_count = property("commit.manifest.min-count-to-merge").map_or(MIN_COUNT_TO_MERGE, |n| n.max(2) as usize);
+        let min_count =
+            property("commit.manifest.min-count-to-merge").map_or(MIN_COUNT_TO_MERGE, |n| n.max(2) as usize);
         let target = property("commit.manifest.target-size-bytes").unwrap_or(MANIFEST_TARGET_BYTES);
         let small = |m: &ManifestFile| {
             m.content == ManifestContentType::Data
