@@ -298,8 +298,16 @@ pub fn changes_row_budget(limit: Option<usize>) -> usize {
 /// A full refresh of a model incremental by snapshot runs in batches of its keys, like a
 /// `latest_only` model's ([`refresh_batches`]): the key tuples of `changes` in order, cut into
 /// batches whose rows of `changes` add up to at most `budget` (a key with more rows than that is
-/// a batch of its own). Each batch is run as an incremental run of those keys would be.
+/// a batch of its own). Each batch is run as an incremental run of those keys would be. Empty
+/// when all of `changes` fits in one batch (its row count, read from the snapshot's manifests,
+/// is at most `budget`): the model then runs as one query, without grouping `changes` first.
 pub async fn key_batches(ctx: &SessionContext, inc: &Incremental, budget: usize) -> Result<Vec<ChangedKeys>> {
+    let total = ctx.sql(&format!("SELECT COUNT(*) FROM {}", inc.changes_table)).await?.collect().await?;
+    if let Some(b) = total.first().filter(|b| b.num_rows() > 0)
+        && count_at(b.column(0), 0)? <= budget
+    {
+        return Ok(Vec::new());
+    }
     let keys: Vec<String> = inc.incremental_key.iter().map(|k| quote(k)).collect();
     let (aliased, not_null) = key_sql(inc);
     let sql = format!(
@@ -311,8 +319,7 @@ pub async fn key_batches(ctx: &SessionContext, inc: &Incremental, budget: usize)
     let counted = df.schema().inner().clone();
     let all = datafusion::arrow::compute::concat_batches(&counted, &df.collect().await?)?;
     let n_keys = inc.incremental_key.len();
-    let key_columns: Vec<usize> = (0..n_keys).collect();
-    let keys_only = all.project(&key_columns)?;
+    let keys_only = all.project(&(0..n_keys).collect::<Vec<_>>())?;
     let counts: Vec<usize> = (0..all.num_rows()).map(|row| count_at(all.column(n_keys), row)).collect::<Result<_>>()?;
     cut(&counts, budget)
         .into_iter()

@@ -234,6 +234,7 @@ pub async fn run_model(
         (Refresh::Full, Some(inc)) if inc.changes_column.is_none() => {
             let budget = incremental::changes_row_budget(limit);
             let batches = incremental::key_batches(ctx, inc, budget).await.map_err(plan_error)?;
+            // None or one: the whole query, as it is planned above.
             if batches.len() > 1 {
                 tracing::info!(model = %model.table, batches = batches.len(), changes_rows_per_batch = budget, "full refresh in batches");
                 Query::KeyBatches { inc, batches }
