@@ -616,3 +616,75 @@ async fn prepare_run_refuses_a_run_in_progress() {
     let err = prepare_run(&store, &d, &slot, RunType::Manual, &serde_json::json!({}), None, None).await.unwrap_err();
     assert_eq!(err.to_string(), format!("run {} of `picky` for 2025-01-01 is queued already", first.run().id));
 }
+
+/// Records the runs a backfill driver launches.
+#[derive(Default)]
+struct Launches(std::sync::Mutex<Vec<i64>>);
+
+impl backfill::Launcher for Launches {
+    fn holder(&self) -> Option<&Executor> {
+        None
+    }
+    fn launch(&self, _dag: &Arc<Dag>, run: tmctl::store::RunRow) {
+        self.0.lock().unwrap().push(run.id);
+    }
+}
+
+/// A driver killed after it created a date's run but before it marked the date leaves the date
+/// `pending` with the run queued (or already claimed by a worker). The driver that takes over
+/// follows that run instead of skipping the date as "running already"; a run of the same date
+/// made by someone else is still a skip.
+#[tokio::test]
+async fn a_taken_over_backfill_follows_the_run_its_dead_driver_created() {
+    let db = common::sqlite_db();
+    let store = common::open(&db).await;
+    let d = Arc::new(dag(PICKY));
+    let req = request("2025-01-01", "2025-01-03", Reprocess::None, "");
+    let b = store
+        .create_backfill(&tmctl::store::NewBackfill {
+            dag_id: &d.id,
+            from_date: req.from,
+            to_date: req.to,
+            reprocess: "none",
+            max_active_runs: 3,
+            run_backwards: false,
+            conf: &req.conf,
+            holder: None,
+        })
+        .await
+        .unwrap();
+    let planned = backfill::plan(&store, &d, &req).await.unwrap();
+    assert!(planned.iter().all(|p| matches!(p.action, Action::Create)), "{planned:?}");
+    backfill::driver::record_plan(&store, b.id, &planned).await.unwrap();
+    // The dead driver created 2025-01-01's run, and a worker claimed it; 2025-01-02 has a manual
+    // run queued by a user in the meantime.
+    let slot = |ds| schedule::slot_for_date(d.schedule.as_ref(), d.timezone, date(ds));
+    let ours = prepare_run(&store, &d, &slot("2025-01-01"), RunType::Backfill, &req.conf, Some(b.id), None)
+        .await
+        .unwrap()
+        .run()
+        .clone();
+    assert!(store.claim_run(ours.id, "elsewhere:1", Duration::from_secs(60)).await.unwrap());
+    let manual = prepare_run(&store, &d, &slot("2025-01-02"), RunType::Manual, &req.conf, None, None)
+        .await
+        .unwrap()
+        .run()
+        .clone();
+
+    let launches = Launches::default();
+    let b = store.get_backfill(b.id).await.unwrap().unwrap();
+    let stepped = backfill::driver::step(&store, &b, &d, &launches).await.unwrap();
+    assert!(!stepped.finished);
+    let dates = store.list_backfill_dates(b.id).await.unwrap();
+    let row = |ds: &str| dates.iter().find(|x| x.ds == date(ds)).unwrap().clone();
+    let first = row("2025-01-01");
+    assert_eq!((first.outcome.as_str(), first.run_pk, first.reason), ("running", Some(ours.id), None));
+    let second = row("2025-01-02");
+    assert_eq!((second.outcome.as_str(), second.run_pk), ("skipped", None));
+    let reason = second.reason.unwrap_or_default();
+    assert!(reason.contains(&format!("run {} of `picky` for 2025-01-02", manual.id)), "{reason}");
+    let third = row("2025-01-03");
+    assert_eq!(third.outcome, "running");
+    // Only the date whose run this driver created was launched; the claimed run has its worker.
+    assert_eq!(*launches.0.lock().unwrap(), vec![third.run_pk.unwrap()]);
+}

@@ -161,7 +161,23 @@ pub async fn step(
                     store.set_backfill_date(date).await?;
                     launcher.launch(dag, run);
                 }
-                Err(ExecError::Invalid(reason) | ExecError::InFlight(reason)) => {
+                Err(ExecError::InFlight(reason)) => {
+                    // A run this backfill created whose date row a killed driver did not get to
+                    // mark: a worker may have claimed it since. It is this date's run; follow it.
+                    match store.find_run(&dag.id, date.logical_date).await? {
+                        Some(run) if run.backfill_id == Some(id) && !run.state.is_finished() => {
+                            date.outcome = "running".into();
+                            date.run_pk = Some(run.id);
+                        }
+                        _ => {
+                            date.outcome = "skipped".into();
+                            date.reason = Some(reason);
+                            out.ended.push(date.clone());
+                        }
+                    }
+                    store.set_backfill_date(date).await?;
+                }
+                Err(ExecError::Invalid(reason)) => {
                     date.outcome = "skipped".into();
                     date.reason = Some(reason);
                     store.set_backfill_date(date).await?;
