@@ -1,4 +1,6 @@
--- course_configuration_analysis: one row per course_id, its layout and round mix from fact_rounds.
+-- course_configuration_analysis: one row per course_id, its layout and round mix from fact_rounds
+-- (the sums of gold.course_start_coverage, fact_rounds added up per course, ingest date and start
+-- hole).
 -- Formulas as REFERENCE §3.3 (pct columns are percentages 0–100, 1 dp, of total_rounds;
 -- pct_single_nine / pct_two_nines / pct_all_three_nines only for 27-hole courses; the complexity
 -- score's thresholds compare the unrounded percentages). Deliberate differences:
@@ -10,25 +12,25 @@
 WITH per_course AS (
     SELECT
         course_id,
-        COUNT(DISTINCT round_id) AS total_rounds,
+        SUM(rounds) AS total_rounds,
         MAX(max_section_number) AS max_section_seen,
         MAX(max_hole_number) AS max_hole_seen,
-        MAX(holes_played) AS max_holes_in_round,
-        MAX(nines_played) AS max_nines_in_round,
-        SUM(CASE WHEN is_nine_hole THEN 1 ELSE 0 END) AS nine_hole_rounds,
-        SUM(CASE WHEN is_nine_hole THEN 0 ELSE 1 END) AS full_rounds,
-        SUM(CASE WHEN is_complete THEN 1 ELSE 0 END) AS complete_rounds,
-        SUM(CASE WHEN is_complete = FALSE THEN 1 ELSE 0 END) AS incomplete_rounds,
+        MAX(max_holes_played) AS max_holes_in_round,
+        MAX(max_nines_played) AS max_nines_in_round,
+        SUM(nine_hole_rounds) AS nine_hole_rounds,
+        SUM(full_rounds) AS full_rounds,
+        SUM(complete_rounds) AS complete_rounds,
+        SUM(incomplete_rounds) AS incomplete_rounds,
         COUNT(DISTINCT start_hole) AS unique_start_holes,
-        SUM(CASE WHEN start_hole = 1 THEN 1 ELSE 0 END) AS first_hole_start_rounds,
-        SUM(CASE WHEN start_hole <> 1 THEN 1 ELSE 0 END) AS shotgun_start_rounds,
-        SUM(CASE WHEN nines_played = 1 THEN 1 ELSE 0 END) AS single_nine_rounds,
-        SUM(CASE WHEN nines_played = 2 THEN 1 ELSE 0 END) AS two_nine_rounds,
-        SUM(CASE WHEN nines_played >= 3 THEN 1 ELSE 0 END) AS three_nine_rounds,
-        AVG(fix_count) AS avg_fix_count,
-        MIN(fix_count) AS min_fix_count,
-        MAX(fix_count) AS max_fix_count
-    FROM gold.fact_rounds
+        SUM(CASE WHEN start_hole = 1 THEN rounds ELSE 0 END) AS first_hole_start_rounds,
+        SUM(CASE WHEN start_hole <> 1 THEN rounds ELSE 0 END) AS shotgun_start_rounds,
+        SUM(single_nine_rounds) AS single_nine_rounds,
+        SUM(two_nine_rounds) AS two_nine_rounds,
+        SUM(three_nine_rounds) AS three_nine_rounds,
+        CAST(SUM(fix_count_sum) AS DOUBLE) / NULLIF(SUM(fix_count_rounds), 0) AS avg_fix_count,
+        MIN(min_fix_count) AS min_fix_count,
+        MAX(max_fix_count) AS max_fix_count
+    FROM gold.course_start_coverage
     GROUP BY course_id
 ),
 shares AS (

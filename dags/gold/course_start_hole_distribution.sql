@@ -4,14 +4,15 @@
 -- Formulas as REFERENCE §3.3: totals are over the course's rounds with a known start hole;
 -- pct_rounds_with_this_start = share of those rounds, pct_complete_rounds_with_this_start = share
 -- of their complete rounds (percentages 0–100, 2 dp; NULL when the course has no complete round).
+-- Sums gold.course_start_coverage (fact_rounds added up per course, ingest date and start hole).
 WITH started AS (
-    SELECT * FROM gold.fact_rounds WHERE start_hole IS NOT NULL
+    SELECT * FROM gold.course_start_coverage WHERE start_hole IS NOT NULL
 ),
 totals AS (
     SELECT
         course_id,
-        COUNT(*) AS total_rounds,
-        SUM(CASE WHEN is_complete THEN 1 ELSE 0 END) AS total_complete_rounds,
+        SUM(rounds) AS total_rounds,
+        SUM(complete_rounds) AS total_complete_rounds,
         COUNT(DISTINCT start_hole) AS distinct_start_holes
     FROM started
     GROUP BY course_id
@@ -20,14 +21,14 @@ per_start AS (
     SELECT
         course_id,
         start_hole,
-        COUNT(*) AS rounds_with_this_start,
-        SUM(CASE WHEN is_complete THEN 1 ELSE 0 END) AS complete_rounds_with_this_start,
-        MIN(min_section_number) AS min_min_section_number,
-        MAX(min_section_number) AS max_min_section_number,
-        MIN(start_section) AS min_start_section,
-        MAX(start_section) AS max_start_section,
-        MIN(first_tee_section_number) AS min_first_tee_section_number,
-        MAX(first_tee_section_number) AS max_first_tee_section_number
+        SUM(rounds) AS rounds_with_this_start,
+        SUM(complete_rounds) AS complete_rounds_with_this_start,
+        MIN(min_min_section_number) AS min_min_section_number,
+        MAX(max_min_section_number) AS max_min_section_number,
+        MIN(min_start_section) AS min_start_section,
+        MAX(max_start_section) AS max_start_section,
+        MIN(min_first_tee_section_number) AS min_first_tee_section_number,
+        MAX(max_first_tee_section_number) AS max_first_tee_section_number
     FROM started
     GROUP BY course_id, start_hole
 )

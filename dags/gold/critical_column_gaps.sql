@@ -5,8 +5,8 @@
 -- (the reference divided by total_events without it, REFERENCE §8.2 #8); reads the latest
 -- ingest_date per round only; statuses, score and recommendation use the unrounded percentages;
 -- the derived percentages are output (worst_pace_missing_pct, device_health_missing_pct,
--- round_config_missing_pct). The counts are sums of gold.round_fix_profile's per-round counts (not
--- silver).
+-- round_config_missing_pct). The counts are sums of gold.course_fix_coverage's per-ingest-date counts
+-- (round_fix_profile added up; not silver).
 WITH counts AS (
     -- courses with at least one non-padding fix, as the per-fix WHERE NOT is_location_padding did
     SELECT
@@ -23,7 +23,7 @@ WITH counts AS (
         SUM(n_missing_is_projected) AS n_projected,
         SUM(n_missing_start_hole) AS n_start_hole,
         SUM(n_missing_goal_time) AS n_goal_time
-    FROM gold.round_fix_profile
+    FROM gold.course_fix_coverage
     GROUP BY course_id
     HAVING SUM(non_padding_rows) > 0
 ),

@@ -7,7 +7,7 @@
 -- As REFERENCE §3.3. Deliberate differences: reads the latest ingest_date per round only; scores
 -- are computed from the unrounded percentages (rounded once, at the end); tier scores and the
 -- number of fixes (events) are output; divisions are guarded with NULLIF. The counts are
--- sums of gold.round_fix_profile's per-round counts (not silver).
+-- sums of gold.course_fix_coverage's per-ingest-date counts (round_fix_profile added up; not silver).
 WITH counts AS (
     -- courses with at least one non-padding fix, as the per-fix WHERE NOT is_location_padding did
     SELECT
@@ -34,7 +34,7 @@ WITH counts AS (
         SUM(n_missing_end_section) AS n_end_section,
         SUM(n_missing_is_nine_hole) AS n_is_nine_hole,
         SUM(n_missing_is_complete) AS n_is_complete
-    FROM gold.round_fix_profile
+    FROM gold.course_fix_coverage
     GROUP BY course_id
     HAVING SUM(non_padding_rows) > 0
 ),

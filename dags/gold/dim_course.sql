@@ -8,7 +8,7 @@
 -- a profile), declared course_type, volume_profile, peak season months and profile_missing;
 -- is_loop_course is the profile's loop flag when there is one.
 WITH courses AS (
-    SELECT DISTINCT course_id FROM gold.round_fix_profile WHERE course_id IS NOT NULL
+    SELECT DISTINCT course_id FROM gold.course_fix_coverage WHERE course_id IS NOT NULL
 ),
 rounds AS (
     SELECT

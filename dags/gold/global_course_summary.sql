@@ -2,31 +2,32 @@
 -- From the reference's silver_normalized/global_course_summary (REFERENCE §3.4), written to gold.
 -- Deliberate differences: reads the latest ingest_date per round only; median_pace_gap is the
 -- exact median (the reference used approx_percentile); percentages (0–100, 2 dp) are guarded with
--- NULLIF; rates of rounds are of the course's rounds with at least one non-padding fix. Sums the per-round figures of gold.round_fix_profile and
--- gold.round_device_profile; the median reads gold.fact_fix_pace (pre-joined non-padding fixes),
--- never silver.
+-- NULLIF; rates of rounds are of the course's rounds with at least one non-padding fix. Sums
+-- the per-ingest-date figures of gold.course_fix_coverage (round_fix_profile added up) and counts
+-- the devices of gold.course_device_coverage; the median reads gold.fact_fix_pace (pre-joined
+-- non-padding fixes), never silver.
 WITH rounds AS (
     SELECT
         course_id,
         SUM(total_rows) AS total_rows,
         SUM(padding_rows) AS padding_rows,
         SUM(non_padding_rows) AS non_padding_rows,
-        COUNT(*) AS rounds,
-        SUM(CASE WHEN non_padding_rows > 0 THEN 1 ELSE 0 END) AS non_padding_rounds,
+        SUM(rounds) AS rounds,
+        SUM(non_padding_rounds) AS non_padding_rounds,
         SUM(ts_missing_rows) AS ts_missing_rows,
         SUM(ts_missing_non_padding_rows) AS ts_missing_non_padding_rows,
         SUM(problem_rows) AS problem_rows,
-        SUM(np_complete) AS complete_rounds,
-        SUM(np_nine_hole) AS nine_hole_rounds,
-        SUM(np_secondary) AS secondary_rounds,
-        SUM(np_auto_assigned) AS auto_assigned_rounds,
+        SUM(complete_rounds) AS complete_rounds,
+        SUM(nine_hole_rounds) AS nine_hole_rounds,
+        SUM(secondary_rounds) AS secondary_rounds,
+        SUM(auto_assigned_rounds) AS auto_assigned_rounds,
         CAST(SUM(pace_gap_milli_sum) AS DOUBLE) / NULLIF(1000.0 * SUM(pace_gap_count), 0) AS avg_pace_gap
-    FROM gold.round_fix_profile
+    FROM gold.course_fix_coverage
     GROUP BY course_id
 ),
 devices AS (
     SELECT course_id, COUNT(DISTINCT device) AS devices
-    FROM gold.round_device_profile
+    FROM gold.course_device_coverage
     GROUP BY course_id
 ),
 medians AS (

@@ -7,8 +7,8 @@
 -- that filter dropped: silver_rows_all_ingest_dates, superseded_rows (rows of earlier ingest
 -- dates of re-delivered rounds) and rounds_in_several_ingest_dates (the quality metric of
 -- SPEC §5). Counts are 0, not NULL, when a model has no row for the course. The silver_* counts
--- are sums of gold.silver_round_latest (all ingest dates) and gold.round_fix_profile (latest
--- ingest date), not counts of silver itself; the hole_perf_* counts are sums of
+-- are sums of gold.silver_round_latest (all ingest dates) and gold.course_fix_coverage (latest
+-- ingest date: round_fix_profile added up), not counts of silver itself; the hole_perf_* counts are sums of
 -- gold.hole_performance_coverage (fact_round_hole_performance per ingest date).
 WITH courses AS (
     SELECT course_id, SUM(rows_all_ingest_dates) AS silver_rows_all_ingest_dates
@@ -28,9 +28,9 @@ latest AS (
         SUM(non_padding_rows) AS silver_non_padding_rows,
         SUM(ts_missing_rows) AS silver_ts_missing_rows,
         SUM(ts_missing_non_padding_rows) AS silver_ts_missing_non_padding_rows,
-        COUNT(*) AS silver_rounds,
-        SUM(CASE WHEN non_padding_rows > 0 THEN 1 ELSE 0 END) AS silver_rounds_non_padding
-    FROM gold.round_fix_profile
+        SUM(rounds) AS silver_rounds,
+        SUM(non_padding_rounds) AS silver_rounds_non_padding
+    FROM gold.course_fix_coverage
     GROUP BY course_id
 ),
 fr AS (

@@ -1,8 +1,8 @@
 -- telemetry_completeness_summary: one row per course_id, how much of silver is padding and how
 -- much lacks a timestamp (all rows, padding included).
 -- As REFERENCE §3.3 (percentages 0–100, 2 dp), except that it reads the latest ingest_date per
--- round only and every division is guarded with NULLIF. Sums the per-round counts of
--- gold.round_fix_profile (not silver).
+-- round only and every division is guarded with NULLIF. Sums the per-ingest-date counts of
+-- gold.course_fix_coverage (round_fix_profile added up; not silver).
 WITH counts AS (
     SELECT
         course_id,
@@ -11,7 +11,7 @@ WITH counts AS (
         SUM(non_padding_rows) AS non_padding_rows,
         SUM(ts_missing_rows) AS ts_missing_rows,
         SUM(ts_missing_non_padding_rows) AS ts_missing_non_padding_rows
-    FROM gold.round_fix_profile
+    FROM gold.course_fix_coverage
     GROUP BY course_id
 )
 SELECT
