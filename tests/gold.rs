@@ -643,7 +643,7 @@ fn fixture_matches_the_silver_contract() {
 async fn every_model_matches_hand_computed_values() {
     let ctx = session_with(&fixture_rows());
     let runs = run_gold(&ctx).await;
-    assert_eq!(runs.len(), 37);
+    assert_eq!(runs.len(), 38);
 
     // silver_round_latest: lf-2 came twice (2 rows on 06-01, 4 on 06-02) → latest 06-02, 2 dates, 6 rows.
     check(
@@ -2159,7 +2159,7 @@ tests = [
 #[test]
 fn the_shipped_gold_dag_validates_and_orders_models_by_what_they_read() {
     let dag = tmctl::dag::load_file(&dags_dir().join("gold.toml")).unwrap_or_else(|d| panic!("{d:?}"));
-    assert_eq!(dag.tasks.len(), 38, "37 models and the wait on silver");
+    assert_eq!(dag.tasks.len(), 39, "38 models and the wait on silver");
     let order: Vec<&str> = dag.topological().map(|t| t.id.as_str()).collect();
     let pos = |id: &str| order.iter().position(|t| *t == id).unwrap();
     assert_eq!(order[..2], ["wait_for_silver", "silver_round_latest"]);
@@ -2195,6 +2195,10 @@ fn the_shipped_gold_dag_validates_and_orders_models_by_what_they_read() {
     assert_eq!(dag.upstream("course_start_coverage"), ["fact_rounds"]);
     assert_eq!(dag.upstream("course_device_coverage"), ["round_device_profile"]);
     assert_eq!(dag.upstream("dim_device"), ["course_device_coverage"]);
+    assert_eq!(dag.upstream("course_round_calendar"), ["fact_rounds"]);
+    for summary in ["course_rounds_by_month", "course_rounds_by_weekday"] {
+        assert_eq!(dag.upstream(summary), ["course_round_calendar"], "{summary}");
+    }
     for summary in ["telemetry_completeness_summary", "critical_column_gaps", "data_quality_overview"] {
         assert_eq!(dag.upstream(summary), ["course_fix_coverage"], "{summary}");
     }
@@ -2208,7 +2212,7 @@ fn the_shipped_gold_dag_validates_and_orders_models_by_what_they_read() {
     let weights = dag.priority_weights();
     let weight = |id: &str| weights[dag.tasks.iter().position(|t| t.id == id).unwrap()];
     // Everything but dim_course_profile (it reads only the course profiles) waits on silver.
-    assert_eq!(weight("wait_for_silver"), 37);
+    assert_eq!(weight("wait_for_silver"), 38);
     // …but a wait asks the executor's slots with 0: it holds its slot while it polls.
     let asks = dag.slot_priorities();
     let ask = |id: &str| asks[dag.tasks.iter().position(|t| t.id == id).unwrap()];
@@ -2251,7 +2255,7 @@ fn the_models_rebuilt_on_every_run_read_gold_not_silver() {
             assert!(!reads.iter().any(|r| r.starts_with("silver.")), "{}: reads {reads:?}", file.display());
         }
     }
-    assert_eq!((tables, incremental), (16, 21));
+    assert_eq!((tables, incremental), (16, 22));
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -2318,10 +2322,10 @@ fn shipped_models_read_what_their_headers_say() {
         [
             "gold.course_configuration_analysis",
             "gold.course_fix_coverage",
+            "gold.course_round_calendar",
             "gold.course_topology",
             "gold.data_quality_overview",
             "gold.dim_course_profile",
-            "gold.fact_rounds",
             "gold.telemetry_completeness_summary",
         ]
     );

@@ -2,18 +2,11 @@
 -- first fix in the course's local time (fact_rounds.round_start_local). Rounds without any timestamp land in the
 -- sentinel month 1900-01-01, month_number 0, "Unknown (missing timestamp)".
 -- As REFERENCE §3.3 (pct_total = share of the course's rounds, 0–100, 2 dp); month names are
--- spelled out in SQL instead of a locale-dependent date format.
-WITH months AS (
-    SELECT
-        course_id,
-        round_id,
-        COALESCE(CAST(date_trunc('month', round_start_local) AS DATE), DATE '1900-01-01') AS month_start,
-        COALESCE(round_month, 0) AS month_number
-    FROM gold.fact_rounds
-),
-counted AS (
-    SELECT course_id, month_start, month_number, COUNT(DISTINCT round_id) AS rounds
-    FROM months
+-- spelled out in SQL instead of a locale-dependent date format. Sums gold.course_round_calendar
+-- (fact_rounds counted per course, ingest date, month and weekday).
+WITH counted AS (
+    SELECT course_id, month_start, month_number, SUM(rounds) AS rounds
+    FROM gold.course_round_calendar
     GROUP BY course_id, month_start, month_number
 )
 SELECT

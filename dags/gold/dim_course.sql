@@ -6,19 +6,21 @@
 -- complete_rounds_observed are 0 rather than NULL for a course without rounds; added the course's
 -- profile (gold.dim_course_profile, from dags/courses.toml): course_name, timezone (UTC without
 -- a profile), declared course_type, volume_profile, peak season months and profile_missing;
--- is_loop_course is the profile's loop flag when there is one.
+-- is_loop_course is the profile's loop flag when there is one. Its rounds are the sums of
+-- gold.course_round_calendar (fact_rounds counted per course and ingest date), its courses those of
+-- gold.course_fix_coverage.
 WITH courses AS (
     SELECT DISTINCT course_id FROM gold.course_fix_coverage WHERE course_id IS NOT NULL
 ),
 rounds AS (
     SELECT
         course_id,
-        COUNT(*) AS rounds_observed,
-        SUM(CASE WHEN is_complete THEN 1 ELSE 0 END) AS complete_rounds_observed,
-        MIN(round_start_ts) AS first_round_start_ts,
-        MAX(round_start_ts) AS last_round_start_ts,
+        SUM(rounds) AS rounds_observed,
+        SUM(complete_rounds) AS complete_rounds_observed,
+        MIN(first_round_start_ts) AS first_round_start_ts,
+        MAX(last_round_start_ts) AS last_round_start_ts,
         array_sort(array_agg(DISTINCT round_length)) AS playable_round_lengths
-    FROM gold.fact_rounds
+    FROM gold.course_round_calendar
     GROUP BY course_id
 ),
 units AS (

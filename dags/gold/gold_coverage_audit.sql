@@ -11,12 +11,10 @@
 -- ingest date: round_fix_profile added up), not counts of silver itself; the hole_perf_* counts are sums of
 -- gold.hole_performance_coverage (fact_round_hole_performance per ingest date).
 WITH courses AS (
-    SELECT course_id, SUM(rows_all_ingest_dates) AS silver_rows_all_ingest_dates
-    FROM gold.silver_round_latest
-    GROUP BY course_id
-),
-redelivered AS (
-    SELECT course_id, SUM(CASE WHEN ingest_dates_seen > 1 THEN 1 ELSE 0 END) AS rounds_in_several_ingest_dates
+    SELECT
+        course_id,
+        SUM(rows_all_ingest_dates) AS silver_rows_all_ingest_dates,
+        SUM(CASE WHEN ingest_dates_seen > 1 THEN 1 ELSE 0 END) AS rounds_in_several_ingest_dates
     FROM gold.silver_round_latest
     GROUP BY course_id
 ),
@@ -71,7 +69,7 @@ SELECT
     c.course_id,
     c.silver_rows_all_ingest_dates,
     c.silver_rows_all_ingest_dates - COALESCE(latest.silver_rows, 0) AS superseded_rows,
-    COALESCE(rd.rounds_in_several_ingest_dates, 0) AS rounds_in_several_ingest_dates,
+    COALESCE(c.rounds_in_several_ingest_dates, 0) AS rounds_in_several_ingest_dates,
     COALESCE(latest.silver_rows, 0) AS silver_rows,
     COALESCE(latest.silver_padding_rows, 0) AS silver_padding_rows,
     COALESCE(latest.silver_non_padding_rows, 0) AS silver_non_padding_rows,
@@ -92,7 +90,6 @@ SELECT
     CASE WHEN dc.course_id IS NULL THEN 0 ELSE 1 END AS in_dim_course,
     dc.unit_count AS dim_course_unit_count
 FROM courses AS c
-LEFT JOIN redelivered AS rd ON rd.course_id = c.course_id
 LEFT JOIN latest ON latest.course_id = c.course_id
 LEFT JOIN fr ON fr.course_id = c.course_id
 LEFT JOIN hp ON hp.course_id = c.course_id
