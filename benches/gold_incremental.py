@@ -2,7 +2,7 @@
 """Daily gold cost against history, and a gold backfill against daily runs.
 
     python3 benches/gold_incremental.py TMCTL SCRATCH [--courses 5 --days 30 --rounds 600]
-                                        [--short 10] [--json FILE]
+                                        [--short 10] [--repeat N] [--json FILE]
 
 One lake (generate → ingest → silver), not timed, then, timed as child processes (wall clock and
 peak RSS, through gold_vs_duckdb.py's launcher):
@@ -11,7 +11,9 @@ peak RSS, through gold_vs_duckdb.py's launcher):
     `tmctl run gold --date <day --short>` (the daily run with --short days of history); silver for
     every date, gold backfilled up to the day before the last, then `tmctl run gold --date <last>`
     (the daily run with --days of history). Same data per day (the generator's days are alike), so
-    the ratio long/short is what history costs a daily run (target ≤ 1.3).
+    the ratio long/short is what history costs a daily run (target ≤ 1.3). With --repeat N each
+    of the two daily runs is timed N times, every time from a copy of the lake as it was before
+    it (one run is noisy on a small machine), and the run with the median wall clock counts.
 (c) backfill vs daily: `tmctl backfill gold` over 10 dates in one process against the same 10
     dates run one `tmctl run gold --date D` at a time (sum of the runs).
 Both also report what one full refresh (`--full-refresh`) of the last date costs on the whole lake.
@@ -20,6 +22,7 @@ Both also report what one full refresh (`--full-refresh`) of the last date costs
 import argparse
 import json
 import os
+import shutil
 import sys
 import time
 
@@ -36,6 +39,9 @@ def main():
     p.add_argument("--days", type=int, default=30)
     p.add_argument("--rounds", type=int, default=600)
     p.add_argument("--short", type=int, default=10)
+    p.add_argument("--repeat", type=int, default=1,
+                   help="time each daily run (b) this many times from a copy of the lake as it was before it; "
+                        "the median counts")
     p.add_argument("--json")
     args = p.parse_args()
     if args.days < args.short + 12:
@@ -63,6 +69,24 @@ def main():
         return {"seconds": round(wall, 2), "cpu_seconds": round(g.LAUNCHER.last_cpu, 2),
                 "peak_rss_mb": round(rss / g.MB)}
 
+    def timed_daily(*cmd):
+        """`timed(*cmd)` --repeat times, each from the lake (home: catalog, data files, state DB)
+        as it was before the first; the run with the median wall clock, and every run's seconds."""
+        if args.repeat <= 1:
+            return timed(*cmd)
+        before = tm.home + ".before"
+        shutil.rmtree(before, ignore_errors=True)
+        shutil.copytree(tm.home, before, symlinks=True)
+        runs = []
+        for i in range(args.repeat):
+            if i:
+                shutil.rmtree(tm.home)
+                shutil.copytree(before, tm.home, symlinks=True)
+            runs.append(timed(*cmd))
+        shutil.rmtree(before)
+        median = sorted(runs, key=lambda r: r["seconds"])[len(runs) // 2]
+        return {**median, "all_seconds": [r["seconds"] for r in runs], "all_cpu_seconds": [r["cpu_seconds"] for r in runs]}
+
     def silver_rows():
         return tm.query("SELECT count(*) AS n FROM silver.fact_telemetry_event")[0]["n"]
 
@@ -70,7 +94,7 @@ def main():
     print(f"gold backfill {dates[0]}..{dates[args.short - 2]} (not timed)", flush=True)
     tm.run("backfill", "gold", "--from", dates[0], "--to", dates[args.short - 2], "--in-process", quiet=True)
     results["short"] = {"history_dates": args.short, "silver_rows": silver_rows(),
-                        **timed("run", "gold", "--date", short_day)}
+                        **timed_daily("run", "gold", "--date", short_day)}
     print(f"  daily run {short_day} with {args.short} dates of history: {results['short']}", flush=True)
 
     # The rest of silver; (c) a 10-date gold backfill, then the same 10 dates one run each.
@@ -88,7 +112,7 @@ def main():
     if dates[args.short + 10] <= dates[-2]:
         tm.run("backfill", "gold", "--from", dates[args.short + 10], "--to", dates[-2], "--in-process", quiet=True)
     results["long"] = {"history_dates": len(dates), "silver_rows": silver_rows(),
-                       **timed("run", "gold", "--date", long_day)}
+                       **timed_daily("run", "gold", "--date", long_day)}
     print(f"  daily run {long_day} with {len(dates)} dates of history: {results['long']}", flush=True)
     results["full_refresh"] = timed("run", "gold", "--date", long_day, "--full-refresh")
     print(f"  full refresh of {long_day}: {results['full_refresh']}", flush=True)
