@@ -201,6 +201,14 @@ async fn lakehouse_pages_show_the_gold_tables() {
         assert!(html.contains(&cell), "{cell} missing");
     }
 
+    // The round-length mix (summed per course and ingest date) counts every round once.
+    for r in query(home.path(), "SELECT round_length AS l, count(*) AS n FROM gold.fact_rounds GROUP BY 1") {
+        let l = r["l"].as_str().unwrap();
+        let label = if l == "unknown" { l.to_string() } else { format!("{l} holes") };
+        let cell = format!("<td class=\"\">{label}</td><td class=\"num \">{}</td>", fmt_int(r["n"].as_i64().unwrap()));
+        assert!(html.contains(&cell), "{cell} missing");
+    }
+
     // Devices: low-battery fixes from gold.device_health_errors.
     let low = n(query(
         home.path(),
@@ -251,6 +259,7 @@ async fn lakehouse_pages_show_the_gold_tables() {
         "SELECT count(*) AS n FROM gold.round_progression WHERE progression_class = 'needs_review'",
     ));
     assert_eq!(figure(&html, "needs_review"), fmt_int(review));
+    start_holes_match(home.path(), &html, "TRUE");
     // Its CSV is the checks table: one record per course, with the course's rounds.
     let (status, csv) = get(&client, &base, "/lakehouse/validation?csv=checks").await;
     assert_eq!(status, 200);
@@ -324,6 +333,7 @@ async fn lakehouse_pages_show_the_gold_tables() {
     }
     let (_, html) = get(&client, &base, &format!("/lakehouse/validation?{dated}")).await;
     assert_eq!(figure(&html, "rounds"), fmt_int(in_range));
+    start_holes_match(home.path(), &html, &format!("round_date_local = DATE '{first}'"));
     // Low-battery fixes of the range's rounds only (the page reads the per-round counts of
     // gold.round_device_health; this counts the fixes themselves).
     let low_in_range = n(query(
@@ -388,4 +398,27 @@ async fn lakehouse_pages_on_an_empty_install_say_no_data_yet() {
         }
     }
     running.stop().await;
+}
+
+/// The validation page's start-hole table gives, per course and start hole, the rounds of
+/// gold.fact_rounds that match `filter` (without a date range the page sums
+/// gold.course_start_coverage instead of grouping the rounds).
+fn start_holes_match(home: &Path, html: &str, filter: &str) {
+    let rows = query(
+        home,
+        &format!(
+            "SELECT course_id AS c, COALESCE(CAST(start_hole AS VARCHAR), 'unknown') AS h, count(*) AS n \
+             FROM gold.fact_rounds WHERE {filter} GROUP BY 1, 2"
+        ),
+    );
+    assert!(!rows.is_empty());
+    for r in rows {
+        let cell = format!(
+            "<td class=\"\">{}</td><td class=\"\">{}</td><td class=\"num \">{}</td>",
+            r["c"].as_str().unwrap(),
+            r["h"].as_str().unwrap(),
+            fmt_int(r["n"].as_i64().unwrap())
+        );
+        assert!(html.contains(&cell), "{cell} missing");
+    }
 }

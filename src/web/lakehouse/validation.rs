@@ -283,15 +283,21 @@ async fn review_section(g: &Gold, p: &mut Page) {
 /// Where rounds start: the start-hole mix per course (a shotgun start or a back-nine start shows here).
 pub async fn start_holes_section(g: &Gold, p: &mut Page) {
     let mut s = Section::new("start-holes", "Start holes");
-    s.note = "Rounds by the hole they started on (gold.fact_rounds.start_hole).".into();
-    match g
-        .read::<StartHole>(
-            "SELECT course_id, COALESCE(CAST(start_hole AS VARCHAR), 'unknown') AS start_hole, count(*) AS rounds, \
-             sum(CASE WHEN is_complete THEN 1 ELSE 0 END) AS complete FROM gold.fact_rounds \
-             WHERE ($1 = '' OR course_id = $1) GROUP BY 1, 2 ORDER BY 1, 2",
-        )
-        .await
-    {
+    s.note = "Rounds by the hole they started on (gold.fact_rounds.start_hole; without a date filter, their counts \
+              per course and ingest date in gold.course_start_coverage)."
+        .into();
+    // Without a date filter the per-(course, ingest date, start hole) counts add up to the same
+    // figures as grouping every round (gold.course_start_coverage has no round date to filter by).
+    let sql = if g.dated() || !g.has("gold.course_start_coverage") {
+        "SELECT course_id, COALESCE(CAST(start_hole AS VARCHAR), 'unknown') AS start_hole, count(*) AS rounds, \
+         sum(CASE WHEN is_complete THEN 1 ELSE 0 END) AS complete FROM gold.fact_rounds \
+         WHERE ($1 = '' OR course_id = $1) GROUP BY 1, 2 ORDER BY 1, 2"
+    } else {
+        "SELECT course_id, COALESCE(CAST(start_hole AS VARCHAR), 'unknown') AS start_hole, sum(rounds) AS rounds, \
+         sum(complete_rounds) AS complete FROM gold.course_start_coverage \
+         WHERE ($1 = '' OR course_id = $1) GROUP BY 1, 2 ORDER BY 1, 2"
+    };
+    match g.read::<StartHole>(sql).await {
         Ok(rows) => {
             let courses: BTreeSet<String> = rows.iter().map(|r| r.course_id.clone()).collect();
             let mut holes: Vec<String> =
