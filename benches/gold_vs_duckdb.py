@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Gold refresh: `tmctl run gold` against DuckDB running the same 25 SQL files over the same silver data.
+"""Gold refresh: `tmctl run gold` against DuckDB running the same SQL files over the same silver data.
 
     python3 benches/gold_vs_duckdb.py TMCTL SCRATCH [--courses 5 --days 30 --rounds 3000]
                                       [--history 10] [--repeat 2] [--threads N] [--json FILE] [--keep]
@@ -12,7 +12,7 @@
    once landed (the landing bucket holds a byte-for-byte copy) unless --keep.
 2. Timed, each as a child process (wall clock; peak RSS = ru_maxrss from `os.wait4`), alternating
    per repetition:
-   - tmctl: `tmctl run gold --date D` — wait_for_silver, then the 25 models of dags/gold/*.sql,
+   - tmctl: `tmctl run gold --date D` — wait_for_silver, then every model of dags/gold/*.sql,
      each a full refresh of an Iceberg table: DataFusion query → zstd Parquet → data tests on the
      staged result → commit. Each repetition uses another date (the last history date, then the
      one before, …; the date the gold tables were last committed under is skipped), so each run
@@ -525,8 +525,8 @@ def main():
         rt, rr = ("", "") if k == "duckdb" else (f"{ratio_time:.2f}x", f"{ratio_rss:.2f}x")
         print(f"{label:<14}{silver_rows:>13,}{m['wall_s']['median']:>10.2f}{m['wall_s']['min']:>9.2f}"
               f"{m['peak_rss']['median'] / MB:>13.0f}{rt:>12}{rr:>11}")
-    print("(wall clock of the whole child process; tmctl also runs 25 models' data tests, writes zstd Parquet and")
-    print(" commits 25 Iceberg snapshots; DuckDB keeps its tables in memory)")
+    print(f"(wall clock of the whole child process; tmctl also runs {len(order)} models' data tests, writes Parquet "
+          f"and commits {len(order)} Iceberg snapshots; DuckDB keeps its tables in memory)")
 
     print()
     print("Per model, seconds (median over runs; tmctl: the task's duration in the state DB, which includes")

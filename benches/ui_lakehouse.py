@@ -5,7 +5,8 @@
                                      [--requests 100] [--json FILE]
 
 The lake is gold_vs_duckdb.py's (cached in SCRATCH/lake-c<C>-d<D>-r<R>-h<H>/, built when missing:
-generate → ingest → silver for the first --history dates; 16 M silver rows with the defaults),
+generate → ingest → silver for the first --history dates; 8.6 M silver rows with the defaults,
+16.4 M with --history 19),
 plus one gold run of its last history date when gold has none (not timed). Then `tmctl serve`
 on that home, with an empty DAG folder so that no scheduled run competes with the pages, and a
 bearer token (`<home>/api-token`: every page needs a login or a token). Each lakehouse page —
