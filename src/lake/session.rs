@@ -39,6 +39,8 @@ pub struct SessionOptions {
     /// Read every table as of its snapshot current at this time; tables created later are absent,
     /// tables that existed but had no data yet are empty.
     pub as_of: Option<DateTime<Utc>>,
+    /// A gold model's session: it shares the cores with the other models running now.
+    pub model: bool,
 }
 
 impl SessionOptions {
@@ -47,16 +49,32 @@ impl SessionOptions {
     }
 
     pub fn at_snapshot(snapshot_id: i64) -> SessionOptions {
-        SessionOptions { snapshot_id: Some(snapshot_id), as_of: None }
+        SessionOptions { snapshot_id: Some(snapshot_id), ..SessionOptions::default() }
     }
 
     pub fn as_of(time: DateTime<Utc>) -> SessionOptions {
-        SessionOptions { snapshot_id: None, as_of: Some(time) }
+        SessionOptions { as_of: Some(time), ..SessionOptions::default() }
+    }
+
+    /// The current state, for one gold model holding its slot: its queries run on its share of
+    /// the cores among the models running now ([`model_partitions`]); alone, on all of them.
+    pub fn model() -> SessionOptions {
+        SessionOptions { model: true, ..SessionOptions::default() }
     }
 }
 
+/// DataFusion's target partitions for a gold model starting while `models` hold a slot (its own
+/// included) on `cores`: its share of the cores, at least one. Each model running on every core split its scans, joins and
+/// aggregates `cores` ways and hashed every row again to repartition them, while the other
+/// models already kept those cores busy: a full refresh of the 8.6 M-row lake with two models at
+/// once on two cores took 33–35 s and 59–63 CPU s that way, 28 s and 49 CPU s with one partition
+/// per model (benches/README.md, tenth session).
+pub fn model_partitions(cores: usize, models: usize) -> usize {
+    (cores / models.max(1)).max(1)
+}
+
 /// The session configuration every tmctl session uses (gold models, `tmctl query`, the web UI):
-/// all cores, Parquet filters evaluated inside the reader (late materialisation) with page
+/// all cores (a gold model's: its share, [`model_partitions`]), Parquet filters evaluated inside the reader (late materialisation) with page
 /// indexes, strings as views, and `information_schema` on.
 pub fn session_config() -> SessionConfig {
     let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
@@ -122,7 +140,11 @@ impl Lake {
         if opts.snapshot_id.is_some() && opts.as_of.is_some() {
             return Err(LakeError::Usage("a session reads at a snapshot id or as of a time, not both".into()));
         }
-        let config = session_config();
+        let mut config = session_config();
+        if opts.model {
+            let cores = config.target_partitions();
+            config = config.with_target_partitions(model_partitions(cores, self.models_running()));
+        }
         let default_catalog = config.options().catalog.default_catalog.clone();
         let ctx = SessionContext::new_with_config_rt(config, self.runtime().clone());
         super::functions::register(&ctx);
@@ -305,5 +327,19 @@ impl SchemaProvider for OverlaySchema {
 
     fn table_exist(&self, name: &str) -> bool {
         self.inner.table_exist(name)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::model_partitions;
+
+    #[test]
+    fn a_model_runs_on_its_share_of_the_cores() {
+        assert_eq!(model_partitions(2, 2), 1);
+        assert_eq!(model_partitions(8, 2), 4);
+        assert_eq!(model_partitions(8, 3), 2);
+        assert_eq!(model_partitions(1, 4), 1, "at least one");
+        assert_eq!(model_partitions(4, 1), 4);
     }
 }

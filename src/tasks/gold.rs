@@ -80,7 +80,7 @@ impl Task for GoldModel {
             "model slot acquired"
         );
         let session = lake
-            .session(&SessionOptions::current())
+            .session(&SessionOptions::model())
             .await
             .map_err(|e| TaskError::Failed(format!("model `{}`: cannot build a session: {e}", model.table)))?;
         let mut fingerprint = input_fingerprint(&lake, model).await;

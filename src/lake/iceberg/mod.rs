@@ -257,6 +257,11 @@ impl Lake {
         self.inner.models.acquire(priority).await
     }
 
+    /// Gold models holding a slot now (at least one: the caller's).
+    pub(crate) fn models_running(&self) -> usize {
+        self.inner.settings.lake.max_parallel_models.saturating_sub(self.inner.models.available()).max(1)
+    }
+
     pub fn catalog_kind(&self) -> CatalogKind {
         self.inner.settings.lake.catalog_kind
     }
