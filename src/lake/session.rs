@@ -64,18 +64,19 @@ impl SessionOptions {
 }
 
 /// DataFusion's target partitions for a gold model starting while `models` hold a slot (its own
-/// included) on `cores`: its share of the cores, at least one. Each model running on every core split its scans, joins and
-/// aggregates `cores` ways and hashed every row again to repartition them, while the other
-/// models already kept those cores busy: a full refresh of the 8.6 M-row lake with two models at
-/// once on two cores took 33–35 s and 59–63 CPU s that way, 28 s and 49 CPU s with one partition
-/// per model (benches/README.md, tenth session).
+/// included) on `cores`: its share of the cores, at least one. A model on every core split its
+/// scans, joins and aggregates `cores` ways and hashed every row again to repartition them, while
+/// the other models already kept those cores busy: a full refresh of the 8.6 M-row lake, two
+/// models at once on two cores, took 31–38 s that way and 27 s with this share (benches/README.md,
+/// tenth session).
 pub fn model_partitions(cores: usize, models: usize) -> usize {
     (cores / models.max(1)).max(1)
 }
 
 /// The session configuration every tmctl session uses (gold models, `tmctl query`, the web UI):
-/// all cores (a gold model's: its share, [`model_partitions`]), Parquet filters evaluated inside the reader (late materialisation) with page
-/// indexes, strings as views, and `information_schema` on.
+/// all cores (a gold model's session: its share, [`model_partitions`]), Parquet filters evaluated
+/// inside the reader (late materialisation) with page indexes, strings as views, and
+/// `information_schema` on.
 pub fn session_config() -> SessionConfig {
     let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
     let mut config = SessionConfig::new().with_target_partitions(cores).with_information_schema(true);
