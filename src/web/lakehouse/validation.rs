@@ -288,16 +288,18 @@ pub async fn start_holes_section(g: &Gold, p: &mut Page) {
         .into();
     // Without a date filter the per-(course, ingest date, start hole) counts add up to the same
     // figures as grouping every round (gold.course_start_coverage has no round date to filter by).
-    let sql = if g.dated() || !g.has("gold.course_start_coverage") {
-        "SELECT course_id, COALESCE(CAST(start_hole AS VARCHAR), 'unknown') AS start_hole, count(*) AS rounds, \
-         sum(CASE WHEN is_complete THEN 1 ELSE 0 END) AS complete FROM gold.fact_rounds \
-         WHERE ($1 = '' OR course_id = $1) GROUP BY 1, 2 ORDER BY 1, 2"
+    let counts = if g.dated() || !g.has("gold.course_start_coverage") {
+        "count(*) AS rounds, sum(CASE WHEN is_complete THEN 1 ELSE 0 END) AS complete FROM gold.fact_rounds"
     } else {
-        "SELECT course_id, COALESCE(CAST(start_hole AS VARCHAR), 'unknown') AS start_hole, sum(rounds) AS rounds, \
-         sum(complete_rounds) AS complete FROM gold.course_start_coverage \
-         WHERE ($1 = '' OR course_id = $1) GROUP BY 1, 2 ORDER BY 1, 2"
+        "sum(rounds) AS rounds, sum(complete_rounds) AS complete FROM gold.course_start_coverage"
     };
-    match g.read::<StartHole>(sql).await {
+    match g
+        .read::<StartHole>(&format!(
+            "SELECT course_id, COALESCE(CAST(start_hole AS VARCHAR), 'unknown') AS start_hole, {counts} \
+             WHERE ($1 = '' OR course_id = $1) GROUP BY 1, 2 ORDER BY 1, 2"
+        ))
+        .await
+    {
         Ok(rows) => {
             let courses: BTreeSet<String> = rows.iter().map(|r| r.course_id.clone()).collect();
             let mut holes: Vec<String> =
