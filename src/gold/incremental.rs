@@ -19,22 +19,28 @@
 //!    `unique` on the key), which read only the staged rows; the commit replaces exactly those
 //!    partitions.
 //!
-//! A full refresh of a `latest_only` model runs the same narrowed query once per batch of keys
-//! ([`refresh_batches`]), and so does one of a model incremental by snapshot ([`key_batches`]),
-//! so its memory follows `lake.memory_limit` and not the lake's size.
+//! A full refresh of a `latest_only` model runs the query once per batch of keys
+//! ([`refresh_batches`]: whole `(date, course)` groups of `changes`), its inputs narrowed to the
+//! batch's partitions by a predicate rather than joined with the keys, and its result restricted
+//! to the batch's keys; one of a model incremental by snapshot runs the narrowed query once per
+//! batch of keys ([`key_batches`]). Either way its memory follows `lake.memory_limit` and not the
+//! lake's size.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use chrono::NaiveDate;
-use datafusion::arrow::array::{Array, RecordBatch};
+use datafusion::arrow::array::{Array, ArrayRef, BooleanArray, RecordBatch};
+use datafusion::arrow::compute::{cast, filter_record_batch};
+use datafusion::arrow::datatypes::DataType;
 use datafusion::arrow::datatypes::SchemaRef;
+use datafusion::arrow::row::{RowConverter, SortField};
 use datafusion::catalog::MemTable;
 use datafusion::common::{JoinType, ScalarValue};
 use datafusion::datasource::TableProvider;
 use datafusion::error::{DataFusionError, Result};
 use datafusion::logical_expr::utils::disjunction;
-use datafusion::logical_expr::{ident, lit};
+use datafusion::logical_expr::{Expr, ident, lit};
 use datafusion::prelude::{DataFrame, SessionContext};
 
 use super::models::{Incremental, ModelSpec};
@@ -51,6 +57,8 @@ const IN_LIST_LIMIT: usize = 256;
 #[derive(Debug)]
 pub struct ChangedKeys {
     pub table: Arc<MemTable>,
+    /// What `table` holds.
+    batches: Vec<RecordBatch>,
     pub rows: usize,
     /// Distinct values of each key column, when there are at most [`IN_LIST_LIMIT`].
     in_lists: Vec<Option<Vec<ScalarValue>>>,
@@ -60,6 +68,11 @@ pub struct ChangedKeys {
     ranges: Vec<Option<(ScalarValue, ScalarValue)>>,
     /// `latest_only` models: the dates `changes` gives the changed keys (their latest versions).
     dates: Option<Vec<ScalarValue>>,
+    /// A batch of a `latest_only` model's full refresh ([`batch_keys`]): its `(date, first key
+    /// values)` groups, which select its keys in `changes` exactly. Inputs are then narrowed by
+    /// this predicate alone, with no join (see [`narrowed_session`]), and the result by the keys
+    /// ([`ChangedKeys::key_set`]).
+    groups: Option<Vec<(ScalarValue, Vec<ScalarValue>)>>,
 }
 
 fn key_alias(i: usize) -> String {
@@ -167,6 +180,26 @@ pub async fn changed_keys(
 }
 
 impl ChangedKeys {
+    /// For a batch of a full refresh, whose inputs [`narrow`] may leave rows of other keys in:
+    /// the batch's keys as a set, to keep only their rows of the result (in `schema`, the result's
+    /// schema as staged); otherwise `None`. A filter on the result rather than a join: a hash join
+    /// builds its left input unless statistics say the other is smaller, and a query result has
+    /// none, so a join put a per-fix model's whole batch result in memory.
+    pub fn key_set(&self, schema: &SchemaRef, inc: &Incremental) -> Result<Option<KeySet>> {
+        if self.groups.is_none() {
+            return Ok(None);
+        }
+        let columns = inc.incremental_key.iter().map(|k| schema.index_of(k)).collect::<Result<Vec<_>, _>>()?;
+        let types: Vec<DataType> = columns.iter().map(|&i| schema.field(i).data_type().clone()).collect();
+        let converter = RowConverter::new(types.iter().cloned().map(SortField::new).collect())?;
+        let mut rows = HashSet::with_capacity(self.rows);
+        for b in &self.batches {
+            let keys = b.columns().iter().zip(&types).map(|(c, t)| cast(c, t)).collect::<Result<Vec<_>, _>>()?;
+            rows.extend(converter.convert_columns(&keys)?.iter().map(|r| r.as_ref().to_vec()));
+        }
+        Ok(Some(KeySet { columns, converter, rows }))
+    }
+
     /// The keys in `batches` (columns `__k0…`), with the `IN` lists of their small key columns and
     /// the range of each column's values.
     fn new(schema: SchemaRef, batches: Vec<RecordBatch>) -> Result<ChangedKeys> {
@@ -200,8 +233,8 @@ impl ChangedKeys {
             in_lists.push(values.map(|set| set.into_iter().collect()));
             ranges.push(range);
         }
-        let table = Arc::new(MemTable::try_new(schema, vec![batches])?);
-        Ok(ChangedKeys { table, rows, in_lists, ranges, dates: None })
+        let table = Arc::new(MemTable::try_new(schema, vec![batches.clone()])?);
+        Ok(ChangedKeys { table, batches, rows, in_lists, ranges, dates: None, groups: None })
     }
 
     /// `df` filtered by what is known of the changed keys without a join (their columns' `IN`
@@ -327,6 +360,27 @@ pub async fn key_batches(ctx: &SessionContext, inc: &Incremental, budget: usize)
         .collect()
 }
 
+/// The keys of one batch of a full refresh, to keep only their rows of its result.
+pub struct KeySet {
+    /// The key columns in the result.
+    columns: Vec<usize>,
+    converter: RowConverter,
+    rows: HashSet<Vec<u8>>,
+}
+
+impl KeySet {
+    /// `batch`'s rows whose key is in the set.
+    pub fn filter(&self, batch: RecordBatch) -> Result<RecordBatch> {
+        let keys: Vec<ArrayRef> = self.columns.iter().map(|&i| batch.column(i).clone()).collect();
+        let mask: BooleanArray =
+            self.converter.convert_columns(&keys)?.iter().map(|r| Some(self.rows.contains(r.as_ref()))).collect();
+        if mask.true_count() == batch.num_rows() {
+            return Ok(batch);
+        }
+        Ok(filter_record_batch(&batch, &mask)?)
+    }
+}
+
 /// Consecutive ranges of `counts` whose sums are at most `budget` (a count above it alone).
 fn cut(counts: &[usize], budget: usize) -> Vec<std::ops::Range<usize>> {
     let mut ranges = Vec::new();
@@ -347,28 +401,35 @@ fn cut(counts: &[usize], budget: usize) -> Vec<std::ops::Range<usize>> {
 /// The keys of one batch of a full refresh, as [`changed_keys`] gives a daily run's (with the
 /// batch's dates as the dates of their latest versions).
 pub async fn batch_keys(ctx: &SessionContext, inc: &Incremental, batch: &Batch) -> Result<ChangedKeys> {
-    let (date, first) = (dated(inc)?, &inc.incremental_key[0]);
     // The groups come sorted by date: one `date = d AND first IN (…)` term per date.
-    let mut terms = Vec::new();
-    let mut dates = Vec::new();
+    let mut groups = Vec::new();
     let mut i = 0;
     while i < batch.groups.len() {
         let d = &batch.groups[i].0;
         let same = batch.groups[i..].iter().take_while(|(x, _)| x == d).count();
         let firsts: Vec<ScalarValue> = batch.groups[i..i + same].iter().map(|(_, k)| k.clone()).collect();
-        terms.push(ident(date).eq(lit(d.clone())).and(one_of(first, &firsts)));
-        dates.push(plain(d.clone()));
+        groups.push((plain(d.clone()), firsts));
         i += same;
     }
     let mut df = ctx.table(inc.changes_table.as_str()).await?;
-    if let Some(predicate) = disjunction(terms) {
+    if let Some(predicate) = in_groups(&groups, Some(dated(inc)?), &inc.incremental_key[0]) {
         df = df.filter(predicate)?;
     }
     let df = key_columns(df, inc)?;
     let schema: SchemaRef = df.schema().inner().clone();
     let mut changed = ChangedKeys::new(schema, df.collect().await?)?;
-    changed.dates = Some(dates);
+    changed.dates = Some(groups.iter().map(|(d, _)| d.clone()).collect());
+    changed.groups = Some(groups);
     Ok(changed)
+}
+
+/// `(date = d AND first IN (…)) OR …` over a batch's groups (without a date column:
+/// `first IN (…) OR …`); `None` for no groups.
+fn in_groups(groups: &[(ScalarValue, Vec<ScalarValue>)], date: Option<&str>, first: &str) -> Option<Expr> {
+    disjunction(groups.iter().map(|(d, firsts)| match date {
+        Some(date) => ident(date).eq(lit(d.clone())).and(one_of(first, firsts)),
+        None => one_of(first, firsts),
+    }))
 }
 
 /// Step 2: a session like `ctx` (same configuration and runtime) in which every input of the
@@ -394,7 +455,7 @@ pub async fn narrowed_session(
         if !inc.incremental_key.iter().all(|k| schema.field_with_name(k).is_ok()) {
             continue;
         }
-        let view = narrow(&narrowed, inner, inc, changed)?;
+        let view = narrow(&narrowed, inner, inc, changed, name == &inc.changes_table)?;
         overrides.entry(ns.to_string()).or_default().insert(table.to_string(), view);
     }
     for ns in source.schema_names() {
@@ -405,14 +466,32 @@ pub async fn narrowed_session(
     Ok(narrowed)
 }
 
-/// `inner`'s rows whose key is in `changed`.
+/// `inner`'s rows whose key is in `changed`. For a batch of a `latest_only` model's full refresh
+/// (`changed.groups`): the rows in the batch's `(date, first key)` groups, by a predicate alone,
+/// which partition pruning mostly settles, instead of a join on the key with every row read. In
+/// `changes` (`is_changes`) that is exactly the batch's keys; in another input it is all of their
+/// latest versions (dated as in `changes`) and maybe rows of other keys (older versions of rounds
+/// delivered again later), whose result rows [`ChangedKeys::key_set`] drops.
 fn narrow(
     ctx: &SessionContext,
     inner: Arc<dyn TableProvider>,
     inc: &Incremental,
     changed: &ChangedKeys,
+    is_changes: bool,
 ) -> Result<Arc<dyn TableProvider>> {
-    let mut df = changed.prune(ctx.read_table(inner)?, &inc.incremental_key)?;
+    let df = ctx.read_table(inner)?;
+    if let Some(groups) = &changed.groups {
+        let date = if is_changes {
+            Some(dated(inc)?)
+        } else {
+            Some(inc.date_column.as_str()).filter(|c| df.schema().has_column_with_unqualified_name(c))
+        };
+        let Some(predicate) = in_groups(groups, date, &inc.incremental_key[0]) else {
+            return Ok(df.filter(lit(false))?.into_view());
+        };
+        return Ok(df.filter(predicate)?.into_view());
+    }
+    let mut df = changed.prune(df, &inc.incremental_key)?;
     if let Some(dates) = &changed.dates
         && df.schema().has_column_with_unqualified_name(&inc.date_column)
     {

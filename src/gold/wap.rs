@@ -357,9 +357,11 @@ async fn audit(
     let mut partitions = Partitions::default();
     let rows = match query {
         Query::Whole(df) => {
-            write_all(*df, schema, stage, execute_error, |batch| match increment {
-                Some((inc, _)) => partitions.add_rows(batch, &model.partition_by, &inc.incremental_key),
-                None => Ok(()),
+            write_all(*df, schema, stage, execute_error, |batch| {
+                if let Some((inc, _)) = increment {
+                    partitions.add_rows(&batch, &model.partition_by, &inc.incremental_key)?;
+                }
+                Ok(batch)
             })
             .await?
         }
@@ -389,7 +391,7 @@ async fn audit(
         partitions.extend(old);
         let df =
             incremental::carried_rows(ctx, model, inc, changed, &partitions, &columns).await.map_err(execute_error)?;
-        carried = write_all(df, schema, stage, execute_error, |_| Ok(())).await?;
+        carried = write_all(df, schema, stage, execute_error, Ok).await?;
         tracing::info!(model = %model.table, carried, partitions = partitions.len(), "staged the unchanged rows of the replaced partitions");
     }
     let staged = stage.finish().await?;
@@ -447,26 +449,31 @@ async fn stage_batch(
 ) -> Result<u64, GoldError> {
     let narrowed = incremental::narrowed_session(ctx, model, inc, keys).await.map_err(execute_error)?;
     let df = narrowed.sql(&model.sql).await.map_err(execute_error)?;
-    let rows = write_all(df, schema, stage, execute_error, |_| Ok(())).await?;
+    let keep = keys.key_set(schema, inc).map_err(execute_error)?;
+    let rows = write_all(df, schema, stage, execute_error, |batch| match &keep {
+        Some(keys) => keys.filter(batch),
+        None => Ok(batch),
+    })
+    .await?;
     stage.roll().await?;
     Ok(rows)
 }
 
-/// Executes `df` into `stage`, each non-empty batch cast to `schema` and shown to `each` before it
-/// is written; returns the rows written.
+/// Executes `df` into `stage`, each non-empty batch cast to `schema` and passed through `each`
+/// (which may look at it or drop rows) before it is written; returns the rows written.
 async fn write_all(
     df: DataFrame,
     schema: &SchemaRef,
     stage: &mut dyn Stage,
     execute_error: &(dyn Fn(DataFusionError) -> GoldError + Sync),
-    mut each: impl FnMut(&RecordBatch) -> Result<(), DataFusionError>,
+    mut each: impl FnMut(RecordBatch) -> Result<RecordBatch, DataFusionError>,
 ) -> Result<u64, GoldError> {
     let mut stream = df.execute_stream().await.map_err(execute_error)?;
     let mut rows = 0u64;
     while let Some(batch) = stream.next().await {
         let batch = conform(schema, batch.map_err(execute_error)?).map_err(execute_error)?;
+        let batch = if batch.num_rows() > 0 { each(batch).map_err(execute_error)? } else { batch };
         if batch.num_rows() > 0 {
-            each(&batch).map_err(execute_error)?;
             rows += batch.num_rows() as u64;
             stage.write(batch).await?;
         }
