@@ -186,7 +186,7 @@ pub async fn input_fingerprint(lake: &Lake, model: &ModelSpec) -> String {
     hash.update(model.sql.as_bytes());
     hash.update(format!("{:?}", model.tests).as_bytes());
     let lineage = model.lineage();
-    for name in lineage.reads.iter().chain(&lineage.test_reads) {
+    for name in lineage.reads.iter().chain(&lineage.other_reads) {
         let snapshot = match parse_ident(name) {
             Ok(ident) if lake.table_exists(&ident).await.unwrap_or(false) => lake
                 .load_table(&ident)

@@ -97,15 +97,21 @@ impl ModelSpec {
 
     /// Every table the model and its data tests read, sorted, without duplicates.
     pub fn lineage(&self) -> Lineage {
-        let mut test_reads = BTreeSet::new();
+        let mut other_reads = BTreeSet::new();
         for t in &self.tests {
-            test_reads.extend(t.reads());
+            other_reads.extend(t.reads());
         }
-        test_reads.remove(&self.qualified_table());
+        if let Some(inc) = self.incremental() {
+            other_reads.insert(inc.changes_table.clone());
+        }
+        other_reads.remove(&self.qualified_table());
+        for read in &self.reads {
+            other_reads.remove(read);
+        }
         Lineage {
             writes: self.qualified_table(),
             reads: self.reads.clone(),
-            test_reads: test_reads.into_iter().collect(),
+            other_reads: other_reads.into_iter().collect(),
         }
     }
 
@@ -297,14 +303,13 @@ impl ModelSpec {
         match loaded {
             Some((sql, reads)) if errors.is_empty() => {
                 if let Materialized::Incremental(inc) = &materialized
-                    && !reads.contains(&inc.changes_table)
+                    && inc.changes_table == format!("gold.{table}")
                 {
                     return Err(vec![SettingError::new(
                         "changes",
                         format!(
-                            "`changes` names `{}`, which {sql_path} does not read (it reads {})",
-                            inc.changes_table,
-                            reads.join(", ")
+                            "`changes` names the model's own table `{}`; name a table it is computed from",
+                            inc.changes_table
                         ),
                     )]);
                 }
@@ -460,9 +465,11 @@ pub struct Lineage {
     pub writes: String,
     /// Tables the model's query reads.
     pub reads: Vec<String>,
-    /// Other tables its data tests read (relationships targets, custom SQL tests): the model must
-    /// run after them too, or its tests would see a missing or stale table.
-    pub test_reads: Vec<String>,
+    /// Other tables the task reads: those its data tests read (relationships targets, custom SQL
+    /// tests) and its `changes` table when the query does not read it (a model over another
+    /// per-round model whose changes the round table says). The model must run after them too, or
+    /// its tests or its changed keys would come from a missing or stale table.
+    pub other_reads: Vec<String>,
 }
 
 /// The lineage of a `gold.model` task from its settings (reads the SQL file).
@@ -604,11 +611,19 @@ mod tests {
         let e = keys_of(
             settings_errors(
                 "materialized = \"incremental\"\nincremental_key = [\"round_id\"]\n\
-                 changes = \"gold.other.ingest_date\"\npartition_by = [\"ingest_date\"]",
+                 changes = \"gold.m.ingest_date\"\npartition_by = [\"ingest_date\"]",
             )
             .unwrap_err(),
         );
-        assert!(e[0].starts_with("changes: ") && e[0].contains("does not read"), "{e:?}");
+        assert!(e[0].starts_with("changes: ") && e[0].contains("own table"), "{e:?}");
+        // `changes` need not be read by the query: the task then also depends on it.
+        let spec = settings_errors(
+            "materialized = \"incremental\"\nincremental_key = [\"round_id\"]\n\
+             changes = \"gold.other.ingest_date\"\npartition_by = [\"ingest_date\"]",
+        )
+        .unwrap();
+        assert_eq!(spec.lineage().reads, ["silver.t"]);
+        assert_eq!(spec.lineage().other_reads, ["gold.other"]);
         let e = keys_of(settings_errors("changes = \"silver.t.ingest_date\"").unwrap_err());
         assert!(e[0].starts_with("changes: ") && e[0].contains("only applies"), "{e:?}");
         let e = keys_of(settings_errors("materialized = \"incremental\"\nchanges = \"t\"").unwrap_err());

@@ -164,7 +164,7 @@ impl Task for GoldModel {
     fn reads(&self) -> Vec<String> {
         let lineage = self.model.lineage();
         let mut reads = lineage.reads;
-        reads.extend(lineage.test_reads);
+        reads.extend(lineage.other_reads);
         reads.sort();
         reads.dedup();
         reads
