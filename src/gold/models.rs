@@ -95,7 +95,7 @@ impl ModelSpec {
         }
     }
 
-    /// Every table the model and its data tests read, sorted, without duplicates.
+    /// Every table the model, its data tests and its `changes` read, sorted, without duplicates.
     pub fn lineage(&self) -> Lineage {
         let mut other_reads = BTreeSet::new();
         for t in &self.tests {
