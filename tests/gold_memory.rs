@@ -29,6 +29,27 @@ fn gold_state(home: &Path) -> BTreeMap<String, (Vec<String>, usize)> {
     out
 }
 
+/// `tmctl run <dag> --date 2025-06-02 --full-refresh` with the DAGs of `dags` under a memory
+/// limit of `limit`, which must succeed.
+fn full_refresh_under(home: &Path, dags: &Path, dag: &str, limit: &str) {
+    let out = Command::new(env!("CARGO_BIN_EXE_tmctl"))
+        .args(["run", dag, "--date", "2025-06-02", "--full-refresh"])
+        .env_remove("TM_DATABASE_URL")
+        .env_remove("TM_CONFIG")
+        .env("TM_HOME", home)
+        .env("TM_DAGS_DIR", dags)
+        .env("TM_LAKE_MEMORY_LIMIT", limit)
+        .env("TM_LAKE_SPILL_DIR", home.join("spill-under-limit"))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{dag} under {limit} failed\n{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
 #[test]
 fn gold_under_a_64mib_memory_limit_equals_the_default_run() {
     let dir = tempfile::tempdir().unwrap();
@@ -45,22 +66,7 @@ fn gold_under_a_64mib_memory_limit_equals_the_default_run() {
     assert!(before.len() >= 20, "{:?}", before.keys());
     assert!(before["fact_rounds"].0.len() > 1000, "{} rounds", before["fact_rounds"].0.len());
 
-    let status = Command::new(env!("CARGO_BIN_EXE_tmctl"))
-        .args(["run", "gold", "--date", "2025-06-02", "--full-refresh"])
-        .env_remove("TM_DATABASE_URL")
-        .env_remove("TM_CONFIG")
-        .env("TM_HOME", &home)
-        .env("TM_DAGS_DIR", Path::new(env!("CARGO_MANIFEST_DIR")).join("dags"))
-        .env("TM_LAKE_MEMORY_LIMIT", "64MiB")
-        .env("TM_LAKE_SPILL_DIR", dir.path().join("spill"))
-        .output()
-        .unwrap();
-    assert!(
-        status.status.success(),
-        "gold under 64MiB failed\n{}\n{}",
-        String::from_utf8_lossy(&status.stdout),
-        String::from_utf8_lossy(&status.stderr)
-    );
+    full_refresh_under(&home, &Path::new(env!("CARGO_MANIFEST_DIR")).join("dags"), "gold", "64MiB");
 
     // The per-round models and the by-snapshot coverage over every fix ran in batches of keys.
     let (_, runs, _) = tmctl(&home, &["runs", "list", "--dag", "gold", "--json"]);
@@ -106,22 +112,7 @@ fn gold_under_a_64mib_memory_limit_equals_the_default_run() {
          partition_by = [\"course_id\", \"ingest_date\"]\ntests = [{ unique = [\"course_id\", \"round_id\"] }]\n",
     )
     .unwrap();
-    let status = Command::new(env!("CARGO_BIN_EXE_tmctl"))
-        .args(["run", "probe", "--date", "2025-06-02", "--full-refresh"])
-        .env_remove("TM_DATABASE_URL")
-        .env_remove("TM_CONFIG")
-        .env("TM_HOME", &home)
-        .env("TM_DAGS_DIR", &probe)
-        .env("TM_LAKE_MEMORY_LIMIT", "32MiB")
-        .env("TM_LAKE_SPILL_DIR", dir.path().join("spill"))
-        .output()
-        .unwrap();
-    assert!(
-        status.status.success(),
-        "the probe model failed\n{}\n{}",
-        String::from_utf8_lossy(&status.stdout),
-        String::from_utf8_lossy(&status.stderr)
-    );
+    full_refresh_under(&home, &probe, "probe", "32MiB");
     let (_, runs, _) = tmctl(&home, &["runs", "list", "--dag", "probe", "--json"]);
     let runs: serde_json::Value = serde_json::from_str(&runs).unwrap();
     let (_, log, _) = tmctl(&home, &["logs", &runs[0]["id"].to_string(), "latest_by_max"]);
