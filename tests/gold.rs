@@ -1916,8 +1916,6 @@ async fn a_failing_error_test_blocks_publication_and_a_warn_test_does_not() {
     let publisher = MemoryPublisher::new(&ctx);
     let latest = spec(r#"sql = "gold/silver_round_latest.sql""#);
     assert!(run_model(&ctx, &latest, &publisher, Refresh::Full).await.unwrap().published);
-    let profile = spec(r#"sql = "gold/round_fix_profile.sql""#);
-    assert!(run_model(&ctx, &profile, &publisher, Refresh::Full).await.unwrap().published);
 
     let strict = spec(
         r#"sql = "gold/fact_rounds.sql"
@@ -1936,7 +1934,7 @@ async fn a_failing_error_test_blocks_publication_and_a_warn_test_does_not() {
     assert_eq!(run.blocking_failures(), ["short_rounds (accepted_range): 2 failing row(s)"]);
     // The previous version stays current: still 5 rounds, and nothing was published.
     assert_eq!(count(&ctx, "gold.fact_rounds").await, 5);
-    assert_eq!(publisher.published(), ["gold.silver_round_latest", "gold.round_fix_profile"]);
+    assert_eq!(publisher.published(), ["gold.silver_round_latest"]);
     let summary = run.summary();
     assert_eq!(summary["published"], false);
     assert_eq!(summary["rows_written"], 0);
@@ -1957,10 +1955,7 @@ async fn a_failing_error_test_blocks_publication_and_a_warn_test_does_not() {
     assert_eq!(count(&ctx, "gold.fact_rounds").await, 6);
     let summary = run.summary();
     assert_eq!((summary["rows_written"].as_u64(), summary["tests_warn"].as_u64()), (Some(6), Some(1)));
-    assert_eq!(
-        summary["snapshot_id"], 3,
-        "this publisher's third commit, after silver_round_latest and round_fix_profile"
-    );
+    assert_eq!(summary["snapshot_id"], 2);
     assert_eq!(summary["tests"][0]["status"], "warn");
     assert_eq!(summary["tests"][0]["severity"], "warn");
 }
@@ -2169,14 +2164,10 @@ fn the_shipped_gold_dag_validates_and_orders_models_by_what_they_read() {
     let pos = |id: &str| order.iter().position(|t| *t == id).unwrap();
     assert_eq!(order[..2], ["wait_for_silver", "silver_round_latest"]);
     assert_eq!(dag.upstream("silver_round_latest"), ["wait_for_silver"]);
-    // Inferred from the SQL, the tests and `changes`: fact_rounds reads round_fix_profile and its
-    // test dim_round; the hole model reads round_hole_profile, the topology and fact_rounds, and
-    // takes its changed rounds from silver_round_latest; dim_course reads four models.
-    assert_eq!(dag.upstream("fact_rounds"), ["round_fix_profile", "dim_course_profile", "dim_round"]);
-    assert_eq!(
-        dag.upstream("fact_round_hole_performance"),
-        ["silver_round_latest", "round_hole_profile", "course_topology", "fact_rounds"]
-    );
+    // Inferred from the SQL: fact_rounds reads silver_round_latest; the hole model reads the
+    // topology and fact_rounds; dim_course reads four models.
+    assert_eq!(dag.upstream("fact_rounds"), ["silver_round_latest", "dim_course_profile", "dim_round"]);
+    assert_eq!(dag.upstream("fact_round_hole_performance"), ["silver_round_latest", "course_topology", "fact_rounds"]);
     for up in [
         "fact_rounds",
         "course_configuration_analysis",
@@ -2217,7 +2208,7 @@ fn the_shipped_gold_dag_validates_and_orders_models_by_what_they_read() {
 
     // Priority weights (one plus everything downstream): fact_rounds, which most models read,
     // outranks the other per-round models that wait for a slot with it (its own upstreams,
-    // round_fix_profile, dim_round and dim_course_profile, outrank it, as every upstream does).
+    // dim_round and dim_course_profile, outrank it, as every upstream does).
     let weights = dag.priority_weights();
     let weight = |id: &str| weights[dag.tasks.iter().position(|t| t.id == id).unwrap()];
     // Everything but dim_course_profile (it reads only the course profiles) waits on silver.
@@ -2228,9 +2219,14 @@ fn the_shipped_gold_dag_validates_and_orders_models_by_what_they_read() {
     assert_eq!((ask("wait_for_silver"), ask("fact_rounds")), (0, weight("fact_rounds")));
     assert!(dag.upstream("dim_course_profile").is_empty());
     assert_eq!(weight("global_overview"), 1, "nothing reads global_overview");
-    for other in
-        ["round_device_profile", "round_hole_profile", "round_progression", "fact_fix_pace", "device_health_errors"]
-    {
+    for other in [
+        "round_fix_profile",
+        "round_device_profile",
+        "round_hole_profile",
+        "round_progression",
+        "fact_fix_pace",
+        "device_health_errors",
+    ] {
         assert!(
             weight("fact_rounds") > weight(other),
             "fact_rounds {} > {other} {}",
@@ -2312,15 +2308,14 @@ fn shipped_models_read_what_their_headers_say() {
     let by_table: BTreeMap<String, ModelSpec> = gold_models().into_iter().map(|m| (m.table.clone(), m)).collect();
     let reads = |t: &str| by_table[t].reads.clone();
     assert_eq!(reads("silver_round_latest"), ["silver.fact_telemetry_event"]);
-    // fact_rounds and dim_round select what round_fix_profile took from silver in one pass, and
-    // fact_round_hole_performance what round_hole_profile did.
-    assert_eq!(reads("fact_rounds"), ["gold.dim_course_profile", "gold.round_fix_profile"]);
-    assert_eq!(reads("dim_round"), ["gold.round_fix_profile"]);
+    assert_eq!(
+        reads("fact_rounds"),
+        ["gold.dim_course_profile", "gold.silver_round_latest", "silver.fact_telemetry_event"]
+    );
     assert_eq!(
         reads("fact_round_hole_performance"),
-        ["gold.course_topology", "gold.fact_rounds", "gold.round_hole_profile"]
+        ["gold.course_topology", "gold.fact_rounds", "gold.silver_round_latest", "silver.fact_telemetry_event"]
     );
-    assert_eq!(reads("round_progression"), ["gold.fact_fix_pace"]);
     assert_eq!(reads("pace_summary_by_round"), ["gold.fact_rounds"]);
     assert_eq!(
         reads("dim_course"),
@@ -2335,9 +2330,6 @@ fn shipped_models_read_what_their_headers_say() {
         ]
     );
     assert_eq!(by_table["fact_rounds"].lineage().other_reads, ["gold.dim_round"]);
-    // Its `changes` (the rounds delivered on the run date), which its query does not read: the
-    // task runs after the table's writer too.
-    assert_eq!(by_table["fact_round_hole_performance"].lineage().other_reads, ["gold.silver_round_latest"]);
     // Every model that reads silver reads it through silver_round_latest.
     for (table, m) in &by_table {
         if m.reads.contains(&"silver.fact_telemetry_event".to_string()) && table != "silver_round_latest" {

@@ -22,7 +22,6 @@ WITH per_nine AS (
         COUNT(DISTINCT round_id) AS rounds_observed,
         SUM(fix_count) AS fix_count
     FROM gold.round_hole_profile
-    WHERE nine_number IS NOT NULL
     GROUP BY course_id, nine_number
 ),
 per_course AS (

@@ -10,25 +10,32 @@
 --   * added the round's round_date_local and nines_played (from gold.fact_rounds), so that
 --     course_hole_pace_daily reads this table alone and its run for a few days of play prunes
 --     the files of other days by round_date_local's column statistics.
--- The per-hole figures come from round_hole_profile (its rows with a hole_number), which groups
--- the round's non-padding fixes by nine and hole in one pass over silver for this model and
--- course_topology.
-WITH per_hole AS (
+WITH silver_latest AS (
+    SELECT s.*
+    FROM silver.fact_telemetry_event AS s
+    JOIN gold.silver_round_latest AS l
+      ON s.course_id = l.course_id
+     AND s.round_id = l.round_id
+     AND s.ingest_date = l.latest_ingest_date
+),
+per_hole AS (
     SELECT
         course_id,
         round_id,
         hole_number,
         nine_number,
-        ingest_date,
-        first_fix_ts AS hole_start_time,
-        last_fix_ts AS hole_end_time,
-        fix_count,
-        pace_sum / NULLIF(pace_count, 0) AS avg_pace_sec,
-        max_pace AS max_pace_sec,
-        pace_gap_sum / NULLIF(pace_gap_count, 0) AS avg_pace_gap_sec,
-        any_complete AS round_was_completed
-    FROM gold.round_hole_profile
-    WHERE hole_number IS NOT NULL
+        MAX(ingest_date) AS ingest_date,
+        MIN(fix_timestamp) AS hole_start_time,
+        MAX(fix_timestamp) AS hole_end_time,
+        COUNT(*) AS fix_count,
+        AVG(pace) AS avg_pace_sec,
+        MAX(pace) AS max_pace_sec,
+        AVG(pace_gap) AS avg_pace_gap_sec,
+        BOOL_OR(is_complete) AS round_was_completed
+    FROM silver_latest
+    WHERE NOT is_location_padding
+      AND hole_number IS NOT NULL
+    GROUP BY course_id, round_id, hole_number, nine_number
 )
 SELECT
     h.course_id,

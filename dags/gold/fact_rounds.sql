@@ -10,42 +10,48 @@
 --   * duration_sec is DOUBLE (silver keeps sub-second timestamps; Trino's date_diff truncated);
 --   * added columns: ingest_date (the latest ingest_date the round was read from) and
 --     max_hole_number (course_configuration_analysis derives is_loop_course from it).
--- The per-round figures come from round_fix_profile (its np_* columns: the non-padding fixes),
--- which takes the round's silver rows in the same pass as the other per-round figures; a round
--- without a non-padding fix has no row, as when grouping those fixes directly.
-WITH per_round AS (
+WITH silver_latest AS (
+    SELECT s.*
+    FROM silver.fact_telemetry_event AS s
+    JOIN gold.silver_round_latest AS l
+      ON s.course_id = l.course_id
+     AND s.round_id = l.round_id
+     AND s.ingest_date = l.latest_ingest_date
+),
+per_round AS (
     SELECT
         course_id,
         round_id,
-        ingest_date,
-        np_first_fix_ts AS round_start_ts,
-        np_last_fix_ts AS round_end_ts,
-        non_padding_rows AS fix_count,
-        ts_missing_non_padding_rows AS ts_missing_fix_count,
-        np_holes_played AS holes_played,
-        np_nines_played AS nines_played,
-        np_max_hole_number AS max_hole_number,
-        np_min_section_number AS min_section_number,
-        np_max_section_number AS max_section_number,
-        np_first_tee_section_number AS first_tee_section_number,
-        np_start_hole AS start_hole,
-        np_start_section AS start_section,
-        np_end_section AS end_section,
-        np_nine_hole = 1 AS is_nine_hole,
-        np_complete = 1 AS is_complete,
-        np_pace_sum / NULLIF(np_pace_count, 0) AS avg_pace_sec,
-        np_max_pace AS max_pace_sec,
-        np_pace_gap_sum / NULLIF(pace_gap_count, 0) AS avg_pace_gap_sec,
-        np_positional_gap_sum / NULLIF(np_positional_gap_count, 0) AS avg_positional_gap,
-        np_projected_rows AS projected_fix_count,
-        problem_rows AS problem_fix_count,
-        np_min_battery_pct AS min_battery_pct,
-        np_battery_pct_sum / NULLIF(np_battery_pct_count, 0) AS avg_battery_pct,
-        np_low_battery_rows AS low_battery_fix_count,
-        np_critical_battery_rows AS critical_battery_fix_count,
-        np_cached_rows AS cached_fix_count
-    FROM gold.round_fix_profile
-    WHERE non_padding_rows > 0
+        MAX(ingest_date) AS ingest_date,
+        MIN(fix_timestamp) AS round_start_ts,
+        MAX(fix_timestamp) AS round_end_ts,
+        COUNT(*) AS fix_count,
+        SUM(CASE WHEN is_timestamp_missing THEN 1 ELSE 0 END) AS ts_missing_fix_count,
+        COUNT(DISTINCT hole_number) AS holes_played,
+        COUNT(DISTINCT nine_number) AS nines_played,
+        MAX(hole_number) AS max_hole_number,
+        MIN(section_number) AS min_section_number,
+        MAX(section_number) AS max_section_number,
+        MIN(CASE WHEN hole_section = 1 THEN section_number END) AS first_tee_section_number,
+        MAX(start_hole) AS start_hole,
+        MAX(start_section) AS start_section,
+        MAX(end_section) AS end_section,
+        BOOL_OR(COALESCE(is_nine_hole, FALSE)) AS is_nine_hole,
+        BOOL_OR(COALESCE(is_complete, FALSE)) AS is_complete,
+        AVG(pace) AS avg_pace_sec,
+        MAX(pace) AS max_pace_sec,
+        AVG(pace_gap) AS avg_pace_gap_sec,
+        AVG(positional_gap) AS avg_positional_gap,
+        SUM(CASE WHEN is_projected THEN 1 ELSE 0 END) AS projected_fix_count,
+        SUM(CASE WHEN is_problem THEN 1 ELSE 0 END) AS problem_fix_count,
+        MIN(battery_percentage) AS min_battery_pct,
+        AVG(battery_percentage) AS avg_battery_pct,
+        SUM(CASE WHEN battery_percentage < 20 THEN 1 ELSE 0 END) AS low_battery_fix_count,
+        SUM(CASE WHEN battery_percentage < 10 THEN 1 ELSE 0 END) AS critical_battery_fix_count,
+        SUM(CASE WHEN is_cache THEN 1 ELSE 0 END) AS cached_fix_count
+    FROM silver_latest
+    WHERE NOT is_location_padding
+    GROUP BY course_id, round_id
 ),
 timed AS (
     SELECT

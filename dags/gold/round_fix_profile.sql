@@ -1,8 +1,7 @@
--- round_fix_profile: one row per (course_id, round_id), everything gold needs of the round's
--- silver rows (latest ingest_date only) taken in one pass over them: the counts the course-level
--- and global summaries add up, and the figures dim_round and fact_rounds select, so that none of
--- those reads silver, one row per fix, again.
--- Not in the reference. Derive from it: dim_round, fact_rounds, telemetry_completeness_summary,
+-- round_fix_profile: one row per (course_id, round_id), the counts of the round's silver rows
+-- (latest ingest_date only) that the course-level and global summaries add up, so that those
+-- read this table, one row per round, instead of silver, one row per fix.
+-- Not in the reference. The summaries derive from it: telemetry_completeness_summary,
 -- critical_column_gaps, data_quality_overview, gold_coverage_audit, dim_course,
 -- global_course_summary and global_overview. Columns:
 --   * total/padding/non_padding/ts_missing rows: all of the round's rows (padding included);
@@ -13,12 +12,9 @@
 --   * pace_gap_milli_sum / pace_gap_count: the non-padding fixes' pace_gap (silver keeps 3
 --     decimals) summed in thousandths, as an integer, so that an average over any number of
 --     rounds is the same whatever order the rounds are added in;
---   * first/last_fix_ts over all of its rows;
---   * ingest_dates_seen .. is_auto_assigned: dim_round's figures, over all of the round's rows;
---   * np_*: fact_rounds' figures, over its non-padding fixes (averages as sum and count, which
---     fact_rounds divides).
+--   * first/last_fix_ts over all of its rows.
 WITH silver_latest AS (
-    SELECT s.*, l.ingest_dates_seen
+    SELECT s.*
     FROM silver.fact_telemetry_event AS s
     JOIN gold.silver_round_latest AS l
       ON s.course_id = l.course_id
@@ -65,52 +61,6 @@ SELECT
     SUM(CASE WHEN NOT is_location_padding AND start_section IS NULL THEN 1 ELSE 0 END) AS n_missing_start_section,
     SUM(CASE WHEN NOT is_location_padding AND end_section IS NULL THEN 1 ELSE 0 END) AS n_missing_end_section,
     SUM(CASE WHEN NOT is_location_padding AND is_nine_hole IS NULL THEN 1 ELSE 0 END) AS n_missing_is_nine_hole,
-    SUM(CASE WHEN NOT is_location_padding AND is_complete IS NULL THEN 1 ELSE 0 END) AS n_missing_is_complete,
-    MAX(ingest_dates_seen) AS ingest_dates_seen,
-    COUNT(DISTINCT hole_number) AS holes_observed,
-    COUNT(DISTINCT nine_number) AS nines_observed,
-    MIN(section_number) AS min_section_number,
-    MAX(section_number) AS max_section_number,
-    MAX(round_start_time) AS round_start_time,
-    MAX(round_end_time) AS round_end_time,
-    MAX(start_hole) AS start_hole,
-    MAX(start_section) AS start_section,
-    MAX(end_section) AS end_section,
-    MAX(current_nine) AS current_nine,
-    MAX(goal_time) AS goal_time,
-    MAX(goal_name) AS goal_name,
-    MAX(goal_time_fraction) AS goal_time_fraction,
-    MAX(device) AS device_id,
-    MAX(first_fix) AS first_fix,
-    MAX(last_fix) AS last_fix,
-    BOOL_OR(COALESCE(is_nine_hole, FALSE)) AS is_nine_hole,
-    BOOL_OR(COALESCE(is_complete, FALSE)) AS is_complete,
-    BOOL_OR(COALESCE(is_incomplete, FALSE)) AS is_incomplete,
-    BOOL_OR(COALESCE(is_secondary, FALSE)) AS is_secondary,
-    BOOL_OR(COALESCE(is_auto_assigned, FALSE)) AS is_auto_assigned,
-    MIN(CASE WHEN NOT is_location_padding THEN fix_timestamp END) AS np_first_fix_ts,
-    MAX(CASE WHEN NOT is_location_padding THEN fix_timestamp END) AS np_last_fix_ts,
-    COUNT(DISTINCT CASE WHEN NOT is_location_padding THEN hole_number END) AS np_holes_played,
-    COUNT(DISTINCT CASE WHEN NOT is_location_padding THEN nine_number END) AS np_nines_played,
-    MAX(CASE WHEN NOT is_location_padding THEN hole_number END) AS np_max_hole_number,
-    MIN(CASE WHEN NOT is_location_padding THEN section_number END) AS np_min_section_number,
-    MAX(CASE WHEN NOT is_location_padding THEN section_number END) AS np_max_section_number,
-    MIN(CASE WHEN NOT is_location_padding AND hole_section = 1 THEN section_number END) AS np_first_tee_section_number,
-    MAX(CASE WHEN NOT is_location_padding THEN start_hole END) AS np_start_hole,
-    MAX(CASE WHEN NOT is_location_padding THEN start_section END) AS np_start_section,
-    MAX(CASE WHEN NOT is_location_padding THEN end_section END) AS np_end_section,
-    SUM(CASE WHEN NOT is_location_padding THEN pace END) AS np_pace_sum,
-    COUNT(CASE WHEN NOT is_location_padding THEN pace END) AS np_pace_count,
-    MAX(CASE WHEN NOT is_location_padding THEN pace END) AS np_max_pace,
-    SUM(CASE WHEN NOT is_location_padding THEN pace_gap END) AS np_pace_gap_sum,
-    SUM(CASE WHEN NOT is_location_padding THEN positional_gap END) AS np_positional_gap_sum,
-    COUNT(CASE WHEN NOT is_location_padding THEN positional_gap END) AS np_positional_gap_count,
-    SUM(CASE WHEN NOT is_location_padding AND is_projected THEN 1 ELSE 0 END) AS np_projected_rows,
-    MIN(CASE WHEN NOT is_location_padding THEN battery_percentage END) AS np_min_battery_pct,
-    SUM(CASE WHEN NOT is_location_padding THEN battery_percentage END) AS np_battery_pct_sum,
-    COUNT(CASE WHEN NOT is_location_padding THEN battery_percentage END) AS np_battery_pct_count,
-    SUM(CASE WHEN NOT is_location_padding AND battery_percentage < 20 THEN 1 ELSE 0 END) AS np_low_battery_rows,
-    SUM(CASE WHEN NOT is_location_padding AND battery_percentage < 10 THEN 1 ELSE 0 END) AS np_critical_battery_rows,
-    SUM(CASE WHEN NOT is_location_padding AND is_cache THEN 1 ELSE 0 END) AS np_cached_rows
+    SUM(CASE WHEN NOT is_location_padding AND is_complete IS NULL THEN 1 ELSE 0 END) AS n_missing_is_complete
 FROM silver_latest
 GROUP BY course_id, round_id

@@ -11,13 +11,16 @@
 --     normal (the reference counted them and flagged most rounds for review).
 -- progression_class: clean (no anomaly), minor_issues (at most 2 hole and 5 section anomalies),
 -- needs_review (more), no_positions (fewer than two positioned fixes).
--- Reads the non-padding fixes of gold.fact_fix_pace (latest ingest_date per round, already
--- joined), not silver.
-WITH positioned AS (
-    SELECT course_id, round_id, ingest_date, location_index, hole_number, section_number
-    FROM gold.fact_fix_pace
-    WHERE hole_number IS NOT NULL
-      AND section_number IS NOT NULL
+WITH silver_latest AS (
+    SELECT s.course_id, s.round_id, s.ingest_date, s.location_index, s.hole_number, s.section_number
+    FROM silver.fact_telemetry_event AS s
+    JOIN gold.silver_round_latest AS l
+      ON s.course_id = l.course_id
+     AND s.round_id = l.round_id
+     AND s.ingest_date = l.latest_ingest_date
+    WHERE NOT s.is_location_padding
+      AND s.hole_number IS NOT NULL
+      AND s.section_number IS NOT NULL
 ),
 steps AS (
     SELECT
@@ -28,7 +31,7 @@ steps AS (
         section_number,
         LAG(hole_number) OVER (PARTITION BY course_id, round_id ORDER BY location_index) AS prev_hole,
         LAG(section_number) OVER (PARTITION BY course_id, round_id ORDER BY location_index) AS prev_section
-    FROM positioned
+    FROM silver_latest
 ),
 counted AS (
     SELECT
