@@ -65,7 +65,8 @@ pub struct ChangedKeys {
     /// that prunes by column statistics (round ids begin with their start time, so the rounds of a day
     /// fall in a narrow range and the files of other days are skipped).
     ranges: Vec<Option<(ScalarValue, ScalarValue)>>,
-    /// `latest_only` models: the dates `changes` gives the changed keys (their latest versions).
+    /// `latest_only` models in a daily run: the dates `changes` gives the changed keys (their latest
+    /// versions).
     dates: Option<Vec<ScalarValue>>,
     /// A batch of a `latest_only` model's full refresh ([`batch_keys`]): its `(date, first key
     /// values)` groups, which select its keys in `changes` exactly. Inputs are then narrowed by
@@ -397,8 +398,8 @@ fn cut(counts: &[usize], budget: usize) -> Vec<std::ops::Range<usize>> {
     ranges
 }
 
-/// The keys of one batch of a full refresh, as [`changed_keys`] gives a daily run's (with the
-/// batch's dates as the dates of their latest versions).
+/// The keys of one batch of a full refresh, as [`changed_keys`] gives a daily run's, with the
+/// batch's `(date, first key values)` groups that select them (see [`narrow`]).
 pub async fn batch_keys(ctx: &SessionContext, inc: &Incremental, batch: &Batch) -> Result<ChangedKeys> {
     // The groups come sorted by date: one `date = d AND first IN (…)` term per date.
     let mut groups = Vec::new();
@@ -410,25 +411,22 @@ pub async fn batch_keys(ctx: &SessionContext, inc: &Incremental, batch: &Batch) 
         groups.push((plain(d.clone()), firsts));
         i += same;
     }
-    let mut df = ctx.table(inc.changes_table.as_str()).await?;
-    if let Some(predicate) = in_groups(&groups, Some(dated(inc)?), &inc.incremental_key[0]) {
-        df = df.filter(predicate)?;
-    }
-    let df = key_columns(df, inc)?;
+    let df = ctx.table(inc.changes_table.as_str()).await?;
+    let df = key_columns(df.filter(in_groups(&groups, Some(dated(inc)?), &inc.incremental_key[0]))?, inc)?;
     let schema: SchemaRef = df.schema().inner().clone();
     let mut changed = ChangedKeys::new(schema, df.collect().await?)?;
-    changed.dates = Some(groups.iter().map(|(d, _)| d.clone()).collect());
     changed.groups = Some(groups);
     Ok(changed)
 }
 
 /// `(date = d AND first IN (…)) OR …` over a batch's groups (without a date column:
-/// `first IN (…) OR …`); `None` for no groups.
-fn in_groups(groups: &[(ScalarValue, Vec<ScalarValue>)], date: Option<&str>, first: &str) -> Option<Expr> {
+/// `first IN (…) OR …`); FALSE for no groups.
+fn in_groups(groups: &[(ScalarValue, Vec<ScalarValue>)], date: Option<&str>, first: &str) -> Expr {
     disjunction(groups.iter().map(|(d, firsts)| match date {
         Some(date) => ident(date).eq(lit(d.clone())).and(one_of(first, firsts)),
         None => one_of(first, firsts),
     }))
+    .unwrap_or(lit(false))
 }
 
 /// Step 2: a session like `ctx` (same configuration and runtime) in which every input of the
@@ -485,10 +483,7 @@ fn narrow(
         } else {
             Some(inc.date_column.as_str()).filter(|c| df.schema().has_column_with_unqualified_name(c))
         };
-        let Some(predicate) = in_groups(groups, date, &inc.incremental_key[0]) else {
-            return Ok(df.filter(lit(false))?.into_view());
-        };
-        return Ok(df.filter(predicate)?.into_view());
+        return Ok(df.filter(in_groups(groups, date, &inc.incremental_key[0]))?.into_view());
     }
     let mut df = changed.prune(df, &inc.incremental_key)?;
     if let Some(dates) = &changed.dates
