@@ -75,8 +75,8 @@ pub fn model_partitions(cores: usize, models: usize) -> usize {
 
 /// The session configuration every tmctl session uses (gold models, `tmctl query`, the web UI):
 /// all cores (a gold model's session: its share, [`model_partitions`]), Parquet filters evaluated
-/// inside the reader (late materialisation) with page indexes, strings as views, and
-/// `information_schema` on.
+/// inside the reader (late materialisation; not in a gold model's session, [`model_scans`]) with
+/// page indexes, strings as views, and `information_schema` on.
 pub fn session_config() -> SessionConfig {
     let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
     let mut config = SessionConfig::new().with_target_partitions(cores).with_information_schema(true);
@@ -89,6 +89,21 @@ pub fn session_config() -> SessionConfig {
     options.execution.parquet.enable_page_index = true;
     options.execution.parquet.schema_force_view_types = true;
     config
+}
+
+/// What a gold model's session changes in [`session_config`]: no filter evaluated inside the
+/// Parquet reader and no join filter pushed into scans. A model reads nearly every row it scans
+/// (its inputs are narrowed by partition predicates, settled by pruning files, and it joins silver
+/// with the latest delivery of each round, which keeps almost all of it), so late
+/// materialisation only decoded the filter columns twice and evaluated, row by row, a predicate
+/// that let everything through: in a full refresh of the 8.6 M-row lake (perf) the row filters
+/// took about a tenth of the CPU time, and the refresh was 10 % faster without them
+/// (benches/README.md, twelfth session). Row group, page and file pruning by statistics stay on;
+/// the UI and `tmctl query`, whose filters are selective, keep the pushdown.
+fn model_scans(config: &mut SessionConfig) {
+    let options = config.options_mut();
+    options.execution.parquet.pushdown_filters = false;
+    options.optimizer.enable_join_dynamic_filter_pushdown = false;
 }
 
 /// The DataFusion runtime of one lake (made once per process with the [`Lake`]): a spilling
@@ -145,6 +160,7 @@ impl Lake {
         if opts.model {
             let cores = config.target_partitions();
             config = config.with_target_partitions(model_partitions(cores, self.models_running()));
+            model_scans(&mut config);
         }
         let default_catalog = config.options().catalog.default_catalog.clone();
         let ctx = SessionContext::new_with_config_rt(config, self.runtime().clone());
@@ -333,7 +349,17 @@ impl SchemaProvider for OverlaySchema {
 
 #[cfg(test)]
 mod tests {
-    use super::model_partitions;
+    use super::{model_partitions, model_scans, session_config};
+
+    #[test]
+    fn only_a_model_session_reads_without_filters_in_the_reader() {
+        let mut config = session_config();
+        assert!(config.options().execution.parquet.pushdown_filters, "the UI and tmctl query keep the pushdown");
+        model_scans(&mut config);
+        assert!(!config.options().execution.parquet.pushdown_filters);
+        assert!(!config.options().optimizer.enable_join_dynamic_filter_pushdown);
+        assert!(config.options().execution.parquet.enable_page_index, "pruning by statistics stays on");
+    }
 
     #[test]
     fn a_model_runs_on_its_share_of_the_cores() {
