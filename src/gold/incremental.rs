@@ -402,15 +402,11 @@ fn cut(counts: &[usize], budget: usize) -> Vec<std::ops::Range<usize>> {
 /// batch's `(date, first key values)` groups that select them (see [`narrow`]).
 pub async fn batch_keys(ctx: &SessionContext, inc: &Incremental, batch: &Batch) -> Result<ChangedKeys> {
     // The groups come sorted by date: one `date = d AND first IN (…)` term per date.
-    let mut groups = Vec::new();
-    let mut i = 0;
-    while i < batch.groups.len() {
-        let d = &batch.groups[i].0;
-        let same = batch.groups[i..].iter().take_while(|(x, _)| x == d).count();
-        let firsts: Vec<ScalarValue> = batch.groups[i..i + same].iter().map(|(_, k)| k.clone()).collect();
-        groups.push((plain(d.clone()), firsts));
-        i += same;
-    }
+    let groups: Vec<(ScalarValue, Vec<ScalarValue>)> = batch
+        .groups
+        .chunk_by(|a, b| a.0 == b.0)
+        .map(|same| (plain(same[0].0.clone()), same.iter().map(|(_, k)| k.clone()).collect()))
+        .collect();
     let df = ctx.table(inc.changes_table.as_str()).await?;
     let df = key_columns(df.filter(in_groups(&groups, Some(dated(inc)?), &inc.incremental_key[0]))?, inc)?;
     let schema: SchemaRef = df.schema().inner().clone();
