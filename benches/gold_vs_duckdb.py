@@ -483,9 +483,9 @@ def main():
                  or snaps_after[m][1] != date]
         if stale:
             sys.exit(f"tmctl run gold --date {date} succeeded but did not commit a new snapshot of: {stale}")
-        results["tmctl"].append({"date": date, "run_id": runs[0]["id"], "wall_s": wall, "peak_rss": rss,
+        results["tmctl"].append({"date": date, "run_id": runs[0]["id"], "wall_s": wall, "cpu_s": LAUNCHER.last_cpu, "peak_rss": rss,
                                  "models_s": per_model, "committed": len(order)})
-        print(f"  run {i + 1}: tmctl  gold --date {date}  {wall:8.2f} s {rss / MB:8.0f} MB  "
+        print(f"  run {i + 1}: tmctl  gold --date {date}  {wall:8.2f} s {LAUNCHER.last_cpu:6.1f} CPU s {rss / MB:6.0f} MB  "
               f"(run {runs[0]['id']}, {len(order)} tables committed)", flush=True)
 
         argv = pin + [sys.executable, os.path.abspath(__file__), "--duckdb-child", "--spec", spec_path,
@@ -495,12 +495,12 @@ def main():
         duck_errors, duck_skipped = child["errors"], child["skipped"]
         if i == 0 and child["silver_rows"] != silver_rows:
             print(f"  WARNING: DuckDB reads {child['silver_rows']:,} silver rows, tmctl {silver_rows:,}", flush=True)
-        results["duckdb"].append({"wall_s": wall, "peak_rss": rss, "setup_s": child["setup_s"],
+        results["duckdb"].append({"wall_s": wall, "cpu_s": LAUNCHER.last_cpu, "peak_rss": rss, "setup_s": child["setup_s"],
                                   "models_total_s": child["models_s"],
                                   "models_s": {r["model"]: r["seconds"] for r in child["models"]},
                                   "rows": {r["model"]: r["rows"] for r in child["models"]},
                                   "errors": child["errors"], "skipped": child["skipped"]})
-        print(f"  run {i + 1}: DuckDB {duckdb.__version__:<17} {wall:8.2f} s {rss / MB:8.0f} MB  "
+        print(f"  run {i + 1}: DuckDB {duckdb.__version__:<17} {wall:8.2f} s {LAUNCHER.last_cpu:6.1f} CPU s {rss / MB:6.0f} MB  "
               f"({len(child['models'])}/{len(order)} models ran)", flush=True)
 
     # 3. Row counts (not timed).
