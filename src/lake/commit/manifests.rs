@@ -7,10 +7,11 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use chrono::NaiveDate;
-use datafusion::arrow::array::{Array, ArrayRef, RecordBatch, RecordBatchOptions, Scalar, new_null_array};
+use datafusion::arrow::array::{Array, ArrayRef, RecordBatch, RecordBatchOptions, Scalar, UInt32Array, new_null_array};
 use datafusion::arrow::compute::kernels::cmp::eq;
-use datafusion::arrow::compute::{CastOptions, cast_with_options};
+use datafusion::arrow::compute::{CastOptions, cast_with_options, take_record_batch};
 use datafusion::arrow::datatypes::SchemaRef;
+use datafusion::arrow::row::{RowConverter, SortField};
 use iceberg::arrow::RecordBatchPartitionSplitter;
 use iceberg::io::FileIO;
 use iceberg::spec::{
@@ -43,6 +44,25 @@ pub(super) async fn delete_quietly(file_io: &FileIO, paths: Vec<String>) {
     }
 }
 
+/// The columns of `batch` holding the source of each partition field of `spec` (by Iceberg field
+/// id), or `None` when a field is not an identity transform or its source is not in the batch.
+fn identity_sources(spec: &PartitionSpecRef, batch: &RecordBatch) -> Option<Vec<usize>> {
+    let schema = batch.schema();
+    spec.fields()
+        .iter()
+        .map(|field| {
+            if field.transform != iceberg::spec::Transform::Identity {
+                return None;
+            }
+            let id = field.source_id.to_string();
+            schema.fields().iter().position(|f| {
+                f.metadata().get(datafusion::parquet::arrow::PARQUET_FIELD_ID_META_KEY).map(String::as_str)
+                    == Some(id.as_str())
+            })
+        })
+        .collect()
+}
+
 /// If every row of `batch` has the same partition values, their key (cheap: one comparison per
 /// partition column instead of a literal per row).
 pub(super) fn single_partition_key(
@@ -50,25 +70,62 @@ pub(super) fn single_partition_key(
     spec: &PartitionSpecRef,
     batch: &RecordBatch,
 ) -> iceberg::Result<Option<PartitionKey>> {
-    for field in spec.fields() {
-        if field.transform != iceberg::spec::Transform::Identity {
-            return Ok(None);
-        }
-    }
-    let schema = batch.schema();
-    for field in spec.fields() {
-        let Some((idx, _)) = schema.fields().iter().enumerate().find(|(_, f)| {
-            f.metadata().get(datafusion::parquet::arrow::PARQUET_FIELD_ID_META_KEY).map(String::as_str)
-                == Some(field.source_id.to_string().as_str())
-        }) else {
-            return Ok(None);
-        };
-        if !is_constant(batch.column(idx)) {
-            return Ok(None);
-        }
+    let Some(columns) = identity_sources(spec, batch) else {
+        return Ok(None);
+    };
+    if !columns.iter().all(|&idx| is_constant(batch.column(idx))) {
+        return Ok(None);
     }
     let mut parts = splitter.split(&batch.slice(0, 1))?;
     Ok(parts.pop().map(|(key, _)| key))
+}
+
+/// `batch` split into one batch per partition, for a spec of identity transforms only (`None`
+/// otherwise: iceberg's splitter then). The rows of each partition keep their order, the
+/// partitions come in the order of their first row, and iceberg makes a key once per partition:
+/// its own splitter builds a `Literal` struct per row and hashes it with SipHash, 2.6 % of a
+/// full refresh's instructions (benches/README.md, thirteenth session).
+pub(super) fn split_identity(
+    splitter: &RecordBatchPartitionSplitter,
+    spec: &PartitionSpecRef,
+    batch: &RecordBatch,
+) -> iceberg::Result<Option<Vec<(PartitionKey, RecordBatch)>>> {
+    let Some(columns) = identity_sources(spec, batch) else {
+        return Ok(None);
+    };
+    let arrow_err = |e: datafusion::arrow::error::ArrowError| {
+        iceberg::Error::new(iceberg::ErrorKind::Unexpected, format!("split rows by partition: {e}"))
+    };
+    let values: Vec<ArrayRef> = columns.iter().map(|&i| batch.column(i).clone()).collect();
+    let fields = values.iter().map(|v| SortField::new(v.data_type().clone())).collect();
+    let rows = RowConverter::new(fields).and_then(|c| c.convert_columns(&values)).map_err(arrow_err)?;
+    let mut groups: datafusion::common::HashMap<Box<[u8]>, usize> = datafusion::common::HashMap::default();
+    let mut members: Vec<Vec<u32>> = Vec::new();
+    for (i, row) in rows.iter().enumerate() {
+        let group = match groups.get(row.as_ref()) {
+            Some(&g) => g,
+            None => {
+                groups.insert(row.as_ref().into(), members.len());
+                members.push(Vec::new());
+                members.len() - 1
+            }
+        };
+        members[group].push(i as u32);
+    }
+    let mut parts = Vec::with_capacity(members.len());
+    for rows in members {
+        let first = rows[0] as usize;
+        let Some((key, _)) = splitter.split(&batch.slice(first, 1))?.pop() else {
+            return Ok(None);
+        };
+        let part = if parts.is_empty() && rows.len() == batch.num_rows() {
+            batch.clone()
+        } else {
+            take_record_batch(batch, &UInt32Array::from(rows)).map_err(arrow_err)?
+        };
+        parts.push((key, part));
+    }
+    Ok(Some(parts))
 }
 
 pub(super) fn is_constant(col: &ArrayRef) -> bool {

@@ -160,6 +160,62 @@ mod tests {
         assert!(align_batch(&extra, &target).unwrap_err().contains("no column(s) z"));
     }
 
+    /// The identity split gives the partitions iceberg's own splitter gives, each with its rows
+    /// in their order, partitions in the order of their first row, a NULL value its own partition.
+    #[test]
+    fn batches_split_by_identity_partitions_as_iceberg_splits_them() {
+        use datafusion::arrow::array::{Date32Array, Int64Array as Longs};
+        use iceberg::arrow::{RecordBatchPartitionSplitter, schema_to_arrow_schema};
+        use iceberg::spec::{NestedField, PartitionSpec, PrimitiveType, Schema as IcebergSchema, Transform, Type};
+
+        let schema = Arc::new(
+            IcebergSchema::builder()
+                .with_fields(vec![
+                    NestedField::optional(1, "course_id", Type::Primitive(PrimitiveType::String)).into(),
+                    NestedField::optional(2, "ingest_date", Type::Primitive(PrimitiveType::Date)).into(),
+                    NestedField::optional(3, "n", Type::Primitive(PrimitiveType::Long)).into(),
+                ])
+                .build()
+                .unwrap(),
+        );
+        let spec = Arc::new(
+            PartitionSpec::builder(schema.clone())
+                .add_partition_field("course_id", "course_id", Transform::Identity)
+                .unwrap()
+                .add_partition_field("ingest_date", "ingest_date", Transform::Identity)
+                .unwrap()
+                .build()
+                .unwrap(),
+        );
+        let splitter =
+            RecordBatchPartitionSplitter::try_new_with_computed_values(schema.clone(), spec.clone()).unwrap();
+        let arrow = Arc::new(schema_to_arrow_schema(&schema).unwrap());
+        let courses = [Some("b"), Some("a"), Some("b"), None, Some("a"), Some("b"), Some("a")];
+        let days = [Some(1), Some(1), Some(1), Some(1), Some(2), Some(1), Some(1)];
+        let batch = RecordBatch::try_new(
+            arrow,
+            vec![
+                Arc::new(StringArray::from(courses.to_vec())),
+                Arc::new(Date32Array::from(days.to_vec())),
+                Arc::new(Longs::from_iter_values(0..7)),
+            ],
+        )
+        .unwrap();
+        let ns = |b: &RecordBatch| b.column(2).as_any().downcast_ref::<Longs>().unwrap().values().to_vec();
+
+        let ours = split_identity(&splitter, &spec, &batch).unwrap().expect("identity transforms only");
+        let got: Vec<(String, Vec<i64>)> = ours.iter().map(|(k, b)| (format!("{:?}", k.data()), ns(b))).collect();
+        let order: Vec<Vec<i64>> = got.iter().map(|(_, n)| n.clone()).collect();
+        assert_eq!(order, vec![vec![0, 2, 5], vec![1, 6], vec![3], vec![4]]);
+
+        let mut theirs: Vec<(String, Vec<i64>)> =
+            splitter.split(&batch).unwrap().iter().map(|(k, b)| (format!("{:?}", k.data()), ns(b))).collect();
+        let mut got = got;
+        got.sort();
+        theirs.sort();
+        assert_eq!(got, theirs);
+    }
+
     #[test]
     fn the_writer_honours_the_table_s_parquet_codec() {
         use datafusion::parquet::basic::{Compression, GzipLevel, ZstdLevel};
