@@ -271,18 +271,13 @@ impl TableWriter {
             None => vec![(None, batch)],
             Some(splitter) => match single_partition_key(splitter, &self.spec, &batch) {
                 Ok(Some(key)) => vec![(Some(key), batch)],
-                Ok(None) => {
-                    let split = match split_identity(splitter, &self.spec, &batch) {
-                        Ok(Some(parts)) => Ok(parts),
-                        Ok(None) => splitter.split(&batch),
-                        Err(e) => Err(e),
-                    };
-                    split
-                        .map_err(table_err(&self.ident, "split rows by partition"))?
-                        .into_iter()
-                        .map(|(k, b)| (Some(k), b))
-                        .collect()
-                }
+                Ok(None) => split_identity(splitter, &self.spec, &batch)
+                    .transpose()
+                    .unwrap_or_else(|| splitter.split(&batch))
+                    .map_err(table_err(&self.ident, "split rows by partition"))?
+                    .into_iter()
+                    .map(|(k, b)| (Some(k), b))
+                    .collect(),
                 Err(e) => return Err(table_err(&self.ident, "split rows by partition")(e)),
             },
         };
