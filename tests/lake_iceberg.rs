@@ -452,6 +452,33 @@ async fn replace_all_refreshes_an_unpartitioned_gold_table() {
     }
 }
 
+/// A full refresh that rebuilt a table beside the old one drops the old one and renames the new
+/// one while other models build their sessions, which list every table and then load each: a
+/// table gone between the two is left out of the session instead of failing it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_table_dropped_after_it_was_listed_is_left_out_of_a_session() {
+    for db in common::both().await {
+        let be = db.backend;
+        let TestLake { lake, .. } = open_lake(&db).await;
+        let kept = parse_ident("gold.kept").unwrap();
+        let dropped = parse_ident("gold.dropped").unwrap();
+        for t in [&kept, &dropped] {
+            lake.ensure_table(t, &schema(), &[]).await.unwrap();
+            let mut w = lake.writer(t, key("build", day(3))).await.unwrap();
+            w.write(batch(&[("A", day(3), "r1", 0)])).await.unwrap();
+            w.replace_all().await.unwrap();
+        }
+        let listed = lake.list_tables("gold").await.unwrap();
+        assert_eq!(listed.len(), 2, "{be}");
+        lake.drop_table(&dropped).await.unwrap();
+        let loaded = lake.load_listed(listed).await.unwrap_or_else(|e| panic!("{be}: {e}"));
+        let names: Vec<&str> = loaded.iter().map(|t| t.identifier().name()).collect();
+        assert_eq!(names, ["kept"], "{be}");
+        let ctx = lake.session(&SessionOptions::current()).await.unwrap();
+        assert_eq!(count(&ctx, "SELECT count(*) FROM gold.kept").await, 1, "{be}");
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_kept_table_serves_loads_until_another_writer_moves_the_catalog_pointer() {
     for db in common::both().await {

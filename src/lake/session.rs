@@ -21,10 +21,10 @@ use datafusion::execution::disk_manager::{DiskManagerBuilder, DiskManagerMode};
 use datafusion::execution::memory_pool::{GreedyMemoryPool, TrackConsumersPool};
 use datafusion::execution::runtime_env::{RuntimeEnv, RuntimeEnvBuilder};
 use datafusion::prelude::SessionConfig;
-use iceberg::Catalog;
 use iceberg::arrow::schema_to_arrow_schema;
 use iceberg::inspect::MetadataTableType;
 use iceberg::table::Table;
+use iceberg::{Catalog, TableIdent};
 use iceberg_datafusion::IcebergCatalogProvider;
 
 use super::iceberg::{Lake, LakeError, Result, table_err};
@@ -178,14 +178,30 @@ impl Lake {
         Ok(ctx)
     }
 
+    /// The tables of `listed` (a namespace's list), loaded; a table dropped since it was listed
+    /// is left out, as if it had been dropped before: a full refresh that rebuilt a table beside
+    /// the old one drops the old one and renames the new one while other models build their
+    /// sessions, which list every table (a session over a table it had just lost failed).
+    pub async fn load_listed(&self, listed: Vec<TableIdent>) -> Result<Vec<Table>> {
+        let mut tables = Vec::with_capacity(listed.len());
+        for ident in listed {
+            match self.load_table(&ident).await {
+                Ok(table) => tables.push(table),
+                Err(LakeError::NoSuchTable { .. }) => tracing::debug!(table = ?ident, "dropped since it was listed"),
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(tables)
+    }
+
     /// One schema per namespace whose tables read their current snapshot at every scan.
     async fn current_schemas(&self) -> Result<Vec<(String, Arc<dyn SchemaProvider>)>> {
         let mut out = Vec::new();
         for (ns_name, catalog) in self.catalogs() {
             let mut tables = BTreeMap::new();
-            for ident in self.list_tables(ns_name).await? {
-                let table = self.load_table(&ident).await?;
-                let provider = LakeTable::current(self.clone(), &table).map_err(table_err(&ident, "map its schema"))?;
+            for table in self.load_listed(self.list_tables(ns_name).await?).await? {
+                let ident = table.identifier();
+                let provider = LakeTable::current(self.clone(), &table).map_err(table_err(ident, "map its schema"))?;
                 tables.insert(ident.name().to_string(), Arc::new(provider) as Arc<dyn TableProvider>);
             }
             let schema = LakeSchema { namespace: ns_name.clone(), catalog: catalog.clone(), tables };
@@ -201,8 +217,8 @@ impl Lake {
         for (ns_name, _) in self.catalogs() {
             let ns_name = ns_name.clone();
             let schema = Arc::new(MemorySchemaProvider::new());
-            for ident in self.list_tables(&ns_name).await? {
-                let table = self.load_table(&ident).await?;
+            for table in self.load_listed(self.list_tables(&ns_name).await?).await? {
+                let ident = table.identifier().clone();
                 let provider: Option<Arc<dyn TableProvider>> = if let Some(id) = opts.snapshot_id {
                     let at = if table.metadata().snapshot_by_id(id).is_some() {
                         found_snapshot = true;
