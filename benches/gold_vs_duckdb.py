@@ -31,6 +31,7 @@
 """
 
 import argparse
+import datetime
 import glob
 import json
 import os
@@ -244,6 +245,33 @@ class Tmctl:
 
     def runs(self, dag):
         return self.json("runs", "list", "--dag", dag, "--limit", "1000", "--json")
+
+
+LOG_TS_RE = re.compile(r"^(\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(?:\.\d+)?)Z\s")
+
+
+def slot_times(tm, run_id, models):
+    """{model: (seconds in a model slot, of which until the result was staged)} from each model's
+    log of its last try (not timed): from "model slot acquired" to "published" (the data tests and
+    the commit come after "staged the new result"). A task's duration in the state DB also holds
+    the wait for a slot, which is most of it for a model that waits behind the long ones."""
+    def stamp(line):
+        m = LOG_TS_RE.match(line)
+        return datetime.datetime.fromisoformat(m.group(1)) if m else None
+
+    out = {}
+    for model in models:
+        lines = tm.run("logs", str(run_id), model, quiet=True).stdout.splitlines()
+        last = {}
+        for marker in ("model slot acquired", "staged the new result", "published model="):
+            hits = [t for t in (stamp(line) for line in lines if marker in line) if t]
+            if hits:
+                last[marker] = hits[-1]
+        start, end = last.get("model slot acquired"), last.get("published model=")
+        if start and end:
+            staged = last.get("staged the new result", end)
+            out[model] = ((end - start).total_seconds(), (staged - start).total_seconds())
+    return out
 
 
 # ---- the lake ------------------------------------------------------------------------------------
@@ -483,8 +511,10 @@ def main():
                  or snaps_after[m][1] != date]
         if stale:
             sys.exit(f"tmctl run gold --date {date} succeeded but did not commit a new snapshot of: {stale}")
+        slots = slot_times(tm, runs[0]["id"], order)
         results["tmctl"].append({"date": date, "run_id": runs[0]["id"], "wall_s": wall, "cpu_s": LAUNCHER.last_cpu, "peak_rss": rss,
-                                 "models_s": per_model, "committed": len(order)})
+                                 "models_s": per_model, "slot_s": {m: v[0] for m, v in slots.items()},
+                                 "staged_s": {m: v[1] for m, v in slots.items()}, "committed": len(order)})
         print(f"  run {i + 1}: tmctl  gold --date {date}  {wall:8.2f} s {LAUNCHER.last_cpu:6.1f} CPU s {rss / MB:6.0f} MB  "
               f"(run {runs[0]['id']}, {len(order)} tables committed)", flush=True)
 
@@ -529,16 +559,24 @@ def main():
           f"and commits {len(order)} Iceberg snapshots; DuckDB keeps its tables in memory)")
 
     print()
-    print("Per model, seconds (median over runs; tmctl: the task's duration in the state DB, which includes")
-    print("waiting for a model slot (lake.max_parallel_models models run at once, default 2) and the data tests;")
-    print("DuckDB: one CREATE TABLE after another)")
-    print(f"{'model':<34}{'tmctl':>9}{'DuckDB':>9}")
+    print("Per model, seconds (median over runs). tmctl: `task`, the task's duration in the state DB, which")
+    print("includes waiting for a model slot (lake.max_parallel_models models run at once, default 2); `slot`,")
+    print("the time it held a slot (its log: slot acquired .. published); `staged`, of that, until its result")
+    print("was written (the rest: data tests and commit). DuckDB: one CREATE TABLE after another.")
+    print(f"{'model':<34}{'task':>9}{'slot':>9}{'staged':>9}{'DuckDB':>9}")
+
+    def median_of(runs, key, m):
+        values = [r[key][m] for r in runs if m in r.get(key, {})]
+        return f"{statistics.median(values):.3f}" if values else "-"
+
     for m in ["wait_for_silver"] + order:
-        a = [r["models_s"][m] for r in results["tmctl"] if m in r["models_s"]]
         b = [r["models_s"][m] for r in results["duckdb"] if m in r["models_s"]]
-        fa = f"{statistics.median(a):.3f}" if a else "-"
         fb = f"{statistics.median(b):.3f}" if b else ("-" if m == "wait_for_silver" else "FAILED")
-        print(f"{m:<34}{fa:>9}{fb:>9}")
+        print(f"{m:<34}{median_of(results['tmctl'], 'models_s', m):>9}{median_of(results['tmctl'], 'slot_s', m):>9}"
+              f"{median_of(results['tmctl'], 'staged_s', m):>9}{fb:>9}")
+    held = [sum(r["slot_s"].values()) for r in results["tmctl"]]
+    staged = [sum(r["staged_s"].values()) for r in results["tmctl"]]
+    print(f"{'(tmctl: all slots, median)':<34}{'':>9}{statistics.median(held):>9.3f}{statistics.median(staged):>9.3f}")
     dk_setup = statistics.median(r["setup_s"] for r in results["duckdb"])
     dk_models = statistics.median(r["models_total_s"] for r in results["duckdb"])
     print(f"{'(DuckDB import + connect + view)':<34}{'':>9}{dk_setup:>9.3f}")
