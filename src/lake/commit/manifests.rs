@@ -63,28 +63,13 @@ fn identity_sources(spec: &PartitionSpecRef, batch: &RecordBatch) -> Option<Vec<
         .collect()
 }
 
-/// If every row of `batch` has the same partition values, their key (cheap: one comparison per
-/// partition column instead of a literal per row).
-pub(super) fn single_partition_key(
-    splitter: &RecordBatchPartitionSplitter,
-    spec: &PartitionSpecRef,
-    batch: &RecordBatch,
-) -> iceberg::Result<Option<PartitionKey>> {
-    let Some(columns) = identity_sources(spec, batch) else {
-        return Ok(None);
-    };
-    if !columns.iter().all(|&idx| is_constant(batch.column(idx))) {
-        return Ok(None);
-    }
-    let mut parts = splitter.split(&batch.slice(0, 1))?;
-    Ok(parts.pop().map(|(key, _)| key))
-}
-
 /// `batch` split into one batch per partition, for a spec of identity transforms only (`None`
-/// otherwise: iceberg's splitter then). The rows of each partition keep their order, the
-/// partitions come in the order of their first row, and iceberg makes a key once per partition:
-/// its own splitter builds a `Literal` struct per row and hashes it with SipHash, 2.6 % of a
-/// full refresh's instructions (benches/README.md, thirteenth session).
+/// otherwise: iceberg's splitter then). When every row has the same partition values (the usual
+/// case: one comparison per partition column) the batch is the one part. Otherwise the rows of
+/// each partition keep their order, the partitions come in the order of their first row, and
+/// iceberg makes a key once per partition: its own splitter builds a `Literal` struct per row and
+/// hashes it with SipHash, 2.6 % of a full refresh's instructions (benches/README.md, thirteenth
+/// session).
 pub(super) fn split_identity(
     splitter: &RecordBatchPartitionSplitter,
     spec: &PartitionSpecRef,
@@ -93,6 +78,12 @@ pub(super) fn split_identity(
     let Some(columns) = identity_sources(spec, batch) else {
         return Ok(None);
     };
+    let key_of_row = |row: usize| -> iceberg::Result<Option<PartitionKey>> {
+        Ok(splitter.split(&batch.slice(row, 1))?.pop().map(|(key, _)| key))
+    };
+    if columns.iter().all(|&i| is_constant(batch.column(i))) {
+        return Ok(key_of_row(0)?.map(|key| vec![(key, batch.clone())]));
+    }
     let arrow_err = |e: datafusion::arrow::error::ArrowError| {
         iceberg::Error::new(iceberg::ErrorKind::Unexpected, format!("split rows by partition: {e}"))
     };
@@ -102,33 +93,23 @@ pub(super) fn split_identity(
     let mut groups: datafusion::common::HashMap<Box<[u8]>, usize> = datafusion::common::HashMap::default();
     let mut members: Vec<Vec<u32>> = Vec::new();
     for (i, row) in rows.iter().enumerate() {
-        let group = match groups.get(row.as_ref()) {
-            Some(&g) => g,
-            None => {
-                groups.insert(row.as_ref().into(), members.len());
-                members.push(Vec::new());
-                members.len() - 1
-            }
-        };
+        let group = *groups.entry_ref(row.as_ref()).or_insert_with(|| {
+            members.push(Vec::new());
+            members.len() - 1
+        });
         members[group].push(i as u32);
     }
     let mut parts = Vec::with_capacity(members.len());
     for rows in members {
-        let first = rows[0] as usize;
-        let Some((key, _)) = splitter.split(&batch.slice(first, 1))?.pop() else {
+        let Some(key) = key_of_row(rows[0] as usize)? else {
             return Ok(None);
         };
-        let part = if parts.is_empty() && rows.len() == batch.num_rows() {
-            batch.clone()
-        } else {
-            take_record_batch(batch, &UInt32Array::from(rows)).map_err(arrow_err)?
-        };
-        parts.push((key, part));
+        parts.push((key, take_record_batch(batch, &UInt32Array::from(rows)).map_err(arrow_err)?));
     }
     Ok(Some(parts))
 }
 
-pub(super) fn is_constant(col: &ArrayRef) -> bool {
+fn is_constant(col: &ArrayRef) -> bool {
     if col.is_empty() || col.null_count() == col.len() {
         return true;
     }

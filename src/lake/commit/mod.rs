@@ -164,7 +164,7 @@ mod tests {
     /// in their order, partitions in the order of their first row, a NULL value its own partition.
     #[test]
     fn batches_split_by_identity_partitions_as_iceberg_splits_them() {
-        use datafusion::arrow::array::{Date32Array, Int64Array as Longs};
+        use datafusion::arrow::array::{Date32Array, Int64Array as Longs, UInt32Array};
         use iceberg::arrow::{RecordBatchPartitionSplitter, schema_to_arrow_schema};
         use iceberg::spec::{NestedField, PartitionSpec, PrimitiveType, Schema as IcebergSchema, Transform, Type};
 
@@ -214,6 +214,14 @@ mod tests {
         got.sort();
         theirs.sort();
         assert_eq!(got, theirs);
+
+        // Rows of one partition: the batch itself is the one part, under iceberg's key for it.
+        let one = datafusion::arrow::compute::take_record_batch(&batch, &UInt32Array::from(vec![0, 2, 5])).unwrap();
+        let ours = split_identity(&splitter, &spec, &one).unwrap().expect("identity transforms only");
+        let theirs = splitter.split(&one).unwrap();
+        assert_eq!(ours.len(), 1);
+        assert_eq!(format!("{:?}", ours[0].0.data()), format!("{:?}", theirs[0].0.data()));
+        assert_eq!(ours[0].1, one);
     }
 
     #[test]

@@ -269,17 +269,13 @@ impl TableWriter {
         let rows = batch.num_rows() as u64;
         let parts: Vec<(Option<PartitionKey>, RecordBatch)> = match &self.splitter {
             None => vec![(None, batch)],
-            Some(splitter) => match single_partition_key(splitter, &self.spec, &batch) {
-                Ok(Some(key)) => vec![(Some(key), batch)],
-                Ok(None) => split_identity(splitter, &self.spec, &batch)
-                    .transpose()
-                    .unwrap_or_else(|| splitter.split(&batch))
-                    .map_err(table_err(&self.ident, "split rows by partition"))?
-                    .into_iter()
-                    .map(|(k, b)| (Some(k), b))
-                    .collect(),
-                Err(e) => return Err(table_err(&self.ident, "split rows by partition")(e)),
-            },
+            Some(splitter) => split_identity(splitter, &self.spec, &batch)
+                .transpose()
+                .unwrap_or_else(|| splitter.split(&batch))
+                .map_err(table_err(&self.ident, "split rows by partition"))?
+                .into_iter()
+                .map(|(k, b)| (Some(k), b))
+                .collect(),
         };
         let writer = self.writer.as_mut().ok_or_else(|| LakeError::Invalid {
             table: self.name.clone(),
