@@ -65,14 +65,23 @@ pub struct ChangedKeys {
     /// that prunes by column statistics (round ids begin with their start time, so the rounds of a day
     /// fall in a narrow range and the files of other days are skipped).
     ranges: Vec<Option<(ScalarValue, ScalarValue)>>,
-    /// `latest_only` models in a daily run: the dates `changes` gives the changed keys (their latest
-    /// versions).
-    dates: Option<Vec<ScalarValue>>,
+    /// How the inputs are narrowed to these keys besides the key join.
+    scope: KeyScope,
+}
+
+/// What selects a [`ChangedKeys`]' rows in the inputs, besides the keys themselves.
+#[derive(Debug)]
+enum KeyScope {
+    /// The keys alone.
+    Keys,
+    /// A `latest_only` model in a daily run: also the dates `changes` gives the changed keys
+    /// (their latest versions).
+    LatestDates(Vec<ScalarValue>),
     /// A batch of a `latest_only` model's full refresh ([`batch_keys`]): its `(date, first key
     /// values)` groups, which select its keys in `changes` exactly. Inputs are then narrowed by
     /// this predicate alone, with no join (see [`narrowed_session`]), and the result by the keys
     /// ([`ChangedKeys::key_set`]).
-    groups: Option<Vec<(ScalarValue, Vec<ScalarValue>)>>,
+    BatchGroups(Vec<(ScalarValue, Vec<ScalarValue>)>),
 }
 
 fn key_alias(i: usize) -> String {
@@ -174,7 +183,7 @@ pub async fn changed_keys(
                 dates.insert(scalar(b.column(0), row)?);
             }
         }
-        changed.dates = Some(dates.into_iter().collect());
+        changed.scope = KeyScope::LatestDates(dates.into_iter().collect());
     }
     Ok(changed)
 }
@@ -186,7 +195,7 @@ impl ChangedKeys {
     /// builds its left input unless statistics say the other is smaller, and a query result has
     /// none, so a join put a per-fix model's whole batch result in memory.
     pub fn key_set(&self, schema: &SchemaRef, inc: &Incremental) -> Result<Option<KeySet>> {
-        if self.groups.is_none() {
+        if !matches!(self.scope, KeyScope::BatchGroups(_)) {
             return Ok(None);
         }
         let columns = inc.incremental_key.iter().map(|k| schema.index_of(k)).collect::<Result<Vec<_>, _>>()?;
@@ -234,7 +243,7 @@ impl ChangedKeys {
             ranges.push(range);
         }
         let table = Arc::new(MemTable::try_new(schema, vec![batches.clone()])?);
-        Ok(ChangedKeys { table, batches, rows, in_lists, ranges, dates: None, groups: None })
+        Ok(ChangedKeys { table, batches, rows, in_lists, ranges, scope: KeyScope::Keys })
     }
 
     /// `df` filtered by what is known of the changed keys without a join (their columns' `IN`
@@ -414,7 +423,7 @@ pub async fn batch_keys(ctx: &SessionContext, inc: &Incremental, batch: &Batch) 
     let df = key_columns(df.filter(in_groups(&groups, Some(dated(inc)?), &inc.incremental_key[0]))?, inc)?;
     let schema: SchemaRef = df.schema().inner().clone();
     let mut changed = ChangedKeys::new(schema, df.collect().await?)?;
-    changed.groups = Some(groups);
+    changed.scope = KeyScope::BatchGroups(groups);
     Ok(changed)
 }
 
@@ -463,7 +472,7 @@ pub async fn narrowed_session(
 }
 
 /// `inner`'s rows whose key is in `changed`. For a batch of a `latest_only` model's full refresh
-/// (`changed.groups`): the rows in the batch's `(date, first key)` groups, by a predicate alone,
+/// (`KeyScope::BatchGroups`): the rows in the batch's `(date, first key)` groups, by a predicate alone,
 /// which partition pruning mostly settles, instead of a join on the key with every row read. In
 /// `changes` (`is_changes`) that is exactly the batch's keys; in another input it is all of their
 /// latest versions (dated as in `changes`) and maybe rows of other keys (older versions of rounds
@@ -476,7 +485,7 @@ fn narrow(
     is_changes: bool,
 ) -> Result<Arc<dyn TableProvider>> {
     let df = ctx.read_table(inner)?;
-    if let Some(groups) = &changed.groups {
+    if let KeyScope::BatchGroups(groups) = &changed.scope {
         let date = if is_changes {
             Some(dated(inc)?)
         } else {
@@ -485,7 +494,7 @@ fn narrow(
         return Ok(df.filter(in_groups(groups, date, &inc.incremental_key[0]))?.into_view());
     }
     let mut df = changed.prune(df, &inc.incremental_key)?;
-    if let Some(dates) = &changed.dates
+    if let KeyScope::LatestDates(dates) = &changed.scope
         && df.schema().has_column_with_unqualified_name(&inc.date_column)
     {
         df = df.filter(one_of(&inc.date_column, dates))?;
